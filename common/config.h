@@ -1,0 +1,121 @@
+/* Run configuration: a YAML file plus `--set a.b=value` overrides.
+ *
+ * Every key has a type, a default and a range, listed once in the key table
+ * in config.c; the struct below is what the rest of sotu reads. Loading
+ * rejects an unknown key, a wrong type or an out-of-range value with a
+ * message naming the key, the file and the line (or the --set argument).
+ * Relative paths in the file are resolved against the file's directory
+ * (model.pretrained, data.manifest); output.dir is relative to the working
+ * directory, as a user running a job expects.
+ */
+#ifndef SOTU_COMMON_CONFIG_H
+#define SOTU_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/status.h"
+
+#define SOTU_PATH_MAX 1024
+#define SOTU_LIST_MAX 16
+#define SOTU_SWEEP_MAX 8
+
+typedef struct {
+    char key[64];                     /* e.g. "train.lr" */
+    int n_values;
+    char values[SOTU_LIST_MAX][64];   /* as written; parsed when applied */
+} sotu_sweep_axis;
+
+typedef struct {
+    char method[32];                  /* sotu | clr | sequential */
+
+    struct {
+        char pretrained[SOTU_PATH_MAX];
+        /* Architecture used by `sotu pretrain` (a loaded file carries its own). */
+        int image_size, channels, patch, dim, depth, heads, mlp_ratio;
+    } model;
+
+    struct {
+        char manifest[SOTU_PATH_MAX];
+        double mean, std;             /* pixel normalisation after /255 */
+    } data;
+
+    struct {
+        int epochs;
+        int batch_size;
+        double lr;
+        char optimizer[16];           /* adamw | sgd */
+        double weight_decay;
+        double momentum;              /* sgd */
+        double beta1, beta2, eps;     /* adamw */
+        int warmup_steps;
+        double grad_clip;             /* 0 = off */
+        double label_smoothing;
+        char tune[256];               /* all|blocks|attn|mlp|norm|head or comma-separated globs */
+        int threads;                  /* 0 = sotu_threads_default() */
+        uint64_t seed;
+        int augment_pad;              /* random crop padding in pixels, 0 = off */
+        bool augment_flip;
+        int max_steps;                /* 0 = no limit; for tests and benchmarks */
+    } train;
+
+    struct {
+        int n_keep;                   /* 0 = auto (1/T) */
+        double keep[SOTU_LIST_MAX];   /* as listed; the largest ships */
+        bool rescale;
+        char value_dtype[8];          /* f32 | bf16 */
+    } sotu;
+
+    struct {
+        char mode[16];                /* sum | mean | disjoint */
+        double scale;
+    } merge;
+
+    struct {
+        int n_classifiers;
+        char classifiers[SOTU_LIST_MAX][32];
+        int every;
+        int n_baselines;
+        char baselines[SOTU_LIST_MAX][32];
+    } eval;
+
+    struct {
+        int every;                    /* 0 = only at the end */
+    } checkpoint;
+
+    struct {
+        char dir[SOTU_PATH_MAX];
+    } output;
+
+    struct {
+        bool coordinator_trains;      /* rank 0 also fine-tunes (small N) */
+    } mpi;
+
+    int n_sweep;
+    sotu_sweep_axis sweep[SOTU_SWEEP_MAX];
+
+    char source_path[SOTU_PATH_MAX];  /* the file loaded, "" for defaults only */
+} sotu_config;
+
+/* Fills cfg with the defaults of every key. */
+void sotu_config_defaults(sotu_config *cfg);
+
+/* Loads path over the defaults. Fails with SOTU_ERR_IO (cannot read) or
+ * SOTU_ERR_CONFIG (bad YAML, unknown key, wrong type, out of range), the
+ * message naming the key, file and line. cfg is left in a defined state. */
+sotu_status sotu_config_load(sotu_config *cfg, const char *path);
+
+/* Applies one override "a.b=value" (value is YAML: 1e-3, [0.1, 0.2], true). */
+sotu_status sotu_config_set(sotu_config *cfg, const char *assignment);
+
+/* Checks cross-key constraints after all overrides (e.g. warmup vs steps). */
+sotu_status sotu_config_validate(const sotu_config *cfg);
+
+/* Writes the resolved configuration as YAML that sotu_config_load accepts. */
+void sotu_config_print(const sotu_config *cfg, FILE *out);
+
+/* Same, into a malloc'ed string (for HDF5 attributes); NULL on OOM. */
+char *sotu_config_to_yaml(const sotu_config *cfg);
+
+#endif

@@ -1,0 +1,80 @@
+/* sotu: Sparse Orthogonal Tuning continual learning on clusters. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "coordinator/commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", NULL, "fine-tune every task, merge sparse deltas, evaluate (mpirun/srun/serial)"},
+    {"pretrain", NULL, "supervised pretraining of a small ViT (the quick start's backbone)"},
+    {"finetune", NULL, "fine-tune one task in one process and print its accuracy"},
+    {"data", NULL, "build task datasets (fmnist presets, IDX and image import)"},
+    {"merge", NULL, "re-merge stored deltas of a run without retraining"},
+    {"eval", NULL, "evaluate a checkpoint on a task manifest"},
+    {"predict", NULL, "logits and predicted classes for images"},
+    {"import", NULL, "import safetensors weights"},
+    {"export", NULL, "export a checkpoint as safetensors"},
+    {"inspect", NULL, "describe a .h5, manifest, .sotud or .safetensors file"},
+    {"bench", NULL, "benchmarks: train, codec, merge (one JSON line each)"},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sotu [-v|-q] COMMAND [options]   (sotu COMMAND --help for each)\n\n"
+               "Sparse Orthogonal Tuning: per-task fine-tuning of a Vision Transformer on MPI\n"
+               "ranks, merged from sparse random-masked weight deltas.\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (commands[i].run)
+            fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\noptions: -v more logging, -q errors only, --version\n"
+               "exit codes: 0 ok, 2 usage/config, 3 input data, 4 I/O, 5 numerical, 1 other\n");
+}
+
+
+int main(int argc, char **argv)
+{
+    /* Global flags may stand anywhere; strip them before dispatch. */
+    int n = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+            sotu_log_set_level(SOTU_LOG_DEBUG);
+        else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
+            sotu_log_set_level(SOTU_LOG_ERROR);
+        else
+            argv[n++] = argv[i];
+    }
+    argc = n;
+    argv[argc] = NULL;
+    sotu_elapsed(); /* start the log clock */
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? SOTU_EXIT_USAGE : SOTU_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("sotu %s\n", SOTU_VERSION);
+        return SOTU_EXIT_OK;
+    }
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(argv[1], commands[i].name))
+            continue;
+        if (!commands[i].run) {
+            fprintf(stderr, "sotu: '%s' is not part of this build yet\n", argv[1]);
+            return SOTU_EXIT_USAGE;
+        }
+        return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "sotu: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return SOTU_EXIT_USAGE;
+}

@@ -1,0 +1,73 @@
+/* Task datasets (HDF5, one file per task) and the task manifest (YAML).
+ *
+ * Task file layout:
+ *   /train/images  uint8 [N, H, W, C]      /train/labels  int32 [N]
+ *   /test/images   uint8 [M, H, W, C]      /test/labels   int32 [M]
+ *   root attributes: name (string), classes (int32), class_names (string
+ *   array of length classes), format "sotu-task", format_version 1.
+ * Labels are local to the task: 0 <= label < classes.
+ *
+ * Manifest (YAML), tasks in stream order, file paths relative to the
+ * manifest's directory:
+ *   name: fmnist5
+ *   tasks:
+ *     - {name: t00-..., file: t00.h5, classes: 2, train: 1000, test: 500}
+ */
+#ifndef SOTU_IO_TASKSET_H
+#define SOTU_IO_TASKSET_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/status.h"
+
+#define SOTU_TASK_NAME_MAX 64
+
+typedef struct {
+    char name[SOTU_TASK_NAME_MAX];
+    int classes;
+    char (*class_names)[SOTU_TASK_NAME_MAX]; /* [classes] */
+    int height, width, channels;             /* H, W, C */
+    int32_t n_train, n_test;
+    uint8_t *train_images; /* [n_train, H, W, C] */
+    int32_t *train_labels; /* [n_train] */
+    uint8_t *test_images;  /* [n_test, H, W, C] */
+    int32_t *test_labels;  /* [n_test] */
+} sotu_taskset;
+
+/* Writes t to path atomically (tmp + fsync + rename). SOTU_ERR_IO names the
+ * file on failure; no partial file is left. */
+sotu_status sotu_taskset_write(const char *path, const sotu_taskset *t);
+
+/* Reads and validates a task file: every dataset present with the documented
+ * dtype and rank, shapes that agree, labels in [0, classes). Fails with
+ * SOTU_ERR_IO (cannot open) or SOTU_ERR_DATA naming the file and dataset. */
+sotu_status sotu_taskset_read(const char *path, sotu_taskset *t);
+
+void sotu_taskset_free(sotu_taskset *t); /* accepts NULL and zeroed structs */
+
+typedef struct {
+    char name[SOTU_TASK_NAME_MAX];
+    char path[SOTU_PATH_MAX]; /* resolved (manifest dir + file) */
+    char file[SOTU_PATH_MAX]; /* as written in the manifest */
+    int classes;
+    int64_t n_train, n_test;  /* as listed; used to order the queue */
+} sotu_manifest_task;
+
+typedef struct {
+    char name[SOTU_TASK_NAME_MAX];
+    char path[SOTU_PATH_MAX];
+    int n_tasks;
+    sotu_manifest_task *tasks; /* [n_tasks], stream order */
+} sotu_manifest;
+
+/* Reads a manifest; every listed file must exist. Fails with SOTU_ERR_IO or
+ * SOTU_ERR_DATA naming the manifest, the line and the problem. */
+sotu_status sotu_manifest_read(const char *path, sotu_manifest *m);
+
+/* Writes m to path atomically, with each task's file as given in .file. */
+sotu_status sotu_manifest_write(const char *path, const sotu_manifest *m);
+
+void sotu_manifest_free(sotu_manifest *m);
+
+#endif
