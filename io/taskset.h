@@ -5,7 +5,10 @@
  *   /test/images   uint8 [M, H, W, C]      /test/labels   int32 [M]
  *   root attributes: name (string), classes (int32), class_names (string
  *   array of length classes), format "sotu-task", format_version 1.
- * Labels are local to the task: 0 <= label < classes.
+ * Labels are local to the task: 0 <= label < classes. Readers require
+ * classes and the four datasets; name defaults to the file's stem and
+ * class_names to "0".."classes-1" when absent (files made by other tools);
+ * labels may be stored as any integer type.
  *
  * Manifest (YAML), tasks in stream order, file paths relative to the
  * manifest's directory:
@@ -22,6 +25,13 @@
 #include "common/status.h"
 
 #define SOTU_TASK_NAME_MAX 64
+#define SOTU_TASK_FORMAT "sotu-task"
+#define SOTU_TASK_FORMAT_VERSION 1
+/* Reader limits, checked before allocating. */
+#define SOTU_TASK_MAX_CLASSES 65536
+#define SOTU_TASK_MAX_SIDE 4096
+#define SOTU_TASK_MAX_CHANNELS 16
+#define SOTU_TASK_MAX_BYTES ((size_t)1 << 34)
 
 typedef struct {
     char name[SOTU_TASK_NAME_MAX];

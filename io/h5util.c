@@ -1,0 +1,270 @@
+#include "io/h5util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void sotu_h5_quiet(void)
+{
+    static int done;
+    if (!done) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        done = 1;
+    }
+}
+
+sotu_status sotu_h5_open_read(const char *path, hid_t *file)
+{
+    sotu_h5_quiet();
+    *file = H5I_INVALID_HID;
+    if (access(path, R_OK) != 0)
+        return sotu_error(SOTU_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0)
+        return sotu_error(SOTU_ERR_DATA, "%s: not an HDF5 file", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return sotu_error(SOTU_ERR_DATA, "%s: HDF5 file cannot be opened (damaged?)", path);
+    *file = f;
+    return SOTU_OK;
+}
+
+int sotu_h5_has_attr(hid_t loc, const char *name) { return H5Aexists(loc, name) > 0; }
+
+static hid_t vlen_str_type(H5T_cset_t cset)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return t;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, cset) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+static sotu_status write_attr(hid_t loc, const char *name, hid_t type, hid_t space,
+                              const void *buf, const char *path)
+{
+    sotu_status s = SOTU_OK;
+    if (H5Aexists(loc, name) > 0 && H5Adelete(loc, name) < 0)
+        return sotu_error(SOTU_ERR_IO, "%s: cannot replace attribute '%s'", path, name);
+    hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, type, buf) < 0)
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot write attribute '%s'", path, name);
+    if (a >= 0)
+        H5Aclose(a);
+    return s;
+}
+
+sotu_status sotu_h5_write_str_attr(hid_t loc, const char *name, const char *value,
+                                   const char *path)
+{
+    hid_t t = vlen_str_type(H5T_CSET_UTF8), sp = H5Screate(H5S_SCALAR);
+    sotu_status s;
+    if (t < 0 || sp < 0)
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot create type for attribute '%s'", path, name);
+    else
+        s = write_attr(loc, name, t, sp, &value, path);
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return s;
+}
+
+sotu_status sotu_h5_write_int_attr(hid_t loc, const char *name, int64_t value, const char *path)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    if (sp < 0)
+        return sotu_error(SOTU_ERR_IO, "%s: cannot create space for attribute '%s'", path, name);
+    sotu_status s;
+    if (value >= INT32_MIN && value <= INT32_MAX) {
+        int32_t v = (int32_t)value;
+        s = write_attr(loc, name, H5T_NATIVE_INT32, sp, &v, path);
+    } else {
+        s = write_attr(loc, name, H5T_NATIVE_INT64, sp, &value, path);
+    }
+    H5Sclose(sp);
+    return s;
+}
+
+sotu_status sotu_h5_write_str_array_attr(hid_t loc, const char *name, const char *const *values,
+                                         int n, const char *path)
+{
+    hsize_t dim = (hsize_t)n;
+    hid_t t = vlen_str_type(H5T_CSET_UTF8), sp = H5Screate_simple(1, &dim, NULL);
+    sotu_status s;
+    if (t < 0 || sp < 0)
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot create type for attribute '%s'", path, name);
+    else
+        s = write_attr(loc, name, t, sp, values, path);
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return s;
+}
+
+/* Opens attribute name of loc and checks its type class and element count. */
+static sotu_status open_attr(hid_t loc, const char *name, H5T_class_t want, hssize_t count,
+                             const char *path, hid_t *attr, hid_t *type)
+{
+    *attr = *type = H5I_INVALID_HID;
+    if (H5Aexists(loc, name) <= 0)
+        return sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' is missing", path, name);
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0)
+        return sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' cannot be opened", path, name);
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    sotu_status s = SOTU_OK;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (t < 0 || H5Tget_class(t) != want) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' has the wrong type, expected %s", path,
+                       name, want == H5T_STRING ? "a string" : "an integer");
+    } else if (n != count || rank > 1) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' has %lld elements, expected %lld", path,
+                       name, (long long)n, (long long)count);
+    }
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (s != SOTU_OK) {
+        if (t >= 0)
+            H5Tclose(t);
+        H5Aclose(a);
+        return s;
+    }
+    *attr = a;
+    *type = t;
+    return SOTU_OK;
+}
+
+sotu_status sotu_h5_read_int_attr(hid_t loc, const char *name, int64_t *value, const char *path)
+{
+    hid_t a, t;
+    sotu_status s = open_attr(loc, name, H5T_INTEGER, 1, path, &a, &t);
+    if (s != SOTU_OK)
+        return s;
+    if (H5Aread(a, H5T_NATIVE_INT64, value) < 0)
+        s = sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' cannot be read", path, name);
+    H5Tclose(t);
+    H5Aclose(a);
+    return s;
+}
+
+/* Reads n strings of attribute a (type t) into dst + i * stride. */
+static sotu_status read_strings(hid_t a, hid_t t, int n, char *dst, size_t stride,
+                                const char *name, const char *path)
+{
+    sotu_status s = SOTU_OK;
+    hid_t mt = H5I_INVALID_HID;
+    void *buf = NULL;
+    if (H5Tis_variable_str(t) > 0) {
+        mt = vlen_str_type(H5Tget_cset(t));
+        char **v = calloc((size_t)n + 1, sizeof *v);
+        buf = v;
+        if (mt < 0 || !v || H5Aread(a, mt, v) < 0) {
+            s = sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' cannot be read", path, name);
+            goto cleanup;
+        }
+        for (int i = 0; i < n; i++) {
+            snprintf(dst + (size_t)i * stride, stride, "%s", v[i] ? v[i] : "");
+            H5free_memory(v[i]);
+        }
+    } else {
+        size_t size = H5Tget_size(t);
+        mt = H5Tcopy(H5T_C_S1);
+        char *f = malloc((size + 1) * (size_t)n + 1);
+        buf = f;
+        if (mt < 0 || !f || size == 0 || H5Tset_size(mt, size) < 0 ||
+            H5Tset_cset(mt, H5Tget_cset(t)) < 0 ||
+            H5Tset_strpad(mt, H5T_STR_NULLPAD) < 0 || H5Aread(a, mt, f) < 0) {
+            s = sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' cannot be read", path, name);
+            goto cleanup;
+        }
+        for (int i = 0; i < n; i++) {
+            size_t len = strnlen(f + (size_t)i * size, size);
+            if (len >= stride)
+                len = stride - 1;
+            memcpy(dst + (size_t)i * stride, f + (size_t)i * size, len);
+            dst[(size_t)i * stride + len] = '\0';
+        }
+    }
+cleanup:
+    free(buf);
+    if (mt >= 0)
+        H5Tclose(mt);
+    return s;
+}
+
+sotu_status sotu_h5_read_str_attr(hid_t loc, const char *name, char *dst, size_t cap,
+                                  const char *path)
+{
+    hid_t a, t;
+    sotu_status s = open_attr(loc, name, H5T_STRING, 1, path, &a, &t);
+    if (s != SOTU_OK)
+        return s;
+    s = read_strings(a, t, 1, dst, cap, name, path);
+    H5Tclose(t);
+    H5Aclose(a);
+    return s;
+}
+
+sotu_status sotu_h5_read_str_array_attr(hid_t loc, const char *name, int n, char *dst,
+                                        size_t stride, const char *path)
+{
+    hid_t a, t;
+    sotu_status s = open_attr(loc, name, H5T_STRING, n, path, &a, &t);
+    if (s != SOTU_OK)
+        return s;
+    s = read_strings(a, t, n, dst, stride, name, path);
+    H5Tclose(t);
+    H5Aclose(a);
+    return s;
+}
+
+hid_t sotu_h5_dcpl(void)
+{
+    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
+    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
+        H5Pclose(p);
+        return H5I_INVALID_HID;
+    }
+    return p;
+}
+
+hid_t sotu_h5_gcpl(void)
+{
+    hid_t p = H5Pcreate(H5P_GROUP_CREATE);
+    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
+        H5Pclose(p);
+        return H5I_INVALID_HID;
+    }
+    return p;
+}
+
+const char *sotu_h5_file_format(const char *path, char *dst, size_t cap)
+{
+    sotu_h5_quiet();
+    if (access(path, R_OK) != 0 || H5Fis_hdf5(path) <= 0)
+        return NULL;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return NULL;
+    const char *r = NULL;
+    if (H5Aexists(f, "format") > 0) {
+        hid_t a = H5Aopen(f, "format", H5P_DEFAULT);
+        hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+        if (t >= 0 && H5Tget_class(t) == H5T_STRING &&
+            read_strings(a, t, 1, dst, cap, "format", path) == SOTU_OK)
+            r = dst;
+        if (t >= 0)
+            H5Tclose(t);
+        if (a >= 0)
+            H5Aclose(a);
+    }
+    H5Fclose(f);
+    return r;
+}

@@ -1,0 +1,58 @@
+/* Small HDF5 helpers shared by the io readers and writers (internal to io/
+ * and the commands that inspect files; includes hdf5.h).
+ *
+ * Strings are written as variable-length UTF-8 (h5py reads them as str) and
+ * read back whether fixed or variable length. Every helper reports its own
+ * sotu_error naming the file (path) and the object.
+ */
+#ifndef SOTU_IO_H5UTIL_H
+#define SOTU_IO_H5UTIL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+
+/* Turns off HDF5's own error-stack printing (once per process); sotu
+ * reports its own messages. */
+void sotu_h5_quiet(void);
+
+/* Opens an existing HDF5 file read-only: SOTU_ERR_IO if it does not exist or
+ * cannot be read, SOTU_ERR_DATA if it is not an HDF5 file. */
+sotu_status sotu_h5_open_read(const char *path, hid_t *file);
+
+/* 1 if loc has an attribute called name, 0 if not. */
+int sotu_h5_has_attr(hid_t loc, const char *name);
+
+sotu_status sotu_h5_write_str_attr(hid_t loc, const char *name, const char *value,
+                                   const char *path);
+sotu_status sotu_h5_write_int_attr(hid_t loc, const char *name, int64_t value,
+                                   const char *path);
+/* A 1-D array of n variable-length strings. */
+sotu_status sotu_h5_write_str_array_attr(hid_t loc, const char *name, const char *const *values,
+                                         int n, const char *path);
+
+/* Reads a scalar string attribute into dst (truncated to cap). Missing
+ * attribute or a non-string type is SOTU_ERR_DATA naming path and name. */
+sotu_status sotu_h5_read_str_attr(hid_t loc, const char *name, char *dst, size_t cap,
+                                  const char *path);
+/* Reads a scalar (or one-element) integer attribute. */
+sotu_status sotu_h5_read_int_attr(hid_t loc, const char *name, int64_t *value,
+                                  const char *path);
+/* Reads a 1-D string array attribute of exactly n elements, each into
+ * dst + i * stride (truncated to stride bytes). */
+sotu_status sotu_h5_read_str_array_attr(hid_t loc, const char *name, int n, char *dst,
+                                        size_t stride, const char *path);
+
+/* Dataset/group creation property lists without time stamps, so that the
+ * same content gives the same bytes. Caller closes them. */
+hid_t sotu_h5_dcpl(void);
+hid_t sotu_h5_gcpl(void);
+
+/* The root "format" string attribute of an HDF5 file into dst; NULL if path
+ * is not a readable HDF5 file or has no such string attribute (a probe: the
+ * caller decides what that means). */
+const char *sotu_h5_file_format(const char *path, char *dst, size_t cap);
+
+#endif
