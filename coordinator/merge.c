@@ -1,0 +1,350 @@
+#include "coordinator/merge.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/rng.h"
+
+#define OWNER_TASK_WORD (0x80000000u | (uint32_t)SOTU_STREAM_DISJOINT)
+
+static const char *const mode_names[] = {"sum", "mean", "disjoint"};
+
+sotu_status sotu_merge_mode_parse(const char *name, sotu_merge_mode *mode)
+{
+    for (int m = 0; m < 3; m++)
+        if (!strcmp(name, mode_names[m])) {
+            *mode = (sotu_merge_mode)m;
+            return SOTU_OK;
+        }
+    return sotu_error(SOTU_ERR_CONFIG, "merge.mode '%s': expected sum, mean or disjoint", name);
+}
+
+const char *sotu_merge_mode_name(sotu_merge_mode mode)
+{
+    return (unsigned)mode < 3 ? mode_names[mode] : "?";
+}
+
+uint32_t sotu_merge_owner(uint64_t seed, uint32_t tensor, uint64_t i, uint32_t n_tasks)
+{
+    uint64_t m = (uint64_t)(sotu_mask_u(seed, OWNER_TASK_WORD, tensor, i) * 0x1.0p24f);
+    return (uint32_t)((m * n_tasks) >> 24);
+}
+
+void sotu_merge_stats_free(sotu_merge_stats *st)
+{
+    if (!st)
+        return;
+    free(st->task_index);
+    free(st->cosine);
+    free(st->norms);
+    memset(st, 0, sizeof *st);
+}
+
+void sotu_merge_task_head(const sotu_tensor_table *model, const float *theta0, const sotu_delta *d,
+                          float *params)
+{
+    for (int k = 0; k < d->n_tensors; k++) {
+        const sotu_delta_tensor *t = &d->tensors[k];
+        if (t->mask != SOTU_MASK_DENSE)
+            continue;
+        size_t off = model->t[t->table_index].offset;
+        for (uint64_t i = 0; i < t->count; i++)
+            params[off + i] = theta0[off + i] + t->values[i];
+    }
+}
+
+static int by_task(const void *a, const void *b)
+{
+    uint32_t x = (*(const sotu_delta *const *)a)->task_index;
+    uint32_t y = (*(const sotu_delta *const *)b)->task_index;
+    return (x > y) - (x < y);
+}
+
+/* One selected contribution of a task to the tensor being merged. */
+typedef struct {
+    uint64_t index;
+    float value;
+} contrib;
+
+/* Scratch reused across tensors; grown as needed. */
+typedef struct {
+    contrib *sel;      /* selected contributions, task after task */
+    size_t sel_cap;
+    size_t *task_end;  /* [n] end of each task's run in sel */
+    uint32_t *cnt;     /* [count + 1] contributions per element, then offsets */
+    size_t cnt_cap;
+    uint32_t *slot_row;
+    size_t slot_cap;
+    float *slot_val;
+    size_t val_cap;
+} merge_scratch;
+
+/* p grown to hold need elements; on failure p itself and *ok = false. */
+static void *reserve(void *p, size_t *cap, size_t need, size_t elem, bool *ok)
+{
+    if (need <= *cap)
+        return p;
+    size_t ncap = need + need / 2 + 1024;
+    void *q = realloc(p, ncap * elem);
+    if (!q) {
+        *ok = false;
+        return p;
+    }
+    *cap = ncap;
+    return q;
+}
+
+typedef struct {
+    const sotu_tensor_table *model;
+    const float *theta0;
+    const sotu_delta *const *d; /* sorted by task */
+    const sotu_delta_tensor **rec; /* [n] this tensor's record per delta, or NULL */
+    int n;
+    const sotu_merge_opts *o;
+    double *gram;               /* [n, n] or NULL */
+    sotu_merge_stats *st;
+} merge_ctx;
+
+static sotu_status merge_tensor(merge_ctx *c, int j, merge_scratch *w, float *merged)
+{
+    const sotu_tensor_info *ti = &c->model->t[j];
+    const float *base = c->theta0 + ti->offset;
+    float *out = merged + ti->offset;
+    size_t count = ti->count, n_sel = 0;
+
+    for (int a = 0; a < c->n; a++) {
+        const sotu_delta_tensor *r = c->rec[a];
+        const sotu_delta *d = c->d[a];
+        if (r) {
+            double k_use = c->o->keep > 0 ? c->o->keep : d->keep;
+            bool nested = r->mask == SOTU_MASK_SEEDED && k_use < d->keep;
+            float rs = (r->mask == SOTU_MASK_SEEDED && (d->flags & SOTU_DELTA_FLAG_RESCALE))
+                           ? (float)(1.0 / k_use)
+                           : 1.0f;
+            bool ok = true;
+            w->sel = reserve(w->sel, &w->sel_cap, n_sel + r->kept, sizeof *w->sel, &ok);
+            if (!ok)
+                return sotu_error(SOTU_ERR_NOMEM, "merge: tensor '%s': %llu contributions",
+                                  ti->name, (unsigned long long)(n_sel + r->kept));
+            for (uint64_t m = 0; m < r->kept; m++) {
+                uint64_t i = r->indices[m];
+                if (nested && !sotu_delta_keeps(sotu_mask_u(d->seed, d->task_index, (uint32_t)j, i),
+                                                k_use))
+                    continue;
+                if (c->o->mode == SOTU_MERGE_DISJOINT &&
+                    sotu_merge_owner(d->seed, (uint32_t)j, i, c->o->n_tasks) != d->task_index)
+                    continue;
+                w->sel[n_sel].index = i;
+                w->sel[n_sel].value = r->values[m] * rs;
+                n_sel++;
+            }
+        }
+        w->task_end[a] = n_sel;
+    }
+    if (n_sel == 0) {
+        memcpy(out, base, count * sizeof *out);
+        return SOTU_OK;
+    }
+    if (n_sel >= UINT32_MAX)
+        return sotu_error(SOTU_ERR_NOMEM, "merge: tensor '%s': %zu contributions, at most %u",
+                          ti->name, n_sel, UINT32_MAX - 1);
+    bool ok = true;
+    w->cnt = reserve(w->cnt, &w->cnt_cap, count + 1, sizeof *w->cnt, &ok);
+    w->slot_row = reserve(w->slot_row, &w->slot_cap, n_sel, sizeof *w->slot_row, &ok);
+    w->slot_val = reserve(w->slot_val, &w->val_cap, n_sel, sizeof *w->slot_val, &ok);
+    if (!ok)
+        return sotu_error(SOTU_ERR_NOMEM, "merge: tensor '%s': counters for %zu elements",
+                          ti->name, count);
+
+    /* Counting sort by element: cnt[i] becomes the start of element i's run,
+     * and each run lists its contributions in task order. */
+    uint32_t *cnt = w->cnt;
+    memset(cnt, 0, (count + 1) * sizeof *cnt);
+    for (size_t q = 0; q < n_sel; q++)
+        cnt[w->sel[q].index + 1]++;
+    for (size_t i = 0; i < count; i++)
+        cnt[i + 1] += cnt[i];
+    size_t q = 0;
+    for (int a = 0; a < c->n; a++)
+        for (; q < w->task_end[a]; q++) {
+            uint32_t at = cnt[w->sel[q].index]++;
+            w->slot_row[at] = (uint32_t)a;
+            w->slot_val[at] = w->sel[q].value;
+        }
+    /* cnt[i] is now the end of element i's run (the start of run i + 1). */
+    double scale = c->o->scale;
+    bool mean = c->o->mode == SOTU_MERGE_MEAN;
+    uint32_t start = 0;
+    uint64_t touched = 0, collided = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t end = cnt[i], k = end - start;
+        if (k == 0) {
+            out[i] = base[i];
+            continue;
+        }
+        double acc = 0;
+        for (uint32_t p = start; p < end; p++)
+            acc += (double)w->slot_val[p];
+        if (mean)
+            acc /= (double)k;
+        out[i] = (float)((double)base[i] + scale * acc);
+        touched++;
+        collided += k > 1;
+        if (c->gram && k > 1)
+            for (uint32_t p = start; p < end; p++)
+                for (uint32_t p2 = p + 1; p2 < end; p2++)
+                    c->gram[(size_t)w->slot_row[p] * (size_t)c->n + w->slot_row[p2]] +=
+                        (double)w->slot_val[p] * (double)w->slot_val[p2];
+        start = end;
+    }
+    if (c->st) {
+        c->st->touched += touched;
+        c->st->collided += collided;
+        size_t from = 0;
+        for (int a = 0; a < c->n; a++) {
+            double ss = 0;
+            for (size_t p = from; p < w->task_end[a]; p++)
+                ss += (double)w->sel[p].value * (double)w->sel[p].value;
+            from = w->task_end[a];
+            c->gram[(size_t)a * (size_t)c->n + a] += ss;
+            c->st->norms[(size_t)a * (size_t)c->st->n_tensors + j] = sqrt(ss);
+        }
+    }
+    return SOTU_OK;
+}
+
+static sotu_status check_inputs(const sotu_tensor_table *model, const sotu_delta *const *d, int n,
+                                const sotu_merge_opts *o)
+{
+    if (!(o->keep == 0.0 || (o->keep > 0.0 && o->keep <= 1.0)))
+        return sotu_error(SOTU_ERR_CONFIG, "merge: keep %g, expected (0, 1]", o->keep);
+    if ((unsigned)o->mode > SOTU_MERGE_DISJOINT)
+        return sotu_error(SOTU_ERR_CONFIG, "merge: mode %d, expected sum, mean or disjoint",
+                          (int)o->mode);
+    for (int a = 0; a < n; a++) {
+        if (a > 0 && d[a]->task_index == d[a - 1]->task_index)
+            return sotu_error(SOTU_ERR_DATA, "merge: tasks '%s' and '%s' share task index %u",
+                              d[a - 1]->task_name, d[a]->task_name, d[a]->task_index);
+        if (d[a]->seed != d[0]->seed)
+            return sotu_error(SOTU_ERR_DATA, "merge: task '%s' has seed %llu, task '%s' %llu",
+                              d[a]->task_name, (unsigned long long)d[a]->seed, d[0]->task_name,
+                              (unsigned long long)d[0]->seed);
+        if (o->keep > d[a]->keep)
+            return sotu_error(SOTU_ERR_CONFIG,
+                              "merge: keep %g is above task '%s''s shipped keep %g (masks only "
+                              "nest downwards)", o->keep, d[a]->task_name, d[a]->keep);
+        if (o->mode == SOTU_MERGE_DISJOINT && d[a]->task_index >= o->n_tasks)
+            return sotu_error(SOTU_ERR_CONFIG,
+                              "merge: disjoint over %u tasks, but task '%s' has index %u",
+                              o->n_tasks, d[a]->task_name, d[a]->task_index);
+        for (int k = 0; k < d[a]->n_tensors; k++) {
+            const sotu_delta_tensor *t = &d[a]->tensors[k];
+            if (t->table_index >= (uint32_t)model->n ||
+                strcmp(model->t[t->table_index].name, t->name) ||
+                model->t[t->table_index].count != t->count ||
+                (k > 0 && t->table_index <= d[a]->tensors[k - 1].table_index))
+                return sotu_error(SOTU_ERR_DATA,
+                                  "merge: task '%s': tensor '%s' (table index %u) does not fit "
+                                  "the model",
+                                  d[a]->task_name, t->name, t->table_index);
+            if (t->mask != SOTU_MASK_DENSE && t->kept && !t->indices)
+                return sotu_error(SOTU_ERR_DATA,
+                                  "merge: task '%s': tensor '%s' carries no kept indices (decode "
+                                  "or extract it first)", d[a]->task_name, t->name);
+        }
+    }
+    return SOTU_OK;
+}
+
+sotu_status sotu_merge_apply(const sotu_tensor_table *model, const float *theta0,
+                             const sotu_delta *const *deltas, int n, const sotu_merge_opts *o,
+                             float *merged, sotu_merge_stats *stats)
+{
+    sotu_status s = SOTU_OK;
+    merge_scratch w = {0};
+    const sotu_delta **d = malloc(((size_t)n + 1) * sizeof *d);
+    const sotu_delta_tensor **rec = malloc(((size_t)n + 1) * sizeof *rec);
+    int *cursor = calloc((size_t)n + 1, sizeof *cursor);
+    double *gram = NULL;
+    w.task_end = malloc(((size_t)n + 1) * sizeof *w.task_end);
+    if (stats)
+        memset(stats, 0, sizeof *stats);
+    if (!d || !rec || !cursor || !w.task_end) {
+        s = sotu_error(SOTU_ERR_NOMEM, "merge: lists for %d deltas", n);
+        goto cleanup;
+    }
+    memcpy(d, deltas, (size_t)n * sizeof *d);
+    qsort(d, (size_t)n, sizeof *d, by_task);
+    if ((s = check_inputs(model, d, n, o)) != SOTU_OK)
+        goto cleanup;
+    if (stats) {
+        stats->n = n;
+        stats->n_tensors = model->n;
+        stats->task_index = malloc(((size_t)n + 1) * sizeof *stats->task_index);
+        stats->cosine = calloc((size_t)n * (size_t)n + 1, sizeof *stats->cosine);
+        stats->norms = calloc((size_t)n * (size_t)model->n + 1, sizeof *stats->norms);
+        gram = calloc((size_t)n * (size_t)n + 1, sizeof *gram);
+        if (!stats->task_index || !stats->cosine || !stats->norms || !gram) {
+            s = sotu_error(SOTU_ERR_NOMEM, "merge: statistics for %d tasks", n);
+            goto cleanup;
+        }
+        for (int a = 0; a < n; a++)
+            stats->task_index[a] = d[a]->task_index;
+    }
+
+    merge_ctx c = {model, theta0, d, rec, n, o, gram, stats};
+    for (int j = 0; j < model->n; j++) {
+        bool dense = false;
+        for (int a = 0; a < n; a++) {
+            const sotu_delta_tensor *t = NULL;
+            if (cursor[a] < d[a]->n_tensors && d[a]->tensors[cursor[a]].table_index == (uint32_t)j)
+                t = &d[a]->tensors[cursor[a]++];
+            if (t && t->mask == SOTU_MASK_DENSE) {
+                dense = true;
+                if (stats) {
+                    double ss = 0;
+                    for (uint64_t i = 0; i < t->count; i++)
+                        ss += (double)t->values[i] * t->values[i];
+                    stats->norms[(size_t)a * (size_t)model->n + j] = sqrt(ss);
+                }
+                t = NULL;
+            }
+            rec[a] = t;
+        }
+        const sotu_tensor_info *ti = &model->t[j];
+        if (dense) {
+            memcpy(merged + ti->offset, theta0 + ti->offset, ti->count * sizeof *merged);
+            continue;
+        }
+        if ((s = merge_tensor(&c, j, &w, merged)) != SOTU_OK)
+            goto cleanup;
+    }
+
+    if (stats) {
+        for (int a = 0; a < n; a++)
+            for (int b = 0; b < n; b++) {
+                int lo = a < b ? a : b, hi = a < b ? b : a;
+                double g = gram[(size_t)lo * (size_t)n + hi];
+                double na = gram[(size_t)a * (size_t)n + a], nb = gram[(size_t)b * (size_t)n + b];
+                stats->cosine[(size_t)a * (size_t)n + b] =
+                    na > 0 && nb > 0 ? g / sqrt(na * nb) : 0.0;
+            }
+        stats->collision_rate =
+            stats->touched ? (double)stats->collided / (double)stats->touched : 0.0;
+    }
+
+cleanup:
+    if (s != SOTU_OK && stats)
+        sotu_merge_stats_free(stats);
+    free(d);
+    free(rec);
+    free(cursor);
+    free(gram);
+    free(w.sel);
+    free(w.task_end);
+    free(w.cnt);
+    free(w.slot_row);
+    free(w.slot_val);
+    return s;
+}

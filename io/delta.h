@@ -1,0 +1,157 @@
+/* The sparse delta format (`.sotud` files and the MPI message), version 1.
+ *
+ * A delta is what one task's fine-tuning changed, δ = θt − θ0, cut down to the
+ * elements of a mask. All integers are little-endian, all offsets in bytes.
+ *
+ *   file header
+ *     0   8   magic      'S' 'O' 'T' 'U' 'D' 0x00 0x0D 0x0A  (CR LF catch
+ *                        text-mode transfers, the NUL catches C-string copies)
+ *     8   4   u32        format version (1)
+ *     12  4   u32        flags: bit 0 = rescale requested (DARE, 1/keep at
+ *                        merge time); other bits must be zero
+ *     16  4   u32        task index (position in the run's manifest)
+ *     20  4   u32        value dtype: 0 = f32, 1 = bf16
+ *     24  8   u64        seed of the mask
+ *     32  8   f64        keep: the keep the SEEDED values were cut at, in (0, 1]
+ *     40  4   u32        tensor count, <= SOTU_DELTA_TENSORS_MAX
+ *     44  2   u16        task name length Ln, 1 <= Ln < SOTU_DELTA_TASK_NAME_MAX
+ *     46  Ln             task name (bytes, no NUL)
+ *   then tensor count records, each
+ *     2   u16            name length L, 1 <= L < SOTU_TENSOR_NAME_MAX
+ *     L                  tensor name (timm name, no NUL)
+ *     4   u32            table index j: the tensor's index in the model's
+ *                        tensor table (the j of the mask hash)
+ *     1   u8             ndim, 1 <= ndim <= SOTU_TENSOR_NDIM_MAX
+ *     1   u8             mask kind: 0 SEEDED, 1 DENSE, 2 INDEXED
+ *     8*ndim u64         shape
+ *     8   u64            total count n = product of shape
+ *     8   u64            kept count k <= n (DENSE: k = n)
+ *     8   u64            index bytes B (INDEXED: > 0 if k > 0; others: 0)
+ *     8   u64            payload bytes Z
+ *     4   u32            crc32 (zlib) of the B index bytes followed by the
+ *                        Z payload bytes
+ *     B                  INDEXED only: the k kept indices as unsigned LEB128
+ *                        varints of gaps: g0 = i0, g_m = i_m − i_{m−1} − 1
+ *                        (indices strictly increasing, < n)
+ *     Z                  payload: one zstd frame with content size and
+ *                        content checksum, whose content is the k kept values
+ *                        in element order (f32, or bf16 = the top half of the
+ *                        f32 bits rounded to nearest even), byte-shuffled:
+ *                        byte 0 of every value, then byte 1 of every value,
+ *                        ... (little-endian byte numbering). Shuffling puts
+ *                        the exponent bytes together, which zstd compresses
+ *                        well; mantissa bytes stay near-random.
+ *   nothing may follow the last record.
+ *
+ * Mask kinds. SEEDED: element i is kept iff
+ *   sotu_mask_u(seed, task index, j, i) < keep   (common/rng.h)
+ * so indices never travel and the decoder regenerates the mask to check k.
+ * DENSE: every element (per-task heads travel this way). INDEXED: an explicit
+ * index list, for masks no seed generates (e.g. top-k magnitude).
+ *
+ * Values are stored raw (δ itself, never multiplied by 1/keep): the rescale
+ * flag is applied at merge time with the keep actually used, so a smaller
+ * keep taken from the nested masks (a keep sweep without retraining) is
+ * rescaled by its own 1/keep, not by the shipped one.
+ */
+#ifndef SOTU_IO_DELTA_H
+#define SOTU_IO_DELTA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <zstd.h>
+
+#include "common/status.h"
+#include "common/tensor.h"
+
+#define SOTU_DELTA_VERSION 1u
+#define SOTU_DELTA_MAGIC "SOTUD\0\r\n"
+#define SOTU_DELTA_MAGIC_LEN 8
+#define SOTU_DELTA_TASK_NAME_MAX 64
+#define SOTU_DELTA_TENSORS_MAX 65536
+/* Largest tensor a decoder accepts without a model table (2^40 elements). */
+#define SOTU_DELTA_COUNT_MAX ((uint64_t)1 << 40)
+
+enum {
+    SOTU_DELTA_FLAG_RESCALE = 1u,
+};
+
+typedef enum {
+    SOTU_DELTA_F32 = 0,
+    SOTU_DELTA_BF16 = 1,
+} sotu_delta_dtype;
+
+typedef enum {
+    SOTU_MASK_SEEDED = 0,
+    SOTU_MASK_DENSE = 1,
+    SOTU_MASK_INDEXED = 2,
+} sotu_mask_kind;
+
+typedef struct {
+    char name[SOTU_TENSOR_NAME_MAX];
+    uint32_t table_index;       /* j: index in the model's tensor table */
+    int ndim;
+    int64_t shape[SOTU_TENSOR_NDIM_MAX];
+    uint64_t count;             /* n, product of shape */
+    sotu_mask_kind mask;
+    uint64_t kept;              /* k values below */
+    float *values;              /* [k] raw δ of the kept elements, element order */
+    /* [k] ascending element indices of the kept values: read from the file
+     * for INDEXED; for SEEDED filled from the regenerated mask by the decoder
+     * and by sotu_delta_extract (the encoder ignores them); NULL for DENSE. */
+    uint64_t *indices;
+    uint64_t stored_bytes;      /* after decode: index + payload bytes on the wire */
+} sotu_delta_tensor;
+
+typedef struct {
+    uint32_t task_index;
+    char task_name[SOTU_DELTA_TASK_NAME_MAX];
+    uint64_t seed;
+    double keep;                /* (0, 1]: SEEDED values were cut at this keep */
+    uint32_t flags;             /* SOTU_DELTA_FLAG_* */
+    sotu_delta_dtype dtype;     /* how values travel; in memory always f32 */
+    int n_tensors;
+    sotu_delta_tensor *tensors; /* [n_tensors], ascending table_index */
+} sotu_delta;
+
+/* Encoded size can never exceed this (zstd's ZSTD_compressBound per tensor
+ * plus headers and worst-case varints). */
+size_t sotu_delta_encode_bound(const sotu_delta *d);
+
+/* Encodes d into dst[0, cap); *written gets the size. cctx is the caller's
+ * (one per rank, reused); zstd_level as zstd's (3 is a good default).
+ * Fails with SOTU_ERR_DATA if d breaks the format's limits (names, keep,
+ * kept > count, INDEXED indices not increasing), SOTU_ERR_NOMEM if cap is
+ * too small, SOTU_ERR_INTERNAL naming a zstd error. */
+sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu_delta *d,
+                              ZSTD_CCtx *cctx, int zstd_level);
+
+/* Decodes and verifies src[0, n) into *out (freed with sotu_delta_free; left
+ * zeroed on failure). With model non-NULL every tensor must be in the table
+ * at its table index with the same shape. Regenerates every SEEDED mask and
+ * checks the kept count. Fails with SOTU_ERR_DATA, the message starting with
+ * `what` (a path, or "message from rank 3") and naming the tensor and the
+ * problem; SOTU_ERR_NOMEM if the values do not fit in memory. */
+sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table *model,
+                              sotu_delta *out, ZSTD_DCtx *dctx, const char *what);
+
+/* Encodes d and writes it to path atomically (io/fsutil.h). */
+sotu_status sotu_delta_write_file(const char *path, const sotu_delta *d, int zstd_level);
+
+/* Reads and decodes path (what = path). */
+sotu_status sotu_delta_read_file(const char *path, const sotu_tensor_table *model,
+                                 sotu_delta *out);
+
+void sotu_delta_free(sotu_delta *d); /* accepts NULL and zeroed structs */
+
+/* bf16 bits of x, rounded to nearest even (NaN stays NaN); and back. */
+uint16_t sotu_bf16_from_f32(float x);
+float sotu_bf16_to_f32(uint16_t b);
+
+/* The SEEDED mask rule in one place: element with mask value u is kept at
+ * keep iff u < keep. */
+static inline bool sotu_delta_keeps(float u, double keep) { return (double)u < keep; }
+
+#endif
