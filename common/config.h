@@ -5,8 +5,10 @@
  * rejects an unknown key, a wrong type or an out-of-range value with a
  * message naming the key, the file and the line (or the --set argument).
  * Relative paths in the file are resolved against the file's directory
- * (model.pretrained, data.manifest); output.dir is relative to the working
- * directory, as a user running a job expects.
+ * (model.pretrained, data.manifest, pretrain.data_dir, pretrain.out, so that
+ * pretrain.out and model.pretrained name the same file when written alike);
+ * output.dir is relative to the working directory, as a user running a job
+ * expects. Defaults and --set values are relative to the working directory.
  */
 #ifndef SOTU_COMMON_CONFIG_H
 #define SOTU_COMMON_CONFIG_H
@@ -21,6 +23,8 @@
 #define SOTU_LIST_MAX 16
 #define SOTU_SWEEP_MAX 8
 
+/* One sweep axis: `sweep: {train.lr: [1e-3, 3e-4]}`. Each value was checked
+ * against the key when loaded; apply one with sotu_config_set("key=value"). */
 typedef struct {
     char key[64];                     /* e.g. "train.lr" */
     int n_values;
@@ -92,6 +96,15 @@ typedef struct {
         bool coordinator_trains;      /* rank 0 also fine-tunes (small N) */
     } mpi;
 
+    struct {                          /* `sotu pretrain` */
+        int epochs;
+        int batch_size;
+        double lr;
+        int warmup_steps;
+        char data_dir[SOTU_PATH_MAX]; /* Fashion-MNIST IDX .gz files */
+        char out[SOTU_PATH_MAX];      /* the checkpoint written */
+    } pretrain;
+
     int n_sweep;
     sotu_sweep_axis sweep[SOTU_SWEEP_MAX];
 
@@ -106,13 +119,18 @@ void sotu_config_defaults(sotu_config *cfg);
  * message naming the key, file and line. cfg is left in a defined state. */
 sotu_status sotu_config_load(sotu_config *cfg, const char *path);
 
-/* Applies one override "a.b=value" (value is YAML: 1e-3, [0.1, 0.2], true). */
+/* Applies one override "a.b=value" (value is YAML: 1e-3, [0.1, 0.2], true),
+ * with the checks of sotu_config_load; errors name "--set a.b=value".
+ * "sweep.a.b=[v1, v2]" sets one sweep axis, "sweep={}" clears the sweep.
+ * cfg is unchanged on failure. */
 sotu_status sotu_config_set(sotu_config *cfg, const char *assignment);
 
 /* Checks cross-key constraints after all overrides (e.g. warmup vs steps). */
 sotu_status sotu_config_validate(const sotu_config *cfg);
 
-/* Writes the resolved configuration as YAML that sotu_config_load accepts. */
+/* Writes the resolved configuration as YAML that sotu_config_load accepts
+ * and that loads back to the same values from any directory: relative paths
+ * are written made absolute against the working directory. */
 void sotu_config_print(const sotu_config *cfg, FILE *out);
 
 /* Same, into a malloc'ed string (for HDF5 attributes); NULL on OOM. */

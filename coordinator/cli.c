@@ -1,3 +1,5 @@
+#include "coordinator/cli.h"
+
 #include <stdio.h>
 
 #include "common/status.h"
@@ -8,4 +10,38 @@ int sotu_cmd_fail(const char *cmd, int s)
     const char *msg = sotu_last_error();
     fprintf(stderr, "sotu %s: %s\n", cmd, msg[0] ? msg : sotu_strerror((sotu_status)s));
     return sotu_exit_code((sotu_status)s);
+}
+
+int sotu_cli_option(sotu_cli_args *a, const char *cmd, int opt, char *arg)
+{
+    switch (opt) {
+    case SOTU_CLI_OPT_SET:
+    case 's':
+        if (a->n_sets == SOTU_CLI_MAX_SETS) {
+            fprintf(stderr, "sotu %s: too many --set options (at most %d)\n", cmd,
+                    SOTU_CLI_MAX_SETS);
+            return -1;
+        }
+        a->sets[a->n_sets++] = arg;
+        return 1;
+    case SOTU_CLI_OPT_PRINT_CONFIG: a->print_config = true; return 1;
+    case 'h': a->help = true; return 1;
+    default: return 0;
+    }
+}
+
+int sotu_cli_config(const char *cmd, const char *config_path, char *const *sets, int n_sets,
+                    sotu_config *cfg)
+{
+    sotu_status s = SOTU_OK;
+    sotu_clear_error();
+    if (config_path)
+        s = sotu_config_load(cfg, config_path);
+    else
+        sotu_config_defaults(cfg);
+    for (int i = 0; !s && i < n_sets; i++)
+        s = sotu_config_set(cfg, sets[i]);
+    if (!s)
+        s = sotu_config_validate(cfg);
+    return s ? sotu_cmd_fail(cmd, s) : SOTU_EXIT_OK;
 }
