@@ -1,0 +1,176 @@
+/* AdamW, SGD with momentum, the learning-rate schedule and gradient checks
+ * (contracts in optim.h). */
+#include "worker/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+optim_config optim_config_default(optim_kind kind)
+{
+    optim_config c = {.kind = kind, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    if (kind == OPTIM_ADAMW)
+        c.weight_decay = 0.01f;
+    else
+        c.momentum = 0.9f;
+    return c;
+}
+
+static bool default_decay(const sotu_tensor_info *t)
+{
+    return t->ndim > 1 && strcmp(t->name, "pos_embed") != 0 && strcmp(t->name, "cls_token") != 0;
+}
+
+sotu_status optim_init(optim_state *o, const optim_config *cfg, const sotu_tensor_table *tab,
+                       const bool *trainable)
+{
+    memset(o, 0, sizeof *o);
+    o->cfg = *cfg;
+    o->table = tab;
+    o->n = tab->n;
+    o->active = calloc((size_t)tab->n, sizeof *o->active);
+    o->decay = calloc((size_t)tab->n, sizeof *o->decay);
+    o->moff = calloc((size_t)tab->n, sizeof *o->moff);
+    if (!o->active || !o->decay || !o->moff)
+        goto nomem;
+    for (int i = 0; i < tab->n; i++) {
+        o->active[i] = trainable[i];
+        o->decay[i] = default_decay(&tab->t[i]);
+        o->moff[i] = o->moment_count;
+        if (trainable[i])
+            o->moment_count += tab->t[i].count;
+    }
+    size_t bytes = (o->moment_count ? o->moment_count : 1) * sizeof(float);
+    o->m = calloc(1, bytes);
+    if (!o->m)
+        goto nomem;
+    if (cfg->kind == OPTIM_ADAMW) {
+        o->v = calloc(1, bytes);
+        if (!o->v)
+            goto nomem;
+    }
+    return SOTU_OK;
+nomem:;
+    size_t count = o->moment_count;
+    optim_free(o);
+    return sotu_error(SOTU_ERR_NOMEM, "optimizer: cannot allocate moments (%zu floats each)",
+                      count);
+}
+
+void optim_set_decay(optim_state *o, int tensor, bool decay)
+{
+    if (tensor >= 0 && tensor < o->n)
+        o->decay[tensor] = decay;
+}
+
+void optim_step(optim_state *o, float *params, const float *grads, float lr)
+{
+    const optim_config *c = &o->cfg;
+    o->step++;
+    double bc1 = 1.0 - pow(c->beta1, (double)o->step);
+    double bc2 = 1.0 - pow(c->beta2, (double)o->step);
+    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    for (int i = 0; i < o->n; i++) {
+        if (!o->active[i])
+            continue;
+        const sotu_tensor_info *t = &o->table->t[i];
+        float *p = params + t->offset;
+        const float *g = grads + t->offset;
+        float *m = o->m + o->moff[i];
+        float wd = o->decay[i] ? c->weight_decay : 0.0f;
+        long n = (long)t->count;
+        if (c->kind == OPTIM_ADAMW) {
+            float *v = o->v + o->moff[i];
+            float shrink = 1.0f - lr * wd, b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+            for (long k = 0; k < n; k++) {
+                m[k] = b1 * m[k] + (1.0f - b1) * g[k];
+                v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
+                float pk = p[k] * shrink;
+                p[k] = pk - step_size * m[k] / (sqrtf(v[k]) / bc2_sqrt + eps);
+            }
+        } else {
+            float mom = c->momentum;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+            for (long k = 0; k < n; k++) {
+                float gk = g[k] + wd * p[k];
+                m[k] = mom * m[k] + gk;
+                p[k] -= lr * m[k];
+            }
+        }
+    }
+}
+
+void optim_free(optim_state *o)
+{
+    if (!o)
+        return;
+    free(o->active);
+    free(o->decay);
+    free(o->moff);
+    free(o->m);
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+float optim_lr_at(float peak, long step, long total, long warmup)
+{
+    if (step < warmup)
+        return peak * (float)(step + 1) / (float)warmup;
+    long span = total - warmup;
+    if (span <= 0)
+        return peak;
+    double progress = (double)(step - warmup) / (double)span;
+    if (progress > 1.0)
+        progress = 1.0;
+    return (float)(0.5 * peak * (1.0 + cos(M_PI * progress)));
+}
+
+float optim_clip_grad_norm(const sotu_tensor_table *tab, const bool *trainable, float *grads,
+                           float max_norm)
+{
+    double sum = 0.0;
+    for (int i = 0; i < tab->n; i++) {
+        if (!trainable[i])
+            continue;
+        const float *g = grads + tab->t[i].offset;
+        long n = (long)tab->t[i].count;
+        double s = 0.0;
+#pragma omp parallel for simd reduction(+ : s) schedule(static) if (n > 65536)
+        for (long k = 0; k < n; k++)
+            s += (double)g[k] * g[k];
+        sum += s;
+    }
+    float norm = (float)sqrt(sum);
+    if (max_norm > 0.0f && norm > max_norm) {
+        float scale = max_norm / (norm + 1e-6f);
+        for (int i = 0; i < tab->n; i++) {
+            if (!trainable[i])
+                continue;
+            float *g = grads + tab->t[i].offset;
+            long n = (long)tab->t[i].count;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+            for (long k = 0; k < n; k++)
+                g[k] *= scale;
+        }
+    }
+    return norm;
+}
+
+int optim_find_nonfinite(const sotu_tensor_table *tab, const bool *trainable,
+                         const float *grads)
+{
+    for (int i = 0; i < tab->n; i++) {
+        if (!trainable[i])
+            continue;
+        const float *g = grads + tab->t[i].offset;
+        long n = (long)tab->t[i].count;
+        int bad = 0;
+#pragma omp parallel for simd reduction(| : bad) schedule(static) if (n > 65536)
+        for (long k = 0; k < n; k++)
+            bad |= !isfinite(g[k]);
+        if (bad)
+            return i;
+    }
+    return -1;
+}

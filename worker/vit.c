@@ -1,0 +1,999 @@
+/* A pre-norm Vision Transformer (timm's ViT) in C over OpenBLAS.
+ *
+ * Read top to bottom: the kernels, each a *_forward / *_backward pair, then
+ * the model's structs, then its life cycle (init, forward, backward, ...).
+ *
+ * Dimensions (vit.h): B batch, C channels, S image side, P patch,
+ * G = S/P, N = G*G patches, T = N+1 tokens, D width, H heads, hd = D/H,
+ * F MLP hidden, L depth, K classes, CPP = C*P*P.
+ *
+ * Every linear layer is one sgemm over all B*T tokens; attention runs per
+ * (batch, head) in loops the compiler vectorises, parallel over B*H with
+ * OpenMP; element-wise kernels are single fused passes parallel over rows.
+ * OpenMP regions never call BLAS, so the two thread pools never nest.
+ */
+#include "worker/vit.h"
+#include "worker/vit_internal.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/rng.h"
+
+/* ------------------------------------------------------------------------ */
+/* Vectorisable elementary functions                                         */
+/* ------------------------------------------------------------------------ */
+
+/* e^x for x in [-87, 88] (clamped), relative error < 2e-7: n = round(x/ln2),
+ * r = x - n*ln2 in [-ln2/2, ln2/2], e^r by its degree-7 Taylor series, then
+ * 2^n through the exponent bits. Plain arithmetic so loops over it vectorise
+ * (libm's expf does not without -ffast-math). */
+static inline float vexpf(float x)
+{
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float n = (x * 1.44269504088896341f + shifter) - shifter;
+    float r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* erf(x) as an odd/even rational function on [-4, 4] (outside, erf is +-1
+ * in float): the minimax fit used by Eigen and XLA, |error| < 7e-8. */
+static inline float verff(float x)
+{
+    x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
+    float x2 = x * x;
+    float p = -2.72614225801306e-10f;
+    p = p * x2 + 2.77068142495902e-08f;
+    p = p * x2 - 2.10102402082508e-06f;
+    p = p * x2 - 5.69250639462346e-05f;
+    p = p * x2 - 7.34990630326855e-04f;
+    p = p * x2 - 2.95459980854025e-03f;
+    p = p * x2 - 1.60960333262415e-02f;
+    float q = -1.45660718464996e-05f;
+    q = q * x2 - 2.13374055278905e-04f;
+    q = q * x2 - 1.68282697438203e-03f;
+    q = q * x2 - 7.37332916720468e-03f;
+    q = q * x2 - 1.42647390514189e-02f;
+    return x * p / q;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Linear layer: one sgemm over all rows                                     */
+/* ------------------------------------------------------------------------ */
+
+void vit_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                        const float *residual, int M, int In, int Out)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Out, In, 1.0f, inp, In, w, In, 0.0f,
+                out, Out);
+    if (!bias && !residual)
+        return;
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        float *o = out + (size_t)m * Out;
+        if (bias && residual) {
+            const float *r = residual + (size_t)m * Out;
+            for (int j = 0; j < Out; j++)
+                o[j] += bias[j] + r[j];
+        } else if (bias) {
+            for (int j = 0; j < Out; j++)
+                o[j] += bias[j];
+        } else {
+            const float *r = residual + (size_t)m * Out;
+            for (int j = 0; j < Out; j++)
+                o[j] += r[j];
+        }
+    }
+}
+
+void vit_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, const float *ones, int M, int In,
+                         int Out)
+{
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, In, Out, 1.0f, dout, Out, w, In,
+                    0.0f, dinp, In);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Out, In, M, 1.0f, dout, Out, inp, In,
+                    1.0f, dw, In);
+    if (dbias)
+        cblas_sgemv(CblasRowMajor, CblasTrans, M, Out, 1.0f, dout, Out, ones, 1, 1.0f, dbias, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* LayerNorm                                                                 */
+/* ------------------------------------------------------------------------ */
+
+void vit_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                           const float *w, const float *b, int M, int D)
+{
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        const float *x = inp + (size_t)m * D;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < D; i++)
+            sum += x[i];
+        float mu = sum / D;
+        float var = 0.0f;
+#pragma omp simd reduction(+ : var)
+        for (int i = 0; i < D; i++)
+            var += (x[i] - mu) * (x[i] - mu);
+        float rs = 1.0f / sqrtf(var / D + VIT_LN_EPS);
+        float *o = out + (size_t)m * D;
+        for (int i = 0; i < D; i++)
+            o[i] = (x[i] - mu) * rs * w[i] + b[i];
+        mean[m] = mu;
+        rstd[m] = rs;
+    }
+}
+
+/* With xhat = (x - mean) * rstd and g = dout * w:
+ *   dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)),
+ *   dw += sum_rows dout * xhat, db += sum_rows dout.
+ * dw/db are summed per thread and then in thread order, so results do not
+ * depend on scheduling. */
+void vit_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean,
+                            const float *rstd, int M, int D)
+{
+    bool want_wb = dw || db;
+    int nt = omp_get_max_threads();
+    float *acc = NULL; /* [nt, 2, D] per-thread dw, db */
+    if (want_wb) {
+        acc = calloc((size_t)nt * 2 * D, sizeof *acc);
+        assert(acc && "layernorm backward scratch");
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        float *aw = want_wb ? acc + (size_t)omp_get_thread_num() * 2 * D : NULL;
+        float *ab = want_wb ? aw + D : NULL;
+#pragma omp for schedule(static)
+        for (int m = 0; m < M; m++) {
+            const float *x = inp + (size_t)m * D;
+            const float *go = dout + (size_t)m * D;
+            float mu = mean[m], rs = rstd[m];
+            if (want_wb) {
+                for (int i = 0; i < D; i++) {
+                    aw[i] += go[i] * (x[i] - mu) * rs;
+                    ab[i] += go[i];
+                }
+            }
+            if (!dinp)
+                continue;
+            float sg = 0.0f, sgx = 0.0f;
+#pragma omp simd reduction(+ : sg, sgx)
+            for (int i = 0; i < D; i++) {
+                float g = go[i] * w[i];
+                sg += g;
+                sgx += g * (x[i] - mu) * rs;
+            }
+            sg /= D;
+            sgx /= D;
+            float *di = dinp + (size_t)m * D;
+            for (int i = 0; i < D; i++) {
+                float xhat = (x[i] - mu) * rs;
+                di[i] += rs * (go[i] * w[i] - sg - xhat * sgx);
+            }
+        }
+    }
+    if (want_wb) {
+        for (int t = 0; t < nt; t++) {
+            const float *aw = acc + (size_t)t * 2 * D, *ab = aw + D;
+            for (int i = 0; i < D; i++) {
+                if (dw)
+                    dw[i] += aw[i];
+                if (db)
+                    db[i] += ab[i];
+            }
+        }
+        free(acc);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* GELU, exact (erf) form: gelu(x) = x * Phi(x)                              */
+/* ------------------------------------------------------------------------ */
+
+#define VIT_SQRT1_2 0.70710678118654752f
+#define VIT_INV_SQRT_2PI 0.39894228040143268f
+
+void vit_gelu_forward(float *out, const float *inp, int64_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + verff(x * VIT_SQRT1_2));
+    }
+}
+
+/* gelu'(x) = Phi(x) + x * phi(x). */
+void vit_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + verff(x * VIT_SQRT1_2));
+        float pdf = VIT_INV_SQRT_2PI * vexpf(-0.5f * x * x);
+        dinp[i] = dout[i] * (cdf + x * pdf);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Attention: softmax(q k^T * hd^-0.5) v per (batch, head)                   */
+/* ------------------------------------------------------------------------ */
+
+/* Each (b, h) works on its own slice of every buffer. Keys are transposed
+ * into kt so that a row of scores is an axpy over contiguous memory. */
+void vit_attention_forward(float *out, float *att, float *kt, const float *qkv, int B, int T,
+                           int D, int H)
+{
+    int hd = D / H;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t row3 = (size_t)3 * D;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        const float *base = qkv + (size_t)b * T * row3;
+        float *k_t = kt + (size_t)bh * hd * T; /* [hd, T] */
+        for (int j = 0; j < T; j++) {
+            const float *k = base + j * row3 + D + h * hd;
+            for (int d = 0; d < hd; d++)
+                k_t[(size_t)d * T + j] = k[d];
+        }
+        for (int i = 0; i < T; i++) {
+            const float *q = base + i * row3 + h * hd;
+            float *a = att + ((size_t)bh * T + i) * T; /* [T] */
+            for (int j = 0; j < T; j++)
+                a[j] = 0.0f;
+            for (int d = 0; d < hd; d++) {
+                float qd = q[d] * scale;
+                const float *kd = k_t + (size_t)d * T;
+                for (int j = 0; j < T; j++)
+                    a[j] += qd * kd[j];
+            }
+            float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < T; j++)
+                mx = a[j] > mx ? a[j] : mx;
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < T; j++) {
+                a[j] = vexpf(a[j] - mx);
+                sum += a[j];
+            }
+            float inv = 1.0f / sum;
+            for (int j = 0; j < T; j++)
+                a[j] *= inv;
+            float *o = out + ((size_t)b * T + i) * D + h * hd;
+            for (int d = 0; d < hd; d++)
+                o[d] = 0.0f;
+            for (int j = 0; j < T; j++) {
+                float aj = a[j];
+                const float *v = base + j * row3 + 2 * D + h * hd;
+                for (int d = 0; d < hd; d++)
+                    o[d] += aj * v[d];
+            }
+        }
+    }
+}
+
+/* Row i at a time: r = dout_i v^T, dv_j += a_ij dout_i,
+ * ds_ij = a_ij (r_j - sum_j a_ij r_j) * scale, dq_i = ds_i k, dk_j += ds_ij q_i. */
+void vit_attention_backward(float *dqkv, float *vt, float *row, const float *dout,
+                            const float *qkv, const float *att, int B, int T, int D, int H)
+{
+    int hd = D / H;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t row3 = (size_t)3 * D;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        const float *base = qkv + (size_t)b * T * row3;
+        float *dbase = dqkv + (size_t)b * T * row3;
+        float *v_t = vt + (size_t)bh * hd * T; /* [hd, T] */
+        float *r = row + (size_t)bh * T;        /* [T] */
+        for (int j = 0; j < T; j++) {
+            const float *v = base + j * row3 + 2 * D + h * hd;
+            for (int d = 0; d < hd; d++)
+                v_t[(size_t)d * T + j] = v[d];
+            float *dq = dbase + j * row3 + h * hd;
+            for (int d = 0; d < hd; d++) {
+                dq[d] = 0.0f;
+                dq[D + d] = 0.0f;
+                dq[2 * D + d] = 0.0f;
+            }
+        }
+        for (int i = 0; i < T; i++) {
+            const float *a = att + ((size_t)bh * T + i) * T;
+            const float *go = dout + ((size_t)b * T + i) * D + h * hd;
+            for (int j = 0; j < T; j++)
+                r[j] = 0.0f;
+            for (int d = 0; d < hd; d++) {
+                float gd = go[d];
+                const float *vd = v_t + (size_t)d * T;
+                for (int j = 0; j < T; j++)
+                    r[j] += gd * vd[j];
+            }
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int j = 0; j < T; j++)
+                dot += a[j] * r[j];
+            for (int j = 0; j < T; j++)
+                r[j] = a[j] * (r[j] - dot) * scale;
+            const float *q = base + i * row3 + h * hd;
+            float *dq = dbase + i * row3 + h * hd;
+            for (int j = 0; j < T; j++) {
+                const float *k = base + j * row3 + D + h * hd;
+                float *dk = dbase + j * row3 + D + h * hd;
+                float *dv = dk + D;
+                float rj = r[j], aj = a[j];
+                for (int d = 0; d < hd; d++) {
+                    dq[d] += rj * k[d];
+                    dk[d] += rj * q[d];
+                    dv[d] += aj * go[d];
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Patch embedding: im2col + sgemm, class token, position embedding         */
+/* ------------------------------------------------------------------------ */
+
+void vit_im2col(float *patches, const float *img, int B, int C, int S, int P)
+{
+    int G = S / P, N = G * G, CPP = C * P * P;
+#pragma omp parallel for schedule(static)
+    for (int bn = 0; bn < B * N; bn++) {
+        int b = bn / N, n = bn % N, gy = n / G, gx = n % G;
+        float *dst = patches + (size_t)bn * CPP;
+        for (int c = 0; c < C; c++)
+            for (int py = 0; py < P; py++) {
+                const float *src = img + (((size_t)b * C + c) * S + gy * P + py) * S + gx * P;
+                memcpy(dst + (c * P + py) * P, src, (size_t)P * sizeof *src);
+            }
+    }
+}
+
+void vit_embed_forward(float *x, float *proj, const float *patches, const float *w,
+                       const float *bias, const float *cls, const float *pos, int B, int N,
+                       int CPP, int D)
+{
+    int T = N + 1;
+    vit_matmul_forward(proj, patches, w, bias, NULL, B * N, CPP, D);
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T;
+        float *o = x + (size_t)bt * D;
+        const float *src = t == 0 ? cls : proj + ((size_t)b * N + t - 1) * D;
+        const float *p = pos + (size_t)t * D;
+        for (int i = 0; i < D; i++)
+            o[i] = src[i] + p[i];
+    }
+}
+
+void vit_embed_backward(float *dw, float *dbias, float *dcls, float *dpos, float *scratch,
+                        const float *dx, const float *patches, const float *ones, int B, int N,
+                        int CPP, int D)
+{
+    int T = N + 1;
+    if (dw || dbias) {
+        for (int b = 0; b < B; b++)
+            memcpy(scratch + (size_t)b * N * D, dx + ((size_t)b * T + 1) * D,
+                   (size_t)N * D * sizeof *dx);
+        vit_matmul_backward(NULL, dw, dbias, scratch, patches, NULL, ones, B * N, CPP, D);
+    }
+    if (dpos) {
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b < B; b++) {
+                const float *g = dx + ((size_t)b * T + t) * D;
+                float *o = dpos + (size_t)t * D;
+                for (int i = 0; i < D; i++)
+                    o[i] += g[i];
+            }
+    }
+    if (dcls)
+        for (int b = 0; b < B; b++) {
+            const float *g = dx + (size_t)b * T * D;
+            for (int i = 0; i < D; i++)
+                dcls[i] += g[i];
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Class-token pooling                                                       */
+/* ------------------------------------------------------------------------ */
+
+void vit_pool_forward(float *out, const float *x, int B, int T, int D)
+{
+    for (int b = 0; b < B; b++)
+        memcpy(out + (size_t)b * D, x + (size_t)b * T * D, (size_t)D * sizeof *x);
+}
+
+void vit_pool_backward(float *dx, const float *dout, int B, int T, int D)
+{
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < D; i++)
+            dx[(size_t)b * T * D + i] += dout[(size_t)b * D + i];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Softmax cross-entropy with label smoothing                                */
+/* ------------------------------------------------------------------------ */
+
+/* Target q = (1 - eps) onehot(y) + eps / K; loss = -sum_k q_k log p_k,
+ * as torch.nn.CrossEntropyLoss(label_smoothing=eps). */
+float vit_crossentropy_forward(float *probs, const float *logits, const int32_t *labels,
+                               float smoothing, int B, int K)
+{
+    double total = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * K;
+        float *p = probs + (size_t)b * K;
+        float mx = z[0];
+        for (int k = 1; k < K; k++)
+            mx = z[k] > mx ? z[k] : mx;
+        double sum = 0.0;
+        for (int k = 0; k < K; k++)
+            sum += exp((double)z[k] - mx);
+        double logsum = log(sum) + mx;
+        double mean_logp = 0.0;
+        for (int k = 0; k < K; k++) {
+            double logp = z[k] - logsum;
+            p[k] = (float)exp(logp);
+            mean_logp += logp;
+        }
+        mean_logp /= K;
+        int y = labels[b];
+        assert(y >= 0 && y < K);
+        double nll = -((double)z[y] - logsum);
+        total += (1.0 - smoothing) * nll - smoothing * mean_logp;
+    }
+    return (float)(total / B);
+}
+
+void vit_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels,
+                               float smoothing, int B, int K)
+{
+    float off = smoothing / K, inv_b = 1.0f / B;
+    for (int b = 0; b < B; b++) {
+        const float *p = probs + (size_t)b * K;
+        float *d = dlogits + (size_t)b * K;
+        for (int k = 0; k < K; k++)
+            d[k] = (p[k] - off - (k == labels[b] ? 1.0f - smoothing : 0.0f)) * inv_b;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The model's structs                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Tensor indices in the table (forward order): embedding, blocks, head. */
+enum { VIT_CLS, VIT_POS, VIT_PATCH_W, VIT_PATCH_B, VIT_BLOCK0 };
+enum {
+    VIT_N1_W, VIT_N1_B, VIT_QKV_W, VIT_QKV_B, VIT_PROJ_W, VIT_PROJ_B,
+    VIT_N2_W, VIT_N2_B, VIT_FC1_W, VIT_FC1_B, VIT_FC2_W, VIT_FC2_B, VIT_PER_BLOCK
+};
+
+struct vit_acts {
+    float *block;    /* the one allocation everything below points into */
+    int B;           /* images in the last forward */
+    bool has_labels; /* the last forward computed a loss */
+    int32_t *labels; /* [Bc] of the last forward */
+    /* forward, kept for backward (Bc = batch_cap) */
+    float *patches;  /* [Bc, N, CPP] */
+    float *x0;       /* [Bc, T, D] embedded tokens */
+    float *ln1;      /* [L, Bc, T, D] */
+    float *ln1_mean; /* [L, Bc, T] */
+    float *ln1_rstd; /* [L, Bc, T] */
+    float *qkv;      /* [L, Bc, T, 3D] */
+    float *att;      /* [L, Bc, H, T, T] */
+    float *atty;     /* [L, Bc, T, D] attention output before proj */
+    float *res1;     /* [L, Bc, T, D] x + attn */
+    float *ln2;      /* [L, Bc, T, D] */
+    float *ln2_mean; /* [L, Bc, T] */
+    float *ln2_rstd; /* [L, Bc, T] */
+    float *fch;      /* [L, Bc, T, F] fc1 output */
+    float *fch_gelu; /* [L, Bc, T, F] */
+    float *res2;     /* [L, Bc, T, D] block output */
+    float *cls;      /* [Bc, D] pooled class tokens */
+    float *lnf;      /* [Bc, D] final norm = features */
+    float *lnf_mean; /* [Bc] */
+    float *lnf_rstd; /* [Bc] */
+    float *logits;   /* [Bc, K] */
+    float *probs;    /* [Bc, K] */
+    /* scratch, reused by every layer */
+    float *dres;     /* [Bc, T, D] gradient of the residual stream */
+    float *dln;      /* [Bc, T, D] also the patch projection in forward */
+    float *datty;    /* [Bc, T, D] */
+    float *dqkv;     /* [Bc, T, 3D] */
+    float *dfch;     /* [Bc, T, F] */
+    float *kt;       /* [Bc, H, hd, T] transposed keys / values */
+    float *row;      /* [Bc, H, T] */
+    float *dcls;     /* [Bc, D] */
+    float *dfeat;    /* [Bc, D] */
+    float *dlogits;  /* [Bc, K] */
+    float *ones;     /* [Bc * T] */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void table_add(sotu_tensor_table *tab, const char *name, int ndim, const int64_t *shape)
+{
+    sotu_tensor_info *t = &tab->t[tab->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->count = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->count *= (size_t)shape[i];
+    }
+    t->offset = tab->total;
+    tab->total += t->count;
+}
+
+#define ADD(name, ...)                                                                  \
+    do {                                                                                \
+        int64_t shape_[] = {__VA_ARGS__};                                               \
+        table_add(tab, name, (int)(sizeof shape_ / sizeof shape_[0]), shape_);         \
+    } while (0)
+
+static void build_table(sotu_tensor_table *tab, const vit_config *c)
+{
+    int64_t D = c->dim, T = (int64_t)(c->image_size / c->patch) * (c->image_size / c->patch) + 1;
+    int64_t F = c->mlp_hidden, K = c->classes;
+    char name[SOTU_TENSOR_NAME_MAX];
+    ADD("cls_token", 1, 1, D);
+    ADD("pos_embed", 1, T, D);
+    ADD("patch_embed.proj.weight", D, c->channels, c->patch, c->patch);
+    ADD("patch_embed.proj.bias", D);
+    for (int l = 0; l < c->depth; l++) {
+#define BLK(suffix, ...)                                                                \
+    do {                                                                                \
+        snprintf(name, sizeof name, "blocks.%d.%s", l, suffix);                         \
+        ADD(name, __VA_ARGS__);                                                         \
+    } while (0)
+        BLK("norm1.weight", D);
+        BLK("norm1.bias", D);
+        BLK("attn.qkv.weight", 3 * D, D);
+        BLK("attn.qkv.bias", 3 * D);
+        BLK("attn.proj.weight", D, D);
+        BLK("attn.proj.bias", D);
+        BLK("norm2.weight", D);
+        BLK("norm2.bias", D);
+        BLK("mlp.fc1.weight", F, D);
+        BLK("mlp.fc1.bias", F);
+        BLK("mlp.fc2.weight", D, F);
+        BLK("mlp.fc2.bias", D);
+#undef BLK
+    }
+    ADD("norm.weight", D);
+    ADD("norm.bias", D);
+    ADD("head.weight", K, D);
+    ADD("head.bias", K);
+}
+#undef ADD
+
+static float *alloc_floats(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)))
+        return NULL;
+    return p;
+}
+
+/* Lays out the activations: with base NULL only counts floats. */
+static size_t acts_layout(vit_acts *a, float *base, const vit_config *c, int Bc)
+{
+    size_t G = (size_t)(c->image_size / c->patch), N = G * G, T = N + 1;
+    size_t D = c->dim, F = c->mlp_hidden, L = c->depth, H = c->heads, K = c->classes;
+    size_t CPP = (size_t)c->channels * c->patch * c->patch, BT = (size_t)Bc * T;
+    size_t used = 0;
+#define TAKE(field, count)                                                              \
+    do {                                                                                \
+        a->field = base ? base + used : NULL;                                           \
+        used += ((size_t)(count) + 15) & ~(size_t)15;                                   \
+    } while (0)
+    TAKE(patches, (size_t)Bc * N * CPP);
+    TAKE(x0, BT * D);
+    TAKE(ln1, L * BT * D);
+    TAKE(ln1_mean, L * BT);
+    TAKE(ln1_rstd, L * BT);
+    TAKE(qkv, L * BT * 3 * D);
+    TAKE(att, L * Bc * H * T * T);
+    TAKE(atty, L * BT * D);
+    TAKE(res1, L * BT * D);
+    TAKE(ln2, L * BT * D);
+    TAKE(ln2_mean, L * BT);
+    TAKE(ln2_rstd, L * BT);
+    TAKE(fch, L * BT * F);
+    TAKE(fch_gelu, L * BT * F);
+    TAKE(res2, L * BT * D);
+    TAKE(cls, (size_t)Bc * D);
+    TAKE(lnf, (size_t)Bc * D);
+    TAKE(lnf_mean, Bc);
+    TAKE(lnf_rstd, Bc);
+    TAKE(logits, (size_t)Bc * K);
+    TAKE(probs, (size_t)Bc * K);
+    TAKE(dres, BT * D);
+    TAKE(dln, BT * D);
+    TAKE(datty, BT * D);
+    TAKE(dqkv, BT * 3 * D);
+    TAKE(dfch, BT * F);
+    TAKE(kt, BT * D);
+    TAKE(row, (size_t)Bc * H * T);
+    TAKE(dcls, (size_t)Bc * D);
+    TAKE(dfeat, (size_t)Bc * D);
+    TAKE(dlogits, (size_t)Bc * K);
+    TAKE(ones, BT);
+#undef TAKE
+    return used;
+}
+
+sotu_status vit_init(vit_model *m, const vit_config *cfg, int batch_cap)
+{
+    memset(m, 0, sizeof *m);
+    const vit_config *c = cfg;
+    if (c->image_size <= 0 || c->channels <= 0 || c->patch <= 0 || c->dim <= 0 ||
+        c->depth <= 0 || c->heads <= 0 || c->mlp_hidden <= 0 || c->classes <= 0)
+        return sotu_error(SOTU_ERR_CONFIG,
+                          "model: image_size %d, channels %d, patch %d, dim %d, depth %d, "
+                          "heads %d, mlp_hidden %d, classes %d: expected all > 0",
+                          c->image_size, c->channels, c->patch, c->dim, c->depth, c->heads,
+                          c->mlp_hidden, c->classes);
+    if (c->image_size % c->patch)
+        return sotu_error(SOTU_ERR_CONFIG,
+                          "model.patch: %d does not divide image_size %d", c->patch,
+                          c->image_size);
+    if (c->dim % c->heads)
+        return sotu_error(SOTU_ERR_CONFIG, "model.heads: %d does not divide dim %d", c->heads,
+                          c->dim);
+    if (batch_cap <= 0)
+        return sotu_error(SOTU_ERR_CONFIG, "batch size %d: expected > 0", batch_cap);
+
+    sotu_status st = SOTU_OK;
+    m->cfg = *cfg;
+    m->batch_cap = batch_cap;
+    int n = VIT_BLOCK0 + VIT_PER_BLOCK * c->depth + 4;
+    m->table.t = calloc((size_t)n, sizeof *m->table.t);
+    m->trainable = malloc((size_t)n * sizeof *m->trainable);
+    m->acts = calloc(1, sizeof *m->acts);
+    if (!m->table.t || !m->trainable || !m->acts) {
+        st = sotu_error(SOTU_ERR_NOMEM, "model: cannot allocate the tensor table (%d tensors)", n);
+        goto cleanup;
+    }
+    build_table(&m->table, c);
+    assert(m->table.n == n);
+    for (int i = 0; i < n; i++)
+        m->trainable[i] = true;
+    m->num_params = m->table.total;
+    m->params = alloc_floats(m->num_params);
+    m->grads = alloc_floats(m->num_params);
+    if (!m->params || !m->grads) {
+        st = sotu_error(SOTU_ERR_NOMEM, "model: cannot allocate 2 x %zu bytes of parameters",
+                        m->num_params * sizeof(float));
+        goto cleanup;
+    }
+    memset(m->params, 0, m->num_params * sizeof(float));
+    memset(m->grads, 0, m->num_params * sizeof(float));
+
+    size_t nacts = acts_layout(m->acts, NULL, c, batch_cap);
+    m->acts->block = alloc_floats(nacts);
+    m->acts->labels = malloc((size_t)batch_cap * sizeof *m->acts->labels);
+    if (!m->acts->block || !m->acts->labels) {
+        st = sotu_error(SOTU_ERR_NOMEM,
+                        "model: cannot allocate %zu bytes of activations for batch %d",
+                        nacts * sizeof(float), batch_cap);
+        goto cleanup;
+    }
+    acts_layout(m->acts, m->acts->block, c, batch_cap);
+    size_t T = m->table.t[VIT_POS].shape[1];
+    for (size_t i = 0; i < (size_t)batch_cap * T; i++)
+        m->acts->ones[i] = 1.0f;
+    m->logits = m->acts->logits;
+    m->features = m->acts->lnf;
+
+cleanup:
+    if (st != SOTU_OK)
+        vit_free(m);
+    return st;
+}
+
+static float trunc_normal(sotu_rng *r, float std)
+{
+    for (;;) {
+        float z = sotu_rng_normal(r);
+        if (z >= -2.0f && z <= 2.0f)
+            return z * std;
+    }
+}
+
+/* timm's init_weights_vit_timm: Linear weights trunc-normal(0.02), biases 0;
+ * pos_embed trunc-normal(0.02); cls_token normal(1e-6); LayerNorm 1 / 0; the
+ * patch conv keeps PyTorch's default, uniform +-1/sqrt(fan_in) for weight
+ * and bias. */
+void vit_init_random(vit_model *m, uint64_t seed)
+{
+    sotu_rng r;
+    sotu_rng_init(&r, seed, SOTU_STREAM_INIT);
+    const sotu_tensor_table *tab = &m->table;
+    float conv_bound = 1.0f / sqrtf((float)(m->cfg.channels * m->cfg.patch * m->cfg.patch));
+    for (int i = 0; i < tab->n; i++) {
+        const sotu_tensor_info *t = &tab->t[i];
+        float *p = m->params + t->offset;
+        const char *name = t->name;
+        size_t len = strlen(name);
+        bool is_norm = strstr(name, "norm") != NULL;
+        bool is_bias = len > 5 && !strcmp(name + len - 5, ".bias");
+        for (size_t k = 0; k < t->count; k++) {
+            if (i == VIT_CLS)
+                p[k] = 1e-6f * sotu_rng_normal(&r);
+            else if (i == VIT_PATCH_W || i == VIT_PATCH_B)
+                p[k] = conv_bound * (2.0f * sotu_rng_uniform(&r) - 1.0f);
+            else if (is_norm)
+                p[k] = is_bias ? 0.0f : 1.0f;
+            else if (is_bias)
+                p[k] = 0.0f;
+            else
+                p[k] = trunc_normal(&r, 0.02f);
+        }
+    }
+}
+
+#define PARAM(m, i) ((m)->params + (m)->table.t[i].offset)
+#define GRAD(m, i) ((m)->trainable[i] ? (m)->grads + (m)->table.t[i].offset : NULL)
+
+float vit_forward(vit_model *m, const float *images, const int32_t *labels, int B)
+{
+    assert(B > 0 && B <= m->batch_cap);
+    const vit_config *c = &m->cfg;
+    vit_acts *a = m->acts;
+    int G = c->image_size / c->patch, N = G * G, T = N + 1, D = c->dim, H = c->heads;
+    int F = c->mlp_hidden, K = c->classes, CPP = c->channels * c->patch * c->patch;
+    int BT = B * T;
+    size_t Bc = (size_t)m->batch_cap, lD = Bc * T * D, lT = Bc * T, lF = Bc * T * F;
+    size_t lA = Bc * H * T * T;
+
+    vit_im2col(a->patches, images, B, c->channels, c->image_size, c->patch);
+    vit_embed_forward(a->x0, a->dln, a->patches, PARAM(m, VIT_PATCH_W), PARAM(m, VIT_PATCH_B),
+                      PARAM(m, VIT_CLS), PARAM(m, VIT_POS), B, N, CPP, D);
+    const float *x = a->x0;
+    for (int l = 0; l < c->depth; l++) {
+        int p0 = VIT_BLOCK0 + l * VIT_PER_BLOCK;
+        float *ln1 = a->ln1 + l * lD, *qkv = a->qkv + l * 3 * lD, *att = a->att + l * lA;
+        float *atty = a->atty + l * lD, *res1 = a->res1 + l * lD, *ln2 = a->ln2 + l * lD;
+        float *fch = a->fch + l * lF, *fch_gelu = a->fch_gelu + l * lF;
+        float *res2 = a->res2 + l * lD;
+        vit_layernorm_forward(ln1, a->ln1_mean + l * lT, a->ln1_rstd + l * lT, x,
+                              PARAM(m, p0 + VIT_N1_W), PARAM(m, p0 + VIT_N1_B), BT, D);
+        vit_matmul_forward(qkv, ln1, PARAM(m, p0 + VIT_QKV_W), PARAM(m, p0 + VIT_QKV_B), NULL,
+                           BT, D, 3 * D);
+        vit_attention_forward(atty, att, a->kt, qkv, B, T, D, H);
+        vit_matmul_forward(res1, atty, PARAM(m, p0 + VIT_PROJ_W), PARAM(m, p0 + VIT_PROJ_B), x,
+                           BT, D, D);
+        vit_layernorm_forward(ln2, a->ln2_mean + l * lT, a->ln2_rstd + l * lT, res1,
+                              PARAM(m, p0 + VIT_N2_W), PARAM(m, p0 + VIT_N2_B), BT, D);
+        vit_matmul_forward(fch, ln2, PARAM(m, p0 + VIT_FC1_W), PARAM(m, p0 + VIT_FC1_B), NULL,
+                           BT, D, F);
+        vit_gelu_forward(fch_gelu, fch, (int64_t)BT * F);
+        vit_matmul_forward(res2, fch_gelu, PARAM(m, p0 + VIT_FC2_W), PARAM(m, p0 + VIT_FC2_B),
+                           res1, BT, F, D);
+        x = res2;
+    }
+    int nf = VIT_BLOCK0 + VIT_PER_BLOCK * c->depth;
+    vit_pool_forward(a->cls, x, B, T, D);
+    vit_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->cls, PARAM(m, nf),
+                          PARAM(m, nf + 1), B, D);
+    vit_matmul_forward(a->logits, a->lnf, PARAM(m, nf + 2), PARAM(m, nf + 3), NULL, B, D, K);
+
+    a->B = B;
+    a->has_labels = labels != NULL;
+    m->loss = 0.0f;
+    if (labels) {
+        memcpy(a->labels, labels, (size_t)B * sizeof *labels);
+        m->loss = vit_crossentropy_forward(a->probs, a->logits, labels, m->label_smoothing, B, K);
+    }
+    return m->loss;
+}
+
+/* Index of the first trainable tensor in forward order (table.n if none):
+ * backward stops once nothing at or before the current op trains. */
+static int first_trainable(const vit_model *m)
+{
+    for (int i = 0; i < m->table.n; i++)
+        if (m->trainable[i])
+            return i;
+    return m->table.n;
+}
+
+void vit_backward(vit_model *m)
+{
+    vit_acts *a = m->acts;
+    assert(a->has_labels && "vit_backward needs a forward with labels");
+    const vit_config *c = &m->cfg;
+    int B = a->B, G = c->image_size / c->patch, N = G * G, T = N + 1, D = c->dim;
+    int H = c->heads, F = c->mlp_hidden, K = c->classes, L = c->depth;
+    int CPP = c->channels * c->patch * c->patch, BT = B * T;
+    size_t Bc = (size_t)m->batch_cap, lD = Bc * T * D, lT = Bc * T, lF = Bc * T * F;
+    size_t lA = Bc * H * T * T;
+    int ft = first_trainable(m);
+    int nf = VIT_BLOCK0 + VIT_PER_BLOCK * L; /* final norm; head at nf + 2 */
+    if (ft == m->table.n)
+        return;
+
+    vit_crossentropy_backward(a->dlogits, a->probs, a->labels, m->label_smoothing, B, K);
+    vit_matmul_backward(ft < nf + 2 ? a->dfeat : NULL, GRAD(m, nf + 2), GRAD(m, nf + 3),
+                        a->dlogits, a->lnf, PARAM(m, nf + 2), a->ones, B, D, K);
+    if (ft >= nf + 2)
+        return;
+    memset(a->dcls, 0, (size_t)B * D * sizeof(float));
+    vit_layernorm_backward(ft < nf ? a->dcls : NULL, GRAD(m, nf), GRAD(m, nf + 1), a->dfeat,
+                           a->cls, PARAM(m, nf), a->lnf_mean, a->lnf_rstd, B, D);
+    if (ft >= nf)
+        return;
+    memset(a->dres, 0, (size_t)BT * D * sizeof(float));
+    vit_pool_backward(a->dres, a->dcls, B, T, D);
+
+    for (int l = L - 1; l >= 0; l--) {
+        int p0 = VIT_BLOCK0 + l * VIT_PER_BLOCK;
+        if (ft >= p0 + VIT_PER_BLOCK)
+            return;
+        const float *x = l == 0 ? a->x0 : a->res2 + (l - 1) * lD;
+        const float *ln1 = a->ln1 + l * lD, *qkv = a->qkv + l * 3 * lD, *att = a->att + l * lA;
+        const float *atty = a->atty + l * lD, *res1 = a->res1 + l * lD;
+        const float *ln2 = a->ln2 + l * lD, *fch = a->fch + l * lF;
+        const float *fch_gelu = a->fch_gelu + l * lF;
+
+        /* dres holds d(res2); res2 = res1 + fc2(gelu(fc1(ln2(res1)))). */
+        bool mlp_in = ft <= p0 + VIT_FC1_B;
+        vit_matmul_backward(mlp_in ? a->dfch : NULL, GRAD(m, p0 + VIT_FC2_W),
+                            GRAD(m, p0 + VIT_FC2_B), a->dres, fch_gelu,
+                            PARAM(m, p0 + VIT_FC2_W), a->ones, BT, F, D);
+        if (mlp_in) {
+            vit_gelu_backward(a->dfch, fch, a->dfch, (int64_t)BT * F);
+            vit_matmul_backward(ft <= p0 + VIT_N2_B ? a->dln : NULL, GRAD(m, p0 + VIT_FC1_W),
+                                GRAD(m, p0 + VIT_FC1_B), a->dfch, ln2,
+                                PARAM(m, p0 + VIT_FC1_W), a->ones, BT, D, F);
+        }
+        if (ft <= p0 + VIT_N2_B)
+            vit_layernorm_backward(ft < p0 + VIT_N2_W ? a->dres : NULL, GRAD(m, p0 + VIT_N2_W),
+                                   GRAD(m, p0 + VIT_N2_B), a->dln, res1,
+                                   PARAM(m, p0 + VIT_N2_W), a->ln2_mean + l * lT,
+                                   a->ln2_rstd + l * lT, BT, D);
+        if (ft > p0 + VIT_PROJ_B)
+            return;
+
+        /* dres holds d(res1); res1 = x + proj(attention(qkv(ln1(x)))). */
+        bool attn_in = ft <= p0 + VIT_QKV_B;
+        vit_matmul_backward(attn_in ? a->datty : NULL, GRAD(m, p0 + VIT_PROJ_W),
+                            GRAD(m, p0 + VIT_PROJ_B), a->dres, atty,
+                            PARAM(m, p0 + VIT_PROJ_W), a->ones, BT, D, D);
+        if (attn_in) {
+            vit_attention_backward(a->dqkv, a->kt, a->row, a->datty, qkv, att, B, T, D, H);
+            vit_matmul_backward(ft <= p0 + VIT_N1_B ? a->dln : NULL, GRAD(m, p0 + VIT_QKV_W),
+                                GRAD(m, p0 + VIT_QKV_B), a->dqkv, ln1,
+                                PARAM(m, p0 + VIT_QKV_W), a->ones, BT, D, 3 * D);
+        }
+        if (ft <= p0 + VIT_N1_B)
+            vit_layernorm_backward(ft < p0 + VIT_N1_W ? a->dres : NULL, GRAD(m, p0 + VIT_N1_W),
+                                   GRAD(m, p0 + VIT_N1_B), a->dln, x, PARAM(m, p0 + VIT_N1_W),
+                                   a->ln1_mean + l * lT, a->ln1_rstd + l * lT, BT, D);
+    }
+    vit_embed_backward(GRAD(m, VIT_PATCH_W), GRAD(m, VIT_PATCH_B), GRAD(m, VIT_CLS),
+                       GRAD(m, VIT_POS), a->dln, a->dres, a->patches, a->ones, B, N, CPP, D);
+}
+
+void vit_zero_grad(vit_model *m)
+{
+    for (int i = 0; i < m->table.n; i++)
+        if (m->trainable[i])
+            memset(m->grads + m->table.t[i].offset, 0, m->table.t[i].count * sizeof(float));
+}
+
+/* Keyword -> glob. */
+static const char *tune_glob(const char *word)
+{
+    static const char *const map[][2] = {
+        {"all", "*"},           {"blocks", "blocks.*"}, {"attn", "blocks.*.attn.*"},
+        {"mlp", "blocks.*.mlp.*"}, {"norm", "*norm*"},  {"head", "head.*"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(word, map[i][0]))
+            return map[i][1];
+    return word;
+}
+
+sotu_status vit_set_trainable(vit_model *m, const char *spec)
+{
+    sotu_status st = SOTU_OK;
+    bool *mark = calloc((size_t)m->table.n, sizeof *mark);
+    char *copy = strdup(spec ? spec : "");
+    if (!mark || !copy) {
+        st = sotu_error(SOTU_ERR_NOMEM, "train.tune: out of memory");
+        goto cleanup;
+    }
+    int items = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len && tok[len - 1] == ' ')
+            tok[--len] = '\0';
+        if (!len)
+            continue;
+        items++;
+        const char *glob = tune_glob(tok);
+        int hits = 0;
+        for (int i = 0; i < m->table.n; i++)
+            if (fnmatch(glob, m->table.t[i].name, 0) == 0) {
+                mark[i] = true;
+                hits++;
+            }
+        if (!hits) {
+            st = sotu_error(SOTU_ERR_CONFIG,
+                            "train.tune: '%s' matches no parameter (expected all, blocks, attn, "
+                            "mlp, norm, head or a glob over timm names such as blocks.*.attn.*)",
+                            tok);
+            goto cleanup;
+        }
+    }
+    if (!items) {
+        st = sotu_error(SOTU_ERR_CONFIG, "train.tune: empty, expected all, blocks, attn, mlp, "
+                                         "norm, head or name globs");
+        goto cleanup;
+    }
+    memcpy(m->trainable, mark, (size_t)m->table.n * sizeof *mark);
+cleanup:
+    free(mark);
+    free(copy);
+    return st;
+}
+
+double vit_train_flops(const vit_config *c, int B)
+{
+    double G = c->image_size / c->patch, N = G * G, T = N + 1, D = c->dim, F = c->mlp_hidden;
+    double CPP = (double)c->channels * c->patch * c->patch;
+    double per_image = 2.0 * N * CPP * D + 2.0 * D * c->classes;
+    per_image += c->depth * (2.0 * T * D * (3 * D + D + 2 * F) + 2.0 * 2.0 * T * T * D);
+    return 3.0 * per_image * B; /* backward is twice the forward */
+}
+
+void vit_free(vit_model *m)
+{
+    if (!m)
+        return;
+    if (m->acts) {
+        free(m->acts->block);
+        free(m->acts->labels);
+        free(m->acts);
+    }
+    free(m->table.t);
+    free(m->params);
+    free(m->grads);
+    free(m->trainable);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,123 @@
+/* The ViT's kernels, exposed for the unit tests (gradient checks and naive
+ * reference comparisons). Not part of the worker's public interface.
+ *
+ * Shapes use vit.h's names: M rows (usually B*T tokens), In inputs, Out outputs.
+ * Conventions: *_forward overwrites its outputs; *_backward ADDS into weight
+ * gradients (dw, dbias, ...) and into dinp where it says "added", and skips
+ * any gradient pointer that is NULL.
+ */
+#ifndef SOTU_WORKER_VIT_INTERNAL_H
+#define SOTU_WORKER_VIT_INTERNAL_H
+
+#include <stdint.h>
+
+#define VIT_LN_EPS 1e-6f
+
+/* out = inp @ w^T + bias (+ residual). bias and residual may be NULL. */
+void vit_matmul_forward(float *out,            /* [M, Out] */
+                        const float *inp,      /* [M, In] */
+                        const float *w,        /* [Out, In] */
+                        const float *bias,     /* [Out] or NULL */
+                        const float *residual, /* [M, Out] or NULL */
+                        int M, int In, int Out);
+
+/* dinp = dout @ w (overwritten); dw += dout^T @ inp; dbias += column sums of
+ * dout. ones is [M] of 1.0f (the bias sum is a BLAS gemv). */
+void vit_matmul_backward(float *dinp,        /* [M, In] or NULL */
+                         float *dw,          /* [Out, In] or NULL */
+                         float *dbias,       /* [Out] or NULL */
+                         const float *dout,  /* [M, Out] */
+                         const float *inp,   /* [M, In] */
+                         const float *w,     /* [Out, In] */
+                         const float *ones,  /* [M] */
+                         int M, int In, int Out);
+
+/* Per row: out = (x - mean) * rstd * w + b with eps VIT_LN_EPS. */
+void vit_layernorm_forward(float *out,       /* [M, D] */
+                           float *mean,      /* [M] */
+                           float *rstd,      /* [M] */
+                           const float *inp, /* [M, D] */
+                           const float *w,   /* [D] */
+                           const float *b,   /* [D] */
+                           int M, int D);
+
+/* dinp (added), dw and db (added). */
+void vit_layernorm_backward(float *dinp,        /* [M, D] or NULL */
+                            float *dw,          /* [D] or NULL */
+                            float *db,          /* [D] or NULL */
+                            const float *dout,  /* [M, D] */
+                            const float *inp,   /* [M, D] */
+                            const float *w,     /* [D] */
+                            const float *mean,  /* [M] */
+                            const float *rstd,  /* [M] */
+                            int M, int D);
+
+/* Exact (erf) GELU. The erf is a rational approximation accurate to 7e-8
+ * absolute, written so the loop vectorises. */
+void vit_gelu_forward(float *out, const float *inp, int64_t n); /* [n] */
+/* dinp = dout * gelu'(inp) (overwritten; dinp may alias dout). */
+void vit_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
+
+/* Multi-head softmax attention, scale hd^-0.5, no mask.
+ * qkv rows hold [q | k | v], each [D] split into H heads of hd = D/H. */
+void vit_attention_forward(float *out,       /* [B, T, D] */
+                           float *att,       /* [B, H, T, T] softmax probabilities */
+                           float *kt,        /* [B, H, hd, T] scratch */
+                           const float *qkv, /* [B, T, 3D] */
+                           int B, int T, int D, int H);
+
+/* dqkv overwritten. */
+void vit_attention_backward(float *dqkv,       /* [B, T, 3D] */
+                            float *vt,         /* [B, H, hd, T] scratch */
+                            float *row,        /* [B, H, T] scratch */
+                            const float *dout, /* [B, T, D] */
+                            const float *qkv,  /* [B, T, 3D] */
+                            const float *att,  /* [B, H, T, T] */
+                            int B, int T, int D, int H);
+
+/* Patch extraction (im2col of a conv with stride = kernel = P):
+ * patches[b, gy*G + gx, (c*P + py)*P + px] = img[b, c, gy*P + py, gx*P + px],
+ * G = S/P. */
+void vit_im2col(float *patches,     /* [B, N, C*P*P] */
+                const float *img,   /* [B, C, S, S] */
+                int B, int C, int S, int P);
+
+/* x[b, 0] = cls + pos[0]; x[b, 1+n] = patches[b, n] @ w^T + bias + pos[1+n].
+ * proj is scratch for the projections. */
+void vit_embed_forward(float *x,              /* [B, T, D] */
+                       float *proj,           /* [B, N, D] scratch */
+                       const float *patches,  /* [B, N, CPP] */
+                       const float *w,        /* [D, CPP] */
+                       const float *bias,     /* [D] */
+                       const float *cls,      /* [D] */
+                       const float *pos,      /* [T, D] */
+                       int B, int N, int CPP, int D);
+
+/* Weight, bias, class-token and position gradients (all added, NULL skips). */
+void vit_embed_backward(float *dw,            /* [D, CPP] or NULL */
+                        float *dbias,         /* [D] or NULL */
+                        float *dcls,          /* [D] or NULL */
+                        float *dpos,          /* [T, D] or NULL */
+                        float *scratch,       /* [B, N, D] */
+                        const float *dx,      /* [B, T, D] */
+                        const float *patches, /* [B, N, CPP] */
+                        const float *ones,    /* [B*N] */
+                        int B, int N, int CPP, int D);
+
+/* Mean softmax cross-entropy against (1 - eps) one-hot + eps / K targets.
+ * probs receives the softmax. Returns the mean loss. */
+float vit_crossentropy_forward(float *probs,          /* [B, K] */
+                               const float *logits,   /* [B, K] */
+                               const int32_t *labels, /* [B] */
+                               float smoothing, int B, int K);
+/* dlogits = (probs - target) / B (overwritten). */
+void vit_crossentropy_backward(float *dlogits,        /* [B, K] */
+                               const float *probs,    /* [B, K] */
+                               const int32_t *labels, /* [B] */
+                               float smoothing, int B, int K);
+
+/* Class-token pooling: out[b] = x[b, 0]; backward adds dout[b] into dx[b, 0]. */
+void vit_pool_forward(float *out, const float *x, int B, int T, int D);   /* [B,D] <- [B,T,D] */
+void vit_pool_backward(float *dx, const float *dout, int B, int T, int D); /* [B,T,D] += [B,D] */
+
+#endif
