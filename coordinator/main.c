@@ -14,16 +14,16 @@ typedef struct {
 
 static const command commands[] = {
     {"train", NULL, "fine-tune every task, merge sparse deltas, evaluate (mpirun/srun/serial)"},
-    {"pretrain", NULL, "supervised pretraining of a small ViT (the quick start's backbone)"},
-    {"finetune", NULL, "fine-tune one task in one process and print its accuracy"},
-    {"data", NULL, "build task datasets (fmnist presets, IDX and image import)"},
+    {"pretrain", sotu_cmd_pretrain, "supervised pretraining of a small ViT (the quick start's backbone)"},
+    {"finetune", sotu_cmd_finetune, "fine-tune one task in one process and print its accuracy"},
+    {"data", sotu_cmd_data, "build task datasets (fmnist presets, IDX and image import)"},
     {"merge", NULL, "re-merge stored deltas of a run without retraining"},
     {"eval", NULL, "evaluate a checkpoint on a task manifest"},
     {"predict", NULL, "logits and predicted classes for images"},
     {"import", NULL, "import safetensors weights"},
     {"export", NULL, "export a checkpoint as safetensors"},
-    {"inspect", NULL, "describe a .h5, manifest, .sotud or .safetensors file"},
-    {"bench", NULL, "benchmarks: train, codec, merge (one JSON line each)"},
+    {"inspect", sotu_cmd_inspect, "describe a .h5, manifest, .sotud or .safetensors file"},
+    {"bench", sotu_cmd_bench, "benchmarks: train, codec, merge (one JSON line each)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -1,0 +1,22 @@
+/* `sotu inspect FILE`: a description of a sotu file on stdout.
+ *
+ * sotu_cmd_inspect picks the reader by extension and, for HDF5 files, by the
+ * root "format" attribute. Each reader below prints its file and returns a
+ * process exit code (0, or 3 / 4 with the error printed as "sotu inspect:
+ * message"). Per-tensor and per-task detail is printed at -v.
+ */
+#ifndef SOTU_COORDINATOR_INSPECT_H
+#define SOTU_COORDINATOR_INSPECT_H
+
+/* Task file ("sotu-task"): name, classes and class names, image shape,
+ * per split: count, label histogram, pixel mean. */
+int sotu_inspect_task(const char *path);
+
+/* Task manifest (.yaml/.yml): a table of the tasks in stream order. */
+int sotu_inspect_manifest(const char *path);
+
+/* Weights file ("sotu-weights"): model config, tensor and parameter count;
+ * per-tensor shapes at -v. */
+int sotu_inspect_weights(const char *path);
+
+#endif
