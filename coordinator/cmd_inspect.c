@@ -217,6 +217,8 @@ int sotu_cmd_inspect(int argc, char **argv)
             return sotu_inspect_task(path);
         if (!strcmp(format, "sotu-weights"))
             return sotu_inspect_weights(path);
+        if (!strcmp(format, "sotu-checkpoint"))
+            return sotu_inspect_checkpoint(path);
         return sotu_cmd_fail("inspect",
                              sotu_error(SOTU_ERR_DATA,
                                         "%s: HDF5 file of format '%s', which inspect does not "

@@ -19,4 +19,7 @@ int sotu_inspect_manifest(const char *path);
  * per-tensor shapes at -v. */
 int sotu_inspect_weights(const char *path);
 
+/* Run checkpoint ("sotu-checkpoint"): tasks, keep, kept counts, bytes, cosine and accuracy summary. */
+int sotu_inspect_checkpoint(const char *path);
+
 #endif

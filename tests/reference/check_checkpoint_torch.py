@@ -108,6 +108,15 @@ def main():
         check(acc.shape == (2, 2) and math.isnan(acc[0, 1]) and acc[1, 1] == 0.85, "acc_matrix")
         check(float(f["eval/acc_matrix"].attrs["final_avg_acc"]) == 0.8, "summary attr")
 
+    sotu = os.environ.get("SOTU_BIN")
+    if sotu:
+        r = subprocess.run([sotu, "inspect", ckpt], capture_output=True, text=True)
+        print(r.stdout)
+        check(r.returncode == 0, f"sotu inspect exit {r.returncode}: {r.stderr}")
+        for want in ("sotu-checkpoint v1", "collision rate 0.25", "keep 0.05",
+                     "2469 kept values", "mean 0.02, max 0.02", "sandals"):
+            check(want in r.stdout, f"sotu inspect output lacks {want!r}")
+
     if failures:
         print(f"check_checkpoint_torch: {len(failures)} failures", file=sys.stderr)
         return 1
