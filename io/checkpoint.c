@@ -503,7 +503,7 @@ static sotu_status read_str_alloc(hid_t loc, const char *name, char **out, const
     if (a >= 0)
         H5Aclose(a);
     if (cap == 0) {
-        /* Variable length: ask for the stored length via a probe read. */
+        /* Variable length: HDF5 allocates the string. */
         hid_t aa = H5Aopen(loc, name, H5P_DEFAULT);
         hid_t mt = H5Tcopy(H5T_C_S1);
         char *v = NULL;

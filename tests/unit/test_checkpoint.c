@@ -253,6 +253,14 @@ static void test_round_trip(const char *dir, uint64_t seed)
     CHECK(sotu_checkpoint_read_info(path, &info) == SOTU_OK);
     CHECK(info.n_keeps == 0 && isnan(info.cosine[0]) && isnan(info.acc_matrix[T * T - 1]));
     sotu_checkpoint_info_free(&info);
+
+    /* Before any task has finished. */
+    fx.ck.n_tasks = 0;
+    CHECK_MSG(sotu_checkpoint_write(path, &fx.ck) == SOTU_OK, "%s", sotu_last_error());
+    s = sotu_checkpoint_read(path, &fx.tab, params, &info);
+    CHECK_MSG(s == SOTU_OK, "empty run: %s", sotu_last_error());
+    CHECK(info.n_tasks == 0 && floats_equal(params, fx.merged, fx.tab.total));
+    sotu_checkpoint_info_free(&info);
     free(params);
     fixture_free(&fx);
 }
