@@ -1,0 +1,176 @@
+/* `sotu bench train`: median time of one training step on synthetic data. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "common/log.h"
+#include "common/rng.h"
+#include "common/status.h"
+#include "common/threads.h"
+#include "coordinator/bench.h"
+#include "coordinator/commands.h"
+#include "worker/optim.h"
+#include "worker/vit.h"
+
+typedef struct {
+    const char *name;
+    vit_config cfg;
+} bench_model;
+
+/* image_size, channels, patch, dim, depth, heads, mlp_hidden, classes */
+static const bench_model bench_models[] = {
+    {"tiny", {28, 1, 4, 96, 6, 3, 384, 10}},
+    {"small", {32, 3, 4, 192, 12, 3, 768, 10}},
+    {"vitb", {224, 3, 16, 768, 12, 12, 3072, 1000}},
+};
+
+static void bench_train_usage(FILE *f)
+{
+    fprintf(f, "usage: sotu bench train --model tiny|small|vitb [--threads N] [--batch B]\n"
+               "                        [--steps S] [--warmup W] [--seed X]\n"
+               "Times zero_grad + forward + backward + AdamW step on synthetic data and prints\n"
+               "one JSON line: model, threads, batch, images_per_s, gflops, step_seconds\n"
+               "(median of S steps after W warm-up steps), peak_rss_mb.\n"
+               "Defaults: threads from OMP_NUM_THREADS/SLURM_CPUS_PER_TASK, batch 64,\n"
+               "steps 20, warmup 3.\n");
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int parse_positive(const char *opt, const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 1 || v > 1000000) {
+        fprintf(stderr, "sotu bench train: %s '%s', expected a positive integer\n", opt, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int sotu_bench_train(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},  {"threads", required_argument, NULL, 't'},
+        {"batch", required_argument, NULL, 'b'},  {"steps", required_argument, NULL, 's'},
+        {"warmup", required_argument, NULL, 'w'}, {"seed", required_argument, NULL, 'x'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *model_name = "tiny";
+    int threads = sotu_threads_default(), batch = 64, steps = 20, warmup = 3, seed = 0;
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int rc = 0;
+        switch (o) {
+        case 'm': model_name = optarg; break;
+        case 't': rc = parse_positive("--threads", optarg, &threads); break;
+        case 'b': rc = parse_positive("--batch", optarg, &batch); break;
+        case 's': rc = parse_positive("--steps", optarg, &steps); break;
+        case 'w': warmup = atoi(optarg) < 0 ? 0 : atoi(optarg); break;
+        case 'x': seed = atoi(optarg); break;
+        case 'h': bench_train_usage(stdout); return SOTU_EXIT_OK;
+        default: bench_train_usage(stderr); return SOTU_EXIT_USAGE;
+        }
+        if (rc)
+            return SOTU_EXIT_USAGE;
+    }
+    if (optind != argc) {
+        bench_train_usage(stderr);
+        return SOTU_EXIT_USAGE;
+    }
+    const bench_model *bm = NULL;
+    for (size_t i = 0; i < sizeof bench_models / sizeof bench_models[0]; i++)
+        if (!strcmp(model_name, bench_models[i].name))
+            bm = &bench_models[i];
+    if (!bm) {
+        fprintf(stderr, "sotu bench train: --model '%s', expected tiny, small or vitb\n",
+                model_name);
+        return SOTU_EXIT_USAGE;
+    }
+
+    sotu_threads_set(threads);
+    vit_model m;
+    memset(&m, 0, sizeof m);
+    optim_state opt;
+    memset(&opt, 0, sizeof opt);
+    float *x = NULL;
+    int32_t *y = NULL;
+    double *times = NULL;
+    int rc = SOTU_EXIT_OK;
+    sotu_status st = vit_init(&m, &bm->cfg, batch);
+    if (st != SOTU_OK)
+        goto cleanup;
+    vit_init_random(&m, (uint64_t)seed);
+
+    const vit_config *c = &bm->cfg;
+    size_t img = (size_t)c->channels * c->image_size * c->image_size;
+    x = malloc(sizeof(float) * img * (size_t)batch);
+    y = malloc(sizeof(int32_t) * (size_t)batch);
+    times = malloc(sizeof(double) * (size_t)steps);
+    if (!x || !y || !times) {
+        st = sotu_error(SOTU_ERR_NOMEM, "bench train: input buffers for batch %d", batch);
+        goto cleanup;
+    }
+    sotu_rng r;
+    sotu_rng_init(&r, (uint64_t)seed, SOTU_STREAM_DATA);
+    for (size_t i = 0; i < img * (size_t)batch; i++)
+        x[i] = sotu_rng_normal(&r);
+    for (int b = 0; b < batch; b++)
+        y[b] = (int32_t)sotu_rng_below(&r, (uint64_t)c->classes);
+
+    optim_config oc = optim_config_default(OPTIM_ADAMW);
+    oc.weight_decay = 0.05f;
+    st = optim_init(&opt, &oc, &m.table, m.trainable);
+    if (st != SOTU_OK)
+        goto cleanup;
+
+    float loss = 0;
+    for (int i = 0; i < warmup + steps; i++) {
+        double t0 = sotu_now();
+        vit_zero_grad(&m);
+        loss = vit_forward(&m, x, y, batch);
+        vit_backward(&m);
+        optim_step(&opt, m.params, m.grads, 1e-4f);
+        double dt = sotu_now() - t0;
+        if (i >= warmup)
+            times[i - warmup] = dt;
+    }
+    qsort(times, (size_t)steps, sizeof *times, cmp_double);
+    double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}",
+                          "bench", "train", "impl", "sotu", "model", bm->name, "threads", threads,
+                          "batch", batch, "steps", steps, "images_per_s", batch / med, "gflops",
+                          vit_train_flops(c, batch) / med / 1e9, "step_seconds", med,
+                          "peak_rss_mb", (double)ru.ru_maxrss / 1024.0, "loss", (double)loss);
+    char *line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+                   : NULL;
+    if (!line) {
+        json_decref(j);
+        st = sotu_error(SOTU_ERR_NOMEM, "bench train: building the JSON line");
+        goto cleanup;
+    }
+    printf("%s\n", line);
+    fflush(stdout);
+    free(line);
+    json_decref(j);
+
+cleanup:
+    if (st != SOTU_OK)
+        rc = sotu_cmd_fail("bench train", st);
+    optim_free(&opt);
+    vit_free(&m);
+    free(x);
+    free(y);
+    free(times);
+    return rc;
+}

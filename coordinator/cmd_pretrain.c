@@ -1,0 +1,226 @@
+/* `sotu pretrain CONFIG [--set ...] [--out PATH]`: supervised pretraining of
+ * the small ViT of model.* on the upright Fashion-MNIST training split,
+ * evaluated on its test split every epoch; the weights file is written
+ * atomically after every epoch, so a crash loses at most one. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/threads.h"
+#include "coordinator/cli.h"
+#include "coordinator/commands.h"
+#include "io/fsutil.h"
+#include "io/idx.h"
+#include "io/taskset.h"
+#include "io/weights.h"
+#include "worker/finetune.h"
+#include "worker/vit.h"
+
+static const char *const fmnist_classes[10] = {"t-shirt", "trouser", "pullover", "dress", "coat",
+                                               "sandal", "shirt", "sneaker", "bag", "boot"};
+
+static void pretrain_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sotu pretrain [CONFIG] [--set key=value ...] [--out PATH] [--print-config]\n"
+            "Supervised pretraining of the ViT of model.* (image_size, channels, patch, dim,\n"
+            "depth, heads, mlp_ratio) on the Fashion-MNIST training split read from\n"
+            "pretrain.data_dir ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz), with\n"
+            "pretrain.{epochs,batch_size,lr,warmup_steps} and the other train.* settings.\n"
+            "Evaluates on the 10k test split after every epoch and writes the weights\n"
+            "(group /weights, head of 10 classes) to --out or pretrain.out after each epoch.\n");
+}
+
+/* Reads one IDX images/labels pair of Fashion-MNIST into the uint8 NHWC and
+ * int32 arrays of a task set. */
+static sotu_status read_split(const char *dir, const char *prefix, uint8_t **images,
+                              int32_t **labels, int32_t *n, int *rows, int *cols)
+{
+    char ipath[SOTU_PATH_MAX + 64], lpath[SOTU_PATH_MAX + 64], name[64];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte.gz", prefix);
+    sotu_path_join(ipath, sizeof ipath, dir, name);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte.gz", prefix);
+    sotu_path_join(lpath, sizeof lpath, dir, name);
+    sotu_idx im = {0}, lb = {0};
+    sotu_status st = sotu_idx_read(ipath, SOTU_IDX_MAGIC_IMAGES, &im);
+    if (st != SOTU_OK)
+        goto cleanup;
+    st = sotu_idx_read(lpath, SOTU_IDX_MAGIC_LABELS, &lb);
+    if (st != SOTU_OK)
+        goto cleanup;
+    if (lb.n != im.n) {
+        st = sotu_error(SOTU_ERR_DATA, "%s: %d labels for %d images in %s", lpath, lb.n, im.n,
+                        ipath);
+        goto cleanup;
+    }
+    *labels = malloc(sizeof(int32_t) * (size_t)lb.n);
+    if (!*labels) {
+        st = sotu_error(SOTU_ERR_NOMEM, "%s: %d labels", lpath, lb.n);
+        goto cleanup;
+    }
+    for (int32_t i = 0; i < lb.n; i++) {
+        if (lb.data[i] >= 10) {
+            st = sotu_error(SOTU_ERR_DATA, "%s: label %d of item %d, expected 0..9", lpath,
+                            lb.data[i], i);
+            goto cleanup;
+        }
+        (*labels)[i] = lb.data[i];
+    }
+    *images = im.data; /* [n, rows, cols] is NHWC with C = 1 */
+    im.data = NULL;
+    *n = im.n;
+    *rows = im.rows;
+    *cols = im.cols;
+cleanup:
+    sotu_idx_free(&im);
+    sotu_idx_free(&lb);
+    return st;
+}
+
+static sotu_status read_fmnist(const char *dir, sotu_taskset *t)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "fashion-mnist");
+    t->classes = 10;
+    t->channels = 1;
+    int r2, c2;
+    sotu_status st = read_split(dir, "train", &t->train_images, &t->train_labels, &t->n_train,
+                                &t->height, &t->width);
+    if (st == SOTU_OK)
+        st = read_split(dir, "t10k", &t->test_images, &t->test_labels, &t->n_test, &r2, &c2);
+    if (st == SOTU_OK && (r2 != t->height || c2 != t->width))
+        st = sotu_error(SOTU_ERR_DATA, "%s: test images are %dx%d, training images %dx%d", dir,
+                        r2, c2, t->height, t->width);
+    if (st == SOTU_OK) {
+        t->class_names = malloc(sizeof *t->class_names * 10);
+        if (!t->class_names)
+            st = sotu_error(SOTU_ERR_NOMEM, "class names");
+        else
+            for (int k = 0; k < 10; k++)
+                snprintf(t->class_names[k], SOTU_TASK_NAME_MAX, "%s", fmnist_classes[k]);
+    }
+    if (st != SOTU_OK)
+        sotu_taskset_free(t);
+    return st;
+}
+
+typedef struct {
+    const char *out;
+    double best_acc;
+} pretrain_ctx;
+
+static sotu_status pretrain_epoch(void *vctx, const vit_model *m, const sotu_finetune_epoch *e)
+{
+    pretrain_ctx *ctx = vctx;
+    sotu_status st = sotu_weights_write(ctx->out, &m->cfg, &m->table, m->params);
+    if (st != SOTU_OK)
+        return st;
+    SOTU_INFO("pretrain: wrote %s after epoch %d (test acc %.2f%%)", ctx->out, e->epoch,
+              100.0 * e->test_acc);
+    ctx->best_acc = e->test_acc;
+    return SOTU_OK;
+}
+
+int sotu_cmd_pretrain(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        SOTU_CLI_OPTIONS, {"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+    sotu_cli_args a = {0};
+    const char *out = NULL;
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, SOTU_CLI_SHORT "o:", opts, NULL)) != -1) {
+        int r = sotu_cli_option(&a, "pretrain", o, optarg);
+        if (r < 0)
+            return SOTU_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (o == 'o') {
+            out = optarg;
+        } else {
+            pretrain_usage(stderr);
+            return SOTU_EXIT_USAGE;
+        }
+    }
+    if (a.help) {
+        pretrain_usage(stdout);
+        return SOTU_EXIT_OK;
+    }
+    if (optind < argc - 1) {
+        pretrain_usage(stderr);
+        return SOTU_EXIT_USAGE;
+    }
+    sotu_config cfg;
+    int rc = sotu_cli_config("pretrain", optind < argc ? argv[optind] : NULL, a.sets, a.n_sets,
+                             &cfg);
+    if (rc)
+        return rc;
+    if (a.print_config) {
+        sotu_config_print(&cfg, stdout);
+        return SOTU_EXIT_OK;
+    }
+    if (!out)
+        out = cfg.pretrain.out;
+
+    sotu_taskset t = {0};
+    vit_model m = {0};
+    char dir[SOTU_PATH_MAX];
+    sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+    sotu_status st = read_fmnist(cfg.pretrain.data_dir, &t);
+    if (st != SOTU_OK)
+        goto cleanup;
+    if (cfg.model.image_size != t.height || t.height != t.width || cfg.model.channels != 1) {
+        st = sotu_error(SOTU_ERR_CONFIG, "model.image_size %d, model.channels %d: the data in %s "
+                        "is %dx%d with 1 channel", cfg.model.image_size, cfg.model.channels,
+                        cfg.pretrain.data_dir, t.height, t.width);
+        goto cleanup;
+    }
+    vit_config vc = {.image_size = cfg.model.image_size, .channels = cfg.model.channels,
+                     .patch = cfg.model.patch, .dim = cfg.model.dim, .depth = cfg.model.depth,
+                     .heads = cfg.model.heads, .mlp_hidden = cfg.model.mlp_ratio * cfg.model.dim,
+                     .classes = 10};
+    cfg.train.epochs = cfg.pretrain.epochs;
+    cfg.train.batch_size = cfg.pretrain.batch_size;
+    cfg.train.lr = cfg.pretrain.lr;
+    cfg.train.warmup_steps = cfg.pretrain.warmup_steps;
+    snprintf(cfg.train.tune, sizeof cfg.train.tune, "all");
+    st = vit_init(&m, &vc, cfg.train.batch_size);
+    if (st != SOTU_OK)
+        goto cleanup;
+    vit_init_random(&m, cfg.train.seed);
+    sotu_path_dirname(dir, sizeof dir, out);
+    st = sotu_mkdirs(dir);
+    if (st != SOTU_OK)
+        goto cleanup;
+
+    SOTU_INFO("pretrain: ViT %dx%dx%d patch %d dim %d depth %d heads %d, %zu parameters; "
+              "%d train / %d test images, %d epochs, batch %d, lr %g, %d threads",
+              vc.image_size, vc.image_size, vc.channels, vc.patch, vc.dim, vc.depth, vc.heads,
+              m.num_params, t.n_train, t.n_test, cfg.train.epochs, cfg.train.batch_size,
+              cfg.train.lr, sotu_threads_get());
+    pretrain_ctx ctx = {.out = out, .best_acc = -1};
+    sotu_finetune_opts fo = sotu_finetune_opts_default();
+    fo.label = "pretrain";
+    fo.eval_every_epoch = true;
+    fo.on_epoch = pretrain_epoch;
+    fo.ctx = &ctx;
+    sotu_finetune_result res;
+    st = sotu_finetune_run(&m, &t, &cfg, &fo, &res);
+    if (st != SOTU_OK)
+        goto cleanup;
+    printf("pretrain: %s test_acc %.4f train_loss %.4f epochs %d steps %lld seconds %.1f\n", out,
+           res.test_acc, res.train_loss, res.epochs, (long long)res.steps, res.seconds);
+    if (res.test_acc < 0.88)
+        SOTU_WARN("pretrain: test accuracy %.2f%% is below the 88%% the quick start expects; "
+                  "raise pretrain.epochs", 100.0 * res.test_acc);
+
+cleanup:
+    rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("pretrain", st);
+    vit_free(&m);
+    sotu_taskset_free(&t);
+    return rc;
+}

@@ -1,0 +1,221 @@
+/* The fine-tuning loop (worker/finetune.c) on a synthetic separable task:
+ * a tiny ViT learns it, two runs are bitwise equal, a huge learning rate
+ * stops with SOTU_ERR_NUMERIC naming the step, the head reset keeps the
+ * backbone, and evaluation is independent of the batch size. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/rng.h"
+#include "common/threads.h"
+#include "io/taskset.h"
+#include "worker/finetune.h"
+#include "worker/vit.h"
+
+enum { S = 8, CH = 1, K = 4, N_TRAIN = 256, N_TEST = 64 };
+static const uint64_t SEED = 1234;
+
+/* Class k lights quadrant k of an 8x8 image over uniform noise. */
+static void make_images(uint8_t *img, int32_t *lab, int n, sotu_rng *r)
+{
+    for (int i = 0; i < n; i++) {
+        int k = (int)sotu_rng_below(r, K);
+        lab[i] = k;
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) {
+                int q = (y >= S / 2) * 2 + (x >= S / 2);
+                int v = (int)sotu_rng_below(r, 120) + (q == k ? 120 : 0);
+                img[(size_t)i * S * S + y * S + x] = (uint8_t)v;
+            }
+    }
+}
+
+static void make_task(sotu_taskset *t)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "quadrants");
+    t->classes = K;
+    t->height = t->width = S;
+    t->channels = CH;
+    t->n_train = N_TRAIN;
+    t->n_test = N_TEST;
+    t->train_images = malloc(N_TRAIN * S * S);
+    t->train_labels = malloc(sizeof(int32_t) * N_TRAIN);
+    t->test_images = malloc(N_TEST * S * S);
+    t->test_labels = malloc(sizeof(int32_t) * N_TEST);
+    sotu_rng r;
+    sotu_rng_init(&r, SEED, SOTU_STREAM_DATA);
+    make_images(t->train_images, t->train_labels, N_TRAIN, &r);
+    make_images(t->test_images, t->test_labels, N_TEST, &r);
+}
+
+static const vit_config tiny = {.image_size = S, .channels = CH, .patch = 4, .dim = 16,
+                                .depth = 2, .heads = 2, .mlp_hidden = 32, .classes = K};
+
+static void make_config(sotu_config *cfg)
+{
+    sotu_config_defaults(cfg);
+    cfg->train.epochs = 20;
+    cfg->train.batch_size = 24; /* 256 = 10 * 24 + 16: a partial last batch */
+    cfg->train.lr = 3e-3;
+    cfg->train.warmup_steps = 10;
+    cfg->train.augment_pad = 0;
+    cfg->train.augment_flip = false; /* a flip swaps quadrants 0/1 and 2/3 */
+    cfg->train.seed = SEED;
+    cfg->data.mean = 0.5;
+    cfg->data.std = 0.25;
+    snprintf(cfg->train.tune, sizeof cfg->train.tune, "all");
+}
+
+static void make_model(vit_model *m, int batch_cap)
+{
+    memset(m, 0, sizeof *m);
+    sotu_status st = vit_init(m, &tiny, batch_cap);
+    CHECK(st == SOTU_OK);
+    vit_init_random(m, SEED);
+}
+
+static void test_learns_and_is_deterministic(const sotu_taskset *t)
+{
+    sotu_config cfg;
+    make_config(&cfg);
+    vit_model a, b;
+    make_model(&a, cfg.train.batch_size);
+    make_model(&b, cfg.train.batch_size);
+    sotu_finetune_opts o = sotu_finetune_opts_default();
+    o.task = 3;
+    sotu_finetune_result ra, rb;
+    CHECK(sotu_finetune_run(&a, t, &cfg, &o, &ra) == SOTU_OK);
+    CHECK(sotu_finetune_run(&b, t, &cfg, &o, &rb) == SOTU_OK);
+    CHECK(ra.steps == 20 * 11);
+    double train_acc = 0;
+    CHECK(sotu_finetune_eval(&a, t->train_images, t->train_labels, t->n_train, S, S, CH,
+                             (float)cfg.data.mean, (float)cfg.data.std, &train_acc, NULL,
+                             NULL) == SOTU_OK);
+    printf("synthetic task: %lld steps, train loss %.4f (acc %.2f%% while training), train acc "
+           "%.2f%%, test acc %.2f%%\n",
+           (long long)ra.steps, ra.train_loss, 100 * ra.train_acc, 100 * train_acc,
+           100 * ra.test_acc);
+    CHECK(train_acc > 0.9);
+    CHECK(ra.test_acc > 0.8);
+    CHECK(a.num_params == b.num_params);
+    CHECK(!memcmp(a.params, b.params, sizeof(float) * a.num_params));
+    CHECK(ra.train_loss == rb.train_loss);
+
+    /* Another task index draws other shuffles and flips: different weights. */
+    vit_model c;
+    make_model(&c, cfg.train.batch_size);
+    o.task = 4;
+    cfg.train.max_steps = 30;
+    cfg.train.augment_flip = true;
+    cfg.train.augment_pad = 1;
+    CHECK(sotu_finetune_run(&c, t, &cfg, &o, NULL) == SOTU_OK);
+    vit_model d;
+    make_model(&d, cfg.train.batch_size);
+    o.task = 3;
+    CHECK(sotu_finetune_run(&d, t, &cfg, &o, NULL) == SOTU_OK);
+    CHECK(memcmp(c.params, d.params, sizeof(float) * c.num_params) != 0);
+    vit_model d2;
+    make_model(&d2, cfg.train.batch_size);
+    CHECK(sotu_finetune_run(&d2, t, &cfg, &o, NULL) == SOTU_OK);
+    CHECK(!memcmp(d2.params, d.params, sizeof(float) * d.num_params));
+    vit_free(&d2);
+
+    /* Evaluation does not depend on the batch it runs in; features too. */
+    vit_model e;
+    make_model(&e, 7);
+    memcpy(e.params, a.params, sizeof(float) * a.num_params);
+    float *fa = malloc(sizeof(float) * N_TEST * tiny.dim);
+    float *fe = malloc(sizeof(float) * N_TEST * tiny.dim);
+    double acc_a, acc_e;
+    CHECK(sotu_finetune_eval_test(&a, t, &cfg, &acc_a, fa) == SOTU_OK);
+    CHECK(sotu_finetune_eval_test(&e, t, &cfg, &acc_e, fe) == SOTU_OK);
+    CHECK(acc_a == acc_e && acc_a == ra.test_acc);
+    double worst = 0;
+    for (int i = 0; i < N_TEST * tiny.dim; i++)
+        worst = fmax(worst, fabs((double)fa[i] - fe[i]));
+    CHECK_MSG(worst < 1e-4, "features differ by %g between batch 24 and 7", worst);
+    free(fa);
+    free(fe);
+    vit_free(&a);
+    vit_free(&b);
+    vit_free(&c);
+    vit_free(&d);
+    vit_free(&e);
+}
+
+static void test_numeric_failure(const sotu_taskset *t)
+{
+    sotu_config cfg;
+    make_config(&cfg);
+    cfg.train.lr = 1e30;
+    cfg.train.warmup_steps = 0;
+    cfg.train.grad_clip = 0;
+    vit_model m;
+    make_model(&m, cfg.train.batch_size);
+    sotu_finetune_result r;
+    sotu_status st = sotu_finetune_run(&m, t, &cfg, NULL, &r);
+    printf("lr 1e30: %s\n", sotu_last_error());
+    CHECK(st == SOTU_ERR_NUMERIC);
+    CHECK(sotu_exit_code(st) == 5);
+    CHECK(strstr(sotu_last_error(), "step ") != NULL);
+    CHECK(strstr(sotu_last_error(), "quadrants") != NULL);
+    CHECK(r.steps < 5);
+    vit_free(&m);
+}
+
+static void test_reset_head_and_checks(const sotu_taskset *t)
+{
+    vit_model m;
+    make_model(&m, 4);
+    int pe = sotu_tensor_find(&m.table, "blocks.1.mlp.fc2.weight");
+    CHECK(pe >= 0);
+    size_t cnt = m.table.t[pe].count;
+    float *keep = malloc(sizeof(float) * cnt);
+    memcpy(keep, m.params + m.table.t[pe].offset, sizeof(float) * cnt);
+    CHECK(sotu_finetune_reset_head(&m, 7, 16, SEED, 2) == SOTU_OK);
+    CHECK(m.cfg.classes == 7 && m.batch_cap == 16);
+    int hw = sotu_tensor_find(&m.table, "head.weight");
+    int hb = sotu_tensor_find(&m.table, "head.bias");
+    CHECK(hw >= 0 && hb >= 0 && m.table.t[hw].shape[0] == 7);
+    int nonzero = 0;
+    for (size_t i = 0; i < m.table.t[hw].count; i++)
+        nonzero += m.params[m.table.t[hw].offset + i] != 0.0f;
+    CHECK(nonzero == (int)m.table.t[hw].count);
+    for (size_t i = 0; i < m.table.t[hb].count; i++)
+        CHECK(m.params[m.table.t[hb].offset + i] == 0.0f);
+    pe = sotu_tensor_find(&m.table, "blocks.1.mlp.fc2.weight");
+    CHECK(!memcmp(keep, m.params + m.table.t[pe].offset, sizeof(float) * cnt));
+    free(keep);
+
+    /* 7 classes against a 4-class task, batch over capacity: config errors. */
+    sotu_config cfg;
+    make_config(&cfg);
+    CHECK(sotu_finetune_run(&m, t, &cfg, NULL, NULL) == SOTU_ERR_CONFIG);
+    CHECK(sotu_finetune_reset_head(&m, K, 16, SEED, 2) == SOTU_OK);
+    CHECK(sotu_finetune_run(&m, t, &cfg, NULL, NULL) == SOTU_ERR_CONFIG);
+    cfg.train.batch_size = 16;
+    snprintf(cfg.train.tune, sizeof cfg.train.tune, "head");
+    cfg.train.max_steps = 5;
+    int blk = sotu_tensor_find(&m.table, "blocks.0.attn.qkv.weight");
+    float before = m.params[m.table.t[blk].offset];
+    CHECK(sotu_finetune_run(&m, t, &cfg, NULL, NULL) == SOTU_OK);
+    CHECK(m.params[m.table.t[blk].offset] == before);
+    vit_free(&m);
+}
+
+int main(void)
+{
+    printf("seed %llu\n", (unsigned long long)SEED);
+    sotu_log_set_level(SOTU_LOG_WARN);
+    sotu_threads_set(sotu_threads_default());
+    sotu_taskset t;
+    make_task(&t);
+    test_learns_and_is_deterministic(&t);
+    test_numeric_failure(&t);
+    test_reset_head_and_checks(&t);
+    sotu_taskset_free(&t);
+    return check_finish("test_finetune");
+}

@@ -1,0 +1,371 @@
+#include "worker/finetune.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/rng.h"
+#include "worker/optim.h"
+
+/* ------------------------------------------------------------------------ */
+/* Batches: uint8 NHWC -> normalised float NCHW, with crop and flip          */
+/* ------------------------------------------------------------------------ */
+
+static void pixel_table(float lut[256], float mean, float std)
+{
+    for (int v = 0; v < 256; v++)
+        lut[v] = ((float)v / 255.0f - mean) / std;
+}
+
+/* One image src [H, W, C] -> dst [C, H, W]; the output pixel (y, x) reads
+ * source (y + dy, x' + dx) with x' = W-1-x when flipped, and pixel value 0
+ * outside the image (the zero padding of a random crop). */
+static void image_convert(float *dst, const uint8_t *src, int H, int W, int C, int dy, int dx,
+                          bool flip, const float lut[256])
+{
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++) {
+            float *row = dst + ((size_t)c * H + y) * W;
+            int sy = y + dy;
+            for (int x = 0; x < W; x++) {
+                int sx = (flip ? W - 1 - x : x) + dx;
+                uint8_t v = 0;
+                if (sy >= 0 && sy < H && sx >= 0 && sx < W)
+                    v = src[((size_t)sy * W + sx) * C + c];
+                row[x] = lut[v];
+            }
+        }
+}
+
+void sotu_finetune_to_float(float *dst, const uint8_t *src, int n, int H, int W, int C,
+                            float mean, float std)
+{
+    float lut[256];
+    pixel_table(lut, mean, std);
+    size_t img = (size_t)H * W * C;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        image_convert(dst + img * i, src + img * i, H, W, C, 0, 0, false, lut);
+}
+
+typedef struct {
+    int dy, dx;
+    bool flip;
+} augment_draw;
+
+/* Draws are taken serially in batch order so the result does not depend on
+ * the thread count; the conversion itself runs in parallel. */
+static void batch_build(float *dst, int32_t *labels, const sotu_taskset *t, const int32_t *order,
+                        int B, const sotu_config *cfg, sotu_rng *aug, augment_draw *draws,
+                        const float lut[256])
+{
+    int pad = cfg->train.augment_pad;
+    for (int b = 0; b < B; b++) {
+        draws[b].dy = pad ? (int)sotu_rng_below(aug, (uint64_t)(2 * pad + 1)) - pad : 0;
+        draws[b].dx = pad ? (int)sotu_rng_below(aug, (uint64_t)(2 * pad + 1)) - pad : 0;
+        draws[b].flip = cfg->train.augment_flip && (sotu_rng_u32(aug) & 1u);
+        labels[b] = t->train_labels[order[b]];
+    }
+    int H = t->height, W = t->width, C = t->channels;
+    size_t img = (size_t)H * W * C;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        image_convert(dst + img * b, t->train_images + img * order[b], H, W, C, draws[b].dy,
+                      draws[b].dx, draws[b].flip, lut);
+}
+
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Optimizer settings                                                          */
+/* ------------------------------------------------------------------------ */
+
+static optim_config optim_from_cfg(const sotu_config *cfg)
+{
+    bool sgd = !strcmp(cfg->train.optimizer, "sgd");
+    optim_config oc = optim_config_default(sgd ? OPTIM_SGD : OPTIM_ADAMW);
+    oc.weight_decay = (float)cfg->train.weight_decay;
+    oc.beta1 = (float)cfg->train.beta1;
+    oc.beta2 = (float)cfg->train.beta2;
+    oc.eps = (float)cfg->train.eps;
+    oc.momentum = (float)cfg->train.momentum;
+    return oc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Head                                                                      */
+/* ------------------------------------------------------------------------ */
+
+sotu_status sotu_finetune_reset_head(vit_model *m, int classes, int batch_cap, uint64_t seed,
+                                     uint32_t task)
+{
+    if (classes < 1 || batch_cap < 1)
+        return sotu_error(SOTU_ERR_CONFIG, "fine-tune: head with %d classes for batch %d, "
+                          "expected both >= 1", classes, batch_cap);
+    vit_config cfg = m->cfg;
+    cfg.classes = classes;
+    vit_model nm;
+    memset(&nm, 0, sizeof nm);
+    sotu_status st = vit_init(&nm, &cfg, batch_cap);
+    if (st != SOTU_OK)
+        return st;
+    for (int j = 0; j < nm.table.n; j++) {
+        const sotu_tensor_info *ti = &nm.table.t[j];
+        float *dst = nm.params + ti->offset;
+        if (!strncmp(ti->name, "head.", 5)) {
+            if (!strcmp(ti->name, "head.weight")) {
+                sotu_rng r;
+                sotu_rng_init(&r, seed, SOTU_STREAM_INIT + ((uint64_t)task << 8));
+                for (size_t i = 0; i < ti->count; i++) {
+                    float z;
+                    do
+                        z = sotu_rng_normal(&r);
+                    while (fabsf(z) > 2.0f);
+                    dst[i] = 0.02f * z;
+                }
+            } else {
+                memset(dst, 0, ti->count * sizeof *dst);
+            }
+            continue;
+        }
+        int k = sotu_tensor_find(&m->table, ti->name);
+        assert(k >= 0 && m->table.t[k].count == ti->count);
+        memcpy(dst, m->params + m->table.t[k].offset, ti->count * sizeof *dst);
+    }
+    nm.label_smoothing = m->label_smoothing;
+    vit_free(m);
+    *m = nm;
+    return SOTU_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Evaluation                                                                */
+/* ------------------------------------------------------------------------ */
+
+sotu_status sotu_finetune_eval(vit_model *m, const uint8_t *images, const int32_t *labels,
+                               int32_t n, int H, int W, int C, float mean, float std,
+                               double *acc, float *features, float *logits)
+{
+    const vit_config *vc = &m->cfg;
+    if (H != vc->image_size || W != vc->image_size || C != vc->channels)
+        return sotu_error(SOTU_ERR_DATA, "evaluation: images are %dx%dx%d, the model expects "
+                          "%dx%dx%d", H, W, C, vc->image_size, vc->image_size, vc->channels);
+    size_t img = (size_t)H * W * C;
+    float *x = malloc(sizeof(float) * img * (size_t)m->batch_cap);
+    if (!x)
+        return sotu_error(SOTU_ERR_NOMEM, "evaluation: %zu bytes for a batch",
+                          sizeof(float) * img * (size_t)m->batch_cap);
+    int64_t right = 0;
+    int K = vc->classes, D = vc->dim;
+    for (int32_t s = 0; s < n; s += m->batch_cap) {
+        int B = n - s < m->batch_cap ? (int)(n - s) : m->batch_cap;
+        sotu_finetune_to_float(x, images + img * s, B, H, W, C, mean, std);
+        vit_forward(m, x, NULL, B);
+        for (int b = 0; b < B; b++)
+            if (labels && argmax(m->logits + (size_t)b * K, K) == labels[s + b])
+                right++;
+        if (features)
+            memcpy(features + (size_t)s * D, m->features, sizeof(float) * (size_t)B * D);
+        if (logits)
+            memcpy(logits + (size_t)s * K, m->logits, sizeof(float) * (size_t)B * K);
+    }
+    free(x);
+    if (acc)
+        *acc = n > 0 && labels ? (double)right / n : 0.0;
+    return SOTU_OK;
+}
+
+sotu_status sotu_finetune_eval_test(vit_model *m, const sotu_taskset *t, const sotu_config *cfg,
+                                    double *acc, float *features)
+{
+    sotu_status st = sotu_finetune_eval(m, t->test_images, t->test_labels, t->n_test, t->height,
+                                        t->width, t->channels, (float)cfg->data.mean,
+                                        (float)cfg->data.std, acc, features, NULL);
+    if (st != SOTU_OK)
+        return sotu_error_context(st, "task %s", t->name);
+    return SOTU_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The loop                                                                  */
+/* ------------------------------------------------------------------------ */
+
+sotu_finetune_opts sotu_finetune_opts_default(void)
+{
+    sotu_finetune_opts o;
+    memset(&o, 0, sizeof o);
+    o.eval_at_end = true;
+    return o;
+}
+
+static sotu_status check_inputs(const vit_model *m, const sotu_taskset *t, const sotu_config *cfg)
+{
+    const vit_config *vc = &m->cfg;
+    if (t->height != vc->image_size || t->width != vc->image_size || t->channels != vc->channels)
+        return sotu_error(SOTU_ERR_DATA, "task %s: images are %dx%dx%d, the model expects %dx%dx%d",
+                          t->name, t->height, t->width, t->channels, vc->image_size,
+                          vc->image_size, vc->channels);
+    if (t->classes != vc->classes)
+        return sotu_error(SOTU_ERR_CONFIG, "task %s: %d classes but the model's head has %d "
+                          "(reset the head first)", t->name, t->classes, vc->classes);
+    if (t->n_train < 1)
+        return sotu_error(SOTU_ERR_DATA, "task %s: no training images", t->name);
+    if (cfg->train.batch_size < 1 || cfg->train.batch_size > m->batch_cap)
+        return sotu_error(SOTU_ERR_CONFIG, "train.batch_size: %d, expected 1..%d (the model's "
+                          "batch capacity)", cfg->train.batch_size, m->batch_cap);
+    if (!(cfg->data.std > 0))
+        return sotu_error(SOTU_ERR_CONFIG, "data.std: %g, expected > 0", cfg->data.std);
+    if (cfg->train.augment_pad < 0 || cfg->train.augment_pad >= vc->image_size)
+        return sotu_error(SOTU_ERR_CONFIG, "train.augment_pad: %d, expected 0..%d",
+                          cfg->train.augment_pad, vc->image_size - 1);
+    return SOTU_OK;
+}
+
+sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_config *cfg,
+                              const sotu_finetune_opts *opts_in, sotu_finetune_result *res)
+{
+    sotu_finetune_opts opts = opts_in ? *opts_in : sotu_finetune_opts_default();
+    sotu_finetune_result r = {.test_acc = -1.0};
+    float *x = NULL;
+    int32_t *order = NULL, *labels = NULL;
+    augment_draw *draws = NULL;
+    optim_state opt;
+    memset(&opt, 0, sizeof opt);
+    sotu_progress prog;
+    bool prog_on = false;
+    double t0 = sotu_now();
+
+    sotu_status st = check_inputs(m, t, cfg);
+    if (st != SOTU_OK)
+        goto cleanup;
+    st = vit_set_trainable(m, cfg->train.tune);
+    if (st != SOTU_OK)
+        goto cleanup;
+    m->label_smoothing = (float)cfg->train.label_smoothing;
+
+    int Bmax = cfg->train.batch_size;
+    int64_t per_epoch = ((int64_t)t->n_train + Bmax - 1) / Bmax;
+    int64_t total = per_epoch * cfg->train.epochs;
+    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
+        total = cfg->train.max_steps;
+
+    size_t img = (size_t)t->height * t->width * t->channels;
+    x = malloc(sizeof(float) * img * (size_t)Bmax);
+    order = malloc(sizeof(int32_t) * (size_t)t->n_train);
+    labels = malloc(sizeof(int32_t) * (size_t)Bmax);
+    draws = malloc(sizeof(augment_draw) * (size_t)Bmax);
+    if (!x || !order || !labels || !draws) {
+        st = sotu_error(SOTU_ERR_NOMEM, "fine-tune %s: buffers for batch %d", t->name, Bmax);
+        goto cleanup;
+    }
+    optim_config oc = optim_from_cfg(cfg);
+    st = optim_init(&opt, &oc, &m->table, m->trainable);
+    if (st != SOTU_OK)
+        goto cleanup;
+
+    float lut[256];
+    pixel_table(lut, (float)cfg->data.mean, (float)cfg->data.std);
+    sotu_rng shuffle, aug;
+    sotu_rng_init(&shuffle, cfg->train.seed, SOTU_STREAM_SHUFFLE + ((uint64_t)opts.task << 8));
+    sotu_rng_init(&aug, cfg->train.seed, SOTU_STREAM_AUGMENT + ((uint64_t)opts.task << 8));
+
+    char label[96];
+    snprintf(label, sizeof label, "%s", opts.label ? opts.label : "fine-tune");
+    sotu_progress_begin(&prog, label, "steps", total);
+    prog_on = true;
+
+    int K = m->cfg.classes;
+    int64_t step = 0;
+    for (int epoch = 1; epoch <= cfg->train.epochs && step < total; epoch++) {
+        sotu_rng_permutation(&shuffle, order, t->n_train);
+        double loss_sum = 0;
+        int64_t seen = 0, right = 0;
+        for (int32_t s = 0; s < t->n_train && step < total; s += Bmax) {
+            int B = t->n_train - s < Bmax ? (int)(t->n_train - s) : Bmax;
+            batch_build(x, labels, t, order + s, B, cfg, &aug, draws, lut);
+            vit_zero_grad(m);
+            float loss = vit_forward(m, x, labels, B);
+            if (!isfinite(loss)) {
+                st = sotu_error(SOTU_ERR_NUMERIC, "fine-tune %s: step %lld of %lld: loss is %g "
+                                "(tensor: loss; lower train.lr or set train.grad_clip)",
+                                t->name, (long long)step + 1, (long long)total, (double)loss);
+                goto cleanup;
+            }
+            for (int b = 0; b < B; b++)
+                right += argmax(m->logits + (size_t)b * K, K) == labels[b];
+            vit_backward(m);
+            int bad = optim_find_nonfinite(&m->table, m->trainable, m->grads);
+            if (bad >= 0) {
+                st = sotu_error(SOTU_ERR_NUMERIC, "fine-tune %s: step %lld of %lld: gradient of "
+                                "%s holds NaN or Inf (lower train.lr or set train.grad_clip)",
+                                t->name, (long long)step + 1, (long long)total,
+                                m->table.t[bad].name);
+                goto cleanup;
+            }
+            if (cfg->train.grad_clip > 0)
+                optim_clip_grad_norm(&m->table, m->trainable, m->grads,
+                                     (float)cfg->train.grad_clip);
+            float lr = optim_lr_at((float)cfg->train.lr, (long)step, (long)total,
+                                   (long)cfg->train.warmup_steps);
+            optim_step(&opt, m->params, m->grads, lr);
+            step++;
+            loss_sum += (double)loss * B;
+            seen += B;
+            char extra[96];
+            snprintf(extra, sizeof extra, "epoch %d loss %.4f lr %.3g", epoch, (double)loss,
+                     (double)lr);
+            sotu_progress_update(&prog, step, extra);
+        }
+        if (!seen)
+            break;
+        sotu_finetune_epoch e = {.epoch = epoch, .epochs = cfg->train.epochs, .step = step,
+                                 .train_loss = loss_sum / seen,
+                                 .train_acc = (double)right / seen, .test_acc = -1.0};
+        bool last = epoch == cfg->train.epochs || step >= total;
+        if (t->n_test > 0 && (opts.eval_every_epoch || (last && opts.eval_at_end))) {
+            st = sotu_finetune_eval_test(m, t, cfg, &e.test_acc, NULL);
+            if (st != SOTU_OK)
+                goto cleanup;
+        }
+        e.seconds = sotu_now() - t0;
+        char test[48] = "";
+        if (e.test_acc >= 0)
+            snprintf(test, sizeof test, "  test acc %.2f%%", 100.0 * e.test_acc);
+        SOTU_INFO("%s epoch %d/%d  step %lld  train loss %.4f acc %.2f%%%s  (%.1fs)", label,
+                  epoch, cfg->train.epochs, (long long)step, e.train_loss, 100.0 * e.train_acc,
+                  test, e.seconds);
+        r.train_loss = e.train_loss;
+        r.train_acc = e.train_acc;
+        r.test_acc = e.test_acc;
+        r.epochs = epoch;
+        r.steps = step;
+        if (opts.on_epoch) {
+            st = opts.on_epoch(opts.ctx, m, &e);
+            if (st != SOTU_OK)
+                goto cleanup;
+        }
+    }
+
+cleanup:
+    if (prog_on)
+        sotu_progress_end(&prog);
+    optim_free(&opt);
+    free(x);
+    free(order);
+    free(labels);
+    free(draws);
+    r.seconds = sotu_now() - t0;
+    if (res)
+        *res = r;
+    return st;
+}
