@@ -8,9 +8,9 @@
  * F MLP hidden, L depth, K classes, CPP = C*P*P.
  *
  * Every linear layer is one sgemm over all B*T tokens; attention runs per
- * (batch, head) in loops the compiler vectorises, parallel over B*H with
+ * (batch, head) as small single-threaded sgemms, parallel over B*H with
  * OpenMP; element-wise kernels are single fused passes parallel over rows.
- * OpenMP regions never call BLAS, so the two thread pools never nest.
+ * The two thread pools never nest (blas_serial_begin).
  */
 #include "worker/vit.h"
 #include "worker/vit_internal.h"
@@ -241,119 +241,96 @@ void vit_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t
 /* Attention: softmax(q k^T * hd^-0.5) v per (batch, head)                   */
 /* ------------------------------------------------------------------------ */
 
-/* Each (b, h) works on its own slice of every buffer. Keys are transposed
- * into kt so that a row of scores is an axpy over contiguous memory. */
-void vit_attention_forward(float *out, float *att, float *kt, const float *qkv, int B, int T,
-                           int D, int H)
+/* OpenBLAS (pthreads build) must not start its own threads from inside an
+ * OpenMP region: around the loops over (batch, head) it runs single-threaded
+ * and the OpenMP threads share the heads instead. */
+static int blas_serial_begin(void)
 {
-    int hd = D / H;
+    int n = openblas_get_num_threads();
+    if (n > 1)
+        openblas_set_num_threads(1);
+    return n;
+}
+
+static void blas_serial_end(int n)
+{
+    if (n > 1)
+        openblas_set_num_threads(n);
+}
+
+/* Per (b, h): S = scale q k^T and out = softmax(S) v, two small sgemms on
+ * strided views of qkv (row stride 3D) around an in-place row softmax. */
+void vit_attention_forward(float *out, float *att, const float *qkv, int B, int T, int D, int H)
+{
+    int hd = D / H, ld3 = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
-    size_t row3 = (size_t)3 * D;
+    int blas_threads = blas_serial_begin();
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        const float *base = qkv + (size_t)b * T * row3;
-        float *k_t = kt + (size_t)bh * hd * T; /* [hd, T] */
-        for (int j = 0; j < T; j++) {
-            const float *k = base + j * row3 + D + h * hd;
-            for (int d = 0; d < hd; d++)
-                k_t[(size_t)d * T + j] = k[d];
-        }
+        const float *q = qkv + (size_t)b * T * ld3 + h * hd, *k = q + D, *v = q + 2 * D;
+        float *a = att + (size_t)bh * T * T; /* [T, T] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, ld3, k, ld3,
+                    0.0f, a, T);
         for (int i = 0; i < T; i++) {
-            const float *q = base + i * row3 + h * hd;
-            float *a = att + ((size_t)bh * T + i) * T; /* [T] */
-            for (int j = 0; j < T; j++)
-                a[j] = 0.0f;
-            for (int d = 0; d < hd; d++) {
-                float qd = q[d] * scale;
-                const float *kd = k_t + (size_t)d * T;
-                for (int j = 0; j < T; j++)
-                    a[j] += qd * kd[j];
-            }
+            float *ai = a + (size_t)i * T;
             float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
             for (int j = 0; j < T; j++)
-                mx = a[j] > mx ? a[j] : mx;
+                mx = ai[j] > mx ? ai[j] : mx;
             float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
             for (int j = 0; j < T; j++) {
-                a[j] = vexpf(a[j] - mx);
-                sum += a[j];
+                ai[j] = vexpf(ai[j] - mx);
+                sum += ai[j];
             }
             float inv = 1.0f / sum;
             for (int j = 0; j < T; j++)
-                a[j] *= inv;
-            float *o = out + ((size_t)b * T + i) * D + h * hd;
-            for (int d = 0; d < hd; d++)
-                o[d] = 0.0f;
-            for (int j = 0; j < T; j++) {
-                float aj = a[j];
-                const float *v = base + j * row3 + 2 * D + h * hd;
-                for (int d = 0; d < hd; d++)
-                    o[d] += aj * v[d];
-            }
+                ai[j] *= inv;
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, v, ld3,
+                    0.0f, out + (size_t)b * T * D + h * hd, D);
     }
+    blas_serial_end(blas_threads);
 }
 
-/* Row i at a time: r = dout_i v^T, dv_j += a_ij dout_i,
- * ds_ij = a_ij (r_j - sum_j a_ij r_j) * scale, dq_i = ds_i k, dk_j += ds_ij q_i. */
-void vit_attention_backward(float *dqkv, float *vt, float *row, const float *dout,
-                            const float *qkv, const float *att, int B, int T, int D, int H)
+/* Per (b, h), with P = att: dP = dout v^T, dS = P * (dP - rowsum(P * dP)),
+ * dq = scale dS k, dk = scale dS^T q, dv = P^T dout. */
+void vit_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int D, int H)
 {
-    int hd = D / H;
+    int hd = D / H, ld3 = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
-    size_t row3 = (size_t)3 * D;
+    int blas_threads = blas_serial_begin();
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        const float *base = qkv + (size_t)b * T * row3;
-        float *dbase = dqkv + (size_t)b * T * row3;
-        float *v_t = vt + (size_t)bh * hd * T; /* [hd, T] */
-        float *r = row + (size_t)bh * T;        /* [T] */
-        for (int j = 0; j < T; j++) {
-            const float *v = base + j * row3 + 2 * D + h * hd;
-            for (int d = 0; d < hd; d++)
-                v_t[(size_t)d * T + j] = v[d];
-            float *dq = dbase + j * row3 + h * hd;
-            for (int d = 0; d < hd; d++) {
-                dq[d] = 0.0f;
-                dq[D + d] = 0.0f;
-                dq[2 * D + d] = 0.0f;
-            }
-        }
+        size_t qoff = (size_t)b * T * ld3 + h * hd;
+        const float *q = qkv + qoff, *k = q + D, *v = q + 2 * D;
+        float *dq = dqkv + qoff, *dk = dq + D, *dv = dq + 2 * D;
+        const float *go = dout + (size_t)b * T * D + h * hd;
+        const float *p = att + (size_t)bh * T * T;
+        float *ds = datt + (size_t)bh * T * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, go, D, v, ld3,
+                    0.0f, ds, T);
         for (int i = 0; i < T; i++) {
-            const float *a = att + ((size_t)bh * T + i) * T;
-            const float *go = dout + ((size_t)b * T + i) * D + h * hd;
-            for (int j = 0; j < T; j++)
-                r[j] = 0.0f;
-            for (int d = 0; d < hd; d++) {
-                float gd = go[d];
-                const float *vd = v_t + (size_t)d * T;
-                for (int j = 0; j < T; j++)
-                    r[j] += gd * vd[j];
-            }
+            const float *pi = p + (size_t)i * T;
+            float *di = ds + (size_t)i * T;
             float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
             for (int j = 0; j < T; j++)
-                dot += a[j] * r[j];
+                dot += pi[j] * di[j];
             for (int j = 0; j < T; j++)
-                r[j] = a[j] * (r[j] - dot) * scale;
-            const float *q = base + i * row3 + h * hd;
-            float *dq = dbase + i * row3 + h * hd;
-            for (int j = 0; j < T; j++) {
-                const float *k = base + j * row3 + D + h * hd;
-                float *dk = dbase + j * row3 + D + h * hd;
-                float *dv = dk + D;
-                float rj = r[j], aj = a[j];
-                for (int d = 0; d < hd; d++) {
-                    dq[d] += rj * k[d];
-                    dk[d] += rj * q[d];
-                    dv[d] += aj * go[d];
-                }
-            }
+                di[j] = pi[j] * (di[j] - dot) * scale;
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, k, ld3,
+                    0.0f, dq, ld3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, q, ld3,
+                    0.0f, dk, ld3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, go, D, 0.0f,
+                    dv, ld3);
     }
+    blas_serial_end(blas_threads);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -529,8 +506,7 @@ struct vit_acts {
     float *datty;    /* [Bc, T, D] */
     float *dqkv;     /* [Bc, T, 3D] */
     float *dfch;     /* [Bc, T, F] */
-    float *kt;       /* [Bc, H, hd, T] transposed keys / values */
-    float *row;      /* [Bc, H, T] */
+    float *datt;     /* [Bc, H, T, T] attention score gradients */
     float *dcls;     /* [Bc, D] */
     float *dfeat;    /* [Bc, D] */
     float *dlogits;  /* [Bc, K] */
@@ -643,8 +619,7 @@ static size_t acts_layout(vit_acts *a, float *base, const vit_config *c, int Bc)
     TAKE(datty, BT * D);
     TAKE(dqkv, BT * 3 * D);
     TAKE(dfch, BT * F);
-    TAKE(kt, BT * D);
-    TAKE(row, (size_t)Bc * H * T);
+    TAKE(datt, (size_t)Bc * H * T * T);
     TAKE(dcls, (size_t)Bc * D);
     TAKE(dfeat, (size_t)Bc * D);
     TAKE(dlogits, (size_t)Bc * K);
@@ -791,7 +766,7 @@ float vit_forward(vit_model *m, const float *images, const int32_t *labels, int 
                               PARAM(m, p0 + VIT_N1_W), PARAM(m, p0 + VIT_N1_B), BT, D);
         vit_matmul_forward(qkv, ln1, PARAM(m, p0 + VIT_QKV_W), PARAM(m, p0 + VIT_QKV_B), NULL,
                            BT, D, 3 * D);
-        vit_attention_forward(atty, att, a->kt, qkv, B, T, D, H);
+        vit_attention_forward(atty, att, qkv, B, T, D, H);
         vit_matmul_forward(res1, atty, PARAM(m, p0 + VIT_PROJ_W), PARAM(m, p0 + VIT_PROJ_B), x,
                            BT, D, D);
         vit_layernorm_forward(ln2, a->ln2_mean + l * lT, a->ln2_rstd + l * lT, res1,
@@ -892,7 +867,7 @@ void vit_backward(vit_model *m)
                             GRAD(m, p0 + VIT_PROJ_B), a->dres, atty,
                             PARAM(m, p0 + VIT_PROJ_W), a->ones, BT, D, D);
         if (attn_in) {
-            vit_attention_backward(a->dqkv, a->kt, a->row, a->datty, qkv, att, B, T, D, H);
+            vit_attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, D, H);
             vit_matmul_backward(ft <= p0 + VIT_N1_B ? a->dln : NULL, GRAD(m, p0 + VIT_QKV_W),
                                 GRAD(m, p0 + VIT_QKV_B), a->dqkv, ln1,
                                 PARAM(m, p0 + VIT_QKV_W), a->ones, BT, D, 3 * D);

@@ -62,14 +62,12 @@ void vit_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t
  * qkv rows hold [q | k | v], each [D] split into H heads of hd = D/H. */
 void vit_attention_forward(float *out,       /* [B, T, D] */
                            float *att,       /* [B, H, T, T] softmax probabilities */
-                           float *kt,        /* [B, H, hd, T] scratch */
                            const float *qkv, /* [B, T, 3D] */
                            int B, int T, int D, int H);
 
 /* dqkv overwritten. */
 void vit_attention_backward(float *dqkv,       /* [B, T, 3D] */
-                            float *vt,         /* [B, H, hd, T] scratch */
-                            float *row,        /* [B, H, T] scratch */
+                            float *datt,       /* [B, H, T, T] scratch */
                             const float *dout, /* [B, T, D] */
                             const float *qkv,  /* [B, T, 3D] */
                             const float *att,  /* [B, H, T, T] */

@@ -175,12 +175,12 @@ static void att_ref(double *out, void *p)
 static void test_attention(void)
 {
     enum { B = 2, T = 5, D = 8, H = 2 };
-    float qkv[B * T * 3 * D], out[B * T * D], att[B * H * T * T], kt[B * T * D];
-    float R[B * T * D], dqkv[B * T * 3 * D], row[B * H * T];
+    float qkv[B * T * 3 * D], out[B * T * D], att[B * H * T * T], datt[B * H * T * T];
+    float R[B * T * D], dqkv[B * T * 3 * D];
     fill(qkv, B * T * 3 * D, 1.0f);
     fill(R, B * T * D, 1.0f);
-    vit_attention_forward(out, att, kt, qkv, B, T, D, H);
-    vit_attention_backward(dqkv, kt, row, R, qkv, att, B, T, D, H);
+    vit_attention_forward(out, att, qkv, B, T, D, H);
+    vit_attention_backward(dqkv, datt, R, qkv, att, B, T, D, H);
     att_ctx c = {to_double(qkv, B * T * 3 * D), B, T, D, H};
     double ref[B * T * D], g[B * T * 3 * D];
     att_ref(ref, &c);

@@ -150,12 +150,13 @@ static void test_attention(int B, int T, int D, int H)
     double scale = 1.0 / sqrt(hd);
     size_t n3 = (size_t)B * T * 3 * D, n1 = (size_t)B * T * D;
     float *qkv = randn(n3, 1), *dout = randn(n1, 1), *out = malloc(n1 * sizeof *out);
-    float *att = malloc((size_t)B * H * T * T * sizeof *att), *kt = malloc(n1 * sizeof *kt);
-    float *row = malloc((size_t)B * H * T * sizeof *row), *dqkv = malloc(n3 * sizeof *dqkv);
+    float *att = malloc((size_t)B * H * T * T * sizeof *att);
+    float *datt = malloc((size_t)B * H * T * T * sizeof *datt);
+    float *dqkv = malloc(n3 * sizeof *dqkv);
     double *ref = calloc(n1, sizeof *ref), *dref = calloc(n3, sizeof *dref);
     double *Pm = malloc((size_t)T * T * sizeof *Pm), *dS = malloc((size_t)T * T * sizeof *dS);
-    vit_attention_forward(out, att, kt, qkv, B, T, D, H);
-    vit_attention_backward(dqkv, kt, row, dout, qkv, att, B, T, D, H);
+    vit_attention_forward(out, att, qkv, B, T, D, H);
+    vit_attention_backward(dqkv, datt, dout, qkv, att, B, T, D, H);
 #define Q(b, t, d) ((double)qkv[((size_t)(b) * T + (t)) * 3 * D + h * hd + (d)])
 #define K(b, t, d) ((double)qkv[((size_t)(b) * T + (t)) * 3 * D + D + h * hd + (d)])
 #define V(b, t, d) ((double)qkv[((size_t)(b) * T + (t)) * 3 * D + 2 * D + h * hd + (d)])
@@ -205,7 +206,7 @@ static void test_attention(int B, int T, int D, int H)
 #undef DQ
     expect_close("attention forward", out, ref, n1, 1e-5);
     expect_close("attention backward", dqkv, dref, n3, 1e-5);
-    free(qkv), free(dout), free(out), free(att), free(kt), free(row), free(dqkv), free(ref);
+    free(qkv), free(dout), free(out), free(att), free(datt), free(dqkv), free(ref);
     free(dref), free(Pm), free(dS);
 }
 
