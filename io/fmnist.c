@@ -494,6 +494,11 @@ sotu_status sotu_fmnist_build(const sotu_fmnist_options *o)
     sotu_status s = split_load(&train, dir, "train", "train");
     if (s == SOTU_OK)
         s = split_load(&test, dir, "t10k", "test");
+    if (s == SOTU_ERR_IO && !o->data_dir) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", sotu_last_error());
+        s = sotu_error(s, "%s (install Debian's dataset-fashion-mnist or pass --data-dir)", msg);
+    }
     if (s != SOTU_OK)
         goto cleanup;
     SOTU_INFO("read Fashion-MNIST from %s: %d train, %d test images (%.2fs)", dir, train.images.n,

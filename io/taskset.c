@@ -115,7 +115,7 @@ static sotu_status check_labels(const char *path, const char *dataset, const int
 sotu_status sotu_taskset_write(const char *path, const sotu_taskset *t)
 {
     assert(t->classes > 0 && t->height > 0 && t->width > 0 && t->channels > 0);
-    assert(t->n_train >= 0 && t->n_test >= 0);
+    assert(t->n_train >= 0 && t->n_test >= 0 && t->class_names);
     sotu_h5_quiet();
     sotu_status s = check_labels(path, "/train/labels", t->train_labels, t->n_train, t->classes);
     if (s == SOTU_OK)
