@@ -79,29 +79,32 @@ static inline float verff(float x)
 /* Linear layer: one sgemm over all rows                                     */
 /* ------------------------------------------------------------------------ */
 
-void vit_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
-                        const float *residual, int M, int In, int Out)
+static void matmul_prefill(float *out, const float *bias, const float *residual, int M, int Out)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Out, In, 1.0f, inp, In, w, In, 0.0f,
-                out, Out);
-    if (!bias && !residual)
-        return;
 #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++) {
         float *o = out + (size_t)m * Out;
         if (bias && residual) {
             const float *r = residual + (size_t)m * Out;
             for (int j = 0; j < Out; j++)
-                o[j] += bias[j] + r[j];
+                o[j] = bias[j] + r[j];
         } else if (bias) {
-            for (int j = 0; j < Out; j++)
-                o[j] += bias[j];
+            memcpy(o, bias, (size_t)Out * sizeof *o);
         } else {
-            const float *r = residual + (size_t)m * Out;
-            for (int j = 0; j < Out; j++)
-                o[j] += r[j];
+            memcpy(o, residual + (size_t)m * Out, (size_t)Out * sizeof *o);
         }
     }
+}
+
+/* Bias and residual are written into out first and sgemm adds onto them
+ * (beta 1), which also spares OpenBLAS its zeroing pass over out. */
+void vit_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                        const float *residual, int M, int In, int Out)
+{
+    if (bias || residual)
+        matmul_prefill(out, bias, residual, M, Out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Out, In, 1.0f, inp, In, w, In,
+                bias || residual ? 1.0f : 0.0f, out, Out);
 }
 
 void vit_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
@@ -259,8 +262,11 @@ static void blas_serial_end(int n)
 }
 
 /* Per (b, h): S = scale q k^T and out = softmax(S) v, two small sgemms on
- * strided views of qkv (row stride 3D) around an in-place row softmax. */
-void vit_attention_forward(float *out, float *att, const float *qkv, int B, int T, int D, int H)
+ * strided views of qkv (row stride 3D) around an in-place row softmax. Only
+ * the first Tq tokens query (Tq = 1 in the last block, where only the class
+ * token's output is used); all T tokens are keys and values. */
+void vit_attention_forward(float *out, float *att, const float *qkv, int B, int T, int Tq, int D,
+                           int H)
 {
     int hd = D / H, ld3 = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
@@ -269,10 +275,10 @@ void vit_attention_forward(float *out, float *att, const float *qkv, int B, int 
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         const float *q = qkv + (size_t)b * T * ld3 + h * hd, *k = q + D, *v = q + 2 * D;
-        float *a = att + (size_t)bh * T * T; /* [T, T] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, ld3, k, ld3,
+        float *a = att + (size_t)bh * Tq * T; /* [Tq, T] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, scale, q, ld3, k, ld3,
                     0.0f, a, T);
-        for (int i = 0; i < T; i++) {
+        for (int i = 0; i < Tq; i++) {
             float *ai = a + (size_t)i * T;
             float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
@@ -288,16 +294,17 @@ void vit_attention_forward(float *out, float *att, const float *qkv, int B, int 
             for (int j = 0; j < T; j++)
                 ai[j] *= inv;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, v, ld3,
-                    0.0f, out + (size_t)b * T * D + h * hd, D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, a, T, v, ld3,
+                    0.0f, out + (size_t)b * Tq * D + h * hd, D);
     }
     blas_serial_end(blas_threads);
 }
 
 /* Per (b, h), with P = att: dP = dout v^T, dS = P * (dP - rowsum(P * dP)),
- * dq = scale dS k, dk = scale dS^T q, dv = P^T dout. */
+ * dq = scale dS k, dk = scale dS^T q, dv = P^T dout; dq of the tokens past
+ * Tq is zero. */
 void vit_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int D, int H)
+                            const float *att, int B, int T, int Tq, int D, int H)
 {
     int hd = D / H, ld3 = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
@@ -308,12 +315,12 @@ void vit_attention_backward(float *dqkv, float *datt, const float *dout, const f
         size_t qoff = (size_t)b * T * ld3 + h * hd;
         const float *q = qkv + qoff, *k = q + D, *v = q + 2 * D;
         float *dq = dqkv + qoff, *dk = dq + D, *dv = dq + 2 * D;
-        const float *go = dout + (size_t)b * T * D + h * hd;
-        const float *p = att + (size_t)bh * T * T;
-        float *ds = datt + (size_t)bh * T * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, go, D, v, ld3,
+        const float *go = dout + (size_t)b * Tq * D + h * hd;
+        const float *p = att + (size_t)bh * Tq * T;
+        float *ds = datt + (size_t)bh * Tq * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, 1.0f, go, D, v, ld3,
                     0.0f, ds, T);
-        for (int i = 0; i < T; i++) {
+        for (int i = 0; i < Tq; i++) {
             const float *pi = p + (size_t)i * T;
             float *di = ds + (size_t)i * T;
             float dot = 0.0f;
@@ -323,11 +330,13 @@ void vit_attention_backward(float *dqkv, float *datt, const float *dout, const f
             for (int j = 0; j < T; j++)
                 di[j] = pi[j] * (di[j] - dot) * scale;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, k, ld3,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, ds, T, k, ld3,
                     0.0f, dq, ld3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, q, ld3,
+        for (int i = Tq; i < T; i++)
+            memset(dq + (size_t)i * ld3, 0, (size_t)hd * sizeof *dq);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, Tq, 1.0f, ds, T, q, ld3,
                     0.0f, dk, ld3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, go, D, 0.0f,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, Tq, 1.0f, p, T, go, D, 0.0f,
                     dv, ld3);
     }
     blas_serial_end(blas_threads);
@@ -485,8 +494,9 @@ struct vit_acts {
     float *ln1_mean; /* [L, Bc, T] */
     float *ln1_rstd; /* [L, Bc, T] */
     float *qkv;      /* [L, Bc, T, 3D] */
-    float *att;      /* [L, Bc, H, T, T] */
-    float *atty;     /* [L, Bc, T, D] attention output before proj */
+    float *att;      /* [L, Bc, H, T, T]; last block [Bc, H, 1, T] */
+    float *atty;     /* [L, Bc, T, D] attention output before proj; from here
+                        on the last block holds [Bc, D] class-token rows */
     float *res1;     /* [L, Bc, T, D] x + attn */
     float *ln2;      /* [L, Bc, T, D] */
     float *ln2_mean; /* [L, Bc, T] */
@@ -494,7 +504,8 @@ struct vit_acts {
     float *fch;      /* [L, Bc, T, F] fc1 output */
     float *fch_gelu; /* [L, Bc, T, F] */
     float *res2;     /* [L, Bc, T, D] block output */
-    float *cls;      /* [Bc, D] pooled class tokens */
+    float *cls;      /* [Bc, D] class tokens entering the last block */
+    const float *top; /* [B, D] last block output (class tokens), into the final norm */
     float *lnf;      /* [Bc, D] final norm = features */
     float *lnf_mean; /* [Bc] */
     float *lnf_rstd; /* [Bc] */
@@ -755,9 +766,13 @@ float vit_forward(vit_model *m, const float *images, const int32_t *labels, int 
     vit_im2col(a->patches, images, B, c->channels, c->image_size, c->patch);
     vit_embed_forward(a->x0, a->dln, a->patches, PARAM(m, VIT_PATCH_W), PARAM(m, VIT_PATCH_B),
                       PARAM(m, VIT_CLS), PARAM(m, VIT_POS), B, N, CPP, D);
+    /* In the last block only the class token's output reaches the head, so
+     * from its attention on the block runs on B class-token rows (Tq = 1). */
     const float *x = a->x0;
     for (int l = 0; l < c->depth; l++) {
         int p0 = VIT_BLOCK0 + l * VIT_PER_BLOCK;
+        bool last = l == c->depth - 1;
+        int Tq = last ? 1 : T, R = B * Tq;
         float *ln1 = a->ln1 + l * lD, *qkv = a->qkv + l * 3 * lD, *att = a->att + l * lA;
         float *atty = a->atty + l * lD, *res1 = a->res1 + l * lD, *ln2 = a->ln2 + l * lD;
         float *fch = a->fch + l * lF, *fch_gelu = a->fch_gelu + l * lF;
@@ -766,22 +781,26 @@ float vit_forward(vit_model *m, const float *images, const int32_t *labels, int 
                               PARAM(m, p0 + VIT_N1_W), PARAM(m, p0 + VIT_N1_B), BT, D);
         vit_matmul_forward(qkv, ln1, PARAM(m, p0 + VIT_QKV_W), PARAM(m, p0 + VIT_QKV_B), NULL,
                            BT, D, 3 * D);
-        vit_attention_forward(atty, att, qkv, B, T, D, H);
+        vit_attention_forward(atty, att, qkv, B, T, Tq, D, H);
+        if (last) {
+            vit_pool_forward(a->cls, x, B, T, D);
+            x = a->cls;
+        }
         vit_matmul_forward(res1, atty, PARAM(m, p0 + VIT_PROJ_W), PARAM(m, p0 + VIT_PROJ_B), x,
-                           BT, D, D);
+                           R, D, D);
         vit_layernorm_forward(ln2, a->ln2_mean + l * lT, a->ln2_rstd + l * lT, res1,
-                              PARAM(m, p0 + VIT_N2_W), PARAM(m, p0 + VIT_N2_B), BT, D);
+                              PARAM(m, p0 + VIT_N2_W), PARAM(m, p0 + VIT_N2_B), R, D);
         vit_matmul_forward(fch, ln2, PARAM(m, p0 + VIT_FC1_W), PARAM(m, p0 + VIT_FC1_B), NULL,
-                           BT, D, F);
-        vit_gelu_forward(fch_gelu, fch, (int64_t)BT * F);
+                           R, D, F);
+        vit_gelu_forward(fch_gelu, fch, (int64_t)R * F);
         vit_matmul_forward(res2, fch_gelu, PARAM(m, p0 + VIT_FC2_W), PARAM(m, p0 + VIT_FC2_B),
-                           res1, BT, F, D);
+                           res1, R, F, D);
         x = res2;
     }
     int nf = VIT_BLOCK0 + VIT_PER_BLOCK * c->depth;
-    vit_pool_forward(a->cls, x, B, T, D);
-    vit_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->cls, PARAM(m, nf),
-                          PARAM(m, nf + 1), B, D);
+    a->top = x;
+    vit_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, PARAM(m, nf), PARAM(m, nf + 1),
+                          B, D);
     vit_matmul_forward(a->logits, a->lnf, PARAM(m, nf + 2), PARAM(m, nf + 3), NULL, B, D, K);
 
     a->B = B;
@@ -824,50 +843,58 @@ void vit_backward(vit_model *m)
                         a->dlogits, a->lnf, PARAM(m, nf + 2), a->ones, B, D, K);
     if (ft >= nf + 2)
         return;
+    /* dcls is d(last block output) [B, D] (class-token rows only). */
     memset(a->dcls, 0, (size_t)B * D * sizeof(float));
     vit_layernorm_backward(ft < nf ? a->dcls : NULL, GRAD(m, nf), GRAD(m, nf + 1), a->dfeat,
-                           a->cls, PARAM(m, nf), a->lnf_mean, a->lnf_rstd, B, D);
+                           a->top, PARAM(m, nf), a->lnf_mean, a->lnf_rstd, B, D);
     if (ft >= nf)
         return;
-    memset(a->dres, 0, (size_t)BT * D * sizeof(float));
-    vit_pool_backward(a->dres, a->dcls, B, T, D);
 
     for (int l = L - 1; l >= 0; l--) {
         int p0 = VIT_BLOCK0 + l * VIT_PER_BLOCK;
         if (ft >= p0 + VIT_PER_BLOCK)
             return;
+        bool last = l == L - 1;
+        int Tq = last ? 1 : T, R = B * Tq;
         const float *x = l == 0 ? a->x0 : a->res2 + (l - 1) * lD;
         const float *ln1 = a->ln1 + l * lD, *qkv = a->qkv + l * 3 * lD, *att = a->att + l * lA;
         const float *atty = a->atty + l * lD, *res1 = a->res1 + l * lD;
         const float *ln2 = a->ln2 + l * lD, *fch = a->fch + l * lF;
         const float *fch_gelu = a->fch_gelu + l * lF;
+        /* the residual stream's gradient: [B, D] in the last block until
+         * attention, [B, T, D] everywhere else */
+        float *dr = last ? a->dcls : a->dres;
 
-        /* dres holds d(res2); res2 = res1 + fc2(gelu(fc1(ln2(res1)))). */
+        /* dr holds d(res2); res2 = res1 + fc2(gelu(fc1(ln2(res1)))). */
         bool mlp_in = ft <= p0 + VIT_FC1_B;
         vit_matmul_backward(mlp_in ? a->dfch : NULL, GRAD(m, p0 + VIT_FC2_W),
-                            GRAD(m, p0 + VIT_FC2_B), a->dres, fch_gelu,
-                            PARAM(m, p0 + VIT_FC2_W), a->ones, BT, F, D);
+                            GRAD(m, p0 + VIT_FC2_B), dr, fch_gelu, PARAM(m, p0 + VIT_FC2_W),
+                            a->ones, R, F, D);
         if (mlp_in) {
-            vit_gelu_backward(a->dfch, fch, a->dfch, (int64_t)BT * F);
+            vit_gelu_backward(a->dfch, fch, a->dfch, (int64_t)R * F);
             vit_matmul_backward(ft <= p0 + VIT_N2_B ? a->dln : NULL, GRAD(m, p0 + VIT_FC1_W),
                                 GRAD(m, p0 + VIT_FC1_B), a->dfch, ln2,
-                                PARAM(m, p0 + VIT_FC1_W), a->ones, BT, D, F);
+                                PARAM(m, p0 + VIT_FC1_W), a->ones, R, D, F);
         }
         if (ft <= p0 + VIT_N2_B)
-            vit_layernorm_backward(ft < p0 + VIT_N2_W ? a->dres : NULL, GRAD(m, p0 + VIT_N2_W),
+            vit_layernorm_backward(ft < p0 + VIT_N2_W ? dr : NULL, GRAD(m, p0 + VIT_N2_W),
                                    GRAD(m, p0 + VIT_N2_B), a->dln, res1,
                                    PARAM(m, p0 + VIT_N2_W), a->ln2_mean + l * lT,
-                                   a->ln2_rstd + l * lT, BT, D);
+                                   a->ln2_rstd + l * lT, R, D);
         if (ft > p0 + VIT_PROJ_B)
             return;
 
-        /* dres holds d(res1); res1 = x + proj(attention(qkv(ln1(x)))). */
+        /* dr holds d(res1); res1 = x + proj(attention(qkv(ln1(x)))). */
         bool attn_in = ft <= p0 + VIT_QKV_B;
         vit_matmul_backward(attn_in ? a->datty : NULL, GRAD(m, p0 + VIT_PROJ_W),
-                            GRAD(m, p0 + VIT_PROJ_B), a->dres, atty,
-                            PARAM(m, p0 + VIT_PROJ_W), a->ones, BT, D, D);
+                            GRAD(m, p0 + VIT_PROJ_B), dr, atty, PARAM(m, p0 + VIT_PROJ_W),
+                            a->ones, R, D, D);
+        if (last) {
+            memset(a->dres, 0, (size_t)BT * D * sizeof(float));
+            vit_pool_backward(a->dres, a->dcls, B, T, D);
+        }
         if (attn_in) {
-            vit_attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, D, H);
+            vit_attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, Tq, D, H);
             vit_matmul_backward(ft <= p0 + VIT_N1_B ? a->dln : NULL, GRAD(m, p0 + VIT_QKV_W),
                                 GRAD(m, p0 + VIT_QKV_B), a->dqkv, ln1,
                                 PARAM(m, p0 + VIT_QKV_W), a->ones, BT, D, 3 * D);
@@ -948,13 +975,17 @@ cleanup:
     return st;
 }
 
+/* Counts the matrix products this engine executes: backward costs twice the
+ * forward except for the patch embedding (no image gradient), and the last
+ * block runs attention output, proj and MLP on the class token alone. */
 double vit_train_flops(const vit_config *c, int B)
 {
     double G = c->image_size / c->patch, N = G * G, T = N + 1, D = c->dim, F = c->mlp_hidden;
-    double CPP = (double)c->channels * c->patch * c->patch;
-    double per_image = 2.0 * N * CPP * D + 2.0 * D * c->classes;
-    per_image += c->depth * (2.0 * T * D * (3 * D + D + 2 * F) + 2.0 * 2.0 * T * T * D);
-    return 3.0 * per_image * B; /* backward is twice the forward */
+    double CPP = (double)c->channels * c->patch * c->patch, L = c->depth;
+    double block = 2.0 * T * D * 3 * D + 2.0 * 2.0 * T * T * D + 2.0 * T * D * (D + 2 * F);
+    double last = 2.0 * T * D * 3 * D + 2.0 * 2.0 * T * D + 2.0 * D * (D + 2 * F);
+    double fwd = (L - 1) * block + last + 2.0 * D * c->classes;
+    return B * (3.0 * fwd + 2.0 * 2.0 * N * CPP * D);
 }
 
 void vit_free(vit_model *m)

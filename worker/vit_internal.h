@@ -59,19 +59,21 @@ void vit_gelu_forward(float *out, const float *inp, int64_t n); /* [n] */
 void vit_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
 
 /* Multi-head softmax attention, scale hd^-0.5, no mask.
- * qkv rows hold [q | k | v], each [D] split into H heads of hd = D/H. */
-void vit_attention_forward(float *out,       /* [B, T, D] */
-                           float *att,       /* [B, H, T, T] softmax probabilities */
+ * qkv rows hold [q | k | v], each [D] split into H heads of hd = D/H.
+ * Only the first Tq <= T tokens of each image query (Tq = T: all of them;
+ * Tq = 1: the class token alone); all T are keys and values. */
+void vit_attention_forward(float *out,       /* [B, Tq, D] */
+                           float *att,       /* [B, H, Tq, T] softmax probabilities */
                            const float *qkv, /* [B, T, 3D] */
-                           int B, int T, int D, int H);
+                           int B, int T, int Tq, int D, int H);
 
-/* dqkv overwritten. */
+/* dqkv overwritten (dq zero for tokens >= Tq). */
 void vit_attention_backward(float *dqkv,       /* [B, T, 3D] */
-                            float *datt,       /* [B, H, T, T] scratch */
-                            const float *dout, /* [B, T, D] */
+                            float *datt,       /* [B, H, Tq, T] scratch */
+                            const float *dout, /* [B, Tq, D] */
                             const float *qkv,  /* [B, T, 3D] */
-                            const float *att,  /* [B, H, T, T] */
-                            int B, int T, int D, int H);
+                            const float *att,  /* [B, H, Tq, T] */
+                            int B, int T, int Tq, int D, int H);
 
 /* Patch extraction (im2col of a conv with stride = kernel = P):
  * patches[b, gy*G + gx, (c*P + py)*P + px] = img[b, c, gy*P + py, gx*P + px],

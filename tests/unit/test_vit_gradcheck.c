@@ -179,8 +179,8 @@ static void test_attention(void)
     float R[B * T * D], dqkv[B * T * 3 * D];
     fill(qkv, B * T * 3 * D, 1.0f);
     fill(R, B * T * D, 1.0f);
-    vit_attention_forward(out, att, qkv, B, T, D, H);
-    vit_attention_backward(dqkv, datt, R, qkv, att, B, T, D, H);
+    vit_attention_forward(out, att, qkv, B, T, T, D, H);
+    vit_attention_backward(dqkv, datt, R, qkv, att, B, T, T, D, H);
     att_ctx c = {to_double(qkv, B * T * 3 * D), B, T, D, H};
     double ref[B * T * D], g[B * T * 3 * D];
     att_ref(ref, &c);

@@ -2,7 +2,8 @@
  * sizes, under 1 and 2 threads: the linear layer (forward with bias and
  * residual; backward into input, weight and bias, which must ADD), the patch
  * embedding (im2col + sgemm against a direct convolution; its weight
- * gradient) and attention forward/backward (against textbook double loops).
+ * gradient) and attention forward/backward (against textbook double loops),
+ * also with fewer queries than keys (the last block's class-token path).
  * Seed: argv[1] or 11. */
 #include <stdint.h>
 #include <stdio.h>
@@ -144,27 +145,27 @@ static void test_patch_embed(int B, int C, int S, int P, int D)
 /* Textbook attention in double: P = softmax(scale q k^T), out = P v;
  * dP = dout v^T, dS = P * (dP - rowsum(P * dP)), dq = scale dS k,
  * dk = scale dS^T q, dv = P^T dout. */
-static void test_attention(int B, int T, int D, int H)
+static void test_attention(int B, int T, int Tq, int D, int H)
 {
     int hd = D / H;
     double scale = 1.0 / sqrt(hd);
-    size_t n3 = (size_t)B * T * 3 * D, n1 = (size_t)B * T * D;
+    size_t n3 = (size_t)B * T * 3 * D, n1 = (size_t)B * Tq * D;
     float *qkv = randn(n3, 1), *dout = randn(n1, 1), *out = malloc(n1 * sizeof *out);
     float *att = malloc((size_t)B * H * T * T * sizeof *att);
     float *datt = malloc((size_t)B * H * T * T * sizeof *datt);
     float *dqkv = malloc(n3 * sizeof *dqkv);
     double *ref = calloc(n1, sizeof *ref), *dref = calloc(n3, sizeof *dref);
     double *Pm = malloc((size_t)T * T * sizeof *Pm), *dS = malloc((size_t)T * T * sizeof *dS);
-    vit_attention_forward(out, att, qkv, B, T, D, H);
-    vit_attention_backward(dqkv, datt, dout, qkv, att, B, T, D, H);
+    vit_attention_forward(out, att, qkv, B, T, Tq, D, H);
+    vit_attention_backward(dqkv, datt, dout, qkv, att, B, T, Tq, D, H);
 #define Q(b, t, d) ((double)qkv[((size_t)(b) * T + (t)) * 3 * D + h * hd + (d)])
 #define K(b, t, d) ((double)qkv[((size_t)(b) * T + (t)) * 3 * D + D + h * hd + (d)])
 #define V(b, t, d) ((double)qkv[((size_t)(b) * T + (t)) * 3 * D + 2 * D + h * hd + (d)])
-#define G(b, t, d) ((double)dout[((size_t)(b) * T + (t)) * D + h * hd + (d)])
+#define G(b, t, d) ((double)dout[((size_t)(b) * Tq + (t)) * D + h * hd + (d)])
 #define DQ(b, t, d) dref[((size_t)(b) * T + (t)) * 3 * D + h * hd + (d)]
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
-            for (int i = 0; i < T; i++) {
+            for (int i = 0; i < Tq; i++) {
                 double mx = -INFINITY, sum = 0;
                 for (int j = 0; j < T; j++) {
                     double s = 0;
@@ -179,7 +180,7 @@ static void test_attention(int B, int T, int D, int H)
                     Pm[i * T + j] /= sum;
                 for (int d = 0; d < hd; d++)
                     for (int j = 0; j < T; j++)
-                        ref[((size_t)b * T + i) * D + h * hd + d] += Pm[i * T + j] * V(b, j, d);
+                        ref[((size_t)b * Tq + i) * D + h * hd + d] += Pm[i * T + j] * V(b, j, d);
                 double rs = 0;
                 for (int j = 0; j < T; j++) {
                     double dp = 0;
@@ -191,7 +192,7 @@ static void test_attention(int B, int T, int D, int H)
                 for (int j = 0; j < T; j++)
                     dS[i * T + j] = Pm[i * T + j] * (dS[i * T + j] - rs);
             }
-            for (int i = 0; i < T; i++)
+            for (int i = 0; i < Tq; i++)
                 for (int j = 0; j < T; j++)
                     for (int d = 0; d < hd; d++) {
                         DQ(b, i, d) += scale * dS[i * T + j] * K(b, j, d);
@@ -223,9 +224,11 @@ int main(int argc, char **argv)
         test_matmul(130, 96, 288);
         test_patch_embed(3, 3, 10, 5, 7);
         test_patch_embed(2, 1, 28, 4, 9);
-        test_attention(3, 13, 12, 3);
-        test_attention(2, 50, 96, 3);
-        test_attention(1, 17, 64, 1);
+        test_attention(3, 13, 13, 12, 3);
+        test_attention(2, 50, 50, 96, 3);
+        test_attention(1, 17, 17, 64, 1);
+        test_attention(3, 13, 1, 12, 3);
+        test_attention(2, 23, 5, 20, 4);
     }
     return check_finish("test_vit_kernels");
 }
