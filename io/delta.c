@@ -555,7 +555,8 @@ static sotu_status read_tensor(reader *r, sotu_delta *d, int i, const sotu_tenso
                            "keep %g keeps %s%llu",
                            r->what, t->name, (unsigned long long)t->kept,
                            (unsigned long long)d->seed, d->task_index, d->keep,
-                           want > t->kept ? "more than " : "", (unsigned long long)want);
+                           want > t->kept ? "more than " : "",
+                           (unsigned long long)(want > t->kept ? t->kept : want));
             goto cleanup;
         }
     }

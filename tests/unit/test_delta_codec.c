@@ -1,0 +1,403 @@
+/* The .sotud codec: round trips (f32 exact, bf16 within rounding, DENSE and
+ * INDEXED tensors), and every corrupt input rejected with a message naming
+ * the input and the problem: bad magic, version, dtype, mask kind, keep,
+ * model mismatch, truncation at every byte, checksum, tampered kept count,
+ * trailing bytes; plus the saved corrupt corpus in tests/data/delta.
+ *
+ *   test_delta_codec                    run the tests
+ *   test_delta_codec --write-corpus DIR regenerate the saved corpus */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "common/status.h"
+#include "delta_fixture.h"
+#include "io/delta.h"
+#include "io/fsutil.h"
+#include "worker/delta_extract.h"
+
+static const uint64_t SEED = 20240611;
+
+typedef struct {
+    sotu_tensor_table tab;
+    float *theta0, *thetat;
+} fixture;
+
+static fixture make_fixture(int width)
+{
+    fixture f = {fixture_table(width), NULL, NULL};
+    f.theta0 = malloc(f.tab.total * sizeof(float));
+    f.thetat = malloc(f.tab.total * sizeof(float));
+    fixture_perturb(&f.tab, NULL, f.theta0, SEED, 0.02f);
+    fixture_perturb(&f.tab, f.theta0, f.thetat, SEED + 1, 1e-3f);
+    return f;
+}
+
+static void free_fixture(fixture *f)
+{
+    free(f->tab.t);
+    free(f->theta0);
+    free(f->thetat);
+}
+
+static sotu_delta extract(const fixture *f, double keep, sotu_delta_dtype dtype)
+{
+    sotu_extract_opts o = {.task_index = 3, .task_name = "t03-shirts", .seed = SEED,
+                           .keep = keep, .rescale = true, .dtype = dtype};
+    sotu_delta d;
+    sotu_status s = sotu_delta_extract(&f->tab, f->theta0, f->thetat, &o, &d);
+    CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
+    return d;
+}
+
+static uint8_t *encode(const sotu_delta *d, size_t *n)
+{
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    size_t cap = sotu_delta_encode_bound(d);
+    uint8_t *buf = malloc(cap);
+    sotu_status s = sotu_delta_encode(buf, cap, n, d, cctx, 3);
+    CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
+    ZSTD_freeCCtx(cctx);
+    return buf;
+}
+
+/* Decodes buf; returns the status, leaves the message in sotu_last_error. */
+static sotu_status decode(const uint8_t *buf, size_t n, const sotu_tensor_table *model,
+                          sotu_delta *out)
+{
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    sotu_status s = sotu_delta_decode(buf, n, model, out, dctx, "message from rank 3");
+    ZSTD_freeDCtx(dctx);
+    return s;
+}
+
+static void expect_reject(const uint8_t *buf, size_t n, const sotu_tensor_table *model,
+                          const char *needle, const char *label)
+{
+    sotu_delta d;
+    sotu_status s = decode(buf, n, model, &d);
+    CHECK_MSG(s == SOTU_ERR_DATA, "%s: status %d", label, (int)s);
+    CHECK_MSG(strstr(sotu_last_error(), "message from rank 3") != NULL, "%s: '%s'", label,
+              sotu_last_error());
+    CHECK_MSG(strstr(sotu_last_error(), needle) != NULL, "%s: '%s' lacks '%s'", label,
+              sotu_last_error(), needle);
+    CHECK(d.tensors == NULL && d.n_tensors == 0);
+}
+
+static void same_delta(const sotu_delta *a, const sotu_delta *b, double rel_tol)
+{
+    CHECK(a->task_index == b->task_index && !strcmp(a->task_name, b->task_name));
+    CHECK(a->seed == b->seed && a->keep == b->keep && a->flags == b->flags);
+    CHECK(a->dtype == b->dtype && a->n_tensors == b->n_tensors);
+    for (int i = 0; i < a->n_tensors && i < b->n_tensors; i++) {
+        const sotu_delta_tensor *x = &a->tensors[i], *y = &b->tensors[i];
+        CHECK_MSG(!strcmp(x->name, y->name) && x->table_index == y->table_index &&
+                      x->ndim == y->ndim && x->count == y->count && x->mask == y->mask &&
+                      x->kept == y->kept,
+                  "tensor %s", x->name);
+        if (x->kept != y->kept)
+            continue;
+        int bad = 0;
+        for (uint64_t m = 0; m < x->kept; m++) {
+            double ex = x->values[m], ey = y->values[m];
+            if (rel_tol == 0 ? memcmp(&x->values[m], &y->values[m], 4) != 0
+                             : fabs(ex - ey) > rel_tol * fabs(ex))
+                bad++;
+            if (x->indices && y->indices && x->indices[m] != y->indices[m])
+                bad++;
+        }
+        CHECK_MSG(bad == 0, "tensor %s: %d values or indices differ", x->name, bad);
+    }
+}
+
+static void test_round_trip(void)
+{
+    fixture f = make_fixture(16);
+    sotu_delta d = extract(&f, 0.25, SOTU_DELTA_F32);
+    CHECK(d.n_tensors == f.tab.n);
+    CHECK(d.tensors[d.n_tensors - 1].mask == SOTU_MASK_DENSE);
+    CHECK(d.tensors[0].mask == SOTU_MASK_SEEDED);
+    size_t n;
+    uint8_t *buf = encode(&d, &n);
+    sotu_delta back;
+    CHECK_MSG(decode(buf, n, &f.tab, &back) == SOTU_OK, "%s", sotu_last_error());
+    same_delta(&d, &back, 0);
+    sotu_delta nomodel;
+    CHECK_MSG(decode(buf, n, NULL, &nomodel) == SOTU_OK, "%s", sotu_last_error());
+    same_delta(&d, &nomodel, 0);
+    uint64_t kept = 0, total = 0;
+    for (int i = 0; i < d.n_tensors; i++)
+        if (d.tensors[i].mask == SOTU_MASK_SEEDED)
+            kept += d.tensors[i].kept, total += d.tensors[i].count;
+    printf("f32 round trip: %zu bytes for %llu kept of %llu backbone values\n", n,
+           (unsigned long long)kept, (unsigned long long)total);
+    sotu_delta_free(&back);
+    sotu_delta_free(&nomodel);
+    free(buf);
+
+    d.dtype = SOTU_DELTA_BF16;
+    buf = encode(&d, &n);
+    CHECK_MSG(decode(buf, n, &f.tab, &back) == SOTU_OK, "%s", sotu_last_error());
+    same_delta(&d, &back, 0x1.0p-8);
+    printf("bf16 round trip: %zu bytes\n", n);
+    sotu_delta_free(&back);
+    free(buf);
+
+    /* A file through the atomic writer. */
+    const char *path = "test_delta_codec.sotud";
+    CHECK_MSG(sotu_delta_write_file(path, &d, 3) == SOTU_OK, "%s", sotu_last_error());
+    CHECK_MSG(sotu_delta_read_file(path, &f.tab, &back) == SOTU_OK, "%s", sotu_last_error());
+    same_delta(&d, &back, 0x1.0p-8);
+    sotu_delta_free(&back);
+    remove(path);
+
+    sotu_delta_free(&d);
+    sotu_delta_free(&d); /* a freed delta is zeroed: freeing twice is harmless */
+    free_fixture(&f);
+}
+
+static void test_bf16_rounding(void)
+{
+    CHECK(sotu_bf16_from_f32(1.0f) == 0x3f80);
+    /* 1 + 2^-8 is exactly halfway between bf16 1 and 1 + 2^-7: ties to even (1). */
+    CHECK(sotu_bf16_from_f32(1.0f + 0x1.0p-8f) == 0x3f80);
+    CHECK(sotu_bf16_from_f32(1.0f + 0x1.8p-8f) == 0x3f81);
+    CHECK(sotu_bf16_from_f32(1.0f + 0x1.0p-7f + 0x1.0p-8f) == 0x3f82);
+    CHECK(sotu_bf16_to_f32(sotu_bf16_from_f32(-2.5f)) == -2.5f);
+    CHECK(isnan(sotu_bf16_to_f32(sotu_bf16_from_f32(NAN))));
+    CHECK(isinf(sotu_bf16_to_f32(sotu_bf16_from_f32(INFINITY))));
+}
+
+static void test_indexed(void)
+{
+    fixture f = make_fixture(8);
+    sotu_delta d = extract(&f, 0.5, SOTU_DELTA_F32);
+    /* Replace the fc1 tensor's SEEDED mask by a top-k style index list. */
+    sotu_delta_tensor *t = NULL;
+    for (int i = 0; i < d.n_tensors; i++)
+        if (!strcmp(d.tensors[i].name, "blocks.0.mlp.fc1.weight"))
+            t = &d.tensors[i];
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    uint64_t k = 0;
+    for (uint64_t i = 0; i < t->count; i += 1 + (i * 7) % 300)
+        t->indices[k] = i, t->values[k] = (float)i * 0.5f - 3.0f, k++;
+    t->indices[k] = t->count - 1, t->values[k] = 1.0f, k++;
+    t->kept = k;
+    t->mask = SOTU_MASK_INDEXED;
+    size_t n;
+    uint8_t *buf = encode(&d, &n);
+    sotu_delta back;
+    CHECK_MSG(decode(buf, n, &f.tab, &back) == SOTU_OK, "%s", sotu_last_error());
+    same_delta(&d, &back, 0);
+    sotu_delta_free(&back);
+    free(buf);
+
+    /* The encoder refuses indices that do not increase. */
+    t->indices[1] = t->indices[0];
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    size_t cap = sotu_delta_encode_bound(&d);
+    buf = malloc(cap);
+    CHECK(sotu_delta_encode(buf, cap, &n, &d, cctx, 3) == SOTU_ERR_DATA);
+    CHECK(strstr(sotu_last_error(), "blocks.0.mlp.fc1.weight") != NULL);
+    ZSTD_freeCCtx(cctx);
+    free(buf);
+    sotu_delta_free(&d);
+    free_fixture(&f);
+}
+
+/* Byte offsets of the header fields (io/delta.h). */
+enum { OFF_VERSION = 8, OFF_FLAGS = 12, OFF_DTYPE = 20, OFF_KEEP = 32, OFF_NAME_LEN = 44 };
+
+static void put_le(uint8_t *p, uint64_t x, int bytes)
+{
+    for (int b = 0; b < bytes; b++)
+        p[b] = (uint8_t)(x >> (8 * b));
+}
+
+static size_t first_mask_kind_offset(const uint8_t *buf)
+{
+    size_t ln = (size_t)buf[OFF_NAME_LEN] | (size_t)buf[OFF_NAME_LEN + 1] << 8;
+    size_t rec = 46 + ln;
+    size_t l = (size_t)buf[rec] | (size_t)buf[rec + 1] << 8;
+    return rec + 2 + l + 4 + 1;
+}
+
+/* A small message (width 2) and its corrupt variants; with corpus_dir
+ * non-NULL the variants are also written there. */
+static void test_corrupt(const char *corpus_dir)
+{
+    fixture f = make_fixture(2);
+    sotu_delta d = extract(&f, 0.5, SOTU_DELTA_F32);
+    size_t n;
+    uint8_t *good = encode(&d, &n);
+    uint8_t *bad = malloc(n + 16);
+    printf("corrupt cases on a message of %zu bytes\n", n);
+
+    struct {
+        const char *file, *needle;
+        size_t len;
+    } cases[16];
+    int n_cases = 0;
+#define VARIANT(file_, needle_, len_, ...)                                                        \
+    do {                                                                                          \
+        memcpy(bad, good, n);                                                                     \
+        __VA_ARGS__;                                                                              \
+        expect_reject(bad, len_, &f.tab, needle_, file_);                                         \
+        if (corpus_dir) {                                                                         \
+            char p[1024];                                                                         \
+            snprintf(p, sizeof p, "%s/%s", corpus_dir, file_);                                    \
+            CHECK(sotu_write_file_atomic(p, bad, len_) == SOTU_OK);                               \
+        }                                                                                         \
+        cases[n_cases].file = file_, cases[n_cases].needle = needle_, cases[n_cases].len = len_;  \
+        n_cases++;                                                                                \
+    } while (0)
+
+    VARIANT("bad_magic.sotud", "bad magic", n, bad[1] = 'X');
+    VARIANT("bad_version.sotud", "format version 2", n, put_le(bad + OFF_VERSION, 2, 4));
+    VARIANT("bad_flags.sotud", "flags", n, put_le(bad + OFF_FLAGS, 6, 4));
+    VARIANT("bad_dtype.sotud", "dtype", n, put_le(bad + OFF_DTYPE, 7, 4));
+    double zero = 0.0, big = 1.5, nan = NAN;
+    uint64_t bits;
+    memcpy(&bits, &zero, 8);
+    VARIANT("keep_zero.sotud", "keep 0", n, put_le(bad + OFF_KEEP, bits, 8));
+    memcpy(&bits, &big, 8);
+    VARIANT("keep_above_one.sotud", "keep 1.5", n, put_le(bad + OFF_KEEP, bits, 8));
+    memcpy(&bits, &nan, 8);
+    VARIANT("keep_nan.sotud", "expected (0, 1]", n, put_le(bad + OFF_KEEP, bits, 8));
+    VARIANT("bad_mask_kind.sotud", "mask kind 9", n, bad[first_mask_kind_offset(good)] = 9);
+    VARIANT("checksum.sotud", "checksum", n, bad[n - 3] ^= 0x10);
+    VARIANT("truncated.sotud", "truncated", n - 7, (void)0);
+    VARIANT("trailing.sotud", "after the last", n + 1, bad[n] = 0);
+    /* keep changed to a value with a different mask: every kept count is off. */
+    double other = 0.4;
+    memcpy(&bits, &other, 8);
+    VARIANT("mask_keep_changed.sotud", "kept count", n, put_le(bad + OFF_KEEP, bits, 8));
+
+    /* Truncation at every byte offset fails cleanly. */
+    int ok_prefix = 0;
+    for (size_t len = 0; len < n; len++) {
+        sotu_delta out;
+        sotu_status s = decode(good, len, &f.tab, &out);
+        if (s != SOTU_ERR_DATA) {
+            ok_prefix++;
+            sotu_delta_free(&out);
+        }
+    }
+    CHECK_MSG(ok_prefix == 0, "%d truncated prefixes were accepted", ok_prefix);
+
+    /* A kept count that disagrees with the regenerated mask: drop one value,
+     * and add one. */
+    sotu_delta_tensor *t = &d.tensors[3];
+    CHECK(t->mask == SOTU_MASK_SEEDED && t->kept > 2);
+    t->kept--;
+    size_t n2;
+    uint8_t *tampered = encode(&d, &n2);
+    expect_reject(tampered, n2, &f.tab, "kept count", "kept count minus one");
+    CHECK(strstr(sotu_last_error(), t->name) != NULL);
+    if (corpus_dir) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/kept_count.sotud", corpus_dir);
+        CHECK(sotu_write_file_atomic(p, tampered, n2) == SOTU_OK);
+    }
+    cases[n_cases].file = "kept_count.sotud", cases[n_cases].needle = "kept count";
+    cases[n_cases++].len = n2;
+    free(tampered);
+    t->kept += 2;
+    float *v = realloc(t->values, t->kept * sizeof(float));
+    t->values = v;
+    v[t->kept - 1] = 0.5f;
+    tampered = encode(&d, &n2);
+    expect_reject(tampered, n2, &f.tab, "kept count", "kept count plus one");
+    free(tampered);
+    t->kept--;
+
+    /* Model mismatches: a shape, a missing tensor, a different index. */
+    sotu_tensor_table other_tab = fixture_table(2);
+    other_tab.t[3].shape[0] = 5;
+    expect_reject(good, n, &other_tab, "shape [6,2], the model has [5,2]", "shape");
+    CHECK(strstr(sotu_last_error(), "blocks.0.attn.qkv.weight") != NULL);
+    other_tab.t[3].shape[0] = 6;
+    strcpy(other_tab.t[5].name, "blocks.0.mlp.fc9.weight");
+    expect_reject(good, n, &other_tab, "'blocks.0.mlp.fc1.weight' is not in the model", "name");
+    if (corpus_dir) {
+        sotu_tensor_table wide = fixture_table(3);
+        float *w0 = calloc(wide.total, sizeof(float)), *w1 = malloc(wide.total * sizeof(float));
+        fixture_perturb(&wide, w0, w1, 9, 1e-3f);
+        sotu_extract_opts o = {.task_index = 3, .task_name = "t03-shirts", .seed = SEED,
+                               .keep = 0.5, .dtype = SOTU_DELTA_F32};
+        sotu_delta dw;
+        CHECK(sotu_delta_extract(&wide, w0, w1, &o, &dw) == SOTU_OK);
+        char p[1024];
+        snprintf(p, sizeof p, "%s/shape_mismatch.sotud", corpus_dir);
+        CHECK(sotu_delta_write_file(p, &dw, 3) == SOTU_OK);
+        sotu_delta_free(&dw);
+        free(w0);
+        free(w1);
+        free(wide.t);
+        snprintf(p, sizeof p, "%s/good.sotud", corpus_dir);
+        CHECK(sotu_write_file_atomic(p, good, n) == SOTU_OK);
+    }
+    free(other_tab.t);
+    (void)cases;
+    free(good);
+    free(bad);
+    sotu_delta_free(&d);
+    free_fixture(&f);
+}
+
+/* Every saved corrupt input fails cleanly against the width-2 model; good.sotud decodes. */
+static void test_corpus(void)
+{
+    const char *src = getenv("SOTU_SOURCE_DIR");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/data/delta", src ? src : SOTU_SOURCE_DIR_FALLBACK);
+    DIR *dp = opendir(dir);
+    CHECK_MSG(dp != NULL, "cannot open %s", dir);
+    if (!dp)
+        return;
+    sotu_tensor_table tab = fixture_table(2);
+    int seen = 0, good = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        size_t l = strlen(e->d_name);
+        if (l < 6 || strcmp(e->d_name + l - 6, ".sotud"))
+            continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        sotu_delta d;
+        sotu_status s = sotu_delta_read_file(path, &tab, &d);
+        if (!strcmp(e->d_name, "good.sotud")) {
+            CHECK_MSG(s == SOTU_OK, "%s: %s", path, sotu_last_error());
+            good++;
+        } else {
+            CHECK_MSG(s == SOTU_ERR_DATA, "%s: accepted (status %d)", path, (int)s);
+            CHECK_MSG(strstr(sotu_last_error(), path) != NULL, "%s", sotu_last_error());
+            printf("  %-26s %s\n", e->d_name, sotu_last_error() + strlen(dir) + 1);
+        }
+        sotu_delta_free(&d);
+        seen++;
+    }
+    closedir(dp);
+    free(tab.t);
+    printf("corpus: %d files\n", seen);
+    CHECK(seen >= 14 && good == 1);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--write-corpus")) {
+        test_corrupt(argv[2]);
+        return check_finish("test_delta_codec --write-corpus");
+    }
+    printf("seed %llu\n", (unsigned long long)SEED);
+    test_bf16_rounding();
+    test_round_trip();
+    test_indexed();
+    test_corrupt(NULL);
+    test_corpus();
+    return check_finish("test_delta_codec");
+}

@@ -1,0 +1,289 @@
+/* Merge math: disjoint gives zero collisions and exactly zero off-diagonal
+ * cosine; sum at keep 1/T shrinks the cosine of correlated deltas by ~keep
+ * (printed); mean on collisions; permuted input order gives bitwise equal
+ * output; rescale with a nested keep equals extracting at that keep; heads
+ * stay per task; merging decoded deltas equals merging extracted ones. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "coordinator/merge.h"
+#include "delta_fixture.h"
+#include "io/delta.h"
+#include "worker/delta_extract.h"
+
+enum { T = 8 };
+static const uint64_t SEED = 4242;
+
+static sotu_tensor_table tab;
+static float *theta0, *thetas[T];
+
+static void extract_all(double keep, bool rescale, sotu_delta *d)
+{
+    for (int t = 0; t < T; t++) {
+        char name[32];
+        snprintf(name, sizeof name, "task%02d", t);
+        sotu_extract_opts o = {.task_index = (uint32_t)t, .task_name = name, .seed = SEED,
+                               .keep = keep, .rescale = rescale, .dtype = SOTU_DELTA_F32};
+        sotu_status s = sotu_delta_extract(&tab, theta0, thetas[t], &o, &d[t]);
+        CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
+    }
+}
+
+static void free_all(sotu_delta *d)
+{
+    for (int t = 0; t < T; t++)
+        sotu_delta_free(&d[t]);
+}
+
+static double max_offdiag(const sotu_merge_stats *st)
+{
+    double m = 0;
+    for (int a = 0; a < st->n; a++)
+        for (int b = 0; b < st->n; b++)
+            if (a != b && fabs(st->cosine[a * st->n + b]) > m)
+                m = fabs(st->cosine[a * st->n + b]);
+    return m;
+}
+
+static float *merge(sotu_delta *d, const int *order, sotu_merge_opts o, sotu_merge_stats *st)
+{
+    const sotu_delta *list[T];
+    for (int t = 0; t < T; t++)
+        list[t] = &d[order ? order[t] : t];
+    float *out = malloc(tab.total * sizeof(float));
+    sotu_status s = sotu_merge_apply(&tab, theta0, list, T, &o, out, st);
+    CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
+    return out;
+}
+
+static void test_disjoint(void)
+{
+    const double keeps[] = {1.0, 0.5};
+    for (int k = 0; k < 2; k++) {
+        sotu_delta d[T];
+        extract_all(keeps[k], false, d);
+        sotu_merge_stats st;
+        sotu_merge_opts o = {SOTU_MERGE_DISJOINT, 1.0, 0, T};
+        float *m = merge(d, NULL, o, &st);
+        printf("disjoint keep %.2f: touched %llu, collided %llu, max |off-diagonal cos| %g\n",
+               keeps[k], (unsigned long long)st.touched, (unsigned long long)st.collided,
+               max_offdiag(&st));
+        CHECK(st.collided == 0 && st.collision_rate == 0.0);
+        CHECK(max_offdiag(&st) == 0.0);
+        for (int a = 0; a < T; a++)
+            CHECK_NEAR(st.cosine[a * T + a], 1.0, 1e-12);
+        /* Every backbone element is owned by one of the T tasks; at keep 1
+         * every one is written by its owner with exactly its owner's δ. */
+        int wrong = 0;
+        size_t backbone = 0;
+        for (int j = 0; j < tab.n; j++) {
+            if (!strncmp(tab.t[j].name, "head.", 5))
+                continue;
+            backbone += tab.t[j].count;
+            for (size_t i = 0; i < tab.t[j].count && k == 0; i++) {
+                size_t x = tab.t[j].offset + i;
+                uint32_t owner = sotu_merge_owner(SEED, (uint32_t)j, i, T);
+                float want = (float)((double)theta0[x] +
+                                     ((double)(thetas[owner][x] - theta0[x])));
+                wrong += memcmp(&m[x], &want, 4) != 0;
+            }
+        }
+        CHECK_MSG(wrong == 0, "%d elements differ from their owner's delta", wrong);
+        if (k == 0)
+            CHECK(st.touched == backbone);
+        sotu_merge_stats_free(&st);
+        free(m);
+        free_all(d);
+    }
+}
+
+static void test_sum_cosine(void)
+{
+    sotu_delta dense[T], sparse[T];
+    extract_all(1.0, false, dense);
+    extract_all(1.0 / T, false, sparse);
+    sotu_merge_stats sd, ss;
+    sotu_merge_opts o = {SOTU_MERGE_SUM, 1.0, 0, T};
+    float *md = merge(dense, NULL, o, &sd), *ms = merge(sparse, NULL, o, &ss);
+    double cd = max_offdiag(&sd), cs = max_offdiag(&ss);
+    printf("sum: max |cosine| dense %.4f, keep 1/%d %.4f; collision rate %.4f (dense %.2f)\n", cd,
+           T, cs, ss.collision_rate, sd.collision_rate);
+    CHECK(cd > 0.3);               /* the fixture's deltas share a component */
+    CHECK(cs < 1.5 * cd / T + 0.02); /* independent masks shrink it by ~keep */
+    CHECK(sd.collision_rate == 1.0);
+    /* P(>=2 of T at keep 1/T | >= 1) */
+    double p = 1.0 / T, none = pow(1 - p, T), one = T * p * pow(1 - p, T - 1);
+    double expect = (1 - none - one) / (1 - none);
+    CHECK_NEAR(ss.collision_rate, expect, 0.02);
+    /* Per-tensor norms of the dense merge are each task's δ norms. */
+    for (int j = 0; j < tab.n; j++) {
+        double s2 = 0;
+        for (size_t i = 0; i < tab.t[j].count; i++) {
+            double v = thetas[2][tab.t[j].offset + i] - theta0[tab.t[j].offset + i];
+            s2 += v * v;
+        }
+        CHECK_NEAR(sd.norms[2 * tab.n + j], sqrt(s2), 1e-6 * sqrt(s2) + 1e-12);
+    }
+    /* Heads are not merged; the task head goes on top. */
+    int jh = sotu_tensor_find(&tab, "head.weight");
+    CHECK(!memcmp(md + tab.t[jh].offset, theta0 + tab.t[jh].offset, tab.t[jh].count * 4));
+    sotu_merge_task_head(&tab, theta0, &sparse[5], ms);
+    int bad = 0;
+    for (size_t i = 0; i < tab.t[jh].count; i++) {
+        size_t x = tab.t[jh].offset + i;
+        bad += ms[x] != theta0[x] + (thetas[5][x] - theta0[x]);
+    }
+    CHECK(bad == 0);
+    sotu_merge_stats_free(&sd);
+    sotu_merge_stats_free(&ss);
+    free(md);
+    free(ms);
+    free_all(dense);
+    free_all(sparse);
+}
+
+static void test_mean(void)
+{
+    sotu_delta d[T];
+    extract_all(0.5, false, d);
+    sotu_merge_opts o = {SOTU_MERGE_MEAN, 0.5, 0, T};
+    float *m = merge(d, NULL, o, NULL);
+    int j = sotu_tensor_find(&tab, "blocks.0.mlp.fc1.weight"), checked = 0, bad = 0, coll = 0;
+    for (size_t i = 0; i < tab.t[j].count; i++) {
+        size_t x = tab.t[j].offset + i;
+        double acc = 0;
+        int c = 0;
+        for (int t = 0; t < T; t++)
+            if (sotu_mask_u(SEED, (uint32_t)t, (uint32_t)j, i) < 0.5) {
+                acc += (double)(thetas[t][x] - theta0[x]);
+                c++;
+            }
+        float want = c ? (float)((double)theta0[x] + 0.5 * (acc / c)) : theta0[x];
+        bad += memcmp(&want, &m[x], 4) != 0;
+        coll += c > 1;
+        checked++;
+    }
+    printf("mean: %d elements checked, %d with collisions, %d differ\n", checked, coll, bad);
+    CHECK(bad == 0 && coll > 0);
+    free(m);
+    free_all(d);
+}
+
+static void test_order(void)
+{
+    sotu_delta d[T];
+    extract_all(0.3, true, d);
+    int perm[T] = {5, 2, 7, 0, 3, 6, 1, 4};
+    for (int mode = 0; mode < 3; mode++) {
+        sotu_merge_opts o = {(sotu_merge_mode)mode, 0.7, 0.2, T};
+        sotu_merge_stats a, b;
+        float *ma = merge(d, NULL, o, &a), *mb = merge(d, perm, o, &b);
+        CHECK_MSG(!memcmp(ma, mb, tab.total * sizeof(float)), "mode %s",
+                  sotu_merge_mode_name(o.mode));
+        CHECK(!memcmp(a.cosine, b.cosine, T * T * sizeof(double)));
+        CHECK(!memcmp(a.norms, b.norms, (size_t)T * tab.n * sizeof(double)));
+        CHECK(a.touched == b.touched && a.collided == b.collided);
+        for (int t = 0; t < T; t++)
+            CHECK(b.task_index[t] == (uint32_t)t);
+        sotu_merge_stats_free(&a);
+        sotu_merge_stats_free(&b);
+        free(ma);
+        free(mb);
+    }
+    free_all(d);
+}
+
+static void test_nested_rescale(void)
+{
+    sotu_delta shipped[T], direct[T];
+    extract_all(0.5, true, shipped);
+    extract_all(0.125, true, direct);
+    sotu_merge_opts nested = {SOTU_MERGE_SUM, 1.0, 0.125, T};
+    sotu_merge_opts own = {SOTU_MERGE_SUM, 1.0, 0, T};
+    float *a = merge(shipped, NULL, nested, NULL), *b = merge(direct, NULL, own, NULL);
+    CHECK(!memcmp(a, b, tab.total * sizeof(float)));
+    /* One element by hand: the rescale is 1/0.125 = 8. */
+    int j = sotu_tensor_find(&tab, "blocks.0.attn.qkv.weight");
+    int found = 0;
+    for (size_t i = 0; i < tab.t[j].count && !found; i++) {
+        int c = 0, who = -1;
+        for (int t = 0; t < T; t++)
+            if (sotu_mask_u(SEED, (uint32_t)t, (uint32_t)j, i) < 0.125)
+                c++, who = t;
+        if (c != 1)
+            continue;
+        size_t x = tab.t[j].offset + i;
+        float want = (float)((double)theta0[x] + (double)((thetas[who][x] - theta0[x]) * 8.0f));
+        CHECK(!memcmp(&a[x], &want, 4));
+        found = 1;
+    }
+    CHECK(found);
+    /* keep above the shipped one is refused. */
+    const sotu_delta *list[T];
+    for (int t = 0; t < T; t++)
+        list[t] = &shipped[t];
+    sotu_merge_opts up = {SOTU_MERGE_SUM, 1.0, 0.75, T};
+    CHECK(sotu_merge_apply(&tab, theta0, list, T, &up, a, NULL) == SOTU_ERR_CONFIG);
+    list[1] = &shipped[0];
+    CHECK(sotu_merge_apply(&tab, theta0, list, T, &own, a, NULL) == SOTU_ERR_DATA);
+    free(a);
+    free(b);
+    free_all(shipped);
+    free_all(direct);
+}
+
+/* Encoding and decoding in between changes nothing (f32). */
+static void test_decoded(void)
+{
+    sotu_delta d[T], back[T];
+    extract_all(0.25, true, d);
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    for (int t = 0; t < T; t++) {
+        size_t cap = sotu_delta_encode_bound(&d[t]), n;
+        uint8_t *buf = malloc(cap);
+        CHECK(sotu_delta_encode(buf, cap, &n, &d[t], cctx, 1) == SOTU_OK);
+        CHECK(sotu_delta_decode(buf, n, &tab, &back[t], dctx, "test") == SOTU_OK);
+        free(buf);
+    }
+    sotu_merge_opts o = {SOTU_MERGE_SUM, 1.0, 0, T};
+    float *a = merge(d, NULL, o, NULL), *b = merge(back, NULL, o, NULL);
+    CHECK(!memcmp(a, b, tab.total * sizeof(float)));
+    free(a);
+    free(b);
+    ZSTD_freeCCtx(cctx);
+    ZSTD_freeDCtx(dctx);
+    free_all(d);
+    free_all(back);
+}
+
+int main(void)
+{
+    printf("seed %llu\n", (unsigned long long)SEED);
+    tab = fixture_table(32);
+    theta0 = malloc(tab.total * sizeof(float));
+    fixture_perturb(&tab, NULL, theta0, SEED, 0.02f);
+    /* Correlated task deltas: a shared direction plus a task's own. */
+    float *shared = malloc(tab.total * sizeof(float));
+    fixture_perturb(&tab, NULL, shared, SEED + 100, 1e-3f);
+    for (int t = 0; t < T; t++) {
+        thetas[t] = malloc(tab.total * sizeof(float));
+        fixture_perturb(&tab, theta0, thetas[t], SEED + 1 + (uint64_t)t, 1e-3f);
+        for (size_t i = 0; i < tab.total; i++)
+            thetas[t][i] += shared[i];
+    }
+    free(shared);
+    test_disjoint();
+    test_sum_cosine();
+    test_mean();
+    test_order();
+    test_nested_rescale();
+    test_decoded();
+    for (int t = 0; t < T; t++)
+        free(thetas[t]);
+    free(theta0);
+    free(tab.t);
+    return check_finish("test_merge");
+}
