@@ -26,13 +26,16 @@ static const char *const fmnist_classes[10] = {"t-shirt", "trouser", "pullover",
 static void pretrain_usage(FILE *f)
 {
     fprintf(f,
-            "usage: sotu pretrain [CONFIG] [--set key=value ...] [--out PATH] [--print-config]\n"
+            "usage: sotu pretrain [CONFIG] [--set key=value ...] [--out PATH] [--init PATH]\n"
+            "                     [--print-config]\n"
             "Supervised pretraining of the ViT of model.* (image_size, channels, patch, dim,\n"
             "depth, heads, mlp_ratio) on the Fashion-MNIST training split read from\n"
             "pretrain.data_dir ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz), with\n"
             "pretrain.{epochs,batch_size,lr,warmup_steps} and the other train.* settings.\n"
             "Evaluates on the 10k test split after every epoch and writes the weights\n"
-            "(group /weights, head of 10 classes) to --out or pretrain.out after each epoch.\n");
+            "(group /weights, head of 10 classes) to --out or pretrain.out after each epoch.\n"
+            "--init PATH starts from the weights in PATH (same architecture) instead of a\n"
+            "random initialisation: more epochs on top of an earlier run.\n");
 }
 
 /* Reads one IDX images/labels pair of Fashion-MNIST into the uint8 NHWC and
@@ -128,9 +131,10 @@ static sotu_status pretrain_epoch(void *vctx, const vit_model *m, const sotu_fin
 int sotu_cmd_pretrain(int argc, char **argv)
 {
     static const struct option opts[] = {
-        SOTU_CLI_OPTIONS, {"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+        SOTU_CLI_OPTIONS, {"out", required_argument, NULL, 'o'},
+        {"init", required_argument, NULL, 'i'}, {NULL, 0, NULL, 0}};
     sotu_cli_args a = {0};
-    const char *out = NULL;
+    const char *out = NULL, *init = NULL;
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, SOTU_CLI_SHORT "o:", opts, NULL)) != -1) {
@@ -141,6 +145,8 @@ int sotu_cmd_pretrain(int argc, char **argv)
             continue;
         if (o == 'o') {
             out = optarg;
+        } else if (o == 'i') {
+            init = optarg;
         } else {
             pretrain_usage(stderr);
             return SOTU_EXIT_USAGE;
@@ -191,7 +197,24 @@ int sotu_cmd_pretrain(int argc, char **argv)
     st = vit_init(&m, &vc, cfg.train.batch_size);
     if (st != SOTU_OK)
         goto cleanup;
-    vit_init_random(&m, cfg.train.seed);
+    if (init) {
+        vit_config fc;
+        st = sotu_weights_read_config(init, &fc);
+        if (st != SOTU_OK)
+            goto cleanup;
+        if (memcmp(&fc, &vc, sizeof fc)) {
+            st = sotu_error(SOTU_ERR_CONFIG, "--init %s: its architecture (patch %d dim %d depth "
+                            "%d heads %d) differs from model.* (patch %d dim %d depth %d heads %d)",
+                            init, fc.patch, fc.dim, fc.depth, fc.heads, vc.patch, vc.dim,
+                            vc.depth, vc.heads);
+            goto cleanup;
+        }
+        st = sotu_weights_read_into(init, SOTU_WEIGHTS_GROUP, &m.table, m.params, 0);
+        if (st != SOTU_OK)
+            goto cleanup;
+    } else {
+        vit_init_random(&m, cfg.train.seed);
+    }
     sotu_path_dirname(dir, sizeof dir, out);
     st = sotu_mkdirs(dir);
     if (st != SOTU_OK)
