@@ -7,10 +7,11 @@
  * G = S/P, N = G*G patches, T = N+1 tokens, D width, H heads, hd = D/H,
  * F MLP hidden, L depth, K classes, CPP = C*P*P.
  *
- * Every linear layer is one sgemm over all B*T tokens; attention runs per
- * (batch, head) as small single-threaded sgemms, parallel over B*H with
- * OpenMP; element-wise kernels are single fused passes parallel over rows.
- * The two thread pools never nest (blas_serial_begin).
+ * Every linear layer is one sgemm over all B*T tokens (its rows shared
+ * among the OpenMP threads); attention runs per (batch, head) as small
+ * sgemms, parallel over B*H; element-wise kernels are single fused passes
+ * parallel over rows. OpenBLAS itself always runs single-threaded, so one
+ * thread pool does all the work (see "Threads").
  */
 #include "worker/vit.h"
 #include "worker/vit_internal.h"
@@ -76,6 +77,78 @@ static inline float verff(float x)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Threads: one OpenMP pool runs everything                                  */
+/* ------------------------------------------------------------------------ */
+
+/* OpenBLAS (pthreads build) keeps a pool of its own whose threads spin after
+ * each call and would fight the OpenMP threads of the next kernel for the
+ * same cores. So BLAS runs single-threaded here and the OpenMP threads share
+ * the work: a slice of rows of each matrix product, or a set of heads. */
+static int blas_serial_begin(void)
+{
+    int n = openblas_get_num_threads();
+    if (n > 1)
+        openblas_set_num_threads(1);
+    return n;
+}
+
+static void blas_serial_end(int n)
+{
+    if (n > 1)
+        openblas_set_num_threads(n);
+}
+
+/* Threads for a product with M output rows: slices of at least 32 rows. */
+static int row_threads(int M)
+{
+    int nt = omp_get_max_threads(), most = M / 32;
+    return nt < most ? nt : (most > 1 ? most : 1);
+}
+
+/* C = alpha op(A) op(B) + beta C, row-major, the M rows of C split among
+ * the OpenMP threads in 16-aligned slices. */
+static void sgemm_rows(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                       int ldc)
+{
+    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    int nt = row_threads(M);
+    int blas_threads = blas_serial_begin();
+    if (nt == 1) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    } else {
+        int chunk = ((M + nt - 1) / nt + 15) & ~15;
+#pragma omp parallel num_threads(nt)
+        {
+            int m0 = omp_get_thread_num() * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
+            if (m0 < m1)
+                cblas_sgemm(CblasRowMajor, ta, tb, m1 - m0, N, K, alpha,
+                            trans_a ? A + m0 : A + (size_t)m0 * lda, lda, B, ldb, beta,
+                            C + (size_t)m0 * ldc, ldc);
+        }
+    }
+    blas_serial_end(blas_threads);
+}
+
+/* dbias[Out] += column sums of dout [M, Out] (a gemv with ones [M]), the
+ * columns split among the threads. */
+static void bias_grad(float *dbias, const float *dout, const float *ones, int M, int Out)
+{
+    int nt = row_threads(Out);
+    int blas_threads = blas_serial_begin();
+    int chunk = ((Out + nt - 1) / nt + 15) & ~15;
+#pragma omp parallel num_threads(nt)
+    {
+        int o0 = omp_get_thread_num() * chunk, o1 = o0 + chunk < Out ? o0 + chunk : Out;
+        if (o0 < o1)
+            cblas_sgemv(CblasRowMajor, CblasTrans, M, o1 - o0, 1.0f, dout + o0, Out, ones, 1,
+                        1.0f, dbias + o0, 1);
+    }
+    blas_serial_end(blas_threads);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Linear layer: one sgemm over all rows                                     */
 /* ------------------------------------------------------------------------ */
 
@@ -103,8 +176,8 @@ void vit_matmul_forward(float *out, const float *inp, const float *w, const floa
 {
     if (bias || residual)
         matmul_prefill(out, bias, residual, M, Out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Out, In, 1.0f, inp, In, w, In,
-                bias || residual ? 1.0f : 0.0f, out, Out);
+    sgemm_rows(false, true, M, Out, In, 1.0f, inp, In, w, In, bias || residual ? 1.0f : 0.0f,
+               out, Out);
 }
 
 void vit_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
@@ -112,13 +185,11 @@ void vit_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
                          int Out)
 {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, In, Out, 1.0f, dout, Out, w, In,
-                    0.0f, dinp, In);
+        sgemm_rows(false, false, M, In, Out, 1.0f, dout, Out, w, In, 0.0f, dinp, In);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Out, In, M, 1.0f, dout, Out, inp, In,
-                    1.0f, dw, In);
+        sgemm_rows(true, false, Out, In, M, 1.0f, dout, Out, inp, In, 1.0f, dw, In);
     if (dbias)
-        cblas_sgemv(CblasRowMajor, CblasTrans, M, Out, 1.0f, dout, Out, ones, 1, 1.0f, dbias, 1);
+        bias_grad(dbias, dout, ones, M, Out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -243,23 +314,6 @@ void vit_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t
 /* ------------------------------------------------------------------------ */
 /* Attention: softmax(q k^T * hd^-0.5) v per (batch, head)                   */
 /* ------------------------------------------------------------------------ */
-
-/* OpenBLAS (pthreads build) must not start its own threads from inside an
- * OpenMP region: around the loops over (batch, head) it runs single-threaded
- * and the OpenMP threads share the heads instead. */
-static int blas_serial_begin(void)
-{
-    int n = openblas_get_num_threads();
-    if (n > 1)
-        openblas_set_num_threads(1);
-    return n;
-}
-
-static void blas_serial_end(int n)
-{
-    if (n > 1)
-        openblas_set_num_threads(n);
-}
 
 /* Per (b, h): S = scale q k^T and out = softmax(S) v, two small sgemms on
  * strided views of qkv (row stride 3D) around an in-place row softmax. Only
