@@ -762,17 +762,19 @@ cleanup:
     return st;
 }
 
+/* timm's trunc_normal_(std) cuts at the absolute values +-2, as here. */
 static float trunc_normal(sotu_rng *r, float std)
 {
     for (;;) {
-        float z = sotu_rng_normal(r);
-        if (z >= -2.0f && z <= 2.0f)
-            return z * std;
+        float v = sotu_rng_normal(r) * std;
+        if (v >= -2.0f && v <= 2.0f)
+            return v;
     }
 }
 
 /* timm's init_weights_vit_timm: Linear weights trunc-normal(0.02), biases 0;
- * pos_embed trunc-normal(0.02); cls_token normal(1e-6); LayerNorm 1 / 0; the
+ * pos_embed trunc-normal(0.02) (cut at +-2 like timm, so in effect a plain
+ * normal); cls_token normal(1e-6); LayerNorm 1 / 0; the
  * patch conv keeps PyTorch's default, uniform +-1/sqrt(fan_in) for weight
  * and bias. */
 void vit_init_random(vit_model *m, uint64_t seed)

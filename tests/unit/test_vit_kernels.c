@@ -13,6 +13,7 @@
 #include "check.h"
 #include "common/rng.h"
 #include "common/threads.h"
+#include "worker/vit.h"
 #include "worker/vit_internal.h"
 
 static sotu_rng rng;
@@ -211,6 +212,52 @@ static void test_attention(int B, int T, int Tq, int D, int H)
     free(dref), free(Pm), free(dS);
 }
 
+/* Config checks, the table, timm-style init and a forward/backward smoke run. */
+static void test_model_init(void)
+{
+    vit_model m;
+    vit_config bad = {30, 1, 4, 96, 2, 3, 384, 10};
+    CHECK(vit_init(&m, &bad, 4) == SOTU_ERR_CONFIG);
+    vit_config bad_heads = {28, 1, 4, 96, 2, 5, 384, 10};
+    CHECK(vit_init(&m, &bad_heads, 4) == SOTU_ERR_CONFIG);
+    vit_config c = {28, 1, 4, 48, 2, 3, 96, 10};
+    CHECK(vit_init(&m, &c, 8) == SOTU_OK);
+    CHECK(m.table.n == 4 + 12 * 2 + 4);
+    CHECK(!strcmp(m.table.t[0].name, "cls_token") && !strcmp(m.table.t[6].name, "blocks.0.attn.qkv.weight"));
+    CHECK(m.table.t[1].shape[1] == 50 && m.table.t[2].ndim == 4);
+    CHECK(m.num_params == m.table.t[m.table.n - 1].offset + m.table.t[m.table.n - 1].count);
+    vit_init_random(&m, 5);
+    float *copy = malloc(m.num_params * sizeof *copy);
+    memcpy(copy, m.params, m.num_params * sizeof *copy);
+    vit_init_random(&m, 5);
+    CHECK(memcmp(copy, m.params, m.num_params * sizeof *copy) == 0);
+    int qkv = sotu_tensor_find(&m.table, "blocks.1.attn.qkv.weight");
+    int n1 = sotu_tensor_find(&m.table, "blocks.1.norm1.weight");
+    int hb = sotu_tensor_find(&m.table, "head.bias");
+    double ss = 0;
+    const sotu_tensor_info *t = &m.table.t[qkv];
+    for (size_t i = 0; i < t->count; i++)
+        ss += (double)m.params[t->offset + i] * m.params[t->offset + i];
+    double sd = sqrt(ss / t->count);
+    CHECK_MSG(sd > 0.019 && sd < 0.021, "qkv weight std %g, expected 0.02", sd);
+    CHECK(m.params[m.table.t[n1].offset] == 1.0f && m.params[m.table.t[hb].offset] == 0.0f);
+    float *img = randn((size_t)8 * 28 * 28, 1);
+    int32_t labels[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    float loss = vit_forward(&m, img, labels, 8);
+    CHECK_MSG(fabsf(loss - logf(10.0f)) < 0.3f, "initial loss %g, expected about log 10", loss);
+    vit_zero_grad(&m);
+    vit_backward(&m);
+    double g = 0;
+    for (size_t i = 0; i < m.num_params; i++)
+        g += fabs(m.grads[i]);
+    CHECK(g > 0 && isfinite(g));
+    CHECK(vit_forward(&m, img, NULL, 3) == 0.0f);
+    free(copy);
+    free(img);
+    vit_free(&m);
+    vit_free(&m);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 11;
@@ -230,5 +277,6 @@ int main(int argc, char **argv)
         test_attention(3, 13, 1, 12, 3);
         test_attention(2, 23, 5, 20, 4);
     }
+    test_model_init();
     return check_finish("test_vit_kernels");
 }
