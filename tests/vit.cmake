@@ -3,3 +3,4 @@
 sotu_add_test(test_vit_reference SOURCES unit/test_vit_reference.c LABELS reference TIMEOUT 120)
 sotu_add_test(test_vit_gradcheck SOURCES unit/test_vit_gradcheck.c LABELS unit TIMEOUT 60)
 sotu_add_test(test_vit_kernels SOURCES unit/test_vit_kernels.c LABELS unit TIMEOUT 60)
+sotu_add_test(test_optim SOURCES unit/test_optim.c LABELS unit TIMEOUT 60)
