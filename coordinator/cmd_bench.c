@@ -12,6 +12,8 @@ static const struct {
     const char *summary;
 } benches[] = {
     {"train", sotu_bench_train, "training step (forward, backward, AdamW) on synthetic data"},
+    {"codec", sotu_bench_codec, "delta codec: bytes per kept value, encode/decode MB/s"},
+    {"merge", sotu_bench_merge, "merge of sparse deltas beside memcpy bandwidth"},
 };
 
 static void bench_usage(FILE *f)

@@ -212,6 +212,8 @@ int sotu_cmd_inspect(int argc, char **argv)
     char format[64];
     if (has_suffix(path, ".yaml") || has_suffix(path, ".yml"))
         return sotu_inspect_manifest(path);
+    if (has_suffix(path, ".sotud"))
+        return sotu_inspect_delta(path);
     if (sotu_h5_file_format(path, format, sizeof format)) {
         if (!strcmp(format, SOTU_TASK_FORMAT))
             return sotu_inspect_task(path);

@@ -22,4 +22,7 @@ int sotu_inspect_weights(const char *path);
 /* Run checkpoint ("sotu-checkpoint"): tasks, keep, kept counts, bytes, cosine and accuracy summary. */
 int sotu_inspect_checkpoint(const char *path);
 
+/* Delta (.sotud): task, seed, keep, dtype, kept counts and bytes; per tensor at -v. */
+int sotu_inspect_delta(const char *path);
+
 #endif

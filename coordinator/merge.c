@@ -72,6 +72,7 @@ typedef struct {
     contrib *sel;      /* selected contributions, task after task */
     size_t sel_cap;
     size_t *task_end;  /* [n] end of each task's run in sel */
+    double *rs, *factor; /* [n] each task's rescale, and rescale × λ */
     uint32_t *cnt;     /* [count + 1] contributions per element, then offsets */
     size_t cnt_cap;
     uint32_t *slot_row;
@@ -106,22 +107,71 @@ typedef struct {
     sotu_merge_stats *st;
 } merge_ctx;
 
+/* Task a's selection rule and factor for this tensor. */
+typedef struct {
+    double k_use;
+    bool nested;   /* re-test u < k_use (SEEDED shipped at a larger keep) */
+    double factor; /* rescale × λ */
+    double rs;     /* rescale alone (statistics are before λ) */
+} task_rule;
+
+static task_rule rule_for(const merge_ctx *c, int a)
+{
+    const sotu_delta_tensor *r = c->rec[a];
+    const sotu_delta *d = c->d[a];
+    task_rule q;
+    q.k_use = c->o->keep > 0 ? c->o->keep : d->keep;
+    q.nested = r->mask == SOTU_MASK_SEEDED && q.k_use < d->keep;
+    q.rs = r->mask == SOTU_MASK_SEEDED && (d->flags & SOTU_DELTA_FLAG_RESCALE) ? 1.0 / q.k_use
+                                                                                : 1.0;
+    q.factor = q.rs * c->o->scale;
+    return q;
+}
+
+static bool selected(const merge_ctx *c, int a, const task_rule *q, uint32_t j, uint64_t i)
+{
+    const sotu_delta *d = c->d[a];
+    if (q->nested && !sotu_delta_keeps(sotu_mask_u(d->seed, d->task_index, j, i), q->k_use))
+        return false;
+    return c->o->mode != SOTU_MERGE_DISJOINT ||
+           sotu_merge_owner(d->seed, j, i, c->o->n_tasks) == d->task_index;
+}
+
+/* Merges tensor j: out = θ0, then for each task in task order and each of
+ * its selected elements out[i] += (float)(v · rescale · λ / c_i), where c_i
+ * is the element's contributor count in mean mode and 1 otherwise. The fast
+ * path (sum or disjoint, no statistics) scatters straight from the deltas;
+ * the general path first lists the selected contributions, which the counts
+ * and the Gram matrix need. Both add the same floats in the same order. */
 static sotu_status merge_tensor(merge_ctx *c, int j, merge_scratch *w, float *merged)
 {
     const sotu_tensor_info *ti = &c->model->t[j];
-    const float *base = c->theta0 + ti->offset;
     float *out = merged + ti->offset;
     size_t count = ti->count, n_sel = 0;
+    memcpy(out, c->theta0 + ti->offset, count * sizeof *out);
+
+    if (!c->gram && c->o->mode != SOTU_MERGE_MEAN) {
+        for (int a = 0; a < c->n; a++) {
+            const sotu_delta_tensor *r = c->rec[a];
+            if (!r)
+                continue;
+            task_rule q = rule_for(c, a);
+            bool plain = !q.nested && c->o->mode == SOTU_MERGE_SUM;
+            for (uint64_t m = 0; m < r->kept; m++) {
+                uint64_t i = r->indices[m];
+                if (plain || selected(c, a, &q, (uint32_t)j, i))
+                    out[i] += (float)((double)r->values[m] * q.factor);
+            }
+        }
+        return SOTU_OK;
+    }
 
     for (int a = 0; a < c->n; a++) {
         const sotu_delta_tensor *r = c->rec[a];
-        const sotu_delta *d = c->d[a];
         if (r) {
-            double k_use = c->o->keep > 0 ? c->o->keep : d->keep;
-            bool nested = r->mask == SOTU_MASK_SEEDED && k_use < d->keep;
-            float rs = (r->mask == SOTU_MASK_SEEDED && (d->flags & SOTU_DELTA_FLAG_RESCALE))
-                           ? (float)(1.0 / k_use)
-                           : 1.0f;
+            task_rule q = rule_for(c, a);
+            w->rs[a] = q.rs;
+            w->factor[a] = q.factor;
             bool ok = true;
             w->sel = reserve(w->sel, &w->sel_cap, n_sel + r->kept, sizeof *w->sel, &ok);
             if (!ok)
@@ -129,87 +179,78 @@ static sotu_status merge_tensor(merge_ctx *c, int j, merge_scratch *w, float *me
                                   ti->name, (unsigned long long)(n_sel + r->kept));
             for (uint64_t m = 0; m < r->kept; m++) {
                 uint64_t i = r->indices[m];
-                if (nested && !sotu_delta_keeps(sotu_mask_u(d->seed, d->task_index, (uint32_t)j, i),
-                                                k_use))
-                    continue;
-                if (c->o->mode == SOTU_MERGE_DISJOINT &&
-                    sotu_merge_owner(d->seed, (uint32_t)j, i, c->o->n_tasks) != d->task_index)
+                if (!selected(c, a, &q, (uint32_t)j, i))
                     continue;
                 w->sel[n_sel].index = i;
-                w->sel[n_sel].value = r->values[m] * rs;
+                w->sel[n_sel].value = r->values[m];
                 n_sel++;
             }
         }
         w->task_end[a] = n_sel;
     }
-    if (n_sel == 0) {
-        memcpy(out, base, count * sizeof *out);
+    if (n_sel == 0)
         return SOTU_OK;
-    }
     if (n_sel >= UINT32_MAX)
         return sotu_error(SOTU_ERR_NOMEM, "merge: tensor '%s': %zu contributions, at most %u",
                           ti->name, n_sel, UINT32_MAX - 1);
     bool ok = true;
     w->cnt = reserve(w->cnt, &w->cnt_cap, count + 1, sizeof *w->cnt, &ok);
-    w->slot_row = reserve(w->slot_row, &w->slot_cap, n_sel, sizeof *w->slot_row, &ok);
-    w->slot_val = reserve(w->slot_val, &w->val_cap, n_sel, sizeof *w->slot_val, &ok);
+    if (c->gram) {
+        w->slot_row = reserve(w->slot_row, &w->slot_cap, n_sel, sizeof *w->slot_row, &ok);
+        w->slot_val = reserve(w->slot_val, &w->val_cap, n_sel, sizeof *w->slot_val, &ok);
+    }
     if (!ok)
         return sotu_error(SOTU_ERR_NOMEM, "merge: tensor '%s': counters for %zu elements",
                           ti->name, count);
-
-    /* Counting sort by element: cnt[i] becomes the start of element i's run,
-     * and each run lists its contributions in task order. */
     uint32_t *cnt = w->cnt;
     memset(cnt, 0, (count + 1) * sizeof *cnt);
     for (size_t q = 0; q < n_sel; q++)
         cnt[w->sel[q].index + 1]++;
-    for (size_t i = 0; i < count; i++)
-        cnt[i + 1] += cnt[i];
-    size_t q = 0;
-    for (int a = 0; a < c->n; a++)
-        for (; q < w->task_end[a]; q++) {
-            uint32_t at = cnt[w->sel[q].index]++;
-            w->slot_row[at] = (uint32_t)a;
-            w->slot_val[at] = w->sel[q].value;
-        }
-    /* cnt[i] is now the end of element i's run (the start of run i + 1). */
-    double scale = c->o->scale;
+
     bool mean = c->o->mode == SOTU_MERGE_MEAN;
-    uint32_t start = 0;
-    uint64_t touched = 0, collided = 0;
-    for (size_t i = 0; i < count; i++) {
-        uint32_t end = cnt[i], k = end - start;
-        if (k == 0) {
-            out[i] = base[i];
-            continue;
+    size_t from = 0;
+    for (int a = 0; a < c->n; a++) {
+        double ss = 0;
+        for (size_t p = from; p < w->task_end[a]; p++) {
+            uint64_t i = w->sel[p].index;
+            double v = (double)w->sel[p].value;
+            out[i] += (float)(v * w->factor[a] / (mean ? (double)cnt[i + 1] : 1.0));
+            ss += v * w->rs[a] * v * w->rs[a];
         }
-        double acc = 0;
-        for (uint32_t p = start; p < end; p++)
-            acc += (double)w->slot_val[p];
-        if (mean)
-            acc /= (double)k;
-        out[i] = (float)((double)base[i] + scale * acc);
-        touched++;
-        collided += k > 1;
-        if (c->gram && k > 1)
-            for (uint32_t p = start; p < end; p++)
-                for (uint32_t p2 = p + 1; p2 < end; p2++)
-                    c->gram[(size_t)w->slot_row[p] * (size_t)c->n + w->slot_row[p2]] +=
-                        (double)w->slot_val[p] * (double)w->slot_val[p2];
-        start = end;
-    }
-    if (c->st) {
-        c->st->touched += touched;
-        c->st->collided += collided;
-        size_t from = 0;
-        for (int a = 0; a < c->n; a++) {
-            double ss = 0;
-            for (size_t p = from; p < w->task_end[a]; p++)
-                ss += (double)w->sel[p].value * (double)w->sel[p].value;
-            from = w->task_end[a];
+        if (c->st) {
             c->gram[(size_t)a * (size_t)c->n + a] += ss;
             c->st->norms[(size_t)a * (size_t)c->st->n_tensors + j] = sqrt(ss);
         }
+        from = w->task_end[a];
+    }
+    if (!c->gram)
+        return SOTU_OK;
+
+    /* Counting sort by element for the Gram matrix: each element's run lists
+     * its contributions in task order; cnt[i] ends as the end of run i. */
+    uint64_t touched = 0, collided = 0;
+    for (size_t i = 0; i < count; i++) {
+        touched += cnt[i + 1] > 0;
+        collided += cnt[i + 1] > 1;
+        cnt[i + 1] += cnt[i];
+    }
+    c->st->touched += touched;
+    c->st->collided += collided;
+    from = 0;
+    for (int a = 0; a < c->n; a++)
+        for (; from < w->task_end[a]; from++) {
+            uint32_t at = cnt[w->sel[from].index]++;
+            w->slot_row[at] = (uint32_t)a;
+            w->slot_val[at] = (float)((double)w->sel[from].value * w->rs[a]);
+        }
+    uint32_t start = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t end = cnt[i];
+        for (uint32_t p = start; end - start > 1 && p < end; p++)
+            for (uint32_t p2 = p + 1; p2 < end; p2++)
+                c->gram[(size_t)w->slot_row[p] * (size_t)c->n + w->slot_row[p2]] +=
+                    (double)w->slot_val[p] * (double)w->slot_val[p2];
+        start = end;
     }
     return SOTU_OK;
 }
@@ -268,9 +309,11 @@ sotu_status sotu_merge_apply(const sotu_tensor_table *model, const float *theta0
     int *cursor = calloc((size_t)n + 1, sizeof *cursor);
     double *gram = NULL;
     w.task_end = malloc(((size_t)n + 1) * sizeof *w.task_end);
+    w.rs = malloc(((size_t)n + 1) * sizeof *w.rs);
+    w.factor = malloc(((size_t)n + 1) * sizeof *w.factor);
     if (stats)
         memset(stats, 0, sizeof *stats);
-    if (!d || !rec || !cursor || !w.task_end) {
+    if (!d || !rec || !cursor || !w.task_end || !w.rs || !w.factor) {
         s = sotu_error(SOTU_ERR_NOMEM, "merge: lists for %d deltas", n);
         goto cleanup;
     }
@@ -343,6 +386,8 @@ cleanup:
     free(gram);
     free(w.sel);
     free(w.task_end);
+    free(w.rs);
+    free(w.factor);
     free(w.cnt);
     free(w.slot_row);
     free(w.slot_val);

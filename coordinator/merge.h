@@ -29,11 +29,15 @@
  * DENSE tensors (the per-task heads) are not merged: merged keeps θ0 there,
  * and sotu_merge_task_head puts one task's head on top.
  *
- * Determinism: deltas are merged in task-index order whatever the order of
- * the input list, and every element's sum runs in that order in double, so
- * the result is bitwise independent of arrival order and thread count.
+ * Arithmetic: merged starts as θ0; then, task after task in task-index order,
+ * each selected element gets merged[i] += (float)(v · rescale · λ / c_i),
+ * with c_i the number of tasks writing element i in mean mode and 1 in the
+ * other modes (the float running sum a streaming coordinator would keep).
+ * Determinism: the task-index order is fixed whatever the order of the
+ * input list, so the result is bitwise independent of arrival order and of
+ * the thread count.
  * Memory: the output block plus, per tensor in turn, O(kept values) lists
- * and O(tensor size) counters.
+ * and O(tensor size) counters (the counters only for mean or statistics).
  */
 #ifndef SOTU_COORDINATOR_MERGE_H
 #define SOTU_COORDINATOR_MERGE_H

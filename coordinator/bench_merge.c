@@ -1,0 +1,226 @@
+/* `sotu bench merge`: the merge of T sparse deltas (coordinator/merge.h)
+ * beside memcpy of the same model block in the same process. */
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "common/threads.h"
+#include "coordinator/bench.h"
+#include "coordinator/bench_delta.h"
+#include "coordinator/commands.h"
+#include "coordinator/merge.h"
+#include "io/delta.h"
+#include "worker/delta_extract.h"
+
+enum { MAX_DELTA_FILES = 1024 };
+
+static void merge_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sotu bench merge [--model tiny|small|vitb] [--tasks T] [--keep K]\n"
+            "                        [--mode sum|mean|disjoint] [--repeat R] [--seed S]\n"
+            "                        [--threads N] [--delta FILE.sotud ...]\n\n"
+            "Merges T deltas into θ0 and prints one JSON line: the merge time without and\n"
+            "with statistics, GB/s of the merged model block, and memcpy of the same block\n"
+            "measured in the same process. Default: synthetic ViT (--model small), T 8,\n"
+            "keep 1/T, mode sum. With --delta (repeatable) the given deltas are merged\n"
+            "into a zero θ0 laid out from their own tensor records.\n");
+}
+
+/* A table covering every tensor the deltas name, at their table index. */
+static sotu_status table_from_deltas(const sotu_delta *d, int n, sotu_tensor_table *tab)
+{
+    int max = -1;
+    for (int a = 0; a < n; a++)
+        for (int k = 0; k < d[a].n_tensors; k++)
+            if ((int)d[a].tensors[k].table_index > max)
+                max = (int)d[a].tensors[k].table_index;
+    tab->n = max + 1;
+    tab->t = calloc((size_t)tab->n + 1, sizeof *tab->t);
+    tab->total = 0;
+    if (!tab->t)
+        return sotu_error(SOTU_ERR_NOMEM, "bench merge: table of %d tensors", tab->n);
+    for (int a = 0; a < n; a++)
+        for (int k = 0; k < d[a].n_tensors; k++) {
+            const sotu_delta_tensor *t = &d[a].tensors[k];
+            sotu_tensor_info *ti = &tab->t[t->table_index];
+            if (ti->name[0] && (strcmp(ti->name, t->name) || ti->count != t->count))
+                return sotu_error(SOTU_ERR_DATA, "bench merge: deltas disagree on tensor %u (%s)",
+                                  t->table_index, t->name);
+            memcpy(ti->name, t->name, sizeof ti->name);
+            ti->ndim = t->ndim;
+            memcpy(ti->shape, t->shape, sizeof ti->shape);
+            ti->count = t->count;
+        }
+    for (int j = 0; j < tab->n; j++) {
+        if (!tab->t[j].name[0])
+            snprintf(tab->t[j].name, sizeof tab->t[j].name, "unshipped.%d", j);
+        tab->t[j].offset = tab->total;
+        tab->total += tab->t[j].count;
+    }
+    return SOTU_OK;
+}
+
+int sotu_bench_merge(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'}, {"tasks", required_argument, NULL, 'T'},
+        {"keep", required_argument, NULL, 'k'},  {"mode", required_argument, NULL, 'M'},
+        {"repeat", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, 't'}, {"delta", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    const char *model = "small", *mode_name = "sum";
+    const char *files[MAX_DELTA_FILES];
+    int n_files = 0, T = 8, repeat = 3, threads = 1, o;
+    double keep = 0;
+    uint64_t seed = 1;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'm': model = optarg; break;
+        case 'T': T = atoi(optarg); break;
+        case 'k': keep = atof(optarg); break;
+        case 'M': mode_name = optarg; break;
+        case 'r': repeat = atoi(optarg); break;
+        case 's': seed = strtoull(optarg, NULL, 10); break;
+        case 't': threads = atoi(optarg); break;
+        case 'd':
+            if (n_files == MAX_DELTA_FILES) {
+                fprintf(stderr, "sotu bench merge: at most %d --delta files\n", MAX_DELTA_FILES);
+                return SOTU_EXIT_USAGE;
+            }
+            files[n_files++] = optarg;
+            break;
+        case 'h': merge_usage(stdout); return SOTU_EXIT_OK;
+        default: merge_usage(stderr); return SOTU_EXIT_USAGE;
+        }
+    }
+    if (optind != argc || T < 1 || repeat < 1 || threads < 1 || keep < 0 || keep > 1) {
+        merge_usage(stderr);
+        return SOTU_EXIT_USAGE;
+    }
+    sotu_merge_mode mode;
+    sotu_status s = sotu_merge_mode_parse(mode_name, &mode);
+    if (s != SOTU_OK)
+        return sotu_cmd_fail("bench merge", s);
+    sotu_threads_set(threads);
+    if (n_files)
+        T = n_files;
+    if (keep == 0 && !n_files)
+        keep = 1.0 / T;
+
+    sotu_tensor_table tab = {0};
+    float *theta0 = NULL, *thetat = NULL, *merged = NULL;
+    sotu_delta *d = calloc((size_t)T, sizeof *d);
+    const sotu_delta **list = calloc((size_t)T, sizeof *list);
+    sotu_merge_stats st = {0};
+    if (!d || !list) {
+        s = sotu_error(SOTU_ERR_NOMEM, "bench merge: %d deltas", T);
+        goto cleanup;
+    }
+    if (n_files) {
+        for (int a = 0; a < T; a++)
+            if ((s = sotu_delta_read_file(files[a], NULL, &d[a])) != SOTU_OK)
+                goto cleanup;
+        if ((s = table_from_deltas(d, T, &tab)) != SOTU_OK)
+            goto cleanup;
+        theta0 = calloc(tab.total + 1, sizeof *theta0);
+        model = "files";
+        if (!theta0) {
+            s = sotu_error(SOTU_ERR_NOMEM, "bench merge: θ0 of %zu floats", tab.total);
+            goto cleanup;
+        }
+    } else {
+        if ((s = sotu_bench_vit_table(model, &tab)) != SOTU_OK ||
+            (s = sotu_bench_synthetic_weights(&tab, seed, &theta0, &thetat)) != SOTU_OK)
+            goto cleanup;
+        for (int a = 0; a < T; a++) {
+            char name[32];
+            snprintf(name, sizeof name, "task%d", a);
+            sotu_extract_opts eo = {.task_index = (uint32_t)a, .task_name = name, .seed = seed,
+                                    .keep = mode == SOTU_MERGE_DISJOINT ? 1.0 : keep,
+                                    .dtype = SOTU_DELTA_F32};
+            if ((s = sotu_delta_extract(&tab, theta0, thetat, &eo, &d[a])) != SOTU_OK)
+                goto cleanup;
+        }
+        free(thetat);
+        thetat = NULL;
+    }
+    uint64_t kept = 0;
+    for (int a = 0; a < T; a++) {
+        list[a] = &d[a];
+        for (int k = 0; k < d[a].n_tensors; k++)
+            kept += d[a].tensors[k].kept;
+    }
+    merged = malloc(tab.total * sizeof *merged + 1);
+    if (!merged) {
+        s = sotu_error(SOTU_ERR_NOMEM, "bench merge: merged block of %zu floats", tab.total);
+        goto cleanup;
+    }
+    size_t bytes = tab.total * sizeof(float);
+    double t_copy = 1e30, t_merge = 1e30, t_stats;
+    for (int r = 0; r < repeat; r++) {
+        double t0 = sotu_now();
+        memcpy(merged, theta0, bytes);
+        double t1 = sotu_now();
+        t_copy = t1 - t0 < t_copy ? t1 - t0 : t_copy;
+    }
+    sotu_merge_opts mo = {mode, 1.0, n_files ? keep : 0, (uint32_t)T};
+    if (n_files)
+        for (int a = 0; a < T; a++)
+            if ((uint32_t)mo.n_tasks <= d[a].task_index)
+                mo.n_tasks = d[a].task_index + 1;
+    for (int r = 0; r < repeat; r++) {
+        double t0 = sotu_now();
+        if ((s = sotu_merge_apply(&tab, theta0, list, T, &mo, merged, NULL)) != SOTU_OK)
+            goto cleanup;
+        double t1 = sotu_now();
+        t_merge = t1 - t0 < t_merge ? t1 - t0 : t_merge;
+    }
+    double t0 = sotu_now();
+    if ((s = sotu_merge_apply(&tab, theta0, list, T, &mo, merged, &st)) != SOTU_OK)
+        goto cleanup;
+    t_stats = sotu_now() - t0;
+    double max_cos = 0;
+    for (int a = 0; a < T; a++)
+        for (int b = 0; b < T; b++)
+            if (a != b && fabs(st.cosine[a * T + b]) > max_cos)
+                max_cos = fabs(st.cosine[a * T + b]);
+
+    json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
+                          "s:f, s:i}",
+                          "bench", "merge", "model", model, "mode", sotu_merge_mode_name(mode),
+                          "tasks", T, "keep", d[0].keep, "params", (json_int_t)tab.total,
+                          "kept_total", (json_int_t)kept, "merge_s", t_merge, "merge_gb_s",
+                          (double)bytes / t_merge / 1e9, "memcpy_gb_s",
+                          (double)bytes / t_copy / 1e9, "merge_vs_memcpy", t_copy / t_merge,
+                          "per_delta_ms", t_merge / T * 1e3, "stats_s", t_stats,
+                          "collision_rate", st.collision_rate, "max_offdiag_cosine", max_cos,
+                          "threads", threads);
+    char *line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!line) {
+        json_decref(j);
+        s = sotu_error(SOTU_ERR_INTERNAL, "bench merge: cannot format the JSON line");
+        goto cleanup;
+    }
+    printf("%s\n", line);
+    free(line);
+    json_decref(j);
+
+cleanup:
+    sotu_merge_stats_free(&st);
+    for (int a = 0; d && a < T; a++)
+        sotu_delta_free(&d[a]);
+    free(d);
+    free(list);
+    free(theta0);
+    free(thetat);
+    free(merged);
+    free(tab.t);
+    return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("bench merge", s);
+}

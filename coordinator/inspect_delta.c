@@ -1,0 +1,57 @@
+/* `sotu inspect FILE.sotud`: header, per-tensor kept counts and bytes. */
+#include <stdio.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "coordinator/commands.h"
+#include "coordinator/inspect.h"
+#include "io/delta.h"
+
+static const char *mask_name(sotu_mask_kind k)
+{
+    return k == SOTU_MASK_SEEDED ? "seeded" : k == SOTU_MASK_DENSE ? "dense" : "indexed";
+}
+
+int sotu_inspect_delta(const char *path)
+{
+    sotu_delta d;
+    sotu_status s = sotu_delta_read_file(path, NULL, &d);
+    if (s != SOTU_OK)
+        return sotu_cmd_fail("inspect", s);
+    uint64_t kept = 0, count = 0, bytes = 0, seeded_kept = 0, seeded_count = 0;
+    bool verbose = sotu_log_get_level() >= SOTU_LOG_DEBUG;
+    if (verbose)
+        printf("%-40s %-8s %12s %12s %12s %8s\n", "tensor", "mask", "elements", "kept", "bytes",
+               "B/value");
+    for (int k = 0; k < d.n_tensors; k++) {
+        const sotu_delta_tensor *t = &d.tensors[k];
+        kept += t->kept;
+        count += t->count;
+        bytes += t->stored_bytes;
+        if (t->mask == SOTU_MASK_SEEDED)
+            seeded_kept += t->kept, seeded_count += t->count;
+        if (verbose)
+            printf("%-40s %-8s %12llu %12llu %12llu %8.3f\n", t->name, mask_name(t->mask),
+                   (unsigned long long)t->count, (unsigned long long)t->kept,
+                   (unsigned long long)t->stored_bytes,
+                   t->kept ? (double)t->stored_bytes / (double)t->kept : 0.0);
+    }
+    if (verbose)
+        printf("\n");
+    printf("delta       %s (sotud version %u, verified)\n", path, SOTU_DELTA_VERSION);
+    printf("task        %u '%s'\n", d.task_index, d.task_name);
+    printf("mask        seed %llu, keep %.6g%s, values %s\n", (unsigned long long)d.seed,
+           d.keep, d.flags & SOTU_DELTA_FLAG_RESCALE ? ", rescale 1/keep at merge" : "",
+           d.dtype == SOTU_DELTA_BF16 ? "bf16" : "f32");
+    printf("tensors     %d shipped (%llu of %llu elements kept", d.n_tensors,
+           (unsigned long long)kept, (unsigned long long)count);
+    if (seeded_count)
+        printf("; seeded %.4f of %llu", (double)seeded_kept / (double)seeded_count,
+               (unsigned long long)seeded_count);
+    printf(")\n");
+    printf("bytes       %llu payload, %.3f per kept value (dense f32 would be %llu)\n",
+           (unsigned long long)bytes, kept ? (double)bytes / (double)kept : 0.0,
+           (unsigned long long)count * 4);
+    sotu_delta_free(&d);
+    return SOTU_EXIT_OK;
+}
