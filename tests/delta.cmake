@@ -3,3 +3,9 @@ sotu_add_test(test_delta_codec SOURCES unit/test_delta_codec.c LABELS unit)
 target_compile_definitions(test_delta_codec PRIVATE SOTU_SOURCE_DIR_FALLBACK="${CMAKE_SOURCE_DIR}")
 sotu_add_test(test_delta_mask SOURCES unit/test_delta_mask.c LABELS unit)
 sotu_add_test(test_merge SOURCES unit/test_merge.c LABELS unit)
+sotu_add_script_test(test_bench_codec_smoke
+  COMMAND $<TARGET_FILE:sotu> bench codec --model tiny --keep 0.1 --repeat 1 LABELS unit)
+sotu_add_script_test(test_bench_merge_smoke
+  COMMAND $<TARGET_FILE:sotu> bench merge --model tiny --tasks 4 --repeat 1 LABELS unit)
+sotu_add_script_test(test_inspect_delta
+  COMMAND $<TARGET_FILE:sotu> -v inspect ${CMAKE_SOURCE_DIR}/tests/data/delta/good.sotud LABELS unit)

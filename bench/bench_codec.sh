@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The delta codec and merge beside their peers: sotu bench codec|merge, the
+# Python peer (dense fp32, COO int32+fp32, torch.save of sparse COO) and
+# memcpy in the same process as the merge. Prints the JSON lines, then ratios.
+#
+#   bench/bench_codec.sh [--model tiny|small|vitb] [--keep K] [--tasks T]
+#                        [--delta FILE.sotud]   (a real delta instead of synthetic)
+# Environment: SOTU_BIN (default build/sotu), SOTU_PYTHON (default /usr/bin/python3).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+sotu=${SOTU_BIN:-$here/../build/sotu}
+py=${SOTU_PYTHON:-/usr/bin/python3}
+model=small keep=0.2 tasks=8 delta=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --model) model=$2; shift 2 ;;
+    --keep) keep=$2; shift 2 ;;
+    --tasks) tasks=$2; shift 2 ;;
+    --delta) delta=$2; shift 2 ;;
+    *) echo "usage: $0 [--model M] [--keep K] [--tasks T] [--delta FILE.sotud]" >&2; exit 2 ;;
+  esac
+done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+if [ -n "$delta" ]; then
+  "$sotu" bench codec --delta "$delta" --export "$tmp/raw" | tee "$tmp/codec.jsonl"
+  "$sotu" bench merge --delta "$delta" | tee "$tmp/merge.jsonl"
+else
+  "$sotu" bench codec --model "$model" --keep "$keep" --export "$tmp/raw" | tee "$tmp/codec.jsonl"
+  "$sotu" bench merge --model "$model" --tasks "$tasks" | tee "$tmp/merge.jsonl"
+  "$sotu" bench merge --model "$model" --tasks "$tasks" --mode mean | tee -a "$tmp/merge.jsonl"
+fi
+total=$("$py" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["params"])' \
+  "$tmp/codec.jsonl")
+"$py" "$here/peer_codec.py" "$tmp/raw" --total "$total" | tee "$tmp/peer.jsonl"
+
+"$py" - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+rows = [json.loads(l) for f in ("codec", "peer") for l in open(f"{d}/{f}.jsonl")]
+sotu = {r["dtype"]: r for r in rows if r["bench"] == "codec"}
+peers = {r["peer"]: r for r in rows if r["bench"] == "codec-peer"}
+print(f"\nbytes per kept value (keep {sotu['f32']['keep']:.4g}, {sotu['f32']['kept']} kept of "
+      f"{sotu['f32']['params']}):")
+for name, r in [("sotud f32", sotu["f32"]), ("sotud bf16", sotu["bf16"])] + \
+        [(k, v) for k, v in peers.items()]:
+    print(f"  {name:24s} {r['bytes_per_kept']:9.3f}   x{r['bytes_per_kept'] / sotu['f32']['bytes_per_kept']:.2f} of sotud f32")
+t = peers["torch_save_sparse_coo"]
+for dt in ("f32", "bf16"):
+    r = sotu[dt]
+    print(f"  sotud {dt}: encode {r['encode_mb_s']:.0f} MB/s, decode {r['decode_mb_s']:.0f} MB/s "
+          f"(torch.save {t['encode_mb_s']:.0f}, torch.load {t['decode_mb_s']:.0f})")
+for l in open(f"{d}/merge.jsonl"):
+    m = json.loads(l)
+    print(f"  merge {m['mode']}: {m['merge_gb_s']:.2f} GB/s of model vs memcpy {m['memcpy_gb_s']:.2f}"
+          f" = {m['merge_vs_memcpy']:.0%}; {m['per_delta_ms']:.2f} ms per delta")
+PY
