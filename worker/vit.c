@@ -34,13 +34,13 @@
 /* e^x for x in [-87, 88] (clamped), relative error < 2e-7: n = round(x/ln2),
  * r = x - n*ln2 in [-ln2/2, ln2/2], e^r by its degree-7 Taylor series, then
  * 2^n through the exponent bits. Plain arithmetic so loops over it vectorise
- * (libm's expf does not without -ffast-math). */
+ * (libm's expf does not without -ffast-math). A NaN comes back as NaN. */
 static inline float vexpf(float x)
 {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float xc = x != x ? 0.0f : (x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x));
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float n = (x * 1.44269504088896341f + shifter) - shifter;
-    float r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
+    float n = (xc * 1.44269504088896341f + shifter) - shifter;
+    float r = xc - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
@@ -49,10 +49,10 @@ static inline float vexpf(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return x != x ? x : p * scale;
 }
 
 /* erf(x) as an odd/even rational function on [-4, 4] (outside, erf is +-1

@@ -295,6 +295,22 @@ static void test_patch_embed(void)
     free(c.pos);
 }
 
+/* A NaN must survive every kernel (exit code 5 upstream depends on it). */
+static void test_nan_propagates(void)
+{
+    float x[3] = {NAN, 1.0f, -200.0f}, y[3], d[3], one[3] = {1, 1, 1};
+    vit_gelu_forward(y, x, 3);
+    vit_gelu_backward(d, x, one, 3);
+    CHECK(isnan(y[0]) && isnan(d[0]) && isfinite(y[2]) && isfinite(d[2]));
+    enum { T = 3, D = 4 };
+    float qkv[T * 3 * D], out[T * D], att[T * T];
+    for (int i = 0; i < T * 3 * D; i++)
+        qkv[i] = 0.1f * i;
+    qkv[0] = NAN;
+    vit_attention_forward(out, att, qkv, 1, T, T, D, 1);
+    CHECK(isnan(att[0]) && isnan(out[0]));
+}
+
 int main(int argc, char **argv)
 {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 7;
@@ -306,5 +322,6 @@ int main(int argc, char **argv)
     test_crossentropy(0.0f);
     test_crossentropy(0.1f);
     test_patch_embed();
+    test_nan_propagates();
     return check_finish("test_vit_gradcheck");
 }
