@@ -13,7 +13,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"train", NULL, "fine-tune every task, merge sparse deltas, evaluate (mpirun/srun/serial)"},
+    {"train", sotu_cmd_train, "fine-tune every task, merge sparse deltas, evaluate (mpirun/srun/serial)"},
     {"pretrain", sotu_cmd_pretrain, "supervised pretraining of a small ViT (the quick start's backbone)"},
     {"finetune", sotu_cmd_finetune, "fine-tune one task in one process and print its accuracy"},
     {"data", sotu_cmd_data, "build task datasets (fmnist presets, IDX and image import)"},

@@ -1,0 +1,498 @@
+#include "coordinator/run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/rng.h"
+#include "io/checkpoint.h"
+#include "io/fsutil.h"
+#include "worker/task.h"
+
+static void path_in(char *dst, size_t cap, const char *dir, const char *name, const char *ext)
+{
+    snprintf(dst, cap, "%s/%s%s", dir, name, ext);
+}
+
+sotu_status sotu_run_init(sotu_run *run, const sotu_config *cfg, const sotu_manifest *man,
+                          const vit_config *vc, const sotu_tensor_table *table,
+                          const float *theta0, bool create)
+{
+    memset(run, 0, sizeof *run);
+    run->cfg = *cfg;
+    run->man = *man; /* shallow: the caller keeps man alive */
+    run->T = man->n_tasks;
+    run->vc = *vc;
+    sotu_status st = SOTU_OK;
+    if (run->T < 1)
+        return sotu_error(SOTU_ERR_DATA, "%s: the manifest lists no task", man->path);
+    if ((st = sotu_merge_mode_parse(cfg->merge.mode, &run->mode)) != SOTU_OK)
+        return st;
+
+    if (cfg->sotu.n_keep == 0) {
+        run->n_keeps = 1;
+        run->keeps[0] = 1.0 / run->T;
+    } else {
+        run->n_keeps = cfg->sotu.n_keep;
+        memcpy(run->keeps, cfg->sotu.keep, sizeof(double) * (size_t)cfg->sotu.n_keep);
+    }
+    run->keep_ship = 0;
+    for (int k = 0; k < run->n_keeps; k++)
+        if (run->keeps[k] > run->keep_ship)
+            run->keep_ship = run->keeps[k];
+
+    run->table.n = table->n;
+    run->table.total = table->total;
+    run->table.t = malloc(sizeof *table->t * (size_t)table->n);
+    run->theta0 = malloc(sizeof(float) * table->total);
+    run->tasks = calloc((size_t)run->T, sizeof *run->tasks);
+    run->dctx = ZSTD_createDCtx();
+    run->config_yaml = sotu_config_to_yaml(cfg);
+    if (!run->table.t || !run->theta0 || !run->tasks || !run->dctx || !run->config_yaml) {
+        sotu_run_free(run);
+        return sotu_error(SOTU_ERR_NOMEM, "run state for %d tasks and %zu parameters", man->n_tasks,
+                          table->total);
+    }
+    memcpy(run->table.t, table->t, sizeof *table->t * (size_t)table->n);
+    memcpy(run->theta0, theta0, sizeof(float) * table->total);
+    for (int t = 0; t < run->T; t++)
+        run->tasks[t].classes = man->tasks[t].classes;
+
+    snprintf(run->dir, sizeof run->dir, "%s", cfg->output.dir);
+    path_in(run->deltas_dir, sizeof run->deltas_dir, run->dir, "deltas", "");
+    path_in(run->checkpoint_path, sizeof run->checkpoint_path, run->dir, "checkpoint", ".h5");
+    if (!create)
+        return SOTU_OK;
+
+    if ((st = sotu_mkdirs(run->deltas_dir)) != SOTU_OK)
+        goto fail;
+    char path[SOTU_PATH_MAX + 32];
+    path_in(path, sizeof path, run->dir, "config", ".yaml");
+    if ((st = sotu_write_file_atomic(path, run->config_yaml, strlen(run->config_yaml))) != SOTU_OK)
+        goto fail;
+    path_in(path, sizeof path, run->dir, "metrics", ".jsonl");
+    run->metrics = fopen(path, "a");
+    if (!run->metrics) {
+        st = sotu_error(SOTU_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
+        goto fail;
+    }
+    return SOTU_OK;
+fail:
+    sotu_run_free(run);
+    return st;
+}
+
+void sotu_run_free(sotu_run *run)
+{
+    if (!run)
+        return;
+    for (int t = 0; run->tasks && t < run->T; t++) {
+        sotu_delta_free(&run->tasks[t].delta);
+        free(run->tasks[t].head_weight);
+        free(run->tasks[t].head_bias);
+    }
+    free(run->tasks);
+    free(run->table.t);
+    free(run->theta0);
+    free(run->config_yaml);
+    ZSTD_freeDCtx(run->dctx);
+    if (run->metrics)
+        fclose(run->metrics);
+    memset(run, 0, sizeof *run);
+}
+
+void sotu_run_metric(sotu_run *run, const char *event, void *json_object)
+{
+    json_t *o = json_object;
+    if (!run->metrics) {
+        json_decref(o);
+        return;
+    }
+    json_object_set_new(o, "event", json_string(event));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_object_set_new(o, "time", json_real((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    if (line) {
+        fprintf(run->metrics, "%s\n", line);
+        fflush(run->metrics);
+        free(line);
+    }
+    json_decref(o);
+}
+
+static json_t *report_json(const sotu_run *run, int t, const sotu_task_report *rep)
+{
+    return json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:I}", "task", run->man.tasks[t].name,
+                     "index", t, "rank", rep->rank, "finetuned_acc", rep->finetuned_acc,
+                     "train_loss", rep->train_loss, "seconds", rep->seconds, "steps",
+                     (json_int_t)rep->steps);
+}
+
+void sotu_run_fail(sotu_run *run, int t, const sotu_task_report *rep)
+{
+    sotu_run_task *task = &run->tasks[t];
+    task->failed = true;
+    task->done = false;
+    task->report = *rep;
+    SOTU_ERROR("task %s failed on rank %d: %s", run->man.tasks[t].name, rep->rank,
+               rep->error[0] ? rep->error : "(no message)");
+    json_t *o = report_json(run, t, rep);
+    json_object_set_new(o, "error", json_string(rep->error));
+    sotu_run_metric(run, "task_failed", o);
+}
+
+/* Kept backbone values of d at keep (<= its shipped keep). */
+static int64_t kept_at(const sotu_delta *d, double keep)
+{
+    int64_t n = 0;
+    for (int k = 0; k < d->n_tensors; k++) {
+        const sotu_delta_tensor *dt = &d->tensors[k];
+        if (dt->mask != SOTU_MASK_SEEDED || keep >= d->keep) {
+            n += (int64_t)dt->kept;
+            continue;
+        }
+        for (uint64_t i = 0; i < dt->kept; i++)
+            n += sotu_delta_keeps(sotu_mask_u(d->seed, d->task_index, dt->table_index,
+                                              dt->indices[i]), keep);
+    }
+    return n;
+}
+
+/* Moves the DENSE head tensors out of d into task (absolute head values). */
+static sotu_status take_head(sotu_run *run, int t, sotu_delta *d, const char *what)
+{
+    sotu_run_task *task = &run->tasks[t];
+    int K = task->classes, D = run->vc.dim, kept = 0;
+    float *w = NULL, *b = NULL;
+    for (int k = 0; k < d->n_tensors; k++) {
+        sotu_delta_tensor *dt = &d->tensors[k];
+        bool is_w = !strcmp(dt->name, "head.weight"), is_b = !strcmp(dt->name, "head.bias");
+        if ((is_w || is_b) && dt->mask != SOTU_MASK_DENSE)
+            goto bad;
+        if (is_w && !w) {
+            w = dt->values;
+            dt->values = NULL;
+        } else if (is_b && !b) {
+            b = dt->values;
+            dt->values = NULL;
+        } else {
+            d->tensors[kept++] = *dt;
+            continue;
+        }
+        free(dt->indices);
+    }
+    d->n_tensors = kept;
+    if (!w || !b) {
+        free(w);
+        free(b);
+        return sotu_error(SOTU_ERR_DATA, "%s: the task head (head.weight [%d, %d], head.bias "
+                          "[%d]) is missing", what, K, D, K);
+    }
+    free(task->head_weight);
+    free(task->head_bias);
+    task->head_weight = w;
+    task->head_bias = b;
+    return SOTU_OK;
+bad:
+    free(w);
+    free(b);
+    return sotu_error(SOTU_ERR_DATA, "%s: the task head must travel DENSE", what);
+}
+
+static sotu_status write_report(const sotu_run *run, int t, const sotu_task_report *rep)
+{
+    char path[SOTU_PATH_MAX + 96];
+    path_in(path, sizeof path, run->deltas_dir, run->man.tasks[t].name, ".json");
+    json_t *o = report_json(run, t, rep);
+    char *text = json_dumps(o, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    if (!text)
+        return sotu_error(SOTU_ERR_NOMEM, "%s: cannot format the report", path);
+    sotu_status st = sotu_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return st;
+}
+
+/* The worker report stored beside a delta; absent or bad: figures unknown. */
+static void read_report(const sotu_run *run, int t, sotu_task_report *rep)
+{
+    char path[SOTU_PATH_MAX + 96];
+    path_in(path, sizeof path, run->deltas_dir, run->man.tasks[t].name, ".json");
+    memset(rep, 0, sizeof *rep);
+    rep->task = t;
+    rep->finetuned_acc = NAN;
+    rep->rank = -1;
+    json_error_t err;
+    json_t *o = json_load_file(path, 0, &err);
+    if (!o)
+        return;
+    json_t *v;
+    if ((v = json_object_get(o, "finetuned_acc")) && json_is_number(v))
+        rep->finetuned_acc = json_number_value(v);
+    if ((v = json_object_get(o, "train_loss")) && json_is_number(v))
+        rep->train_loss = json_number_value(v);
+    if ((v = json_object_get(o, "seconds")) && json_is_number(v))
+        rep->seconds = json_number_value(v);
+    if ((v = json_object_get(o, "steps")) && json_is_integer(v))
+        rep->steps = json_integer_value(v);
+    if ((v = json_object_get(o, "rank")) && json_is_integer(v))
+        rep->rank = (int32_t)json_integer_value(v);
+    json_decref(o);
+}
+
+sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
+                            const sotu_task_report *rep, bool persist)
+{
+    sotu_run_task *task = &run->tasks[t];
+    const char *name = run->man.tasks[t].name;
+    char what[SOTU_PATH_MAX + 128];
+    if (persist)
+        snprintf(what, sizeof what, "delta of task %s from rank %d", name, rep->rank);
+    else
+        path_in(what, sizeof what, run->deltas_dir, name, ".sotud");
+    sotu_tensor_table tab;
+    sotu_delta d = {0};
+    sotu_status st = sotu_task_table(&run->table, task->classes, run->vc.dim, &tab);
+    if (st != SOTU_OK)
+        return st;
+    st = sotu_delta_decode(bytes, n, &tab, &d, run->dctx, what);
+    sotu_task_table_free(&tab);
+    if (st != SOTU_OK)
+        goto fail;
+    if (d.task_index != (uint32_t)t || strcmp(d.task_name, name)) {
+        st = sotu_error(SOTU_ERR_DATA, "%s: carries task %u '%s', expected task %d '%s'", what,
+                        d.task_index, d.task_name, t, name);
+        goto fail;
+    }
+    if (d.seed != run->cfg.train.seed || fabs(d.keep - run->keep_ship) > 1e-12 * run->keep_ship) {
+        st = sotu_error(SOTU_ERR_DATA, "%s: seed %llu keep %g, the run has seed %llu keep %g "
+                        "(a delta of another run?)", what, (unsigned long long)d.seed, d.keep,
+                        (unsigned long long)run->cfg.train.seed, run->keep_ship);
+        goto fail;
+    }
+    if ((st = take_head(run, t, &d, what)) != SOTU_OK)
+        goto fail;
+
+    if (persist) {
+        char path[SOTU_PATH_MAX + 96];
+        path_in(path, sizeof path, run->deltas_dir, name, ".sotud");
+        if ((st = sotu_write_file_atomic(path, bytes, n)) != SOTU_OK ||
+            (st = write_report(run, t, rep)) != SOTU_OK)
+            goto fail;
+    }
+    sotu_delta_free(&task->delta);
+    task->delta = d;
+    task->done = true;
+    task->failed = false;
+    task->report = *rep;
+    task->bytes = (int64_t)n;
+    task->kept_values = kept_at(&d, run->keeps[0]);
+    if (persist) {
+        json_t *o = report_json(run, t, rep);
+        json_object_set_new(o, "kept_values", json_integer(task->kept_values));
+        json_object_set_new(o, "bytes", json_integer(task->bytes));
+        sotu_run_metric(run, "task_done", o);
+    }
+    return SOTU_OK;
+
+fail:
+    sotu_delta_free(&d);
+    {
+        sotu_task_report r = *rep;
+        snprintf(r.error, sizeof r.error, "%s", sotu_last_error());
+        r.status = st;
+        sotu_run_fail(run, t, &r);
+    }
+    return st;
+}
+
+int sotu_run_count_delta_files(const sotu_run *run)
+{
+    DIR *dir = opendir(run->deltas_dir);
+    if (!dir)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        size_t len = strlen(e->d_name);
+        n += len > 6 && !strcmp(e->d_name + len - 6, ".sotud");
+    }
+    closedir(dir);
+    return n;
+}
+
+sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded)
+{
+    *n_loaded = 0;
+    for (int t = 0; t < run->T; t++) {
+        char path[SOTU_PATH_MAX + 96];
+        path_in(path, sizeof path, run->deltas_dir, run->man.tasks[t].name, ".sotud");
+        if (!sotu_file_exists(path))
+            continue;
+        char *data;
+        size_t n;
+        sotu_status st = sotu_read_file(path, (size_t)1 << 40, &data, &n);
+        if (st != SOTU_OK) {
+            SOTU_WARN("%s; task %s will be redone", sotu_last_error(), run->man.tasks[t].name);
+            continue;
+        }
+        sotu_task_report rep;
+        read_report(run, t, &rep);
+        /* Not persisted again, and a failure here is not a failed task. */
+        FILE *metrics = run->metrics;
+        run->metrics = NULL;
+        st = sotu_run_accept(run, t, data, n, &rep, false);
+        run->metrics = metrics;
+        free(data);
+        if (st != SOTU_OK) {
+            run->tasks[t].failed = false;
+            SOTU_WARN("%s: does not verify (%s); task %s will be redone", path, sotu_last_error(),
+                      run->man.tasks[t].name);
+            continue;
+        }
+        (*n_loaded)++;
+    }
+    return SOTU_OK;
+}
+
+sotu_status sotu_run_merge(sotu_run *run, double keep, float *merged, sotu_merge_stats *stats)
+{
+    const sotu_delta **list = malloc(sizeof *list * (size_t)run->T);
+    if (!list)
+        return sotu_error(SOTU_ERR_NOMEM, "merge: list of %d deltas", run->T);
+    int n = 0;
+    for (int t = 0; t < run->T; t++)
+        if (run->tasks[t].done)
+            list[n++] = &run->tasks[t].delta;
+    sotu_merge_opts o = {
+        .mode = run->mode,
+        .scale = run->cfg.merge.scale,
+        .keep = keep > 0 ? keep : run->keeps[0],
+        .n_tasks = (uint32_t)run->T,
+    };
+    sotu_status st =
+        sotu_merge_apply(&run->table, run->theta0, (const sotu_delta *const *)list, n, &o, merged,
+                         stats);
+    free(list);
+    return st;
+}
+
+sotu_status sotu_run_write_checkpoint(sotu_run *run, const char *path, const float *merged,
+                                      const sotu_merge_stats *stats, const double *acc)
+{
+    int T = run->T;
+    sotu_status st = SOTU_OK;
+    sotu_checkpoint_task *ct = calloc((size_t)T, sizeof *ct);
+    double *cosine = malloc(sizeof(double) * (size_t)T * (size_t)T);
+    sotu_checkpoint_keep *keeps = calloc((size_t)run->n_keeps, sizeof *keeps);
+    float **extra = calloc((size_t)run->n_keeps, sizeof *extra);
+    if (!ct || !cosine || !keeps || !extra) {
+        st = sotu_error(SOTU_ERR_NOMEM, "checkpoint of %d tasks", T);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < (size_t)T * (size_t)T; i++)
+        cosine[i] = NAN;
+    if (stats)
+        for (int a = 0; a < stats->n; a++)
+            for (int b = 0; b < stats->n; b++)
+                cosine[(size_t)stats->task_index[a] * (size_t)T + stats->task_index[b]] =
+                    stats->cosine[(size_t)a * (size_t)stats->n + (size_t)b];
+    for (int t = 0; t < T; t++) {
+        const sotu_run_task *task = &run->tasks[t];
+        ct[t] = (sotu_checkpoint_task){
+            .name = run->man.tasks[t].name,
+            .index = t,
+            .classes = task->classes,
+            .keep = run->keeps[0],
+            .seed = run->cfg.train.seed,
+            .lr = run->cfg.train.lr,
+            .epochs = run->cfg.train.epochs,
+            .train_seconds = task->report.seconds,
+            .finetuned_acc = task->done ? task->report.finetuned_acc : NAN,
+            .kept_values = task->kept_values,
+            .bytes = task->bytes,
+            .failed = !task->done,
+            .head_weight = task->done ? task->head_weight : NULL,
+            .head_bias = task->done ? task->head_bias : NULL,
+        };
+    }
+    int n_extra = 0;
+    for (int k = 1; k < run->n_keeps; k++) {
+        if (run->keeps[k] >= run->keeps[0])
+            continue; /* /keeps holds the smaller ones; a larger one gets its own run */
+        extra[n_extra] = malloc(sizeof(float) * run->table.total);
+        if (!extra[n_extra]) {
+            st = sotu_error(SOTU_ERR_NOMEM, "checkpoint: merged weights at keep %g",
+                            run->keeps[k]);
+            goto cleanup;
+        }
+        if ((st = sotu_run_merge(run, run->keeps[k], extra[n_extra], NULL)) != SOTU_OK)
+            goto cleanup;
+        keeps[n_extra] = (sotu_checkpoint_keep){run->keeps[k], extra[n_extra]};
+        n_extra++;
+    }
+    sotu_checkpoint ck = {
+        .config_yaml = run->config_yaml,
+        .model = run->vc,
+        .table = &run->table,
+        .merged = merged,
+        .keep = run->keeps[0],
+        .n_tasks = T,
+        .tasks = ct,
+        .cosine = stats ? cosine : NULL,
+        .collision_rate = stats ? stats->collision_rate : NAN,
+        .merge_mode = sotu_merge_mode_name(run->mode),
+        .merge_scale = run->cfg.merge.scale,
+        .n_keeps = n_extra,
+        .keeps = keeps,
+        .acc_matrix = acc,
+    };
+    st = sotu_checkpoint_write(path ? path : run->checkpoint_path, &ck);
+cleanup:
+    for (int k = 0; extra && k < run->n_keeps; k++)
+        free(extra[k]);
+    free(extra);
+    free(keeps);
+    free(cosine);
+    free(ct);
+    return st;
+}
+
+void sotu_run_print_table(const sotu_run *run, const double *merged_acc, FILE *f)
+{
+    fprintf(f, "\n%-28s %7s %9s %9s %12s %10s %8s\n", "task", "classes", "finetuned", "merged",
+            "kept values", "bytes", "seconds");
+    double sum_ft = 0, sum_m = 0;
+    int n_ft = 0, n_m = 0;
+    int64_t kept = 0, bytes = 0;
+    for (int t = 0; t < run->T; t++) {
+        const sotu_run_task *task = &run->tasks[t];
+        if (!task->done) {
+            fprintf(f, "%-28s %7d %9s %9s %12s %10s %8s\n", run->man.tasks[t].name, task->classes,
+                    "failed", "-", "-", "-", "-");
+            continue;
+        }
+        double ft = task->report.finetuned_acc, m = merged_acc ? merged_acc[t] : NAN;
+        fprintf(f, "%-28s %7d %9.4f %9.4f %12lld %10lld %8.1f\n", run->man.tasks[t].name,
+                task->classes, ft, m, (long long)task->kept_values, (long long)task->bytes,
+                task->report.seconds);
+        if (!isnan(ft))
+            sum_ft += ft, n_ft++;
+        if (!isnan(m))
+            sum_m += m, n_m++;
+        kept += task->kept_values;
+        bytes += task->bytes;
+    }
+    fprintf(f, "%-28s %7s %9.4f %9.4f %12lld %10lld\n", "mean / total", "",
+            n_ft ? sum_ft / n_ft : NAN, n_m ? sum_m / n_m : NAN, (long long)kept,
+            (long long)bytes);
+    fprintf(f, "backbone parameters %zu, keep %g (shipped at %g), merge %s scale %g\n",
+            run->table.total, run->keeps[0], run->keep_ship, sotu_merge_mode_name(run->mode),
+            run->cfg.merge.scale);
+}

@@ -1,0 +1,116 @@
+/* The state of one run, as the coordinator keeps it: the run directory is
+ * the state, so a restarted coordinator rebuilds this from disk.
+ *
+ *   <output.dir>/config.yaml          resolved configuration of the run
+ *   <output.dir>/deltas/<task>.sotud  each finished task's delta (atomic)
+ *   <output.dir>/deltas/<task>.json   its worker report (atomic, after .sotud)
+ *   <output.dir>/checkpoint.h5        merged weights and statistics (atomic)
+ *   <output.dir>/metrics.jsonl        one JSON object per event, appended
+ *
+ * No MPI here: cmd_train.c drives ranks, and `sotu merge` uses the same
+ * functions in one process.
+ */
+#ifndef SOTU_COORDINATOR_RUN_H
+#define SOTU_COORDINATOR_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <zstd.h>
+
+#include "common/config.h"
+#include "coordinator/merge.h"
+#include "io/delta.h"
+#include "io/taskset.h"
+#include "worker/vit.h"
+
+/* What a worker reports with its delta (sent before the .sotud bytes). */
+typedef struct {
+    int32_t task;
+    int32_t status;          /* sotu_status of the worker's attempt */
+    double finetuned_acc;    /* [0, 1] */
+    double train_loss;
+    double seconds;
+    int64_t steps;
+    int32_t rank;
+    char error[480];         /* the worker's message when status != OK */
+} sotu_task_report;
+
+typedef struct {
+    bool done, failed;
+    sotu_task_report report;
+    sotu_delta delta;        /* backbone tensors only; the head is below */
+    int classes;
+    float *head_weight;      /* [classes, D] */
+    float *head_bias;        /* [classes] */
+    int64_t kept_values;     /* backbone values at the primary keep */
+    int64_t bytes;           /* the .sotud as shipped */
+} sotu_run_task;
+
+typedef struct {
+    sotu_config cfg;
+    char *config_yaml;
+    sotu_manifest man;
+    int T;
+    vit_config vc;                 /* the backbone's (pretrained head) */
+    sotu_tensor_table table;       /* owned copy of the backbone table */
+    float *theta0;                 /* [table.total] */
+    int n_keeps;
+    double keeps[SOTU_LIST_MAX];   /* [0] is the primary keep (/merged) */
+    double keep_ship;              /* the largest: what workers cut at */
+    sotu_merge_mode mode;
+    char dir[SOTU_PATH_MAX];
+    char deltas_dir[SOTU_PATH_MAX];
+    char checkpoint_path[SOTU_PATH_MAX];
+    sotu_run_task *tasks;          /* [T] */
+    FILE *metrics;                 /* metrics.jsonl, append mode */
+    ZSTD_DCtx *dctx;
+} sotu_run;
+
+/* Resolves keeps (auto = 1/T), the merge mode and the paths of a run over
+ * man with backbone table/θ0 (copied). With create set (the coordinator),
+ * makes the directories, writes config.yaml and opens metrics.jsonl. */
+sotu_status sotu_run_init(sotu_run *run, const sotu_config *cfg, const sotu_manifest *man,
+                          const vit_config *vc, const sotu_tensor_table *table,
+                          const float *theta0, bool create);
+void sotu_run_free(sotu_run *run);
+
+/* Verifies and records task t's delta message bytes[0, n): decoded against
+ * the task's table, task index/seed/keep checked against the run, the head
+ * taken out. With persist, writes deltas/<task>.sotud then .json atomically
+ * and logs a metrics event. A bad delta leaves the task failed (not merged)
+ * and returns the decoder's status. */
+sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
+                            const sotu_task_report *rep, bool persist);
+
+/* Marks t failed with the worker's report (logged and in metrics.jsonl). */
+void sotu_run_fail(sotu_run *run, int t, const sotu_task_report *rep);
+
+/* Loads every deltas/<task>.sotud that verifies (resume; sotu merge).
+ * A corrupt or partial file is logged and left for the task to be redone.
+ * *n_loaded gets the number of tasks now done. */
+sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded);
+
+/* Number of .sotud files in the run's delta directory. */
+int sotu_run_count_delta_files(const sotu_run *run);
+
+/* merged = θ0 + λ Σ δ̂ over the done tasks at keep (0 = primary), in task
+ * order. stats may be NULL. */
+sotu_status sotu_run_merge(sotu_run *run, double keep, float *merged, sotu_merge_stats *stats);
+
+/* Writes the checkpoint: /merged at the primary keep (merged), extra keeps
+ * merged here, heads, task records, cosine from stats (may be NULL), and the
+ * accuracy matrix acc [T*T] (may be NULL). path NULL = run's checkpoint. */
+sotu_status sotu_run_write_checkpoint(sotu_run *run, const char *path, const float *merged,
+                                      const sotu_merge_stats *stats, const double *acc);
+
+/* Appends one JSON object (a jansson json_t*, stolen) to metrics.jsonl with
+ * "event" and "time" fields added. */
+void sotu_run_metric(sotu_run *run, const char *event, void *json_object);
+
+/* Prints the per-task table (fine-tuned and merged accuracy, kept values,
+ * bytes) to f. merged_acc [T] may hold NaN. */
+void sotu_run_print_table(const sotu_run *run, const double *merged_acc, FILE *f);
+
+#endif

@@ -1,0 +1,140 @@
+#include "worker/task.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "io/delta.h"
+#include "worker/delta_extract.h"
+#include "worker/finetune.h"
+
+sotu_status sotu_task_table(const sotu_tensor_table *backbone, int classes, int dim,
+                            sotu_tensor_table *tab)
+{
+    *tab = (sotu_tensor_table){0};
+    int hw = sotu_tensor_find(backbone, "head.weight"), hb = sotu_tensor_find(backbone, "head.bias");
+    if (hw != backbone->n - 2 || hb != backbone->n - 1)
+        return sotu_error(SOTU_ERR_INTERNAL, "model table: head.weight and head.bias must be "
+                          "its last two tensors");
+    tab->t = malloc(sizeof *tab->t * (size_t)backbone->n);
+    if (!tab->t)
+        return sotu_error(SOTU_ERR_NOMEM, "model table of %d tensors", backbone->n);
+    memcpy(tab->t, backbone->t, sizeof *tab->t * (size_t)backbone->n);
+    tab->n = backbone->n;
+    sotu_tensor_info *w = &tab->t[hw], *b = &tab->t[hb];
+    w->shape[0] = classes;
+    w->shape[1] = dim;
+    w->count = (size_t)classes * (size_t)dim;
+    b->shape[0] = classes;
+    b->count = (size_t)classes;
+    b->offset = w->offset + w->count;
+    tab->total = b->offset + b->count;
+    return SOTU_OK;
+}
+
+void sotu_task_table_free(sotu_tensor_table *tab)
+{
+    if (!tab)
+        return;
+    free(tab->t);
+    *tab = (sotu_tensor_table){0};
+}
+
+void sotu_task_result_free(sotu_task_result *res)
+{
+    if (!res)
+        return;
+    free(res->message);
+    *res = (sotu_task_result){0};
+}
+
+static sotu_delta_dtype parse_dtype(const char *s)
+{
+    return strcmp(s, "bf16") == 0 ? SOTU_DELTA_BF16 : SOTU_DELTA_F32;
+}
+
+sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_config *cfg,
+                          const sotu_manifest_task *task, uint32_t index, double keep,
+                          ZSTD_CCtx *cctx, sotu_task_result *res)
+{
+    *res = (sotu_task_result){0};
+    double start = sotu_now();
+    sotu_taskset ts = {0};
+    vit_model m = {0};
+    float *start_params = NULL;
+    sotu_delta d = {0};
+    sotu_status st = sotu_taskset_read(task->path, &ts);
+    if (st != SOTU_OK)
+        goto cleanup;
+    if ((st = vit_init(&m, vc, cfg->train.batch_size)) != SOTU_OK)
+        goto cleanup;
+    memcpy(m.params, theta0, m.num_params * sizeof *m.params);
+    st = sotu_finetune_reset_head(&m, ts.classes, cfg->train.batch_size, cfg->train.seed, index);
+    if (st != SOTU_OK)
+        goto cleanup;
+    if ((st = vit_set_trainable(&m, cfg->train.tune)) != SOTU_OK)
+        goto cleanup;
+    bool *include = malloc(sizeof *include * (size_t)m.table.n);
+    start_params = malloc(m.num_params * sizeof *start_params);
+    if (!include || !start_params) {
+        free(include);
+        st = sotu_error(SOTU_ERR_NOMEM, "task %s: %zu bytes for θ0", task->name,
+                        m.num_params * sizeof *start_params);
+        goto cleanup;
+    }
+    memcpy(start_params, m.params, m.num_params * sizeof *start_params);
+    /* Every tensor the task trains ships, the head included even if frozen. */
+    for (int j = 0; j < m.table.n; j++) {
+        include[j] = m.trainable[j] || !strncmp(m.table.t[j].name, "head.", 5);
+        if (!strncmp(m.table.t[j].name, "head.", 5))
+            memset(start_params + m.table.t[j].offset, 0, m.table.t[j].count * sizeof(float));
+    }
+
+    char label[96];
+    snprintf(label, sizeof label, "fine-tune %s", task->name);
+    sotu_finetune_opts fo = sotu_finetune_opts_default();
+    fo.task = index;
+    fo.label = label;
+    sotu_finetune_result fr;
+    st = sotu_finetune_run(&m, &ts, cfg, &fo, &fr);
+    if (st == SOTU_OK) {
+        sotu_extract_opts eo = {
+            .task_index = index,
+            .task_name = task->name,
+            .seed = cfg->train.seed,
+            .keep = keep,
+            .rescale = cfg->sotu.rescale,
+            .dtype = parse_dtype(cfg->sotu.value_dtype),
+            .include = include,
+        };
+        st = sotu_delta_extract(&m.table, start_params, m.params, &eo, &d);
+    }
+    free(include);
+    if (st != SOTU_OK)
+        goto cleanup;
+
+    size_t cap = sotu_delta_encode_bound(&d);
+    res->message = malloc(cap);
+    if (!res->message) {
+        st = sotu_error(SOTU_ERR_NOMEM, "task %s: %zu bytes for the encoded delta", task->name, cap);
+        goto cleanup;
+    }
+    st = sotu_delta_encode(res->message, cap, &res->message_bytes, &d, cctx, 3);
+    if (st != SOTU_OK)
+        goto cleanup;
+    res->finetuned_acc = fr.test_acc;
+    res->train_loss = fr.train_loss;
+    res->steps = fr.steps;
+    res->seconds = sotu_now() - start;
+
+cleanup:
+    if (st != SOTU_OK) {
+        sotu_task_result_free(res);
+        sotu_error_context(st, "task %s", task->name);
+    }
+    sotu_delta_free(&d);
+    free(start_params);
+    vit_free(&m);
+    sotu_taskset_free(&ts);
+    return st;
+}
