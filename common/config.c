@@ -51,6 +51,7 @@ static const char *const dtypes[] = {"f32", "bf16", NULL};
 static const char *const merge_modes[] = {"sum", "mean", "disjoint", NULL};
 static const char *const classifiers[] = {"task_heads", "ncm", "ridge", NULL};
 static const char *const baselines[] = {"finetuned", "frozen", "dense", "sequential", NULL};
+static const char *const normalizations[] = {"scalar", "inception", "imagenet", NULL};
 
 #define FIELD(m) offsetof(sotu_config, m), sizeof(((sotu_config *)0)->m)
 #define INT(k, m, d, lo, hi) {k, K_INT, FIELD(m), 0, d, lo, hi, 0, NULL, 0}
@@ -80,6 +81,8 @@ static const key_spec keys[] = {
     PATH("data.manifest", data.manifest, "data/tasks/fmnist5/manifest.yaml"),
     DBL("data.mean", data.mean, "0.5", -INFINITY, INFINITY, 0),
     DBL("data.std", data.std, "0.5", 0, 1e3, OPEN_MIN),
+    CHOICE("data.normalize", data.normalize, "scalar", normalizations),
+    DBL("data.crop_pct", data.crop_pct, "1.0", 0, 1, OPEN_MIN),
 
     INT("train.epochs", train.epochs, "2", 1, 1000000),
     INT("train.batch_size", train.batch_size, "64", 1, 1 << 20),
@@ -118,7 +121,7 @@ static const key_spec keys[] = {
 
     STR("output.dir", output.dir, "runs/quickstart"),
 
-    BOOL("mpi.coordinator_trains", mpi.coordinator_trains, "true"),
+    BOOL("mpi.coordinator_trains", mpi.coordinator_trains, "false"),
 
     INT("pretrain.epochs", pretrain.epochs, "10", 1, 1000000),
     INT("pretrain.batch_size", pretrain.batch_size, "128", 1, 1 << 20),

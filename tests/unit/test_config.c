@@ -91,7 +91,7 @@ static void test_defaults(void)
     CHECK(c.eval.every == 1 && c.eval.n_baselines == 4 &&
           !strcmp(c.eval.baselines[0], "finetuned") && !strcmp(c.eval.baselines[3], "sequential"));
     CHECK(c.checkpoint.every == 0 && !strcmp(c.output.dir, "runs/quickstart"));
-    CHECK(c.mpi.coordinator_trains);
+    CHECK(!c.mpi.coordinator_trains);
     CHECK(c.pretrain.epochs == 10 && c.pretrain.batch_size == 128 && c.pretrain.lr == 1e-3 &&
           c.pretrain.warmup_steps == 200);
     CHECK(!strcmp(c.pretrain.data_dir, "/usr/share/datasets/fashion-mnist"));
@@ -256,7 +256,7 @@ static void test_round_trip(void)
         "eval.classifiers=[ridge]",
         "eval.baselines=[]",
         "output.dir='runs/x y: [z]'",
-        "mpi.coordinator_trains=false",
+        "mpi.coordinator_trains=true",
         "pretrain.out=out.h5",
         "sweep.train.lr=[1e-3, 3e-4]",
         "sweep.merge.mode=[sum, mean]",
@@ -295,7 +295,7 @@ static void test_round_trip(void)
     CHECK(d.sotu.n_keep == 3 && d.sotu.keep[2] == 0.0125 && d.sotu.rescale);
     CHECK(!strcmp(d.sotu.value_dtype, "bf16") && !strcmp(d.merge.mode, "disjoint"));
     CHECK(d.merge.scale == 0.7 && d.eval.n_classifiers == 1 && d.eval.n_baselines == 0);
-    CHECK(!strcmp(d.output.dir, "runs/x y: [z]") && !d.mpi.coordinator_trains);
+    CHECK(!strcmp(d.output.dir, "runs/x y: [z]") && d.mpi.coordinator_trains);
     CHECK(!strcmp(d.model.pretrained, "/abs/odd: path #1.h5"));
     /* Relative paths were written absolute, so they survive the move to tmpdir. */
     char cwd[512], want[1100];
