@@ -63,6 +63,21 @@ void optim_set_decay(optim_state *o, int tensor, bool decay)
         o->decay[tensor] = decay;
 }
 
+/* The AdamW update of n elements (torch's order of operations). */
+static void adamw_update(float *restrict p, const float *restrict g, float *restrict m,
+                         float *restrict v, long n, const optim_config *c, float shrink,
+                         float step_size, float bc2_sqrt)
+{
+    float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+    for (long k = 0; k < n; k++) {
+        m[k] = b1 * m[k] + (1.0f - b1) * g[k];
+        v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
+        p[k] = p[k] * shrink - step_size * m[k] / (sqrtf(v[k]) / bc2_sqrt + eps);
+    }
+}
+
+#define OPTIM_BLOCK 16384
+
 void optim_step(optim_state *o, float *params, const float *grads, float lr)
 {
     const optim_config *c = &o->cfg;
@@ -81,13 +96,11 @@ void optim_step(optim_state *o, float *params, const float *grads, float lr)
         long n = (long)t->count;
         if (c->kind == OPTIM_ADAMW) {
             float *v = o->v + o->moff[i];
-            float shrink = 1.0f - lr * wd, b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-            for (long k = 0; k < n; k++) {
-                m[k] = b1 * m[k] + (1.0f - b1) * g[k];
-                v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
-                float pk = p[k] * shrink;
-                p[k] = pk - step_size * m[k] / (sqrtf(v[k]) / bc2_sqrt + eps);
+            float shrink = 1.0f - lr * wd;
+#pragma omp parallel for schedule(static) if (n > 4 * OPTIM_BLOCK)
+            for (long k = 0; k < n; k += OPTIM_BLOCK) {
+                long len = n - k < OPTIM_BLOCK ? n - k : OPTIM_BLOCK;
+                adamw_update(p + k, g + k, m + k, v + k, len, c, shrink, step_size, bc2_sqrt);
             }
         } else {
             float mom = c->momentum;
