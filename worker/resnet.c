@@ -1,0 +1,1204 @@
+/* A torchvision ResNet (BasicBlock) with CLR layers, in C over OpenBLAS.
+ *
+ * Read top to bottom: the kernels, each a *_forward / *_backward pair, then
+ * the network's structs, then its life cycle (init, forward, backward, ...).
+ *
+ * Dimensions (resnet.h, resnet_internal.h): B batch, Ci/Co channels in/out
+ * of a convolution, H x W its input, Ho x Wo its output, k kernel,
+ * CKK = Ci*k*k, W base width, K classes, Cf = 8W features.
+ *
+ * A convolution is im2col + one sgemm per image, the images shared among
+ * the OpenMP threads (OpenBLAS runs single-threaded inside, as in vit.c);
+ * its weight gradient is summed per thread and then in thread order, so
+ * results depend on the thread count only through that order. BatchNorm,
+ * the CLR depthwise convolution and pooling run parallel over channels or
+ * planes. The softmax cross-entropy and the fc layer are the ViT's kernels.
+ */
+#include "worker/resnet.h"
+#include "worker/resnet_internal.h"
+#include "worker/vit_internal.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/rng.h"
+
+/* ------------------------------------------------------------------------ */
+/* Threads                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* OpenBLAS runs single-threaded inside the OpenMP loops (see vit.c). */
+static int blas_serial_begin(void)
+{
+    int n = openblas_get_num_threads();
+    if (n > 1)
+        openblas_set_num_threads(1);
+    return n;
+}
+
+static void blas_serial_end(int n)
+{
+    if (n > 1)
+        openblas_set_num_threads(n);
+}
+
+static int batch_threads(int B)
+{
+    int nt = omp_get_max_threads();
+    return nt < B ? nt : B;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Convolution: im2col + sgemm per image                                     */
+/* ------------------------------------------------------------------------ */
+
+resnet_conv_shape resnet_conv_shape_make(int Ci, int H, int W, int Co, int k, int stride,
+                                         int pad)
+{
+    resnet_conv_shape s = {Ci, H, W, Co, k, stride, pad, (H + 2 * pad - k) / stride + 1,
+                           (W + 2 * pad - k) / stride + 1};
+    return s;
+}
+
+/* A 1x1 stride-1 convolution reads its input as the column matrix. */
+static bool conv_pointwise(const resnet_conv_shape *s)
+{
+    return s->k == 1 && s->stride == 1 && s->pad == 0;
+}
+
+void resnet_im2col(float *col, const float *img, const resnet_conv_shape *s)
+{
+    int k = s->k, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W;
+    for (int c = 0; c < s->Ci; c++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                float *row = col + ((size_t)(c * k + ky) * k + kx) * Ho * Wo;
+                for (int oy = 0; oy < Ho; oy++) {
+                    int iy = oy * s->stride - s->pad + ky;
+                    float *dst = row + (size_t)oy * Wo;
+                    if (iy < 0 || iy >= H) {
+                        memset(dst, 0, (size_t)Wo * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = img + ((size_t)c * H + iy) * W;
+                    for (int ox = 0; ox < Wo; ox++) {
+                        int ix = ox * s->stride - s->pad + kx;
+                        dst[ox] = ix >= 0 && ix < W ? src[ix] : 0.0f;
+                    }
+                }
+            }
+}
+
+void resnet_col2im(float *img, const float *col, const resnet_conv_shape *s)
+{
+    int k = s->k, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W;
+    for (int c = 0; c < s->Ci; c++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                const float *row = col + ((size_t)(c * k + ky) * k + kx) * Ho * Wo;
+                for (int oy = 0; oy < Ho; oy++) {
+                    int iy = oy * s->stride - s->pad + ky;
+                    if (iy < 0 || iy >= H)
+                        continue;
+                    const float *src = row + (size_t)oy * Wo;
+                    float *dst = img + ((size_t)c * H + iy) * W;
+                    for (int ox = 0; ox < Wo; ox++) {
+                        int ix = ox * s->stride - s->pad + kx;
+                        if (ix >= 0 && ix < W)
+                            dst[ix] += src[ox];
+                    }
+                }
+            }
+}
+
+static size_t conv_col_floats(const resnet_conv_shape *s)
+{
+    return (size_t)s->Ci * s->k * s->k * s->Ho * s->Wo;
+}
+
+static size_t conv_w_floats(const resnet_conv_shape *s)
+{
+    return (size_t)s->Co * s->Ci * s->k * s->k;
+}
+
+size_t resnet_conv_scratch_floats(const resnet_conv_shape *s, int threads)
+{
+    return (size_t)threads * (conv_col_floats(s) + conv_w_floats(s));
+}
+
+void resnet_conv_forward(float *out, const float *inp, const float *w, float *scratch,
+                         const resnet_conv_shape *s, int B)
+{
+    int CKK = s->Ci * s->k * s->k, HWo = s->Ho * s->Wo, nt = batch_threads(B);
+    size_t per = conv_col_floats(s) + conv_w_floats(s);
+    size_t in_img = (size_t)s->Ci * s->H * s->W, out_img = (size_t)s->Co * HWo;
+    bool pw = conv_pointwise(s);
+    int blas_threads = blas_serial_begin();
+#pragma omp parallel num_threads(nt)
+    {
+        float *col = scratch + (size_t)omp_get_thread_num() * per;
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            const float *src = inp + b * in_img;
+            if (!pw) {
+                resnet_im2col(col, src, s);
+                src = col;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->Co, HWo, CKK, 1.0f, w, CKK,
+                        src, HWo, 0.0f, out + b * out_img, HWo);
+        }
+    }
+    blas_serial_end(blas_threads);
+}
+
+void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, float *scratch, const resnet_conv_shape *s, int B)
+{
+    int CKK = s->Ci * s->k * s->k, HWo = s->Ho * s->Wo, nt = batch_threads(B);
+    size_t ncol = conv_col_floats(s), nw = conv_w_floats(s), per = ncol + nw;
+    size_t in_img = (size_t)s->Ci * s->H * s->W, out_img = (size_t)s->Co * HWo;
+    bool pw = conv_pointwise(s);
+    if (dw)
+        for (int t = 0; t < nt; t++)
+            memset(scratch + (size_t)t * per + ncol, 0, nw * sizeof *scratch);
+    int blas_threads = blas_serial_begin();
+#pragma omp parallel num_threads(nt)
+    {
+        float *col = scratch + (size_t)omp_get_thread_num() * per, *dwacc = col + ncol;
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            const float *go = dout + b * out_img;
+            if (dw) {
+                const float *src = inp + b * in_img;
+                if (!pw) {
+                    resnet_im2col(col, src, s);
+                    src = col;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->Co, CKK, HWo, 1.0f, go,
+                            HWo, src, HWo, 1.0f, dwacc, CKK);
+            }
+            if (dinp) {
+                float *di = dinp + b * in_img;
+                float *dst = pw ? di : col;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HWo, s->Co, 1.0f, w,
+                            CKK, go, HWo, 0.0f, dst, HWo);
+                if (!pw) {
+                    memset(di, 0, in_img * sizeof *di);
+                    resnet_col2im(di, col, s);
+                }
+            }
+        }
+    }
+    blas_serial_end(blas_threads);
+    if (dw) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < nw; i++) {
+            float sum = 0.0f;
+            for (int t = 0; t < nt; t++)
+                sum += scratch[(size_t)t * per + ncol + i];
+            dw[i] += sum;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* CLR layer: depthwise 3x3 convolution, pad 1, no bias                      */
+/* ------------------------------------------------------------------------ */
+
+/* Tap (i, j) reads inp[y + i - 1, x + j - 1]: valid for output rows
+ * y in [lo(i), hi(i, H)). */
+static inline int tap_lo(int i) { return i == 0 ? 1 : 0; }
+static inline int tap_hi(int i, int n) { return i == 2 ? n - 1 : n; }
+
+void resnet_dwconv_forward(float *out, const float *inp, const float *w, int B, int C, int H,
+                           int W)
+{
+    size_t HW = (size_t)H * W;
+#pragma omp parallel for schedule(static)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = inp + bc * HW, *wc = w + (size_t)(bc % C) * 9;
+        float *o = out + bc * HW;
+        memset(o, 0, HW * sizeof *o);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) {
+                float wij = wc[i * 3 + j];
+                int x0 = tap_lo(j), x1 = tap_hi(j, W);
+                for (int y = tap_lo(i); y < tap_hi(i, H); y++) {
+                    const float *src = x + (size_t)(y + i - 1) * W + (j - 1);
+                    float *dst = o + (size_t)y * W;
+#pragma omp simd
+                    for (int xx = x0; xx < x1; xx++)
+                        dst[xx] += wij * src[xx];
+                }
+            }
+    }
+}
+
+void resnet_dwconv_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                            const float *w, int B, int C, int H, int W)
+{
+    size_t HW = (size_t)H * W;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        const float *wc = w + (size_t)c * 9;
+        double acc[9] = {0};
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * HW;
+            const float *x = inp + off, *g = dout + off;
+            float *di = dinp ? dinp + off : NULL;
+            if (di)
+                memset(di, 0, HW * sizeof *di);
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) {
+                    float wij = wc[i * 3 + j], sum = 0.0f;
+                    int x0 = tap_lo(j), x1 = tap_hi(j, W);
+                    for (int y = tap_lo(i); y < tap_hi(i, H); y++) {
+                        size_t src = (size_t)(y + i - 1) * W + (j - 1), row = (size_t)y * W;
+                        if (dw) {
+#pragma omp simd reduction(+ : sum)
+                            for (int xx = x0; xx < x1; xx++)
+                                sum += g[row + xx] * x[src + xx];
+                        }
+                        if (di) {
+#pragma omp simd
+                            for (int xx = x0; xx < x1; xx++)
+                                di[src + xx] += wij * g[row + xx];
+                        }
+                    }
+                    acc[i * 3 + j] += sum;
+                }
+        }
+        if (dw)
+            for (int t = 0; t < 9; t++)
+                dw[(size_t)c * 9 + t] += (float)acc[t];
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* BatchNorm2d                                                               */
+/* ------------------------------------------------------------------------ */
+
+void resnet_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                              const float *w, const float *b, float *running_mean,
+                              float *running_var, bool training, float momentum, int B, int C,
+                              int HW)
+{
+    size_t n = (size_t)B * HW;
+    assert(!training || n > 1 || !running_var);
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mu, rs;
+        if (training) {
+            double sum = 0.0, sq = 0.0;
+            for (int bb = 0; bb < B; bb++) {
+                const float *x = inp + ((size_t)bb * C + c) * HW;
+                for (int i = 0; i < HW; i++)
+                    sum += x[i];
+            }
+            double m = sum / (double)n;
+            for (int bb = 0; bb < B; bb++) {
+                const float *x = inp + ((size_t)bb * C + c) * HW;
+                for (int i = 0; i < HW; i++)
+                    sq += (x[i] - m) * (x[i] - m);
+            }
+            double var = sq / (double)n;
+            mu = (float)m;
+            rs = (float)(1.0 / sqrt(var + RESNET_BN_EPS));
+            if (running_mean && running_var) {
+                running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
+                running_var[c] = (1.0f - momentum) * running_var[c] +
+                                 momentum * (float)(sq / (double)(n - 1));
+            }
+        } else {
+            mu = running_mean[c];
+            rs = 1.0f / sqrtf(running_var[c] + RESNET_BN_EPS);
+        }
+        mean[c] = mu;
+        rstd[c] = rs;
+        float scale = rs * w[c], shift = b[c] - mu * scale;
+        for (int bb = 0; bb < B; bb++) {
+            const float *x = inp + ((size_t)bb * C + c) * HW;
+            float *o = out + ((size_t)bb * C + c) * HW;
+#pragma omp simd
+            for (int i = 0; i < HW; i++)
+                o[i] = x[i] * scale + shift;
+        }
+    }
+}
+
+void resnet_batchnorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, const float *mean,
+                               const float *rstd, bool training, int B, int C, int HW)
+{
+    double n = (double)B * HW;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mu = mean[c], rs = rstd[c];
+        double sg = 0.0, sgx = 0.0;
+        for (int bb = 0; bb < B; bb++) {
+            size_t off = ((size_t)bb * C + c) * HW;
+            const float *x = inp + off, *g = dout + off;
+            float s1 = 0.0f, s2 = 0.0f;
+#pragma omp simd reduction(+ : s1, s2)
+            for (int i = 0; i < HW; i++) {
+                s1 += g[i];
+                s2 += g[i] * (x[i] - mu) * rs;
+            }
+            sg += s1;
+            sgx += s2;
+        }
+        if (dw)
+            dw[c] += (float)sgx;
+        if (db)
+            db[c] += (float)sg;
+        if (!dinp)
+            continue;
+        float k = rs * w[c], mg = training ? (float)(sg / n) : 0.0f;
+        float mgx = training ? (float)(sgx / n) : 0.0f;
+        for (int bb = 0; bb < B; bb++) {
+            size_t off = ((size_t)bb * C + c) * HW;
+            const float *x = inp + off, *g = dout + off;
+            float *di = dinp + off;
+#pragma omp simd
+            for (int i = 0; i < HW; i++)
+                di[i] = k * (g[i] - mg - (x[i] - mu) * rs * mgx);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* ReLU, max-pool, global average pool                                       */
+/* ------------------------------------------------------------------------ */
+
+void resnet_relu_forward(float *x, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void resnet_relu_backward(float *d, const float *out, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++)
+        d[i] = out[i] > 0.0f ? d[i] : 0.0f;
+}
+
+void resnet_maxpool_forward(float *out, int32_t *arg, const float *inp, int B, int C, int H,
+                            int W, int Ho, int Wo)
+{
+#pragma omp parallel for schedule(static)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = inp + (size_t)bc * H * W;
+        float *o = out + (size_t)bc * Ho * Wo;
+        int32_t *a = arg + (size_t)bc * Ho * Wo;
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++) {
+                float best = -INFINITY;
+                int32_t at = -1;
+                for (int iy = oy * 2 - 1; iy <= oy * 2 + 1; iy++) {
+                    if (iy < 0 || iy >= H)
+                        continue;
+                    for (int ix = ox * 2 - 1; ix <= ox * 2 + 1; ix++) {
+                        if (ix < 0 || ix >= W)
+                            continue;
+                        float v = x[iy * W + ix];
+                        if (v > best || v != v || at < 0) {
+                            best = v;
+                            at = iy * W + ix;
+                        }
+                    }
+                }
+                assert(at >= 0);
+                o[oy * Wo + ox] = best;
+                a[oy * Wo + ox] = at;
+            }
+    }
+}
+
+void resnet_maxpool_backward(float *dinp, const float *dout, const int32_t *arg, int B, int C,
+                             int H, int W, int Ho, int Wo)
+{
+#pragma omp parallel for schedule(static)
+    for (int bc = 0; bc < B * C; bc++) {
+        float *d = dinp + (size_t)bc * H * W;
+        const float *g = dout + (size_t)bc * Ho * Wo;
+        const int32_t *a = arg + (size_t)bc * Ho * Wo;
+        memset(d, 0, (size_t)H * W * sizeof *d);
+        for (int i = 0; i < Ho * Wo; i++)
+            d[a[i]] += g[i];
+    }
+}
+
+void resnet_avgpool_forward(float *out, const float *inp, int B, int C, int HW)
+{
+#pragma omp parallel for schedule(static)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = inp + (size_t)bc * HW;
+        float sum = 0.0f;
+        for (int i = 0; i < HW; i++)
+            sum += x[i];
+        out[bc] = sum / HW;
+    }
+}
+
+void resnet_avgpool_backward(float *dinp, const float *dout, int B, int C, int HW)
+{
+#pragma omp parallel for schedule(static)
+    for (int bc = 0; bc < B * C; bc++) {
+        float g = dout[bc] / HW;
+        float *d = dinp + (size_t)bc * HW;
+        for (int i = 0; i < HW; i++)
+            d[i] = g;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The network's structs                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* A convolution, its optional CLR layer and its BatchNorm. */
+typedef struct {
+    resnet_conv_shape s;
+    int w, clr, bn_w, bn_b; /* parameter tensor indices; clr -1 without */
+    int rm, rv;             /* buffer tensor indices of the running statistics */
+    const float *in;        /* [B, Ci, H, W] input of the last forward */
+    float *y;               /* [Bc, Co, Ho, Wo] convolution output */
+    float *z;               /* [Bc, Co, Ho, Wo] CLR output, NULL without */
+    float *mean, *rstd;     /* [Co] statistics BatchNorm normalised with */
+    float *out;             /* [Bc, Co, Ho, Wo] BatchNorm output; ReLU, the
+                               shortcut sum and its ReLU are applied in place */
+} resnet_unit;
+
+typedef struct {
+    resnet_unit c1, c2, ds; /* ds only with has_ds */
+    bool has_ds;
+    const float *in;        /* [B, Ci, H, W] block input */
+} resnet_block;
+
+struct resnet_net {
+    float *block;        /* the one float allocation the pointers below use */
+    int32_t *arg;        /* [Bc, W, Hp, Wp] max-pool argmax */
+    int32_t *labels;     /* [Bc] of the last forward */
+    int B;               /* images in the last forward */
+    bool has_labels;     /* the last forward computed a loss */
+    bool bn_training;    /* BatchNorm mode of the last forward */
+    resnet_unit stem;
+    int Hp, Wp;          /* max-pool output (stem output with small_input) */
+    float *pool;         /* [Bc, W, Hp, Wp], NULL with small_input */
+    int nblocks;
+    resnet_block *blocks;
+    int fc_w, fc_b;      /* tensor indices */
+    int top_hw;          /* spatial size of the last block's output */
+    float *probs;        /* [Bc, K] */
+    float *dlogits;      /* [Bc, K] */
+    float *dfeat;        /* [Bc, Cf] */
+    float *ones;         /* [Bc] */
+    float *g[4];         /* [Bc * largest activation] gradient buffers */
+    float *t[2];         /* [Bc * largest activation] unit-internal gradients */
+    float *scratch;      /* convolution scratch, grown to the thread count */
+    size_t scratch_floats;
+};
+
+#define PARAM(m, i) ((m)->params + (m)->table.t[i].offset)
+#define GRAD(m, i) ((i) >= 0 && (m)->trainable[i] ? (m)->grads + (m)->table.t[i].offset : NULL)
+#define RUNNING(m, i) ((m)->running + (m)->buffers.t[i].offset)
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                                */
+/* ------------------------------------------------------------------------ */
+
+sotu_status resnet_parse_clr(const char *s, const char *field, resnet_clr *out)
+{
+    static const char *const names[] = {"none", "clr", "clr-full"};
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, names[i])) {
+            *out = (resnet_clr)i;
+            return SOTU_OK;
+        }
+    return sotu_error(SOTU_ERR_CONFIG, "%s: '%s', expected none, clr or clr-full", field,
+                      s ? s : "(null)");
+}
+
+const char *resnet_clr_name(resnet_clr clr)
+{
+    return clr == RESNET_CLR_CONV3 ? "clr" : clr == RESNET_CLR_ALL ? "clr-full" : "none";
+}
+
+static void table_add(sotu_tensor_table *tab, const char *name, int ndim, const int64_t *shape)
+{
+    sotu_tensor_info *t = &tab->t[tab->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->count = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->count *= (size_t)shape[i];
+    }
+    t->offset = tab->total;
+    tab->total += t->count;
+}
+
+#define ADD(tab, ...)                                                                   \
+    do {                                                                                \
+        int64_t shape_[] = {__VA_ARGS__};                                               \
+        table_add(tab, name, (int)(sizeof shape_ / sizeof shape_[0]), shape_);         \
+    } while (0)
+
+/* Appends a unit's tensors: <conv>.weight, [<conv>.clr.weight],
+ * <bn>.{weight,bias}; running statistics <bn>.running_{mean,var}. */
+static void unit_build(resnet_model *m, resnet_unit *u, const char *conv, const char *bn,
+                       resnet_conv_shape s)
+{
+    char name[SOTU_TENSOR_NAME_MAX];
+    bool clr = m->cfg.clr == RESNET_CLR_ALL || (m->cfg.clr == RESNET_CLR_CONV3 && s.k > 1);
+    memset(u, 0, sizeof *u);
+    u->s = s;
+    u->w = m->table.n;
+    snprintf(name, sizeof name, "%s.weight", conv);
+    ADD(&m->table, s.Co, s.Ci, s.k, s.k);
+    u->clr = -1;
+    if (clr) {
+        u->clr = m->table.n;
+        snprintf(name, sizeof name, "%s.clr.weight", conv);
+        ADD(&m->table, s.Co, 1, 3, 3);
+    }
+    u->bn_w = m->table.n;
+    snprintf(name, sizeof name, "%s.weight", bn);
+    ADD(&m->table, s.Co);
+    u->bn_b = m->table.n;
+    snprintf(name, sizeof name, "%s.bias", bn);
+    ADD(&m->table, s.Co);
+    u->rm = m->buffers.n;
+    snprintf(name, sizeof name, "%s.running_mean", bn);
+    ADD(&m->buffers, s.Co);
+    u->rv = m->buffers.n;
+    snprintf(name, sizeof name, "%s.running_var", bn);
+    ADD(&m->buffers, s.Co);
+}
+
+static const int *stage_blocks(int depth)
+{
+    static const int r18[4] = {2, 2, 2, 2}, r34[4] = {3, 4, 6, 3};
+    return depth == 18 ? r18 : r34;
+}
+
+static int count_blocks(int depth)
+{
+    const int *n = stage_blocks(depth);
+    return n[0] + n[1] + n[2] + n[3];
+}
+
+/* The architecture: tensor tables and unit shapes, in forward order. */
+static void net_build(resnet_model *m)
+{
+    const resnet_config *c = &m->cfg;
+    resnet_net *net = m->net;
+    int S = c->image_size, W = c->width;
+    resnet_conv_shape stem = c->small_input
+                                 ? resnet_conv_shape_make(c->channels, S, S, W, 3, 1, 1)
+                                 : resnet_conv_shape_make(c->channels, S, S, W, 7, 2, 3);
+    unit_build(m, &net->stem, "conv1", "bn1", stem);
+    net->Hp = c->small_input ? stem.Ho : (stem.Ho - 1) / 2 + 1;
+    net->Wp = c->small_input ? stem.Wo : (stem.Wo - 1) / 2 + 1;
+    int H = net->Hp, Wd = net->Wp, Ci = W, nb = 0;
+    const int *per = stage_blocks(c->depth);
+    char conv[64], bn[64];
+    for (int L = 0; L < 4; L++) {
+        int Co = W << L;
+        for (int i = 0; i < per[L]; i++) {
+            resnet_block *blk = &net->blocks[nb++];
+            int stride = L > 0 && i == 0 ? 2 : 1;
+            resnet_conv_shape s1 = resnet_conv_shape_make(Ci, H, Wd, Co, 3, stride, 1);
+            resnet_conv_shape s2 = resnet_conv_shape_make(Co, s1.Ho, s1.Wo, Co, 3, 1, 1);
+            snprintf(conv, sizeof conv, "layer%d.%d.conv1", L + 1, i);
+            snprintf(bn, sizeof bn, "layer%d.%d.bn1", L + 1, i);
+            unit_build(m, &blk->c1, conv, bn, s1);
+            snprintf(conv, sizeof conv, "layer%d.%d.conv2", L + 1, i);
+            snprintf(bn, sizeof bn, "layer%d.%d.bn2", L + 1, i);
+            unit_build(m, &blk->c2, conv, bn, s2);
+            blk->has_ds = stride != 1 || Ci != Co;
+            if (blk->has_ds) {
+                snprintf(conv, sizeof conv, "layer%d.%d.downsample.0", L + 1, i);
+                snprintf(bn, sizeof bn, "layer%d.%d.downsample.1", L + 1, i);
+                unit_build(m, &blk->ds, conv, bn,
+                           resnet_conv_shape_make(Ci, H, Wd, Co, 1, stride, 0));
+            }
+            Ci = Co;
+            H = s1.Ho;
+            Wd = s1.Wo;
+        }
+    }
+    net->top_hw = H * Wd;
+    m->feature_dim = Ci;
+    char name[SOTU_TENSOR_NAME_MAX];
+    net->fc_w = m->table.n;
+    snprintf(name, sizeof name, "fc.weight");
+    ADD(&m->table, c->classes, Ci);
+    net->fc_b = m->table.n;
+    snprintf(name, sizeof name, "fc.bias");
+    ADD(&m->table, c->classes);
+}
+#undef ADD
+
+static float *alloc_floats(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)))
+        return NULL;
+    return p;
+}
+
+static size_t unit_out_floats(const resnet_unit *u, int Bc)
+{
+    return (size_t)Bc * u->s.Co * u->s.Ho * u->s.Wo;
+}
+
+/* Lays out the activations: with base NULL only counts floats. */
+static size_t net_layout(resnet_model *m, float *base)
+{
+    resnet_net *net = m->net;
+    int Bc = m->batch_cap, K = m->cfg.classes, Cf = m->feature_dim;
+    size_t used = 0, largest = 0;
+#define TAKE(ptr, count)                                                                \
+    do {                                                                                \
+        (ptr) = base ? base + used : NULL;                                              \
+        used += ((size_t)(count) + 15) & ~(size_t)15;                                   \
+    } while (0)
+#define TAKE_UNIT(u)                                                                    \
+    do {                                                                                \
+        size_t n_ = unit_out_floats(u, Bc);                                             \
+        largest = n_ > largest ? n_ : largest;                                          \
+        TAKE((u)->y, n_);                                                               \
+        if ((u)->clr >= 0)                                                              \
+            TAKE((u)->z, n_);                                                           \
+        TAKE((u)->out, n_);                                                             \
+        TAKE((u)->mean, (u)->s.Co);                                                     \
+        TAKE((u)->rstd, (u)->s.Co);                                                     \
+    } while (0)
+    TAKE_UNIT(&net->stem);
+    net->pool = NULL;
+    if (!m->cfg.small_input)
+        TAKE(net->pool, (size_t)Bc * m->cfg.width * net->Hp * net->Wp);
+    for (int i = 0; i < net->nblocks; i++) {
+        resnet_block *blk = &net->blocks[i];
+        TAKE_UNIT(&blk->c1);
+        TAKE_UNIT(&blk->c2);
+        if (blk->has_ds)
+            TAKE_UNIT(&blk->ds);
+    }
+    TAKE(m->features, (size_t)Bc * Cf);
+    TAKE(m->logits, (size_t)Bc * K);
+    TAKE(net->probs, (size_t)Bc * K);
+    TAKE(net->dlogits, (size_t)Bc * K);
+    TAKE(net->dfeat, (size_t)Bc * Cf);
+    TAKE(net->ones, Bc);
+    for (int i = 0; i < 4; i++)
+        TAKE(net->g[i], largest);
+    for (int i = 0; i < 2; i++)
+        TAKE(net->t[i], largest);
+#undef TAKE_UNIT
+#undef TAKE
+    return used;
+}
+
+sotu_status resnet_init(resnet_model *m, const resnet_config *cfg, int batch_cap)
+{
+    memset(m, 0, sizeof *m);
+    const resnet_config *c = cfg;
+    if (c->depth != 18 && c->depth != 34)
+        return sotu_error(SOTU_ERR_CONFIG, "model.depth: %d, expected 18 or 34 (BasicBlock)",
+                          c->depth);
+    if (c->width <= 0 || c->channels <= 0 || c->image_size <= 0 || c->classes <= 0)
+        return sotu_error(SOTU_ERR_CONFIG,
+                          "model: width %d, channels %d, image_size %d, classes %d: expected "
+                          "all > 0",
+                          c->width, c->channels, c->image_size, c->classes);
+    if (c->clr != RESNET_CLR_NONE && c->clr != RESNET_CLR_CONV3 && c->clr != RESNET_CLR_ALL)
+        return sotu_error(SOTU_ERR_CONFIG, "model.clr: %d, expected none, clr or clr-full",
+                          (int)c->clr);
+    if (batch_cap <= 0)
+        return sotu_error(SOTU_ERR_CONFIG, "batch size %d: expected > 0", batch_cap);
+
+    sotu_status st = SOTU_OK;
+    m->cfg = *cfg;
+    m->batch_cap = batch_cap;
+    m->training = true;
+    m->bn_momentum = 0.1f;
+    int nb = count_blocks(c->depth), units = 1 + 2 * nb + 3;
+    m->net = calloc(1, sizeof *m->net);
+    m->table.t = calloc((size_t)4 * units + 2, sizeof *m->table.t);
+    m->buffers.t = calloc((size_t)2 * units, sizeof *m->buffers.t);
+    if (!m->net || !m->table.t || !m->buffers.t ||
+        !(m->net->blocks = calloc((size_t)nb, sizeof *m->net->blocks))) {
+        st = sotu_error(SOTU_ERR_NOMEM, "model: cannot allocate the tensor tables (%d units)",
+                        units);
+        goto cleanup;
+    }
+    m->net->nblocks = nb;
+    net_build(m);
+    m->trainable = malloc((size_t)m->table.n * sizeof *m->trainable);
+    m->num_params = m->table.total;
+    m->params = alloc_floats(m->num_params);
+    m->grads = alloc_floats(m->num_params);
+    m->running = alloc_floats(m->buffers.total);
+    if (!m->trainable || !m->params || !m->grads || !m->running) {
+        st = sotu_error(SOTU_ERR_NOMEM, "model: cannot allocate 2 x %zu bytes of parameters",
+                        m->num_params * sizeof(float));
+        goto cleanup;
+    }
+    for (int i = 0; i < m->table.n; i++)
+        m->trainable[i] = true;
+    memset(m->params, 0, m->num_params * sizeof(float));
+    memset(m->grads, 0, m->num_params * sizeof(float));
+    for (int i = 0; i < m->buffers.n; i++) {
+        const sotu_tensor_info *t = &m->buffers.t[i];
+        bool var = strstr(t->name, "running_var") != NULL;
+        for (size_t k = 0; k < t->count; k++)
+            m->running[t->offset + k] = var ? 1.0f : 0.0f;
+    }
+
+    size_t nacts = net_layout(m, NULL);
+    m->net->block = alloc_floats(nacts);
+    m->net->labels = malloc((size_t)batch_cap * sizeof *m->net->labels);
+    size_t narg = c->small_input ? 1 : (size_t)batch_cap * c->width * m->net->Hp * m->net->Wp;
+    m->net->arg = malloc(narg * sizeof *m->net->arg);
+    if (!m->net->block || !m->net->labels || !m->net->arg) {
+        st = sotu_error(SOTU_ERR_NOMEM,
+                        "model: cannot allocate %zu bytes of activations for batch %d",
+                        nacts * sizeof(float), batch_cap);
+        goto cleanup;
+    }
+    net_layout(m, m->net->block);
+    for (int i = 0; i < batch_cap; i++)
+        m->net->ones[i] = 1.0f;
+
+cleanup:
+    if (st != SOTU_OK)
+        resnet_free(m);
+    return st;
+}
+
+static void clr_identity(float *w, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        w[k] = k % 9 == 4 ? 1.0f : 0.0f;
+}
+
+static bool is_clr(const sotu_tensor_info *t)
+{
+    size_t len = strlen(t->name);
+    return len > 11 && !strcmp(t->name + len - 11, ".clr.weight");
+}
+
+void resnet_clr_reset(resnet_model *m)
+{
+    for (int i = 0; i < m->table.n; i++)
+        if (is_clr(&m->table.t[i]))
+            clr_identity(PARAM(m, i), m->table.t[i].count);
+}
+
+/* torchvision's ResNet.__init__: kaiming_normal_(mode="fan_out",
+ * nonlinearity="relu") for convolutions, BatchNorm 1 / 0, and nn.Linear's
+ * own reset (kaiming-uniform with a = sqrt(5), i.e. +-1/sqrt(fan_in), and
+ * the same bound for the bias). */
+void resnet_init_random(resnet_model *m, uint64_t seed)
+{
+    sotu_rng r;
+    sotu_rng_init(&r, seed, SOTU_STREAM_INIT);
+    resnet_net *net = m->net;
+    float fc_bound = 1.0f / sqrtf((float)m->feature_dim);
+    for (int i = 0; i < m->table.n; i++) {
+        const sotu_tensor_info *t = &m->table.t[i];
+        float *p = PARAM(m, i);
+        if (is_clr(t)) {
+            clr_identity(p, t->count);
+        } else if (i == net->fc_w || i == net->fc_b) {
+            for (size_t k = 0; k < t->count; k++)
+                p[k] = fc_bound * (2.0f * sotu_rng_uniform(&r) - 1.0f);
+        } else if (t->ndim == 4) {
+            float std = sqrtf(2.0f / (float)(t->shape[0] * t->shape[2] * t->shape[3]));
+            for (size_t k = 0; k < t->count; k++)
+                p[k] = std * sotu_rng_normal(&r);
+        } else {
+            size_t len = strlen(t->name);
+            bool bias = len > 5 && !strcmp(t->name + len - 5, ".bias");
+            for (size_t k = 0; k < t->count; k++)
+                p[k] = bias ? 0.0f : 1.0f;
+        }
+    }
+    for (int i = 0; i < m->buffers.n; i++) {
+        const sotu_tensor_info *t = &m->buffers.t[i];
+        bool var = strstr(t->name, "running_var") != NULL;
+        for (size_t k = 0; k < t->count; k++)
+            m->running[t->offset + k] = var ? 1.0f : 0.0f;
+    }
+    m->num_batches_tracked = 0;
+}
+
+/* The convolution scratch for the current thread count. */
+static float *net_scratch(resnet_model *m)
+{
+    resnet_net *net = m->net;
+    int nt = omp_get_max_threads();
+    size_t need = resnet_conv_scratch_floats(&net->stem.s, nt);
+    for (int i = 0; i < net->nblocks; i++) {
+        const resnet_block *blk = &net->blocks[i];
+        size_t a = resnet_conv_scratch_floats(&blk->c1.s, nt);
+        size_t b = resnet_conv_scratch_floats(&blk->c2.s, nt);
+        size_t d = blk->has_ds ? resnet_conv_scratch_floats(&blk->ds.s, nt) : 0;
+        need = a > need ? a : need;
+        need = b > need ? b : need;
+        need = d > need ? d : need;
+    }
+    if (need > net->scratch_floats) {
+        free(net->scratch);
+        net->scratch = alloc_floats(need);
+        assert(net->scratch && "convolution scratch");
+        net->scratch_floats = need;
+    }
+    return net->scratch;
+}
+
+static void unit_forward(resnet_model *m, resnet_unit *u, const float *in, int B, float *scratch)
+{
+    const resnet_conv_shape *s = &u->s;
+    int HWo = s->Ho * s->Wo;
+    u->in = in;
+    resnet_conv_forward(u->y, in, PARAM(m, u->w), scratch, s, B);
+    const float *bn_in = u->y;
+    if (u->clr >= 0) {
+        resnet_dwconv_forward(u->z, u->y, PARAM(m, u->clr), B, s->Co, s->Ho, s->Wo);
+        bn_in = u->z;
+    }
+    resnet_batchnorm_forward(u->out, u->mean, u->rstd, bn_in, PARAM(m, u->bn_w),
+                             PARAM(m, u->bn_b), RUNNING(m, u->rm), RUNNING(m, u->rv),
+                             m->training, m->bn_momentum, B, s->Co, HWo);
+}
+
+float resnet_forward(resnet_model *m, const float *images, const int32_t *labels, int B)
+{
+    assert(B > 0 && B <= m->batch_cap);
+    resnet_net *net = m->net;
+    int K = m->cfg.classes, Cf = m->feature_dim;
+    float *scratch = net_scratch(m);
+
+    resnet_unit *st = &net->stem;
+    unit_forward(m, st, images, B, scratch);
+    resnet_relu_forward(st->out, (size_t)B * st->s.Co * st->s.Ho * st->s.Wo);
+    const float *x = st->out;
+    if (!m->cfg.small_input) {
+        resnet_maxpool_forward(net->pool, net->arg, st->out, B, st->s.Co, st->s.Ho, st->s.Wo,
+                               net->Hp, net->Wp);
+        x = net->pool;
+    }
+    for (int i = 0; i < net->nblocks; i++) {
+        resnet_block *blk = &net->blocks[i];
+        blk->in = x;
+        unit_forward(m, &blk->c1, x, B, scratch);
+        size_t n = (size_t)B * blk->c1.s.Co * blk->c1.s.Ho * blk->c1.s.Wo;
+        resnet_relu_forward(blk->c1.out, n);
+        unit_forward(m, &blk->c2, blk->c1.out, B, scratch);
+        const float *shortcut = x;
+        if (blk->has_ds) {
+            unit_forward(m, &blk->ds, x, B, scratch);
+            shortcut = blk->ds.out;
+        }
+        float *out = blk->c2.out;
+#pragma omp parallel for simd schedule(static)
+        for (size_t k = 0; k < n; k++) {
+            float v = out[k] + shortcut[k];
+            out[k] = v > 0.0f ? v : 0.0f;
+        }
+        x = out;
+    }
+    resnet_avgpool_forward(m->features, x, B, Cf, net->top_hw);
+    vit_matmul_forward(m->logits, m->features, PARAM(m, net->fc_w), PARAM(m, net->fc_b), NULL,
+                       B, Cf, K);
+    if (m->training)
+        m->num_batches_tracked++;
+
+    net->B = B;
+    net->bn_training = m->training;
+    net->has_labels = labels != NULL;
+    m->loss = 0.0f;
+    if (labels) {
+        memcpy(net->labels, labels, (size_t)B * sizeof *labels);
+        m->loss = vit_crossentropy_forward(net->probs, m->logits, labels, m->label_smoothing, B,
+                                           K);
+    }
+    return m->loss;
+}
+
+/* Index of the first trainable tensor in forward order (table.n if none). */
+static int first_trainable(const resnet_model *m)
+{
+    for (int i = 0; i < m->table.n; i++)
+        if (m->trainable[i])
+            return i;
+    return m->table.n;
+}
+
+/* Backward of one unit from dout = d(BatchNorm output) (t[0], t[1] are its
+ * scratch). upstream: something before the unit trains, so dinp (the
+ * gradient of its input, overwritten) is needed. */
+static void unit_backward(resnet_model *m, const resnet_unit *u, const float *dout, float *dinp,
+                          bool upstream, int B, float *scratch)
+{
+    resnet_net *net = m->net;
+    const resnet_conv_shape *s = &u->s;
+    int HWo = s->Ho * s->Wo;
+    bool conv_in = upstream || m->trainable[u->w];
+    bool bn_in = conv_in || (u->clr >= 0 && m->trainable[u->clr]);
+    assert(!upstream || dinp);
+    resnet_batchnorm_backward(bn_in ? net->t[0] : NULL, GRAD(m, u->bn_w), GRAD(m, u->bn_b), dout,
+                              u->clr >= 0 ? u->z : u->y, PARAM(m, u->bn_w), u->mean, u->rstd,
+                              net->bn_training, B, s->Co, HWo);
+    if (!bn_in)
+        return;
+    const float *dy = net->t[0];
+    if (u->clr >= 0) {
+        resnet_dwconv_backward(conv_in ? net->t[1] : NULL, GRAD(m, u->clr), net->t[0], u->y,
+                               PARAM(m, u->clr), B, s->Co, s->Ho, s->Wo);
+        dy = net->t[1];
+    }
+    if (conv_in)
+        resnet_conv_backward(upstream ? dinp : NULL, GRAD(m, u->w), dy, u->in, PARAM(m, u->w),
+                             scratch, s, B);
+}
+
+/* The last tensor index of a block. */
+static int block_last(const resnet_block *blk)
+{
+    return blk->has_ds ? blk->ds.bn_b : blk->c2.bn_b;
+}
+
+void resnet_backward(resnet_model *m)
+{
+    resnet_net *net = m->net;
+    assert(net->has_labels && "resnet_backward needs a forward with labels");
+    int B = net->B, K = m->cfg.classes, Cf = m->feature_dim;
+    int ft = first_trainable(m);
+    if (ft == m->table.n)
+        return;
+    float *scratch = net_scratch(m);
+    float **g = net->g;
+
+    vit_crossentropy_backward(net->dlogits, net->probs, net->labels, m->label_smoothing, B, K);
+    bool below_fc = ft < net->fc_w;
+    vit_matmul_backward(below_fc ? net->dfeat : NULL, GRAD(m, net->fc_w), GRAD(m, net->fc_b),
+                        net->dlogits, m->features, PARAM(m, net->fc_w), net->ones, B, Cf, K);
+    if (!below_fc)
+        return;
+    resnet_avgpool_backward(g[0], net->dfeat, B, Cf, net->top_hw);
+
+    /* g[0] holds d(block output); it becomes d(block input). */
+    for (int i = net->nblocks - 1; i >= 0; i--) {
+        const resnet_block *blk = &net->blocks[i];
+        if (ft > block_last(blk))
+            return;
+        const resnet_unit *c1 = &blk->c1, *c2 = &blk->c2;
+        size_t n_out = (size_t)B * c2->s.Co * c2->s.Ho * c2->s.Wo;
+        size_t n_in = (size_t)B * c1->s.Ci * c1->s.H * c1->s.W;
+        bool up = ft < c1->w;
+        resnet_relu_backward(g[0], c2->out, n_out);
+        if (blk->has_ds)
+            unit_backward(m, &blk->ds, g[0], up ? g[3] : NULL, up, B, scratch);
+        bool into_c1 = ft < c2->w;
+        unit_backward(m, c2, g[0], into_c1 ? g[1] : NULL, into_c1, B, scratch);
+        if (into_c1) {
+            resnet_relu_backward(g[1], c1->out, n_out);
+            unit_backward(m, c1, g[1], up ? g[2] : NULL, up, B, scratch);
+        }
+        if (!up)
+            return;
+        const float *dshort = blk->has_ds ? g[3] : g[0];
+        float *d = g[0], *dmain = g[2];
+#pragma omp parallel for simd schedule(static)
+        for (size_t k = 0; k < n_in; k++)
+            d[k] = dmain[k] + dshort[k];
+    }
+
+    resnet_unit *st = &net->stem;
+    size_t n_stem = (size_t)B * st->s.Co * st->s.Ho * st->s.Wo;
+    float *dstem = g[0];
+    if (!m->cfg.small_input) {
+        resnet_maxpool_backward(g[1], g[0], net->arg, B, st->s.Co, st->s.Ho, st->s.Wo, net->Hp,
+                                net->Wp);
+        dstem = g[1];
+    }
+    resnet_relu_backward(dstem, st->out, n_stem);
+    unit_backward(m, st, dstem, NULL, false, B, scratch);
+}
+
+void resnet_zero_grad(resnet_model *m)
+{
+    for (int i = 0; i < m->table.n; i++)
+        if (m->trainable[i])
+            memset(m->grads + m->table.t[i].offset, 0, m->table.t[i].count * sizeof(float));
+}
+
+/* Keyword -> globs (separated by '|'). */
+static const char *tune_globs(const char *word)
+{
+    static const char *const map[][2] = {
+        {"all", "*"},
+        {"conv", "conv1.weight|*.conv?.weight|*.downsample.0.weight"},
+        {"bn", "bn1.*|*.bn?.*|*.downsample.1.*"},
+        {"head", "fc.*"},
+        {"fc", "fc.*"},
+        {"clr", "*.clr.weight|bn1.*|*.bn?.*|*.downsample.1.*|fc.*"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(word, map[i][0]))
+            return map[i][1];
+    return NULL;
+}
+
+static int mark_glob(const resnet_model *m, const char *glob, size_t len, bool *mark)
+{
+    char pat[256];
+    snprintf(pat, sizeof pat, "%.*s", (int)len, glob);
+    int hits = 0;
+    for (int i = 0; i < m->table.n; i++)
+        if (fnmatch(pat, m->table.t[i].name, 0) == 0) {
+            mark[i] = true;
+            hits++;
+        }
+    return hits;
+}
+
+sotu_status resnet_set_trainable(resnet_model *m, const char *spec)
+{
+    sotu_status st = SOTU_OK;
+    bool *mark = calloc((size_t)m->table.n, sizeof *mark);
+    char *copy = strdup(spec ? spec : "");
+    if (!mark || !copy) {
+        st = sotu_error(SOTU_ERR_NOMEM, "train.tune: out of memory");
+        goto cleanup;
+    }
+    int items = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len && tok[len - 1] == ' ')
+            tok[--len] = '\0';
+        if (!len)
+            continue;
+        items++;
+        if (!strcmp(tok, "clr") && m->cfg.clr == RESNET_CLR_NONE) {
+            st = sotu_error(SOTU_ERR_CONFIG,
+                            "train.tune: 'clr' needs CLR layers (model.clr clr or clr-full)");
+            goto cleanup;
+        }
+        const char *globs = tune_globs(tok);
+        int hits = 0;
+        if (!globs) {
+            hits = mark_glob(m, tok, len, mark);
+        } else {
+            for (const char *g = globs; *g;) {
+                size_t n = strcspn(g, "|");
+                hits += mark_glob(m, g, n, mark);
+                g += n + (g[n] == '|');
+            }
+        }
+        if (!hits) {
+            st = sotu_error(SOTU_ERR_CONFIG,
+                            "train.tune: '%s' matches no parameter (expected all, conv, bn, "
+                            "head, clr or a glob over torchvision names such as layer4.*)",
+                            tok);
+            goto cleanup;
+        }
+    }
+    if (!items) {
+        st = sotu_error(SOTU_ERR_CONFIG,
+                        "train.tune: empty, expected all, conv, bn, head, clr or name globs");
+        goto cleanup;
+    }
+    memcpy(m->trainable, mark, (size_t)m->table.n * sizeof *mark);
+cleanup:
+    free(mark);
+    free(copy);
+    return st;
+}
+
+resnet_param_counts resnet_count_params(const resnet_model *m)
+{
+    resnet_param_counts c = {0};
+    const resnet_net *net = m->net;
+    for (int i = 0; i < m->table.n; i++) {
+        const sotu_tensor_info *t = &m->table.t[i];
+        if (i == net->fc_w || i == net->fc_b)
+            c.head += t->count;
+        else if (is_clr(t))
+            c.clr += t->count;
+        else if (t->ndim == 4)
+            c.conv += t->count;
+        else
+            c.bn += t->count;
+    }
+    c.backbone = c.conv + c.bn;
+    return c;
+}
+
+/* Forward and backward multiply-adds of one unit, following unit_backward. */
+static double unit_flops(const resnet_model *m, const resnet_unit *u, bool upstream, int B)
+{
+    const resnet_conv_shape *s = &u->s;
+    double conv = 2.0 * s->Co * s->Ci * s->k * s->k * s->Ho * s->Wo;
+    double clr = u->clr >= 0 ? 2.0 * 9.0 * s->Co * s->Ho * s->Wo : 0.0;
+    bool conv_in = upstream || m->trainable[u->w];
+    bool bn_in = conv_in || (u->clr >= 0 && m->trainable[u->clr]);
+    double f = conv + clr;
+    if (bn_in && u->clr >= 0)
+        f += (m->trainable[u->clr] ? clr : 0.0) + (conv_in ? clr : 0.0);
+    if (conv_in)
+        f += (m->trainable[u->w] ? conv : 0.0) + (upstream ? conv : 0.0);
+    return B * f;
+}
+
+double resnet_train_flops(const resnet_model *m, int B)
+{
+    const resnet_net *net = m->net;
+    int ft = first_trainable(m);
+    double fc = 2.0 * B * m->feature_dim * m->cfg.classes;
+    double f = fc + (ft < net->fc_w ? fc : 0.0) + (ft < m->table.n ? fc : 0.0);
+    f += unit_flops(m, &net->stem, false, B);
+    for (int i = 0; i < net->nblocks; i++) {
+        const resnet_block *blk = &net->blocks[i];
+        bool up = ft < blk->c1.w;
+        f += unit_flops(m, &blk->c1, up, B) + unit_flops(m, &blk->c2, ft < blk->c2.w, B);
+        if (blk->has_ds)
+            f += unit_flops(m, &blk->ds, up, B);
+    }
+    return f;
+}
+
+void resnet_free(resnet_model *m)
+{
+    if (!m)
+        return;
+    if (m->net) {
+        free(m->net->block);
+        free(m->net->arg);
+        free(m->net->labels);
+        free(m->net->blocks);
+        free(m->net->scratch);
+        free(m->net);
+    }
+    free(m->table.t);
+    free(m->buffers.t);
+    free(m->params);
+    free(m->grads);
+    free(m->running);
+    free(m->trainable);
+    memset(m, 0, sizeof *m);
+}
