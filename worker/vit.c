@@ -290,25 +290,26 @@ void vit_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 #define VIT_SQRT1_2 0.70710678118654752f
 #define VIT_INV_SQRT_2PI 0.39894228040143268f
 
-void vit_gelu_forward(float *out, const float *inp, int64_t n)
-{
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + verff(x * VIT_SQRT1_2));
-    }
-}
-
-/* gelu'(x) = Phi(x) + x * phi(x). */
-void vit_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n)
+/* gelu'(x) = Phi(x) + x * phi(x) is taken here, where Phi(x) is at hand,
+ * and kept (over the input, which backward no longer needs), so backward is
+ * a single product. */
+void vit_gelu_forward(float *out, float *deriv, const float *inp, int64_t n)
 {
 #pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + verff(x * VIT_SQRT1_2));
         float pdf = VIT_INV_SQRT_2PI * vexpf(-0.5f * x * x);
-        dinp[i] = dout[i] * (cdf + x * pdf);
+        out[i] = x * cdf;
+        deriv[i] = cdf + x * pdf;
     }
+}
+
+void vit_gelu_backward(float *dinp, const float *deriv, const float *dout, int64_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        dinp[i] = dout[i] * deriv[i];
 }
 
 /* ------------------------------------------------------------------------ */
@@ -555,7 +556,7 @@ struct vit_acts {
     float *ln2;      /* [L, Bc, T, D] */
     float *ln2_mean; /* [L, Bc, T] */
     float *ln2_rstd; /* [L, Bc, T] */
-    float *fch;      /* [L, Bc, T, F] fc1 output */
+    float *fch;      /* [L, Bc, T, F] fc1 output, then GELU's derivative there */
     float *fch_gelu; /* [L, Bc, T, F] */
     float *res2;     /* [L, Bc, T, D] block output */
     float *cls;      /* [Bc, D] class tokens entering the last block */
@@ -848,7 +849,7 @@ float vit_forward(vit_model *m, const float *images, const int32_t *labels, int 
                               PARAM(m, p0 + VIT_N2_W), PARAM(m, p0 + VIT_N2_B), R, D);
         vit_matmul_forward(fch, ln2, PARAM(m, p0 + VIT_FC1_W), PARAM(m, p0 + VIT_FC1_B), NULL,
                            R, D, F);
-        vit_gelu_forward(fch_gelu, fch, (int64_t)R * F);
+        vit_gelu_forward(fch_gelu, fch, fch, (int64_t)R * F);
         vit_matmul_forward(res2, fch_gelu, PARAM(m, p0 + VIT_FC2_W), PARAM(m, p0 + VIT_FC2_B),
                            res1, R, F, D);
         x = res2;

@@ -52,11 +52,12 @@ void vit_layernorm_backward(float *dinp,        /* [M, D] or NULL */
                             const float *rstd,  /* [M] */
                             int M, int D);
 
-/* Exact (erf) GELU. The erf is a rational approximation accurate to 7e-8
+/* Exact (erf) GELU: out = gelu(inp) and deriv = gelu'(inp), all [n]; deriv
+ * may alias inp. The erf is a rational approximation accurate to 7e-8
  * absolute, written so the loop vectorises. */
-void vit_gelu_forward(float *out, const float *inp, int64_t n); /* [n] */
-/* dinp = dout * gelu'(inp) (overwritten; dinp may alias dout). */
-void vit_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
+void vit_gelu_forward(float *out, float *deriv, const float *inp, int64_t n);
+/* dinp = dout * deriv (overwritten; dinp may alias dout). */
+void vit_gelu_backward(float *dinp, const float *deriv, const float *dout, int64_t n);
 
 /* Multi-head softmax attention, scale hd^-0.5, no mask.
  * qkv rows hold [q | k | v], each [D] split into H heads of hd = D/H.

@@ -126,12 +126,12 @@ static void gelu_ref(double *out, void *p)
 static void test_gelu(void)
 {
     enum { n = 101 };
-    float x[n], out[n], R[n], dx[n];
+    float x[n], out[n], R[n], dx[n], deriv[n];
     for (int i = 0; i < n; i++)
         x[i] = -6.0f + 12.0f * i / (n - 1) + 0.01f * sotu_rng_normal(&rng);
     fill(R, n, 1.0f);
-    vit_gelu_forward(out, x, n);
-    vit_gelu_backward(dx, x, R, n);
+    vit_gelu_forward(out, deriv, x, n);
+    vit_gelu_backward(dx, deriv, R, n);
     gelu_ctx c = {to_double(x, n), n};
     double ref[n], g[n];
     gelu_ref(ref, &c);
@@ -298,9 +298,9 @@ static void test_patch_embed(void)
 /* A NaN must survive every kernel (exit code 5 upstream depends on it). */
 static void test_nan_propagates(void)
 {
-    float x[3] = {NAN, 1.0f, -200.0f}, y[3], d[3], one[3] = {1, 1, 1};
-    vit_gelu_forward(y, x, 3);
-    vit_gelu_backward(d, x, one, 3);
+    float x[3] = {NAN, 1.0f, -200.0f}, y[3], dg[3], d[3], one[3] = {1, 1, 1};
+    vit_gelu_forward(y, dg, x, 3);
+    vit_gelu_backward(d, dg, one, 3);
     CHECK(isnan(y[0]) && isnan(d[0]) && isfinite(y[2]) && isfinite(d[2]));
     enum { T = 3, D = 4 };
     float qkv[T * 3 * D], out[T * D], att[T * T];
