@@ -113,25 +113,66 @@ void sotu_rng_permutation(sotu_rng *r, int32_t *perm, int32_t n)
     }
 }
 
-float sotu_mask_u(uint64_t seed, uint32_t task, uint32_t tensor, uint64_t index)
+/* The mask hash: Philox derives two 32-bit keys for (seed, task, tensor,
+ * index / 2^32) once, then each element costs two keyed rounds of a 32-bit
+ * integer mixer (Wellons' lowbias32): a bijection of the low index bits per
+ * key, so a tensor's values are distinct, and a loop of 32-bit multiplies
+ * and shifts that compilers vectorise (~0.1 ns an element with AVX2). */
+static void mask_keys(uint64_t seed, uint32_t task, uint32_t tensor, uint32_t segment,
+                      uint32_t keys[2])
 {
-    uint64_t block = index >> 2;
-    uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), tensor, task};
+    uint32_t ctr[4] = {segment, 0x5eedu, tensor, task};
     uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, out[4];
     sotu_philox4x32(ctr, key, out);
-    return (float)(out[index & 3] >> 8) * 0x1.0p-24f;
+    keys[0] = out[0];
+    keys[1] = out[1];
+}
+
+static inline uint32_t mask_mix(uint32_t x, uint32_t k0, uint32_t k1)
+{
+    x ^= k0;
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    x ^= k1;
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+float sotu_mask_threshold(double keep)
+{
+    /* u = m 2^-24 < keep  <=>  m < ceil(keep 2^24), exactly representable. */
+    return (float)(ceil(keep * 0x1.0p24) * 0x1.0p-24);
+}
+
+float sotu_mask_u(uint64_t seed, uint32_t task, uint32_t tensor, uint64_t index)
+{
+    uint32_t k[2];
+    mask_keys(seed, task, tensor, (uint32_t)(index >> 32), k);
+    return (float)(mask_mix((uint32_t)index, k[0], k[1]) >> 8) * 0x1.0p-24f;
 }
 
 void sotu_mask_u_fill(uint64_t seed, uint32_t task, uint32_t tensor, uint64_t first, size_t n,
                       float *out)
 {
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     size_t k = 0;
     while (k < n) {
-        uint64_t index = first + k, block = index >> 2;
-        uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), tensor, task}, w[4];
-        sotu_philox4x32(ctr, key, w);
-        for (unsigned lane = (unsigned)(index & 3); lane < 4 && k < n; lane++, k++)
-            out[k] = (float)(w[lane] >> 8) * 0x1.0p-24f;
+        uint64_t index = first + k;
+        uint32_t keys[2], lo = (uint32_t)index;
+        mask_keys(seed, task, tensor, (uint32_t)(index >> 32), keys);
+        /* Elements up to the end of this 2^32 segment share the keys. */
+        uint64_t room = ((uint64_t)1 << 32) - lo;
+        size_t m = n - k < room ? n - k : (size_t)room;
+        const uint32_t k0 = keys[0], k1 = keys[1];
+        float *dst = out + k;
+        for (size_t e = 0; e < m; e++)
+            dst[e] = (float)(mask_mix(lo + (uint32_t)e, k0, k1) >> 8) * 0x1.0p-24f;
+        k += m;
     }
 }

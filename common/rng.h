@@ -6,10 +6,14 @@
  * below so two users never share one by accident.
  *
  * The SoTU mask value of element i of tensor j of task t is
- *   u(seed, t, j, i) = top 24 bits of Philox(key = seed,
- *                      counter = (i/4 lo, i/4 hi, j, t))[i % 4] * 2^-24
- * in [0, 1); the element is kept iff u < keep, so masks are nested across
- * keep values and indices never travel.
+ *   (k0, k1) = Philox(key = seed, counter = (i / 2^32, 0x5eed, j, t))[0..1]
+ *   u(seed, t, j, i) = top 24 bits of M(M((i mod 2^32) ^ k0) ^ k1) * 2^-24
+ * in [0, 1), with M Wellons' lowbias32 mixer (x ^= x>>16; x *= 0x7feb352d;
+ * x ^= x>>15; x *= 0x846ca68b; x ^= x>>16). The element is kept iff
+ * u < keep, so masks are nested across keep values and indices never
+ * travel. Philox for every element was exact but cost ~7 ns; decoding a
+ * delta regenerates its whole mask, so the per-element hash is the cheap
+ * keyed mixer and Philox only separates (seed, task, tensor) streams.
  */
 #ifndef SOTU_COMMON_RNG_H
 #define SOTU_COMMON_RNG_H
@@ -56,6 +60,10 @@ void sotu_rng_permutation(sotu_rng *r, int32_t *perm, int32_t n);
 
 /* The SoTU mask value u(seed, task, tensor, index) in [0, 1) (see above). */
 float sotu_mask_u(uint64_t seed, uint32_t task, uint32_t tensor, uint64_t index);
+/* A float t with (u < t) == ((double)u < keep) for every mask value u
+ * (multiples of 2^-24), so hot loops compare floats. keep in [0, 1]. */
+float sotu_mask_threshold(double keep);
+
 /* out[k] = sotu_mask_u(seed, task, tensor, first + k) for k < n, fast. */
 void sotu_mask_u_fill(uint64_t seed, uint32_t task, uint32_t tensor, uint64_t first,
                       size_t n, float *out);

@@ -323,16 +323,20 @@ static uint64_t seeded_mask(const sotu_delta *d, const sotu_delta_tensor *t, uin
                             uint64_t limit)
 {
     float u[MASK_CHUNK];
+    uint32_t hit[MASK_CHUNK];
+    const float threshold = sotu_mask_threshold(d->keep);
     uint64_t kept = 0;
     for (uint64_t first = 0; first < t->count; first += MASK_CHUNK) {
-        size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK);
+        size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK), c = 0;
         sotu_mask_u_fill(d->seed, d->task_index, t->table_index, first, n, u);
-        for (size_t k = 0; k < n; k++)
-            if (sotu_delta_keeps(u[k], d->keep)) {
-                if (indices && kept < limit)
-                    indices[kept] = first + k;
-                kept++;
-            }
+        /* Branch-free compaction: a kept/dropped branch mispredicts often. */
+        for (size_t k = 0; k < n; k++) {
+            hit[c] = (uint32_t)k;
+            c += u[k] < threshold;
+        }
+        for (size_t k = 0; indices && k < c && kept + k < limit; k++)
+            indices[kept + k] = first + hit[k];
+        kept += c;
         if (kept > limit)
             break;
     }

@@ -52,18 +52,24 @@ static bool extract_tensor(sotu_delta_tensor *t, const float *d0, const float *d
     if (!t->values || !t->indices)
         return false;
     float u[MASK_CHUNK];
+    uint32_t hit[MASK_CHUNK];
+    const float threshold = sotu_mask_threshold(keep);
     for (uint64_t first = 0; first < t->count; first += MASK_CHUNK) {
-        size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK);
+        size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK), c = 0;
         sotu_mask_u_fill(seed, task, t->table_index, first, n, u);
-        for (size_t k = 0; k < n; k++) {
-            if (!sotu_delta_keeps(u[k], keep))
-                continue;
-            if (kept == cap && !grow(t, &cap))
-                return false;
-            t->values[kept] = dt[first + k] - d0[first + k];
-            t->indices[kept] = first + k;
-            kept++;
+        for (size_t k = 0; k < n; k++) { /* branch-free compaction */
+            hit[c] = (uint32_t)k;
+            c += u[k] < threshold;
         }
+        while (kept + c > cap)
+            if (!grow(t, &cap))
+                return false;
+        for (size_t k = 0; k < c; k++) {
+            uint64_t i = first + hit[k];
+            t->values[kept + k] = dt[i] - d0[i];
+            t->indices[kept + k] = i;
+        }
+        kept += c;
     }
     t->kept = kept;
     return true;
