@@ -43,6 +43,8 @@ typedef struct {
     struct {
         char manifest[SOTU_PATH_MAX];
         double mean, std;             /* pixel normalisation after /255 */
+        char normalize[16];           /* scalar (mean, std) | inception | imagenet: io/preprocess.h */
+        double crop_pct;              /* resize to size / crop_pct, centre crop (1 = none) */
     } data;
 
     struct {

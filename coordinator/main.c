@@ -19,9 +19,9 @@ static const command commands[] = {
     {"data", sotu_cmd_data, "build task datasets (fmnist presets, IDX and image import)"},
     {"merge", NULL, "re-merge stored deltas of a run without retraining"},
     {"eval", NULL, "evaluate a checkpoint on a task manifest"},
-    {"predict", NULL, "logits and predicted classes for images"},
-    {"import", NULL, "import safetensors weights"},
-    {"export", NULL, "export a checkpoint as safetensors"},
+    {"predict", sotu_cmd_predict, "logits and predicted classes for images"},
+    {"import", sotu_cmd_import, "import safetensors weights"},
+    {"export", sotu_cmd_export, "export a checkpoint as safetensors"},
     {"inspect", sotu_cmd_inspect, "describe a .h5, manifest, .sotud or .safetensors file"},
     {"bench", sotu_cmd_bench, "benchmarks: train, codec, merge (one JSON line each)"},
 };

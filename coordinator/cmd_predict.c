@@ -1,0 +1,343 @@
+/* `sotu predict CKPT --images H5 --out H5`: logits and predicted classes of
+ * every image, from a checkpoint's merged model (optionally with one task's
+ * head) or a pretrained weights file.
+ *
+ * Input: an HDF5 file with /images uint8 [N, H, W, C] (or [N, H, W] for
+ * one channel), or a task file (its --split, test by default).
+ * Output (written atomically):
+ *   /logits  float32 [N, K]
+ *   /pred    int32 [N], argmax of each row (the first on ties)
+ *   root attributes: format "sotu-predictions", model (CKPT), task ("" for
+ *   the merged head), images (the input path), split ("" for /images).
+ * Images go through io/preprocess.h with the configuration's data.* keys
+ * (defaults, --config FILE, --set overrides). */
+#include <errno.h>
+#include <getopt.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "common/threads.h"
+#include "coordinator/cli.h"
+#include "coordinator/commands.h"
+#include "coordinator/model_source.h"
+#include "io/fsutil.h"
+#include "io/h5util.h"
+#include "io/preprocess.h"
+#include "io/taskset.h"
+#include "worker/vit.h"
+
+static void predict_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sotu predict CKPT --images H5 --out H5 [--task T] [--split test|train]\n"
+            "                    [--batch B] [--threads N] [--config FILE] [--set key=value]\n\n"
+            "Runs the model of CKPT (a run checkpoint's /merged, or a pretrained weights file)\n"
+            "on every image and writes /logits float32 [N, K] and /pred int32 [N] to --out.\n\n"
+            "  --images H5   /images uint8 [N, H, W, C], or a task file (see --split)\n"
+            "  --task T      use task T's own head (name or index; checkpoints only)\n"
+            "  --split S     the split of a task file: test (default) or train\n"
+            "  --batch B     images per forward pass (default 64)\n"
+            "  --threads N   threads (default: train.threads, else all cores)\n"
+            "  --config F    configuration whose data.* keys set the preprocessing:\n"
+            "                data.normalize scalar|inception|imagenet, data.mean, data.std,\n"
+            "                data.crop_pct (see io/preprocess.h)\n"
+            "\nexit codes: 0 ok, 2 usage, 3 bad input data, 4 I/O error\n");
+}
+
+typedef struct {
+    uint8_t *pixels; /* [n, H, W, C] */
+    int32_t n;
+    int H, W, C;
+} image_set;
+
+static sotu_status read_plain_images(const char *path, image_set *im)
+{
+    hid_t f, d = H5I_INVALID_HID, sp = H5I_INVALID_HID, ty = H5I_INVALID_HID;
+    sotu_status s = sotu_h5_open_read(path, &f);
+    if (s != SOTU_OK)
+        return s;
+    if (H5Lexists(f, "images", H5P_DEFAULT) <= 0 ||
+        (d = H5Dopen2(f, "images", H5P_DEFAULT)) < 0) {
+        s = sotu_error(SOTU_ERR_DATA,
+                       "%s: no dataset /images (expected uint8 [N, H, W, C], or a task file "
+                       "with /train and /test)",
+                       path);
+        goto cleanup;
+    }
+    sp = H5Dget_space(d);
+    ty = H5Dget_type(d);
+    hsize_t dims[H5S_MAX_RANK];
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (ty < 0 || H5Tget_class(ty) != H5T_INTEGER || H5Tget_size(ty) != 1 ||
+        H5Tget_sign(ty) != H5T_SGN_NONE) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: /images is not uint8", path);
+        goto cleanup;
+    }
+    if (rank != 3 && rank != 4) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: /images has rank %d, expected [N, H, W, C] or "
+                       "[N, H, W]", path, rank);
+        goto cleanup;
+    }
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    hsize_t C = rank == 4 ? dims[3] : 1;
+    if (dims[0] < 1 || dims[0] > INT32_MAX || dims[1] < 1 || dims[1] > SOTU_TASK_MAX_SIDE ||
+        dims[2] < 1 || dims[2] > SOTU_TASK_MAX_SIDE || C < 1 || C > SOTU_TASK_MAX_CHANNELS) {
+        s = sotu_error(SOTU_ERR_DATA,
+                       "%s: /images has shape [%llu, %llu, %llu, %llu]; expected N >= 1, sides "
+                       "1..%d, channels 1..%d",
+                       path, (unsigned long long)dims[0], (unsigned long long)dims[1],
+                       (unsigned long long)dims[2], (unsigned long long)C, SOTU_TASK_MAX_SIDE,
+                       SOTU_TASK_MAX_CHANNELS);
+        goto cleanup;
+    }
+    size_t bytes = (size_t)dims[0] * dims[1] * dims[2] * C;
+    if (bytes > SOTU_TASK_MAX_BYTES || !(im->pixels = malloc(bytes))) {
+        s = sotu_error(SOTU_ERR_NOMEM, "%s: /images needs %zu bytes", path, bytes);
+        goto cleanup;
+    }
+    if (H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, im->pixels) < 0) {
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot read /images", path);
+        goto cleanup;
+    }
+    im->n = (int32_t)dims[0];
+    im->H = (int)dims[1];
+    im->W = (int)dims[2];
+    im->C = (int)C;
+cleanup:
+    if (ty >= 0)
+        H5Tclose(ty);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d >= 0)
+        H5Dclose(d);
+    H5Fclose(f);
+    return s;
+}
+
+static sotu_status read_images(const char *path, const char *split, image_set *im)
+{
+    hid_t f;
+    sotu_status s = sotu_h5_open_read(path, &f);
+    if (s != SOTU_OK)
+        return s;
+    int is_task = H5Lexists(f, "train", H5P_DEFAULT) > 0 && H5Lexists(f, "images", H5P_DEFAULT) <= 0;
+    H5Fclose(f);
+    if (!is_task) {
+        if (split)
+            return sotu_error(SOTU_ERR_USAGE, "%s: --split applies to task files; this file "
+                              "has /images", path);
+        return read_plain_images(path, im);
+    }
+    int train = split && !strcmp(split, "train");
+    sotu_taskset t;
+    if ((s = sotu_taskset_read(path, &t)) != SOTU_OK)
+        return s;
+    im->n = train ? t.n_train : t.n_test;
+    im->H = t.height;
+    im->W = t.width;
+    im->C = t.channels;
+    im->pixels = train ? t.train_images : t.test_images;
+    if (train)
+        t.train_images = NULL;
+    else
+        t.test_images = NULL;
+    sotu_taskset_free(&t);
+    if (im->n < 1)
+        return sotu_error(SOTU_ERR_DATA, "%s: the %s split has no images", path,
+                          train ? "train" : "test");
+    return SOTU_OK;
+}
+
+static sotu_status write_dataset(hid_t f, const char *name, hid_t type, int rank,
+                                 const hsize_t *dims, const void *data, const char *path)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = sotu_h5_dcpl();
+    hid_t d = sp >= 0 && dcpl >= 0 ? H5Dcreate2(f, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)
+                                   : H5I_INVALID_HID;
+    int ok = d >= 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    if (d >= 0)
+        H5Dclose(d);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return ok ? SOTU_OK : sotu_error(SOTU_ERR_IO, "%s: cannot write %s", path, name);
+}
+
+static sotu_status write_predictions(const char *path, const float *logits, const int32_t *pred,
+                                     int32_t n, int K, const char *const attrs[4][2])
+{
+    char tmp[SOTU_PATH_MAX + 32];
+    sotu_tmp_path(tmp, sizeof tmp, path);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        return sotu_error(SOTU_ERR_IO, "%s: cannot create", tmp);
+    hsize_t dl[2] = {(hsize_t)n, (hsize_t)K}, dp[1] = {(hsize_t)n};
+    sotu_status s = sotu_h5_write_str_attr(f, "format", "sotu-predictions", path);
+    for (int i = 0; i < 4 && s == SOTU_OK; i++)
+        s = sotu_h5_write_str_attr(f, attrs[i][0], attrs[i][1], path);
+    if (s == SOTU_OK)
+        s = write_dataset(f, "logits", H5T_NATIVE_FLOAT, 2, dl, logits, path);
+    if (s == SOTU_OK)
+        s = write_dataset(f, "pred", H5T_NATIVE_INT32, 1, dp, pred, path);
+    if (H5Fclose(f) < 0 && s == SOTU_OK)
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot close", tmp);
+    if (s != SOTU_OK) {
+        remove(tmp);
+        return s;
+    }
+    return sotu_atomic_commit(tmp, path);
+}
+
+static sotu_status predict(const char *ckpt, const char *images_path, const char *out,
+                           const char *task, const char *split, int batch, const sotu_config *cfg)
+{
+    image_set im = {0};
+    vit_model m = {0};
+    float *x = NULL, *logits = NULL;
+    int32_t *pred = NULL;
+    sotu_status s = read_images(images_path, split, &im);
+    if (s != SOTU_OK)
+        goto cleanup;
+    if (batch > im.n)
+        batch = im.n;
+    if ((s = sotu_model_load(ckpt, task, batch, &m)) != SOTU_OK)
+        goto cleanup;
+    sotu_preprocess pp;
+    if ((s = sotu_preprocess_from_config(cfg, m.cfg.image_size, m.cfg.channels, &pp)) != SOTU_OK)
+        goto cleanup;
+    int S = m.cfg.image_size, K = m.cfg.classes;
+    size_t in_img = (size_t)im.H * im.W * im.C, x_img = (size_t)m.cfg.channels * S * S;
+    x = malloc(sizeof(float) * x_img * (size_t)batch);
+    logits = malloc(sizeof(float) * (size_t)im.n * K);
+    pred = malloc(sizeof(int32_t) * (size_t)im.n);
+    if (!x || !logits || !pred) {
+        s = sotu_error(SOTU_ERR_NOMEM, "predict: buffers for %d images of %d classes", (int)im.n,
+                       K);
+        goto cleanup;
+    }
+    sotu_progress prog;
+    sotu_progress_begin(&prog, "predict", "images", im.n);
+    for (int32_t i = 0; i < im.n && s == SOTU_OK; i += batch) {
+        int B = im.n - i < batch ? (int)(im.n - i) : batch;
+        s = sotu_preprocess_images(&pp, im.pixels + in_img * (size_t)i, B, im.H, im.W, im.C, x);
+        if (s != SOTU_OK) {
+            s = sotu_error_context(s, "%s", images_path);
+            break;
+        }
+        vit_forward(&m, x, NULL, B);
+        memcpy(logits + (size_t)i * K, m.logits, sizeof(float) * (size_t)B * K);
+        sotu_progress_update(&prog, i + B, NULL);
+    }
+    sotu_progress_end(&prog);
+    if (s != SOTU_OK)
+        goto cleanup;
+    for (int32_t i = 0; i < im.n; i++) {
+        const float *row = logits + (size_t)i * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (row[k] > row[best])
+                best = k;
+        pred[i] = best;
+        if (!isfinite(row[best])) {
+            s = sotu_error(SOTU_ERR_NUMERIC, "predict: image %d has a non-finite logit", (int)i);
+            goto cleanup;
+        }
+    }
+    const char *attrs[4][2] = {{"model", ckpt},
+                               {"task", task ? task : ""},
+                               {"images", images_path},
+                               {"split", split ? split : ""}};
+    if ((s = write_predictions(out, logits, pred, im.n, K, attrs)) != SOTU_OK)
+        goto cleanup;
+    printf("predicted %d images with %s%s%s: %d classes -> %s\n", (int)im.n, ckpt,
+           task ? ", head of task " : "", task ? task : "", K, out);
+cleanup:
+    free(x);
+    free(logits);
+    free(pred);
+    free(im.pixels);
+    vit_free(&m);
+    return s;
+}
+
+static sotu_status parse_int(const char *opt, const char *v, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!v[0] || *end || errno || x < lo || x > hi)
+        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected an integer in %d..%d", opt, v, lo,
+                          hi);
+    *out = (int)x;
+    return SOTU_OK;
+}
+
+int sotu_cmd_predict(int argc, char **argv)
+{
+    enum { O_IMAGES = 0x2000, O_OUT, O_TASK, O_SPLIT, O_BATCH, O_THREADS, O_CONFIG };
+    static const struct option opts[] = {SOTU_CLI_OPTIONS,
+                                         {"images", required_argument, NULL, O_IMAGES},
+                                         {"out", required_argument, NULL, O_OUT},
+                                         {"task", required_argument, NULL, O_TASK},
+                                         {"split", required_argument, NULL, O_SPLIT},
+                                         {"batch", required_argument, NULL, O_BATCH},
+                                         {"threads", required_argument, NULL, O_THREADS},
+                                         {"config", required_argument, NULL, O_CONFIG},
+                                         {NULL, 0, NULL, 0}};
+    sotu_cli_args a = {0};
+    const char *images = NULL, *out = NULL, *task = NULL, *split = NULL, *config = NULL;
+    int batch = 64, threads = 0, o;
+    sotu_status s = SOTU_OK;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, SOTU_CLI_SHORT, opts, NULL)) != -1 && s == SOTU_OK) {
+        int r = sotu_cli_option(&a, "predict", o, optarg);
+        if (r < 0)
+            return SOTU_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        switch (o) {
+        case O_IMAGES: images = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_TASK: task = optarg; break;
+        case O_SPLIT: split = optarg; break;
+        case O_CONFIG: config = optarg; break;
+        case O_BATCH: s = parse_int("--batch", optarg, 1, 1 << 16, &batch); break;
+        case O_THREADS: s = parse_int("--threads", optarg, 1, 4096, &threads); break;
+        default:
+            predict_usage(stderr);
+            return SOTU_EXIT_USAGE;
+        }
+    }
+    if (a.help) {
+        predict_usage(stdout);
+        return SOTU_EXIT_OK;
+    }
+    if (s == SOTU_OK && optind != argc - 1) {
+        predict_usage(stderr);
+        return SOTU_EXIT_USAGE;
+    }
+    if (s == SOTU_OK && (!images || !out))
+        s = sotu_error(SOTU_ERR_USAGE, "--images H5 and --out H5 are required (see --help)");
+    if (s == SOTU_OK && split && strcmp(split, "test") && strcmp(split, "train"))
+        s = sotu_error(SOTU_ERR_USAGE, "--split '%s': expected test or train", split);
+    if (s != SOTU_OK)
+        return sotu_cmd_fail("predict", s);
+    sotu_config cfg;
+    int rc = sotu_cli_config("predict", config, a.sets, a.n_sets, &cfg);
+    if (rc)
+        return rc;
+    if (a.print_config) {
+        sotu_config_print(&cfg, stdout);
+        return SOTU_EXIT_OK;
+    }
+    sotu_threads_set(threads ? threads
+                             : cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+    s = predict(argv[optind], images, out, task, split, batch, &cfg);
+    return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("predict", s);
+}
