@@ -18,6 +18,13 @@
  * Life cycle: vit_init -> (vit_init_random | load params) -> repeat
  * { vit_zero_grad; vit_forward; vit_backward; optimizer step } -> vit_free.
  * vit_backward adds into grads; zeroing them is the explicit step.
+ *
+ * Threads: every kernel uses the OpenMP thread count (sotu_threads_set).
+ * Matrix products run single-threaded OpenBLAS on row slices, one slice per
+ * OpenMP thread, so OpenBLAS's own pool stays idle and never competes with
+ * the OpenMP threads. The last block computes only the class token's path
+ * after attention (nothing else reaches the head), so activations of its
+ * other tokens past attention are not kept.
  */
 #ifndef SOTU_WORKER_VIT_H
 #define SOTU_WORKER_VIT_H
