@@ -72,46 +72,69 @@ static bool conv_pointwise(const resnet_conv_shape *s)
     return s->k == 1 && s->stride == 1 && s->pad == 0;
 }
 
+/* The output columns ox whose input column ox*stride - pad + kx lies
+ * inside [0, W): [*lo, *hi). */
+static void valid_cols(const resnet_conv_shape *s, int kx, int *lo, int *hi)
+{
+    int first = s->pad - kx, last = s->W - 1 + s->pad - kx; /* bounds on ox*stride */
+    *lo = first <= 0 ? 0 : (first + s->stride - 1) / s->stride;
+    *hi = last < 0 ? 0 : last / s->stride + 1;
+    *hi = *hi < s->Wo ? *hi : s->Wo;
+    *lo = *lo < *hi ? *lo : *hi;
+}
+
 void resnet_im2col(float *col, const float *img, const resnet_conv_shape *s)
 {
-    int k = s->k, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W;
+    int k = s->k, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W, st = s->stride;
     for (int c = 0; c < s->Ci; c++)
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
                 float *row = col + ((size_t)(c * k + ky) * k + kx) * Ho * Wo;
+                int lo, hi;
+                valid_cols(s, kx, &lo, &hi);
                 for (int oy = 0; oy < Ho; oy++) {
-                    int iy = oy * s->stride - s->pad + ky;
+                    int iy = oy * st - s->pad + ky;
                     float *dst = row + (size_t)oy * Wo;
-                    if (iy < 0 || iy >= H) {
+                    if (iy < 0 || iy >= H || lo == hi) {
                         memset(dst, 0, (size_t)Wo * sizeof *dst);
                         continue;
                     }
-                    const float *src = img + ((size_t)c * H + iy) * W;
-                    for (int ox = 0; ox < Wo; ox++) {
-                        int ix = ox * s->stride - s->pad + kx;
-                        dst[ox] = ix >= 0 && ix < W ? src[ix] : 0.0f;
-                    }
+                    const float *src = img + ((size_t)c * H + iy) * W + kx - s->pad;
+                    for (int ox = 0; ox < lo; ox++)
+                        dst[ox] = 0.0f;
+                    if (st == 1)
+                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * st];
+                    for (int ox = hi; ox < Wo; ox++)
+                        dst[ox] = 0.0f;
                 }
             }
 }
 
 void resnet_col2im(float *img, const float *col, const resnet_conv_shape *s)
 {
-    int k = s->k, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W;
+    int k = s->k, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W, st = s->stride;
     for (int c = 0; c < s->Ci; c++)
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
                 const float *row = col + ((size_t)(c * k + ky) * k + kx) * Ho * Wo;
+                int lo, hi;
+                valid_cols(s, kx, &lo, &hi);
                 for (int oy = 0; oy < Ho; oy++) {
-                    int iy = oy * s->stride - s->pad + ky;
+                    int iy = oy * st - s->pad + ky;
                     if (iy < 0 || iy >= H)
                         continue;
                     const float *src = row + (size_t)oy * Wo;
-                    float *dst = img + ((size_t)c * H + iy) * W;
-                    for (int ox = 0; ox < Wo; ox++) {
-                        int ix = ox * s->stride - s->pad + kx;
-                        if (ix >= 0 && ix < W)
-                            dst[ix] += src[ox];
+                    float *dst = img + ((size_t)c * H + iy) * W + kx - s->pad;
+                    if (st == 1) {
+#pragma omp simd
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] += src[ox];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox * st] += src[ox];
                     }
                 }
             }
