@@ -79,6 +79,8 @@ typedef struct {
     size_t slot_cap;
     float *slot_val;
     size_t val_cap;
+    uint64_t *cursor; /* [n] next kept value of each delta (fast path) */
+    size_t cursor_cap;
 } merge_scratch;
 
 /* p grown to hold need elements; on failure p itself and *ok = false. */
@@ -151,17 +153,41 @@ static sotu_status merge_tensor(merge_ctx *c, int j, merge_scratch *w, float *me
     memcpy(out, c->theta0 + ti->offset, count * sizeof *out);
 
     if (!c->gram && c->o->mode != SOTU_MERGE_MEAN) {
-        for (int a = 0; a < c->n; a++) {
-            const sotu_delta_tensor *r = c->rec[a];
-            if (!r)
-                continue;
-            task_rule q = rule_for(c, a);
-            bool plain = !q.nested && c->o->mode == SOTU_MERGE_SUM;
-            for (uint64_t m = 0; m < r->kept; m++) {
-                uint64_t i = r->indices[m];
-                if (plain || selected(c, a, &q, (uint32_t)j, i))
-                    out[i] += (float)((double)r->values[m] * q.factor);
+        /* Element blocks outside, tasks inside: each block of out stays in
+         * cache while every task adds into it (one pass over the weights
+         * instead of one per task); each element still sees its tasks in
+         * task order, so the sums are the same bits. */
+        enum { BLOCK = 8192 };
+        bool ok = true;
+        w->cursor = reserve(w->cursor, &w->cursor_cap, (size_t)c->n + 1, sizeof *w->cursor, &ok);
+        if (!ok)
+            return sotu_error(SOTU_ERR_NOMEM, "merge: cursors for %d deltas", c->n);
+        for (int a = 0; a < c->n; a++)
+            w->cursor[a] = 0;
+        for (uint64_t end = BLOCK;; end += BLOCK) {
+            if (end > count)
+                end = count;
+            for (int a = 0; a < c->n; a++) {
+                const sotu_delta_tensor *r = c->rec[a];
+                if (!r)
+                    continue;
+                task_rule q = rule_for(c, a);
+                bool plain = !q.nested && c->o->mode == SOTU_MERGE_SUM;
+                const uint64_t *idx = r->indices;
+                const float *val = r->values;
+                uint64_t m = w->cursor[a];
+                if (plain) {
+                    for (; m < r->kept && idx[m] < end; m++)
+                        out[idx[m]] += (float)((double)val[m] * q.factor);
+                } else {
+                    for (; m < r->kept && idx[m] < end; m++)
+                        if (selected(c, a, &q, (uint32_t)j, idx[m]))
+                            out[idx[m]] += (float)((double)val[m] * q.factor);
+                }
+                w->cursor[a] = m;
             }
+            if (end == count)
+                break;
         }
         return SOTU_OK;
     }
@@ -391,5 +417,6 @@ cleanup:
     free(w.cnt);
     free(w.slot_row);
     free(w.slot_val);
+    free(w.cursor);
     return s;
 }
