@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "coordinator/cmd_data_images.h"
 #include "coordinator/commands.h"
 #include "io/fmnist.h"
 #include "io/fsutil.h"
@@ -306,6 +307,8 @@ static const struct {
 } data_commands[] = {
     {"fmnist", data_fmnist, "task stream from Fashion-MNIST (presets fmnist5, fmnist53)"},
     {"import-idx", data_import_idx, "one task file from four IDX files"},
+    {"import-images", sotu_data_import_images, "one task file from a folder of PNG/JPEG class folders"},
+    {"manifest", sotu_data_manifest, "a manifest for a folder of task files"},
 };
 enum { N_DATA_COMMANDS = sizeof data_commands / sizeof data_commands[0] };
 

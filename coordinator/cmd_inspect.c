@@ -214,6 +214,8 @@ int sotu_cmd_inspect(int argc, char **argv)
         return sotu_inspect_manifest(path);
     if (has_suffix(path, ".sotud"))
         return sotu_inspect_delta(path);
+    if (has_suffix(path, ".safetensors") || has_suffix(path, ".safetensors.index.json"))
+        return sotu_inspect_safetensors(path);
     if (sotu_h5_file_format(path, format, sizeof format)) {
         if (!strcmp(format, SOTU_TASK_FORMAT))
             return sotu_inspect_task(path);

@@ -25,4 +25,8 @@ int sotu_inspect_checkpoint(const char *path);
 /* Delta (.sotud): task, seed, keep, dtype, kept counts and bytes; per tensor at -v. */
 int sotu_inspect_delta(const char *path);
 
+/* safetensors file or sharded index (.safetensors, .safetensors.index.json):
+ * shards, tensors, values, dtypes and __metadata__; per tensor at -v. */
+int sotu_inspect_safetensors(const char *path);
+
 #endif

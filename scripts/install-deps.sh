@@ -10,9 +10,9 @@ packages=(
   libhdf5-dev hdf5-tools
   libzstd-dev zlib1g-dev
   libyaml-dev libjansson-dev
-  libpng-dev libjpeg-dev
+  libpng-dev libjpeg-dev libstb-dev
   dataset-fashion-mnist
-  python3-torch python3-h5py python3-numpy
+  python3-torch python3-h5py python3-numpy python3-pil
   slurm-wlm munge
 )
 

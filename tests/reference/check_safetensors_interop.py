@@ -120,6 +120,9 @@ def main():
             check(err <= TOL, f"export: PyTorch logits of the exported file ({err:.2e})")
         rc, msg = sotu("import", "safetensors", out, os.path.join(work, "reimported.h5"))
         check(rc == 0, f"re-import of the export without --heads: rc {rc} {msg.strip()}")
+        rc, msg = sotu("inspect", out)
+        check(rc == 0 and "num_heads = 4" in msg and "32, 17381 values" in msg,
+              f"inspect of the export ({msg.strip()})")
 
     # Features sotu does not implement: exit 3, named.
     features = {"register_tokens": "register tokens", "layer_scale": "layer scale",
