@@ -6,17 +6,28 @@
  * rank (no mpiexec) rank 0 does everything; with mpi.coordinator_trains it
  * also fine-tunes between messages.
  *
+ * A sweep (coordinator/sweep.h) makes (group x task) jobs on the one queue,
+ * job j = group * T + task; every rank expands the same sweep, so a job
+ * index is all a worker needs. Array mode (--array-index) runs one group or
+ * one shard of its tasks and only writes deltas; `sotu merge` merges them.
+ *
  * Messages (MPI_COMM_WORLD, raw bytes; ranks are assumed to share one ABI):
  *   TAG_REQUEST  worker -> 0   empty: "give me a task"
- *   TAG_ASSIGN   0 -> worker   int32 task index, or -1: no more work
- *   TAG_RESULT   worker -> 0   sotu_task_report, then the .sotud bytes
- *                              (none when report.status != OK); also a request
+ *   TAG_ASSIGN   0 -> worker   int32 job index, or -1: no more work
+ *   TAG_RESULT   worker -> 0   sotu_task_report (its task field holds the job
+ *                              index), then the .sotud bytes (none when
+ *                              report.status != OK); also a request
+ *
+ * Stop signals (coordinator/signals.h): the coordinator answers requests
+ * with -1, waits for running jobs up to the grace period, writes the
+ * checkpoint of what is done and exits with SOTU_EXIT_REQUEUE (75).
  */
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/threads.h"
@@ -25,6 +36,8 @@
 #include "coordinator/mpi_util.h"
 #include "coordinator/run.h"
 #include "coordinator/schedule.h"
+#include "coordinator/signals.h"
+#include "coordinator/sweep.h"
 #include "io/weights.h"
 #include "worker/finetune.h"
 #include "worker/task.h"
@@ -40,7 +53,17 @@ static void train_usage(FILE *f)
             "ranks 1..N-1 fine-tune), merges the sparse deltas and writes output.dir:\n"
             "  checkpoint.h5, deltas/<task>.sotud, metrics.jsonl, config.yaml.\n"
             "--resume  keep every delta already in output.dir/deltas that verifies and train\n"
-            "          only the rest (automatic when Slurm restarts the job).\n");
+            "          only the rest (automatic when Slurm restarts the job).\n"
+            "A `sweep:` block trains (point x task) jobs on one queue; every point gets its run\n"
+            "directory output.dir/points/<label>/ and output.dir/sweep.{csv,md} ranks them.\n"
+            "--array-index I   array mode (default: $SLURM_ARRAY_TASK_ID when --shard-count\n"
+            "          or a sweep is given): train only element I = group * N + shard of the\n"
+            "          sweep's training groups x --shard-count N shards (task t is in shard\n"
+            "          t %% N) and write its deltas without merging; then `sotu merge`.\n"
+            "--shard-count N   split each group's tasks over N array elements (default 1)\n"
+            "--array-size      print the number of array elements (groups x shards) and exit\n"
+            "Exit status 75: stopped by SIGTERM/SIGUSR1 with the finished tasks saved; run\n"
+            "again with --resume (slurm/sotu.sbatch requeues the job).\n");
 }
 
 /* True on every rank iff st is OK on every rank. A failing rank prints its
@@ -67,16 +90,33 @@ static void *pack_result(const sotu_task_report *rep, const void *msg, size_t n,
     return buf;
 }
 
-/* Runs task t here (any rank), filling rep and the encoded delta. */
-static void run_task_here(const sotu_run *run, const float *theta0, int t, int rank,
+/* What every rank knows about the jobs: job j is task j % T of training
+ * group j / T of the sweep. */
+typedef struct {
+    const sotu_sweep *sweep;
+    const sotu_manifest *man;
+    const vit_config *vc;
+    int T;
+} job_space;
+
+static const sotu_config *job_config(const job_space *js, int job)
+{
+    return &js->sweep->points[js->sweep->groups[job / js->T].first_point].cfg;
+}
+
+/* Runs job j here (any rank), filling rep (rep->task = j) and the delta. */
+static void run_task_here(const job_space *js, const float *theta0, int job, int rank,
                           ZSTD_CCtx *cctx, sotu_task_report *rep, sotu_task_result *res)
 {
+    int t = job % js->T, g = job / js->T;
+    const char *name = js->man->tasks[t].name;
+    const char *label = js->sweep->points[js->sweep->groups[g].first_point].label;
     memset(rep, 0, sizeof *rep);
-    rep->task = t;
+    rep->task = job;
     rep->rank = rank;
-    SOTU_INFO("task %s (%d/%d) starts", run->man.tasks[t].name, t + 1, run->T);
-    sotu_status st = sotu_task_run(&run->vc, theta0, &run->cfg, &run->man.tasks[t], (uint32_t)t,
-                                   run->keep_ship, cctx, res);
+    SOTU_INFO("task %s%s%s (%d/%d) starts", label, label[0] ? "/" : "", name, t + 1, js->T);
+    sotu_status st = sotu_task_run(js->vc, theta0, job_config(js, job), &js->man->tasks[t],
+                                   (uint32_t)t, js->sweep->groups[g].keep_ship, cctx, res);
     rep->status = st;
     if (st != SOTU_OK) {
         snprintf(rep->error, sizeof rep->error, "%s", sotu_last_error());
@@ -86,38 +126,50 @@ static void run_task_here(const sotu_run *run, const float *theta0, int t, int r
     rep->train_loss = res->train_loss;
     rep->seconds = res->seconds;
     rep->steps = res->steps;
-    SOTU_INFO("task %s done: fine-tuned accuracy %.4f, %lld steps, %.1fs, %zu bytes",
-              run->man.tasks[t].name, res->finetuned_acc, (long long)res->steps, res->seconds,
-              res->message_bytes);
+    SOTU_INFO("task %s%s%s done: fine-tuned accuracy %.4f, %lld steps, %.1fs, %zu bytes", label,
+              label[0] ? "/" : "", name, res->finetuned_acc, (long long)res->steps,
+              res->seconds, res->message_bytes);
 }
 
 typedef struct {
-    sotu_run *run;
-    sotu_queue queue;
+    job_space js;
+    sotu_run **runs;     /* [n_groups]: the groups with jobs here, else NULL */
+    sotu_queue queue;    /* over this process's jobs */
+    int *jobs;           /* [queue.n_tasks] queue index -> job */
+    int *slot;           /* [n_groups * T] job -> queue index, -1 when not ours */
     sotu_progress progress;
     int since_checkpoint;
-    float *scratch; /* [table.total] merged weights for periodic checkpoints */
+    float *scratch;      /* [table.total] merged weights for periodic checkpoints */
+    int stop_signal;     /* the signal that stopped the hand-out, 0 none */
+    double stop_deadline;
+    bool abandoned;      /* jobs were still running when the grace period ended */
 } coordinator;
 
 static void coordinator_record(coordinator *c, const sotu_task_report *rep, const void *msg,
                                size_t n)
 {
-    sotu_run *run = c->run;
-    int t = rep->task;
-    bool ok = false;
-    if (t < 0 || t >= run->T || c->queue.state[t] != SOTU_TASK_RUNNING) {
-        SOTU_ERROR("result for task %d from rank %d was not expected; ignored", t, rep->rank);
+    int T = c->js.T, job = rep->task;
+    int q = job >= 0 && job < c->js.sweep->n_groups * T ? c->slot[job] : -1;
+    if (q < 0 || c->queue.state[q] != SOTU_TASK_RUNNING) {
+        SOTU_ERROR("result for job %d from rank %d was not expected; ignored", job, rep->rank);
         return;
     }
-    if (rep->status != SOTU_OK)
-        sotu_run_fail(run, t, rep);
+    int t = job % T;
+    sotu_run *run = c->runs[job / T];
+    sotu_task_report r = *rep;
+    r.task = t;
+    bool ok = false;
+    if (r.status != SOTU_OK)
+        sotu_run_fail(run, t, &r);
     else
-        ok = sotu_run_accept(run, t, msg, n, rep, true) == SOTU_OK;
-    sotu_queue_finish(&c->queue, t, ok);
-    double elapsed = sotu_now() - c->queue.started[t];
-    SOTU_INFO("task %s %s on rank %d after %.1fs (%d done, %d failed, %d running)",
-              run->man.tasks[t].name, ok ? "merged in" : "FAILED", rep->rank, elapsed,
-              c->queue.n_done, c->queue.n_failed, c->queue.n_running);
+        ok = sotu_run_accept(run, t, msg, n, &r, true) == SOTU_OK;
+    sotu_queue_finish(&c->queue, q, ok);
+    double elapsed = sotu_now() - c->queue.started[q];
+    SOTU_INFO("task %s%s%s %s on rank %d after %.1fs (%d done, %d failed, %d running)",
+              c->js.sweep->points[c->js.sweep->groups[job / T].first_point].label,
+              c->js.sweep->active ? "/" : "", run->man.tasks[t].name,
+              ok ? "merged in" : "FAILED", r.rank, elapsed, c->queue.n_done, c->queue.n_failed,
+              c->queue.n_running);
     char extra[64];
     snprintf(extra, sizeof extra, "%d failed", c->queue.n_failed);
     sotu_progress_update(&c->progress, c->queue.n_done + c->queue.n_failed, extra);
@@ -136,36 +188,66 @@ static void coordinator_record(coordinator *c, const sotu_task_report *rep, cons
     }
 }
 
-/* Answers a worker's request: its next task, or -1 (the worker then stops). */
+/* Answers a worker's request: its next job, or -1 (the worker then stops).
+ * After a stop signal every answer is -1. */
 static bool coordinator_assign(coordinator *c, int worker)
 {
-    int t = sotu_queue_take(&c->queue, worker, sotu_now());
-    int32_t msg = t;
+    int q = c->stop_signal ? -1 : sotu_queue_take(&c->queue, worker, sotu_now());
+    int32_t msg = q >= 0 ? c->jobs[q] : -1;
     SOTU_MPI_CHECK(MPI_Send(&msg, 1, MPI_INT32_T, worker, TAG_ASSIGN, MPI_COMM_WORLD));
-    if (t >= 0)
-        SOTU_DEBUG("task %s -> rank %d", c->run->man.tasks[t].name, worker);
-    return t >= 0;
+    if (msg >= 0)
+        SOTU_DEBUG("job %d -> rank %d", (int)msg, worker);
+    return msg >= 0;
 }
 
-static sotu_status coordinator_loop(coordinator *c, int nranks, bool rank0_trains,
-                                    ZSTD_CCtx *cctx)
+/* Notices a stop signal once: no more hand-outs, a deadline for the jobs
+ * still running. */
+static void coordinator_check_stop(coordinator *c)
 {
-    sotu_run *run = c->run;
+    int sig = sotu_signals_pending();
+    if (!sig || c->stop_signal)
+        return;
+    c->stop_signal = sig;
+    double grace = sotu_signals_grace(sig);
+    c->stop_deadline = sotu_now() + grace;
+    SOTU_WARN("signal %d: no more tasks are handed out; waiting up to %.0fs for the %d running, "
+              "then writing the checkpoint (exit status %d: run again with --resume)", sig,
+              grace, c->queue.n_running, SOTU_EXIT_REQUEUE);
+    for (int g = 0; g < c->js.sweep->n_groups; g++)
+        if (c->runs[g])
+            sotu_run_metric(c->runs[g], "stop_requested",
+                            json_pack("{s:i, s:i, s:i}", "signal", sig, "running",
+                                      c->queue.n_running, "done", c->queue.n_done));
+}
+
+/* Serves workers until every one has been told to stop; with rank0_trains
+ * runs jobs here between messages. Polls (MPI_Iprobe, then a 1 ms sleep) so
+ * a stop signal is noticed while waiting and rank 0 does not spin a core. */
+static sotu_status coordinator_loop(coordinator *c, int nranks, bool rank0_trains,
+                                    ZSTD_CCtx *cctx, const float *theta0)
+{
     sotu_mpi_buffer buf = {0};
     int active = nranks - 1;
-    while (active > 0 || (rank0_trains && !sotu_queue_finished(&c->queue))) {
-        int flag = 1;
-        bool local = rank0_trains && c->queue.next < c->queue.n_tasks;
-        if (active > 0 && local)
+    sotu_status st = SOTU_OK;
+    for (;;) {
+        coordinator_check_stop(c);
+        bool local = rank0_trains && !c->stop_signal && c->queue.next < c->queue.n_tasks;
+        if (active == 0 && !local)
+            break;
+        if (c->stop_signal && c->queue.n_running > 0 && sotu_now() > c->stop_deadline) {
+            SOTU_WARN("grace period over with %d tasks running: abandoning them",
+                      c->queue.n_running);
+            c->abandoned = true;
+            break;
+        }
+        int flag = 0;
+        if (active > 0)
             SOTU_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag,
                                       MPI_STATUS_IGNORE));
-        if (active > 0 && flag) {
+        if (flag) {
             int src, tag;
-            sotu_status st = sotu_mpi_recv_any(&buf, MPI_ANY_SOURCE, MPI_ANY_TAG, &src, &tag);
-            if (st != SOTU_OK) {
-                sotu_mpi_buffer_free(&buf);
-                return st;
-            }
+            if ((st = sotu_mpi_recv_any(&buf, MPI_ANY_SOURCE, MPI_ANY_TAG, &src, &tag)) != SOTU_OK)
+                break;
             if (tag == TAG_RESULT) {
                 if (buf.len < sizeof(sotu_task_report)) {
                     SOTU_ERROR("rank %d sent a %zu-byte result, shorter than a report", src,
@@ -179,35 +261,40 @@ static sotu_status coordinator_loop(coordinator *c, int nranks, bool rank0_train
                                        buf.len - sizeof rep);
                 }
             }
+            coordinator_check_stop(c);
             if (!coordinator_assign(c, src))
                 active--;
             continue;
         }
-        int t = sotu_queue_take(&c->queue, 0, sotu_now());
-        if (t < 0)
+        if (local) {
+            int q = sotu_queue_take(&c->queue, 0, sotu_now());
+            if (q < 0)
+                continue;
+            sotu_task_report rep;
+            sotu_task_result res;
+            run_task_here(&c->js, theta0, c->jobs[q], 0, cctx, &rep, &res);
+            coordinator_record(c, &rep, res.message, res.message_bytes);
+            sotu_task_result_free(&res);
             continue;
-        sotu_task_report rep;
-        sotu_task_result res;
-        run_task_here(run, run->theta0, t, 0, cctx, &rep, &res);
-        coordinator_record(c, &rep, res.message, res.message_bytes);
-        sotu_task_result_free(&res);
+        }
+        nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 1000000}, NULL);
     }
     sotu_mpi_buffer_free(&buf);
-    return SOTU_OK;
+    return st;
 }
 
-static void worker_loop(const sotu_run *run, const float *theta0, int rank, ZSTD_CCtx *cctx)
+static void worker_loop(const job_space *js, const float *theta0, int rank, ZSTD_CCtx *cctx)
 {
     SOTU_MPI_CHECK(MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD));
     for (;;) {
-        int32_t t;
-        SOTU_MPI_CHECK(MPI_Recv(&t, 1, MPI_INT32_T, 0, TAG_ASSIGN, MPI_COMM_WORLD,
+        int32_t job;
+        SOTU_MPI_CHECK(MPI_Recv(&job, 1, MPI_INT32_T, 0, TAG_ASSIGN, MPI_COMM_WORLD,
                                 MPI_STATUS_IGNORE));
-        if (t < 0)
+        if (job < 0)
             return;
         sotu_task_report rep;
         sotu_task_result res;
-        run_task_here(run, theta0, t, rank, cctx, &rep, &res);
+        run_task_here(js, theta0, job, rank, cctx, &rep, &res);
         size_t total;
         void *msg = pack_result(&rep, res.message, res.message_bytes, &total);
         if (!msg) {
@@ -335,13 +422,135 @@ static sotu_status load_theta0(const char *path, int rank, vit_config *vc, vit_m
     return SOTU_OK;
 }
 
+/* After a stop signal (rank 0): each group's checkpoint of its done tasks,
+ * without evaluation (the job is about to lose its allocation). */
+static void write_stop_checkpoints(coordinator *c, double t_start)
+{
+    for (int g = 0; g < c->js.sweep->n_groups; g++) {
+        sotu_run *run = c->runs[g];
+        if (!run)
+            continue;
+        int done = 0;
+        for (int t = 0; t < run->T; t++)
+            done += run->tasks[t].done;
+        sotu_status st = sotu_run_merge(run, 0, c->scratch, NULL);
+        if (st == SOTU_OK)
+            st = sotu_run_write_checkpoint(run, NULL, c->scratch, NULL, NULL);
+        if (st != SOTU_OK)
+            SOTU_ERROR("checkpoint after the stop signal: %s (the deltas on disk are intact)",
+                       sotu_last_error());
+        else
+            SOTU_INFO("checkpoint %s written (%d of %d tasks merged, not evaluated)",
+                      run->checkpoint_path, done, run->T);
+        sotu_run_metric(run, "run_stopped",
+                        json_pack("{s:i, s:i, s:i, s:b, s:f}", "signal", c->stop_signal,
+                                  "merged_tasks", done, "exit_status", SOTU_EXIT_REQUEUE,
+                                  "abandoned", c->abandoned, "seconds", sotu_now() - t_start));
+    }
+}
+
+/* Merges, evaluates and checkpoints every point of a sweep from the deltas
+ * on disk (all ranks: evaluation is shared), then rank 0 writes the ranking. */
+static sotu_status finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
+                                const vit_config *vc, const vit_model *base, int rank,
+                                int nranks)
+{
+    int T = man->n_tasks;
+    float *merged = malloc(sizeof(float) * base->table.total);
+    double *acc = malloc(sizeof(double) * (size_t)T);
+    double *acc_matrix = malloc(sizeof(double) * (size_t)T * (size_t)T);
+    sotu_sweep_result *res = calloc((size_t)sw->n_points, sizeof *res);
+    sotu_status st = merged && acc && acc_matrix && res
+                         ? SOTU_OK
+                         : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
+    if (!all_ok(st, "train"))
+        goto cleanup;
+    for (int p = 0; p < sw->n_points; p++) {
+        const sotu_sweep_point *pt = &sw->points[p];
+        sotu_run run = {0};
+        sotu_merge_stats stats = {0};
+        int loaded = 0;
+        st = sotu_run_init(&run, &pt->cfg, man, vc, &base->table, base->params, rank == 0);
+        if (st == SOTU_OK && rank == 0)
+            st = sotu_run_load_deltas(&run, &loaded);
+        if (st == SOTU_OK && rank == 0)
+            st = sotu_run_merge(&run, 0, merged, &stats);
+        if (all_ok(st, "train"))
+            st = evaluate_merged(&run, merged, rank, nranks, acc);
+        if (st == SOTU_OK && rank == 0) {
+            for (size_t i = 0; i < (size_t)T * (size_t)T; i++)
+                acc_matrix[i] = NAN;
+            memcpy(acc_matrix + (size_t)(T - 1) * (size_t)T, acc, sizeof(double) * (size_t)T);
+            st = sotu_run_write_checkpoint(&run, NULL, merged, &stats, acc_matrix);
+            double sum_m = 0, sum_f = 0;
+            int n_m = 0, n_f = 0;
+            for (int t = 0; t < T; t++) {
+                if (!run.tasks[t].done)
+                    continue;
+                if (!isnan(acc[t]))
+                    sum_m += acc[t], n_m++;
+                if (!isnan(run.tasks[t].report.finetuned_acc))
+                    sum_f += run.tasks[t].report.finetuned_acc, n_f++;
+            }
+            res[p] = (sotu_sweep_result){.merged_acc = n_m ? sum_m / n_m : NAN,
+                                         .finetuned_acc = n_f ? sum_f / n_f : NAN,
+                                         .tasks_done = loaded, .tasks = T};
+            snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s", run.checkpoint_path);
+            sotu_run_metric(&run, "point_end",
+                            json_pack("{s:s, s:i, s:f, s:f}", "point", pt->label, "merged_tasks",
+                                      loaded, "merged_acc", res[p].merged_acc,
+                                      "collision_rate", stats.collision_rate));
+            SOTU_INFO("point %s: %d of %d tasks merged, mean merged accuracy %.4f", pt->label,
+                      loaded, T, res[p].merged_acc);
+        }
+        sotu_merge_stats_free(&stats);
+        sotu_run_free(&run);
+        if (!all_ok(st, "train"))
+            goto cleanup;
+    }
+    if (rank == 0 && (st = sotu_sweep_write_summary(sw, res)) == SOTU_OK) {
+        printf("\n");
+        sotu_sweep_print_ranking(sw, res, stdout);
+        printf("sweep summary: %s/sweep.csv and %s/sweep.md\n", sw->dir, sw->dir);
+    }
+    all_ok(st, "train");
+cleanup:
+    free(res);
+    free(acc_matrix);
+    free(acc);
+    free(merged);
+    return st;
+}
+
+/* The array element's (group, shard), from --array-index or
+ * SLURM_ARRAY_TASK_ID; false when this is not an array run. */
+static bool array_element(int option_index, int *element)
+{
+    if (option_index >= 0) {
+        *element = option_index;
+        return true;
+    }
+    const char *v = getenv("SLURM_ARRAY_TASK_ID");
+    if (!v || !*v)
+        return false;
+    char *end;
+    long e = strtol(v, &end, 10);
+    *element = (*end || e < 0 || e > 1000000) ? -1 : (int)e;
+    return true;
+}
+
 int sotu_cmd_train(int argc, char **argv)
 {
+    enum { OPT_ARRAY_INDEX = 0x2000, OPT_SHARD_COUNT, OPT_ARRAY_SIZE };
     static const struct option opts[] = {SOTU_CLI_OPTIONS,
                                          {"resume", no_argument, NULL, 'r'},
+                                         {"array-index", required_argument, NULL, OPT_ARRAY_INDEX},
+                                         {"shard-count", required_argument, NULL, OPT_SHARD_COUNT},
+                                         {"array-size", no_argument, NULL, OPT_ARRAY_SIZE},
                                          {NULL, 0, NULL, 0}};
     sotu_cli_args a = {0};
-    bool resume = false;
+    bool resume = false, print_array_size = false;
+    int array_index = -1, shard_count = 1;
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, SOTU_CLI_SHORT "r", opts, NULL)) != -1) {
@@ -350,8 +559,20 @@ int sotu_cmd_train(int argc, char **argv)
             return SOTU_EXIT_USAGE;
         if (r > 0)
             continue;
+        char *end = NULL;
         if (o == 'r') {
             resume = true;
+        } else if (o == OPT_ARRAY_INDEX || o == OPT_SHARD_COUNT) {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < (o == OPT_ARRAY_INDEX ? 0 : 1) || v > 1000000) {
+                fprintf(stderr, "sotu train: --%s %s: expected %s integer\n",
+                        o == OPT_ARRAY_INDEX ? "array-index" : "shard-count", optarg,
+                        o == OPT_ARRAY_INDEX ? "a non-negative" : "a positive");
+                return SOTU_EXIT_USAGE;
+            }
+            *(o == OPT_ARRAY_INDEX ? &array_index : &shard_count) = (int)v;
+        } else if (o == OPT_ARRAY_SIZE) {
+            print_array_size = true;
         } else {
             train_usage(stderr);
             return SOTU_EXIT_USAGE;
@@ -369,6 +590,8 @@ int sotu_cmd_train(int argc, char **argv)
     const char *restart = getenv("SLURM_RESTART_COUNT");
     if (restart && atoi(restart) > 0)
         resume = true;
+    int element = -1;
+    bool array_mode = !print_array_size && array_element(array_index, &element);
 
     int rank = 0, nranks = 1;
     sotu_status st = sotu_mpi_init(&argc, &argv, &rank, &nranks);
@@ -384,8 +607,10 @@ int sotu_cmd_train(int argc, char **argv)
         return rc;
     }
     sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+    sotu_signals_install();
 
     sotu_manifest man = {0};
+    sotu_sweep sw = {0};
     vit_config vc;
     vit_model base = {0};
     sotu_run run = {0};
@@ -398,61 +623,169 @@ int sotu_cmd_train(int argc, char **argv)
 
     st = cctx ? sotu_manifest_read(cfg.data.manifest, &man)
               : sotu_error(SOTU_ERR_NOMEM, "zstd compression context");
+    if (st == SOTU_OK)
+        st = sotu_sweep_expand(&cfg, man.n_tasks, &sw);
     if (!all_ok(st, "train"))
         goto done;
+    int n_elements = sw.n_groups * shard_count;
+    if (print_array_size) {
+        if (rank == 0)
+            printf("%d\n", n_elements);
+        goto done;
+    }
+    if (array_mode && (element < 0 || element >= n_elements)) {
+        st = sotu_error(SOTU_ERR_USAGE, "array index %d (--array-index or SLURM_ARRAY_TASK_ID) "
+                        "is outside 0..%d: %d training group%s x %d shard%s (--shard-count); "
+                        "submit with --array=0-%d", element, n_elements - 1, sw.n_groups,
+                        sw.n_groups == 1 ? "" : "s", shard_count, shard_count == 1 ? "" : "s",
+                        n_elements - 1);
+        if (rank == 0)
+            fprintf(stderr, "sotu train: %s\n", sotu_last_error());
+        goto done;
+    }
     if ((st = load_theta0(cfg.model.pretrained, rank, &vc, &base)) != SOTU_OK)
         goto done;
-    st = sotu_run_init(&run, &cfg, &man, &vc, &base.table, base.params, rank == 0);
-    if (st == SOTU_OK && rank == 0) {
-        int on_disk = sotu_run_count_delta_files(&run);
-        if (on_disk > 0 && !resume)
+    int n_tasks = man.n_tasks, only_group = array_mode ? element / shard_count : -1;
+    int shard = array_mode ? element % shard_count : 0;
+    c.js = (job_space){.sweep = &sw, .man = &man, .vc = &vc, .T = n_tasks};
+    c.runs = calloc((size_t)sw.n_groups, sizeof *c.runs);
+    st = c.runs ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "run state of %d groups", sw.n_groups);
+    /* Group 0's run on every rank: the single-run evaluation below uses it. */
+    if (st == SOTU_OK && rank == 0 && only_group <= 0)
+        st = sotu_sweep_prepare_group(&sw, 0);
+    if (st == SOTU_OK)
+        st = sotu_run_init(&run, &sw.points[sw.groups[0].first_point].cfg, &man, &vc, &base.table,
+                           base.params, rank == 0 && only_group <= 0);
+    for (int g = 0; st == SOTU_OK && rank == 0 && g < sw.n_groups; g++) {
+        if (only_group >= 0 && g != only_group)
+            continue;
+        if (g == 0) {
+            c.runs[0] = &run;
+        } else if (!(c.runs[g] = calloc(1, sizeof(sotu_run)))) {
+            st = sotu_error(SOTU_ERR_NOMEM, "run state of group %d", g);
+        } else if ((st = sotu_sweep_prepare_group(&sw, g)) == SOTU_OK) {
+            st = sotu_run_init(c.runs[g], &sw.points[sw.groups[g].first_point].cfg, &man, &vc,
+                               &base.table, base.params, true);
+        }
+        if (st == SOTU_OK && c.runs[g]->keep_ship != sw.groups[g].keep_ship)
+            st = sotu_error(SOTU_ERR_INTERNAL, "group %d: the run ships at keep %g, the sweep "
+                            "at %g", g, c.runs[g]->keep_ship, sw.groups[g].keep_ship);
+        int on_disk = st == SOTU_OK ? sotu_run_count_delta_files(c.runs[g]) : 0;
+        if (on_disk > 0 && !resume && !array_mode)
             st = sotu_error(SOTU_ERR_USAGE, "%s already holds %d task deltas of an earlier run: "
                             "add --resume to keep them and train the rest, or choose another "
-                            "output.dir", run.deltas_dir, on_disk);
+                            "output.dir", c.runs[g]->deltas_dir, on_disk);
     }
     if (!all_ok(st, "train"))
         goto done;
     if (rank == 0)
-        SOTU_INFO("run %s: %d tasks, %d ranks (%s), %zu parameters, keep %g (shipped at %g), "
-                  "%d threads per rank", run.dir, run.T, nranks,
+        SOTU_INFO("run %s: %d tasks x %d training group%s (%d sweep points)%s, %d ranks (%s), "
+                  "%zu parameters, keep %g (shipped at %g), %d threads per rank", sw.dir, n_tasks,
+                  sw.n_groups, sw.n_groups == 1 ? "" : "s", sw.n_points,
+                  array_mode ? " [array element]" : "", nranks,
                   nranks == 1 ? "serial" : "rank 0 coordinates", run.table.total, run.keeps[0],
                   run.keep_ship, sotu_threads_get());
 
     if (rank == 0) {
-        int loaded = 0;
-        if (resume && (st = sotu_run_load_deltas(&run, &loaded)) == SOTU_OK && loaded)
-            SOTU_INFO("resume: %d of %d tasks already done, verified and kept", loaded, run.T);
-        int64_t *sizes = malloc(sizeof *sizes * (size_t)run.T);
+        int n_jobs = 0, loaded_total = 0;
+        int64_t *sizes = malloc(sizeof *sizes * (size_t)sw.n_groups * (size_t)n_tasks);
+        c.jobs = malloc(sizeof(int) * (size_t)sw.n_groups * (size_t)n_tasks);
+        c.slot = malloc(sizeof(int) * (size_t)sw.n_groups * (size_t)n_tasks);
         c.scratch = malloc(sizeof(float) * run.table.total);
-        if (!sizes || !c.scratch)
+        if (!sizes || !c.jobs || !c.slot || !c.scratch)
             st = sotu_error(SOTU_ERR_NOMEM, "task queue");
-        else {
-            for (int t = 0; t < run.T; t++)
-                sizes[t] = man.tasks[t].n_train;
-            st = sotu_queue_init(&c.queue, run.T, sizes);
+        for (int g = 0; st == SOTU_OK && g < sw.n_groups; g++) {
+            for (int t = 0; t < n_tasks; t++)
+                c.slot[g * n_tasks + t] = -1;
+            if (!c.runs[g])
+                continue;
+            int loaded = 0;
+            if ((resume || array_mode) && (st = sotu_run_load_deltas(c.runs[g], &loaded)) == SOTU_OK &&
+                loaded)
+                SOTU_INFO("resume: %d of %d tasks of %s already done, verified and kept", loaded,
+                          n_tasks, c.runs[g]->dir);
+            for (int t = 0; t < n_tasks; t++) {
+                if (array_mode && t % shard_count != shard)
+                    continue;
+                c.slot[g * n_tasks + t] = n_jobs;
+                c.jobs[n_jobs] = g * n_tasks + t;
+                sizes[n_jobs++] = man.tasks[t].n_train;
+            }
         }
+        if (st == SOTU_OK)
+            st = sotu_queue_init(&c.queue, n_jobs, sizes);
         free(sizes);
-        for (int t = 0; st == SOTU_OK && t < run.T; t++)
-            if (run.tasks[t].done)
-                sotu_queue_mark_done(&c.queue, t);
-        c.run = &run;
-        json_t *ev = json_pack("{s:i, s:i, s:f, s:b}", "tasks", run.T, "ranks", nranks, "keep",
-                              run.keeps[0], "resume", resume);
-        sotu_run_metric(&run, "run_start", ev);
+        for (int q = 0; st == SOTU_OK && q < n_jobs; q++) {
+            int g = c.jobs[q] / n_tasks, t = c.jobs[q] % n_tasks;
+            if (c.runs[g]->tasks[t].done) {
+                sotu_queue_mark_done(&c.queue, q);
+                loaded_total++;
+            }
+        }
+        for (int g = 0; st == SOTU_OK && g < sw.n_groups; g++)
+            if (c.runs[g])
+                sotu_run_metric(c.runs[g], "run_start",
+                                json_pack("{s:i, s:i, s:f, s:b, s:i, s:i, s:i}", "tasks", n_tasks,
+                                          "ranks", nranks, "keep", c.runs[g]->keeps[0],
+                                          "resume", resume, "jobs", n_jobs, "jobs_done",
+                                          loaded_total, "array_element", element));
     }
     if (!all_ok(st, "train"))
         goto done;
 
     if (rank == 0) {
-        sotu_progress_begin(&c.progress, "tasks", "tasks", run.T);
+        sotu_progress_begin(&c.progress, "tasks", "tasks", c.queue.n_tasks);
         sotu_progress_update(&c.progress, c.queue.n_done, NULL);
-        st = coordinator_loop(&c, nranks, nranks == 1 || cfg.mpi.coordinator_trains, cctx);
+        st = coordinator_loop(&c, nranks, nranks == 1 || cfg.mpi.coordinator_trains, cctx,
+                              base.params);
         sotu_progress_end(&c.progress);
+        if (c.abandoned) {
+            write_stop_checkpoints(&c, t_start);
+            fprintf(stderr, "sotu train: stopped by signal %d with tasks still running; "
+                    "finished tasks are saved, run again with --resume\n", c.stop_signal);
+            MPI_Abort(MPI_COMM_WORLD, SOTU_EXIT_REQUEUE);
+        }
     } else {
-        worker_loop(&run, base.params, rank, cctx);
+        worker_loop(&c.js, base.params, rank, cctx);
     }
     if (!all_ok(st, "train"))
         goto done;
+    /* 0: merge and evaluate; 1: stopped by a signal; 2: array element. */
+    int phase = c.stop_signal ? 1 : array_mode ? 2 : 0;
+    SOTU_MPI_CHECK(MPI_Bcast(&phase, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (phase == 1) {
+        if (rank == 0) {
+            write_stop_checkpoints(&c, t_start);
+            fprintf(stderr, "sotu train: stopped by signal %d after %d of %d tasks; run again "
+                    "with --resume (exit status %d)\n", c.stop_signal, c.queue.n_done,
+                    c.queue.n_tasks, SOTU_EXIT_REQUEUE);
+        }
+        all_ok(SOTU_OK, "train");
+        rc = SOTU_EXIT_REQUEUE;
+        goto cleanup;
+    }
+    if (phase == 2) {
+        if (rank == 0) {
+            printf("array element %d (group %d of %d, shard %d of %d): %d of %d tasks done, "
+                   "%d failed; deltas in %s; merge with `sotu merge %s`\n", element,
+                   only_group, sw.n_groups, shard, shard_count, c.queue.n_done, c.queue.n_tasks,
+                   c.queue.n_failed, c.runs[only_group]->deltas_dir,
+                   sw.active ? sw.dir : c.runs[only_group]->dir);
+            if (c.queue.n_failed)
+                st = sotu_error(SOTU_ERR_DATA, "%d of %d tasks of array element %d failed (see "
+                                "the log); rerun the element to train them", c.queue.n_failed,
+                                c.queue.n_tasks, element);
+        }
+        goto finish;
+    }
+    if (sw.active) {
+        st = finish_sweep(&sw, &man, &vc, &base, rank, nranks);
+        if (st == SOTU_OK && rank == 0 && c.queue.n_failed)
+            st = sotu_error(SOTU_ERR_DATA, "%d of %d jobs failed (see the log and metrics.jsonl "
+                            "of the points); rerun with --resume to train them", c.queue.n_failed,
+                            c.queue.n_tasks);
+        goto finish;
+    }
 
     merged = malloc(sizeof(float) * run.table.total);
     acc = malloc(sizeof(double) * (size_t)run.T);
@@ -503,11 +836,20 @@ finish:
 
 done:
     rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_exit_code(st);
+cleanup:
     sotu_merge_stats_free(&stats);
     free(acc_matrix);
     free(acc);
     free(merged);
     free(c.scratch);
+    free(c.jobs);
+    free(c.slot);
+    for (int g = 1; c.runs && g < sw.n_groups; g++) {
+        sotu_run_free(c.runs[g]);
+        free(c.runs[g]);
+    }
+    free(c.runs);
+    sotu_sweep_free(&sw);
     sotu_queue_free(&c.queue);
     sotu_run_free(&run);
     vit_free(&base);
