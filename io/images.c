@@ -39,6 +39,51 @@
 #define IMAGE_FILE_MAX ((size_t)1 << 28)    /* bytes of one encoded image */
 #define IMAGE_PIXELS_MAX ((int64_t)1 << 28) /* decoded width x height */
 
+/* 0 if a JPEG stream holds a Huffman table with more than 256 codes. The
+ * stb_image packaged in Debian 12 writes past its tables on such input
+ * (fixed upstream in stb_image 2.28), so these files are refused before
+ * decoding. Walks the marker segments, skipping entropy-coded data; bytes
+ * past the end count as 0, as stb reads them. */
+static int jpeg_tables_ok(const uint8_t *p, size_t n)
+{
+    if (n < 2 || p[0] != 0xFF || p[1] != 0xD8)
+        return 1;
+    size_t i = 2;
+    while (i + 4 <= n) {
+        uint8_t m = p[i + 1];
+        if (p[i] != 0xFF || m == 0xFF) {
+            i++;
+            continue;
+        }
+        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
+            i += 2;
+            continue;
+        }
+        if (m == 0xD9)
+            break;
+        size_t len = (size_t)p[i + 2] << 8 | p[i + 3];
+        if (m == 0xC4) {
+            size_t q = i + 4, end = i + 2 + len;
+            while (q < end && q < n) {
+                size_t codes = 0;
+                for (size_t k = 1; k <= 16 && q + k < n; k++)
+                    codes += p[q + k];
+                if (codes > 256)
+                    return 0;
+                q += 17 + codes;
+            }
+        }
+        if (len < 2)
+            break;
+        i += 2 + len;
+        if (m == 0xDA)
+            while (i + 1 < n && !(p[i] == 0xFF && p[i + 1] != 0x00 &&
+                                  !(p[i + 1] >= 0xD0 && p[i + 1] <= 0xD7)))
+                i++;
+    }
+    return 1;
+}
+
 sotu_status sotu_image_load(const char *path, int channels, sotu_image *img)
 {
     memset(img, 0, sizeof *img);
@@ -48,6 +93,11 @@ sotu_status sotu_image_load(const char *path, int channels, sotu_image *img)
     if (s != SOTU_OK)
         return s;
     int w, h, c;
+    if (!jpeg_tables_ok((const uint8_t *)data, n)) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: not a readable JPEG image (a Huffman table has more "
+                       "than 256 codes)", path);
+        goto cleanup;
+    }
     if (n > INT32_MAX || !stbi_info_from_memory((const stbi_uc *)data, (int)n, &w, &h, &c)) {
         s = sotu_error(SOTU_ERR_DATA, "%s: not a readable PNG or JPEG image (%s)", path,
                        stbi_failure_reason() ? stbi_failure_reason() : "unknown format");

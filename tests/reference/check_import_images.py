@@ -178,6 +178,25 @@ def check_ratio_split_and_bad(work, rng):
     check(rc == 2 and "--size" in msg, f"no --size: exit 2 ({msg.strip()})")
 
 
+def check_bad_huffman_table(work, rng):
+    """A JPEG whose Huffman table claims 16 x 255 codes: Debian's stb_image
+    would write past its tables; sotu must refuse it cleanly."""
+    root = os.path.join(work, "dht")
+    shutil.rmtree(root, ignore_errors=True)
+    good = os.path.join(root, "c0", "good.jpg")
+    save(rng.integers(0, 256, size=(S, S, 3), dtype=np.uint8), good)
+    b = bytearray(open(good, "rb").read())
+    at = b.find(b"\xff\xc4")
+    check(at > 0, "PIL's JPEG has a DHT segment")
+    b[at + 5:at + 21] = b"\xff" * 16
+    bad = os.path.join(root, "c0", "bad_dht.jpg")
+    open(bad, "wb").write(b)
+    rc, msg = sotu("data", "import-images", root, "--out", os.path.join(work, "dht.h5"),
+                   "--size", str(S), "--on-bad", "fail")
+    check(rc == 3 and bad in msg and "Huffman" in msg,
+          f"JPEG with an oversized Huffman table: exit 3 ({msg.strip()})")
+
+
 def check_manifest(work):
     d = os.path.join(work, "tasks")
     with h5py.File(os.path.join(d, "zz_predictions.h5"), "w") as f:
@@ -202,6 +221,7 @@ def main():
     rng = np.random.default_rng(7)
     check_split_folder(work, rng)
     check_ratio_split_and_bad(work, rng)
+    check_bad_huffman_table(work, rng)
     check_manifest(work)
     if failures:
         print(f"check_import_images: {len(failures)} failures", file=sys.stderr)
