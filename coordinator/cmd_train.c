@@ -33,6 +33,8 @@
 #include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/commands.h"
+#include "coordinator/evaluate.h"
+#include "coordinator/finish.h"
 #include "coordinator/mpi_util.h"
 #include "coordinator/run.h"
 #include "coordinator/schedule.h"
@@ -311,87 +313,6 @@ static void worker_loop(const job_space *js, const float *theta0, int rank, ZSTD
     }
 }
 
-/* Task-head accuracy of the merged backbone on every done task's test split,
- * the tasks shared over ranks; acc[T] on rank 0 (NaN for failed tasks). */
-static sotu_status evaluate_merged(const sotu_run *run, float *merged, int rank, int nranks,
-                                   double *acc)
-{
-    int T = run->T, D = run->vc.dim;
-    sotu_mpi_bcast_floats(merged, run->table.total, 0);
-    float **hw = calloc((size_t)T, sizeof *hw), **hb = calloc((size_t)T, sizeof *hb);
-    double *part = calloc((size_t)T, sizeof *part);
-    sotu_status st = SOTU_OK;
-    if (!hw || !hb || !part) {
-        st = sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", T);
-        goto cleanup; /* allocation failures abort below, on every rank alike */
-    }
-    for (int t = 0; t < T; t++) {
-        int done = rank == 0 ? run->tasks[t].done : 0, K = run->man.tasks[t].classes;
-        SOTU_MPI_CHECK(MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD));
-        part[t] = NAN;
-        if (!done)
-            continue;
-        hw[t] = malloc(sizeof(float) * (size_t)K * (size_t)D);
-        hb[t] = malloc(sizeof(float) * (size_t)K);
-        if (!hw[t] || !hb[t])
-            sotu_mpi_fail(MPI_ERR_NO_MEM, "evaluation heads", __FILE__, __LINE__);
-        if (rank == 0) {
-            memcpy(hw[t], run->tasks[t].head_weight, sizeof(float) * (size_t)K * (size_t)D);
-            memcpy(hb[t], run->tasks[t].head_bias, sizeof(float) * (size_t)K);
-        }
-        sotu_mpi_bcast_floats(hw[t], (size_t)K * (size_t)D, 0);
-        sotu_mpi_bcast_floats(hb[t], (size_t)K, 0);
-        part[t] = 0;
-    }
-    int64_t begin, end;
-    sotu_share(T, rank, nranks, &begin, &end);
-    for (int64_t t = begin; t < end && st == SOTU_OK; t++) {
-        if (!hw[t])
-            continue;
-        sotu_taskset ts = {0};
-        vit_model m = {0};
-        st = sotu_taskset_read(run->man.tasks[t].path, &ts);
-        if (st == SOTU_OK)
-            st = vit_init(&m, &run->vc, run->cfg.train.batch_size);
-        if (st == SOTU_OK) {
-            memcpy(m.params, merged, run->table.total * sizeof(float));
-            st = sotu_finetune_reset_head(&m, ts.classes, run->cfg.train.batch_size, 0, 0);
-        }
-        if (st == SOTU_OK) {
-            const sotu_tensor_info *w = &m.table.t[sotu_tensor_find(&m.table, "head.weight")];
-            const sotu_tensor_info *b = &m.table.t[sotu_tensor_find(&m.table, "head.bias")];
-            memcpy(m.params + w->offset, hw[t], w->count * sizeof(float));
-            memcpy(m.params + b->offset, hb[t], b->count * sizeof(float));
-            st = sotu_finetune_eval_test(&m, &ts, &run->cfg, &part[t], NULL);
-        }
-        vit_free(&m);
-        sotu_taskset_free(&ts);
-    }
-cleanup:
-    if (all_ok(st, "train")) {
-        /* Each task is evaluated by exactly one rank; others hold 0 or NaN. */
-        double *mine = malloc(sizeof(double) * (size_t)T);
-        for (int t = 0; t < T; t++) {
-            int64_t b2, e2;
-            sotu_share(T, rank, nranks, &b2, &e2);
-            mine[t] = (t >= b2 && t < e2) ? part[t] : 0.0;
-        }
-        SOTU_MPI_CHECK(MPI_Reduce(mine, acc, T, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD));
-        free(mine);
-        st = SOTU_OK;
-    } else if (st == SOTU_OK) {
-        st = sotu_error(SOTU_ERR_INTERNAL, "evaluation failed on another rank");
-    }
-    for (int t = 0; hw && t < T; t++) {
-        free(hw[t]);
-        free(hb[t]);
-    }
-    free(hw);
-    free(hb);
-    free(part);
-    return st;
-}
-
 /* Rank 0 reads θ0 and broadcasts config and weights; every rank checks them. */
 static sotu_status load_theta0(const char *path, int rank, vit_config *vc, vit_model *base)
 {
@@ -447,79 +368,6 @@ static void write_stop_checkpoints(coordinator *c, double t_start)
                                   "merged_tasks", done, "exit_status", SOTU_EXIT_REQUEUE,
                                   "abandoned", c->abandoned, "seconds", sotu_now() - t_start));
     }
-}
-
-/* Merges, evaluates and checkpoints every point of a sweep from the deltas
- * on disk (all ranks: evaluation is shared), then rank 0 writes the ranking. */
-static sotu_status finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
-                                const vit_config *vc, const vit_model *base, int rank,
-                                int nranks)
-{
-    int T = man->n_tasks;
-    float *merged = malloc(sizeof(float) * base->table.total);
-    double *acc = malloc(sizeof(double) * (size_t)T);
-    double *acc_matrix = malloc(sizeof(double) * (size_t)T * (size_t)T);
-    sotu_sweep_result *res = calloc((size_t)sw->n_points, sizeof *res);
-    sotu_status st = merged && acc && acc_matrix && res
-                         ? SOTU_OK
-                         : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
-    if (!all_ok(st, "train"))
-        goto cleanup;
-    for (int p = 0; p < sw->n_points; p++) {
-        const sotu_sweep_point *pt = &sw->points[p];
-        sotu_run run = {0};
-        sotu_merge_stats stats = {0};
-        int loaded = 0;
-        st = sotu_run_init(&run, &pt->cfg, man, vc, &base->table, base->params, rank == 0);
-        if (st == SOTU_OK && rank == 0)
-            st = sotu_run_load_deltas(&run, &loaded);
-        if (st == SOTU_OK && rank == 0)
-            st = sotu_run_merge(&run, 0, merged, &stats);
-        if (all_ok(st, "train"))
-            st = evaluate_merged(&run, merged, rank, nranks, acc);
-        if (st == SOTU_OK && rank == 0) {
-            for (size_t i = 0; i < (size_t)T * (size_t)T; i++)
-                acc_matrix[i] = NAN;
-            memcpy(acc_matrix + (size_t)(T - 1) * (size_t)T, acc, sizeof(double) * (size_t)T);
-            st = sotu_run_write_checkpoint(&run, NULL, merged, &stats, acc_matrix);
-            double sum_m = 0, sum_f = 0;
-            int n_m = 0, n_f = 0;
-            for (int t = 0; t < T; t++) {
-                if (!run.tasks[t].done)
-                    continue;
-                if (!isnan(acc[t]))
-                    sum_m += acc[t], n_m++;
-                if (!isnan(run.tasks[t].report.finetuned_acc))
-                    sum_f += run.tasks[t].report.finetuned_acc, n_f++;
-            }
-            res[p] = (sotu_sweep_result){.merged_acc = n_m ? sum_m / n_m : NAN,
-                                         .finetuned_acc = n_f ? sum_f / n_f : NAN,
-                                         .tasks_done = loaded, .tasks = T};
-            snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s", run.checkpoint_path);
-            sotu_run_metric(&run, "point_end",
-                            json_pack("{s:s, s:i, s:f, s:f}", "point", pt->label, "merged_tasks",
-                                      loaded, "merged_acc", res[p].merged_acc,
-                                      "collision_rate", stats.collision_rate));
-            SOTU_INFO("point %s: %d of %d tasks merged, mean merged accuracy %.4f", pt->label,
-                      loaded, T, res[p].merged_acc);
-        }
-        sotu_merge_stats_free(&stats);
-        sotu_run_free(&run);
-        if (!all_ok(st, "train"))
-            goto cleanup;
-    }
-    if (rank == 0 && (st = sotu_sweep_write_summary(sw, res)) == SOTU_OK) {
-        printf("\n");
-        sotu_sweep_print_ranking(sw, res, stdout);
-        printf("sweep summary: %s/sweep.csv and %s/sweep.md\n", sw->dir, sw->dir);
-    }
-    all_ok(st, "train");
-cleanup:
-    free(res);
-    free(acc_matrix);
-    free(acc);
-    free(merged);
-    return st;
 }
 
 /* The array element's (group, shard), from --array-index or
@@ -617,6 +465,7 @@ int sotu_cmd_train(int argc, char **argv)
     coordinator c = {0};
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     double *acc = NULL, *acc_matrix = NULL;
+    sotu_eval_report evr = {0};
     float *merged = NULL;
     sotu_merge_stats stats = {0};
     double t_start = sotu_now();
@@ -650,6 +499,8 @@ int sotu_cmd_train(int argc, char **argv)
     c.js = (job_space){.sweep = &sw, .man = &man, .vc = &vc, .T = n_tasks};
     c.runs = calloc((size_t)sw.n_groups, sizeof *c.runs);
     st = c.runs ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "run state of %d groups", sw.n_groups);
+    if (st == SOTU_OK && rank == 0 && sw.active)
+        st = sotu_sweep_write_config(&sw, &cfg);
     /* Group 0's run on every rank: the single-run evaluation below uses it. */
     if (st == SOTU_OK && rank == 0 && only_group <= 0)
         st = sotu_sweep_prepare_group(&sw, 0);
@@ -779,7 +630,7 @@ int sotu_cmd_train(int argc, char **argv)
         goto finish;
     }
     if (sw.active) {
-        st = finish_sweep(&sw, &man, &vc, &base, rank, nranks);
+        st = sotu_finish_sweep(&sw, &man, &vc, &base.table, base.params, rank, nranks);
         if (st == SOTU_OK && rank == 0 && c.queue.n_failed)
             st = sotu_error(SOTU_ERR_DATA, "%d of %d jobs failed (see the log and metrics.jsonl "
                             "of the points); rerun with --resume to train them", c.queue.n_failed,
@@ -794,18 +645,9 @@ int sotu_cmd_train(int argc, char **argv)
         st = sotu_run_merge(&run, 0, merged, &stats);
     if (!all_ok(st, "train"))
         goto done;
-    if ((st = evaluate_merged(&run, merged, rank, nranks, acc)) != SOTU_OK)
+    if ((st = sotu_evaluate_run(&run, rank, nranks, &evr)) != SOTU_OK)
         goto done;
     if (rank == 0) {
-        int T = run.T;
-        acc_matrix = malloc(sizeof(double) * (size_t)T * (size_t)T);
-        if (!acc_matrix) {
-            st = sotu_error(SOTU_ERR_NOMEM, "accuracy matrix");
-            goto finish;
-        }
-        for (size_t i = 0; i < (size_t)T * (size_t)T; i++)
-            acc_matrix[i] = NAN;
-        memcpy(acc_matrix + (size_t)(T - 1) * (size_t)T, acc, sizeof(double) * (size_t)T);
         double max_cos = 0;
         for (int i = 0; i < stats.n; i++)
             for (int j = 0; j < stats.n; j++)
@@ -813,7 +655,7 @@ int sotu_cmd_train(int argc, char **argv)
                     max_cos = fabs(stats.cosine[(size_t)i * stats.n + j]);
         SOTU_INFO("merged %d deltas (%s, scale %g): collision rate %.4f, max |cosine| %.4f",
                   stats.n, cfg.merge.mode, cfg.merge.scale, stats.collision_rate, max_cos);
-        st = sotu_run_write_checkpoint(&run, NULL, merged, &stats, acc_matrix);
+        st = sotu_evaluate_write(&run, merged, &stats, &evr, nranks, sotu_now() - t_start, acc);
         if (st != SOTU_OK)
             goto finish;
         json_t *ev = json_pack("{s:i, s:i, s:f, s:f}", "merged_tasks", stats.n, "failed_tasks",
@@ -821,8 +663,10 @@ int sotu_cmd_train(int argc, char **argv)
                               "seconds", sotu_now() - t_start);
         sotu_run_metric(&run, "run_end", ev);
         sotu_run_print_table(&run, acc, stdout);
+        sotu_eval_report_print(&evr, stdout);
         printf("checkpoint: %s   metrics: %s/metrics.jsonl   wall time %.1fs\n",
                run.checkpoint_path, run.dir, sotu_now() - t_start);
+        printf("report: %s/report.html (also report.md, summary.csv)\n", run.dir);
         if (c.queue.n_failed)
             st = sotu_error(SOTU_ERR_DATA, "%d of %d tasks failed (see the log above and "
                             "metrics.jsonl); the rest were merged. Rerun with --resume to "
@@ -838,6 +682,7 @@ done:
     rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_exit_code(st);
 cleanup:
     sotu_merge_stats_free(&stats);
+    sotu_eval_report_free(&evr);
     free(acc_matrix);
     free(acc);
     free(merged);

@@ -174,6 +174,25 @@ cleanup:
     return st;
 }
 
+static sotu_status write_stream(const char *path, char *text, size_t n)
+{
+    sotu_status st = text ? sotu_write_file_atomic(path, text, n)
+                          : sotu_error(SOTU_ERR_NOMEM, "%s: cannot format the summary", path);
+    free(text);
+    return st;
+}
+
+sotu_status sotu_sweep_write_config(const sotu_sweep *sw, const sotu_config *cfg)
+{
+    char path[SOTU_PATH_MAX + 16];
+    sotu_status st = sotu_mkdirs(sw->dir);
+    if (st != SOTU_OK)
+        return st;
+    sotu_path_join(path, sizeof path, sw->dir, "sweep.yaml");
+    char *text = sotu_config_to_yaml(cfg);
+    return write_stream(path, text, text ? strlen(text) : 0);
+}
+
 sotu_status sotu_sweep_prepare_group(const sotu_sweep *sw, int g)
 {
     const sotu_sweep_point *first = &sw->points[sw->groups[g].first_point];
@@ -244,14 +263,6 @@ void sotu_sweep_print_ranking(const sotu_sweep *sw, const sotu_sweep_result *res
                 res[p].tasks_done, res[p].tasks);
     }
     free(order);
-}
-
-static sotu_status write_stream(const char *path, char *text, size_t n)
-{
-    sotu_status st = text ? sotu_write_file_atomic(path, text, n)
-                          : sotu_error(SOTU_ERR_NOMEM, "%s: cannot format the summary", path);
-    free(text);
-    return st;
 }
 
 sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_result *res)

@@ -20,6 +20,7 @@
  *       deltas/                the group's deltas; in the group's other
  *                              points a symbolic link to the first point's
  *       checkpoint.h5, metrics.jsonl
+ *   D/sweep.yaml               the configuration with its sweep block
  *   D/sweep.csv, D/sweep.md    the points ranked by mean merged accuracy
  *
  * Each point directory is what `sotu merge` takes. A configuration without
@@ -74,6 +75,10 @@ double sotu_sweep_keep_ship(const sotu_config *cfg, int n_tasks);
  * exceeds SOTU_SWEEP_POINTS_MAX points. */
 sotu_status sotu_sweep_expand(const sotu_config *cfg, int n_tasks, sotu_sweep *sw);
 void sotu_sweep_free(sotu_sweep *sw); /* accepts NULL */
+
+/* Writes D/sweep.yaml: cfg with its sweep, what `sotu merge D` expands
+ * again to find the points. */
+sotu_status sotu_sweep_write_config(const sotu_sweep *sw, const sotu_config *cfg);
 
 /* Creates the directories of the points of group g: the first point's
  * deltas/ and in every other point a `deltas` link to it. Idempotent. */

@@ -1,0 +1,265 @@
+/* `sotu merge RUN_DIR [--keep K] [--mode M] [--scale S] [--out CKPT]`:
+ * re-merges the stored deltas of a run without retraining.
+ *
+ * RUN_DIR is a run directory (config.yaml + deltas/, as `sotu train` or an
+ * array element writes it) or a sweep directory (sweep.yaml + points/): then
+ * every point is merged, evaluated and ranked (sweep.csv, sweep.md). θ0 comes
+ * from the configuration's model.pretrained. Under mpiexec/srun the
+ * evaluation is shared over the ranks; serially it runs in one process.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/threads.h"
+#include "coordinator/cli.h"
+#include "coordinator/commands.h"
+#include "coordinator/finish.h"
+#include "coordinator/mpi_util.h"
+#include "coordinator/run.h"
+#include "coordinator/sweep.h"
+#include "io/fsutil.h"
+#include "io/weights.h"
+
+static void merge_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: [mpiexec -n N] sotu merge RUN_DIR [--keep K] [--mode sum|mean|disjoint]\n"
+            "                  [--scale S] [--out CKPT] [--set key=value ...]\n"
+            "Merges the deltas stored in RUN_DIR/deltas (no retraining), evaluates the merged\n"
+            "model and writes RUN_DIR/checkpoint.h5 (or CKPT) and the reports.\n"
+            "--keep K  merge at keep K <= the keep the deltas were shipped at (a sub-mask)\n"
+            "--mode, --scale  merge.mode and merge.scale for this merge\n"
+            "RUN_DIR may be a sweep directory (sweep.yaml, points/): every point is merged\n"
+            "and ranked in sweep.csv and sweep.md (what slurm/merge-after.sbatch runs after\n"
+            "an array sweep).\n");
+}
+
+/* θ0 read on every rank (merging is not worth a broadcast protocol). */
+static sotu_status read_theta0(const char *path, vit_config *vc, vit_model *base)
+{
+    sotu_status st = sotu_weights_read_config(path, vc);
+    if (st == SOTU_OK)
+        st = vit_init(base, vc, 1);
+    if (st == SOTU_OK)
+        st = sotu_weights_read_into(path, SOTU_WEIGHTS_GROUP, &base->table, base->params, 0);
+    return st;
+}
+
+static int all_fail(sotu_status st, int nranks)
+{
+    int bad = st != SOTU_OK, any = bad;
+    if (nranks > 1)
+        SOTU_MPI_CHECK(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    return any;
+}
+
+/* The run directory's configuration with the merge options applied:
+ * sotu.keep becomes [K, shipped keep] so the stored deltas still verify. */
+static sotu_status merge_config(const char *config_path, const char *dir, char *const *sets,
+                                int n_sets, const char *keep, const char *mode,
+                                const char *scale, sotu_manifest *man, sotu_config *cfg)
+{
+    sotu_config trained;
+    sotu_config_defaults(&trained);
+    sotu_status st = sotu_config_load(&trained, config_path);
+    if (st == SOTU_OK)
+        st = sotu_manifest_read(trained.data.manifest, man);
+    if (st != SOTU_OK)
+        return st;
+    double ship = sotu_sweep_keep_ship(&trained, man->n_tasks);
+    *cfg = trained;
+    char a[SOTU_PATH_MAX + 32];
+    for (int i = 0; st == SOTU_OK && i < n_sets; i++)
+        st = sotu_config_set(cfg, sets[i]);
+    if (st == SOTU_OK && mode) {
+        snprintf(a, sizeof a, "merge.mode=%s", mode);
+        st = sotu_config_set(cfg, a);
+    }
+    if (st == SOTU_OK && scale) {
+        snprintf(a, sizeof a, "merge.scale=%s", scale);
+        st = sotu_config_set(cfg, a);
+    }
+    if (st == SOTU_OK) {
+        snprintf(a, sizeof a, "output.dir=%s", dir);
+        st = sotu_config_set(cfg, a);
+    }
+    if (st != SOTU_OK)
+        return st;
+    double k = cfg->sotu.n_keep ? cfg->sotu.keep[0] : 1.0 / man->n_tasks;
+    if (keep) {
+        char *end;
+        k = strtod(keep, &end);
+        if (*end || !(k > 0))
+            return sotu_error(SOTU_ERR_USAGE, "--keep %s: expected a number in (0, %g]", keep,
+                              ship);
+    }
+    if (k > ship * (1 + 1e-12))
+        return sotu_error(SOTU_ERR_USAGE, "--keep %g: the deltas in %s/deltas were shipped at "
+                          "keep %g; a merge can only use a keep up to that (a sub-mask)", k, dir,
+                          ship);
+    if (fabs(k - ship) <= 1e-12 * ship)
+        snprintf(a, sizeof a, "sotu.keep=[%.17g]", ship);
+    else
+        snprintf(a, sizeof a, "sotu.keep=[%.17g, %.17g]", k, ship);
+    if ((st = sotu_config_set(cfg, a)) == SOTU_OK)
+        st = sotu_config_validate(cfg);
+    return st;
+}
+
+static sotu_status merge_run_dir(const char *dir, const sotu_cli_args *a, const char *keep,
+                                 const char *mode, const char *scale, const char *out, int rank,
+                                 int nranks)
+{
+    char path[SOTU_PATH_MAX + 32];
+    sotu_path_join(path, sizeof path, dir, "config.yaml");
+    sotu_config cfg;
+    sotu_manifest man = {0};
+    vit_config vc;
+    vit_model base = {0};
+    sotu_run run = {0};
+    double t0 = sotu_now(), mean = NAN;
+    int loaded = 0, done = 0;
+    sotu_status st = merge_config(path, dir, a->sets, a->n_sets, keep, mode, scale, &man, &cfg);
+    if (st == SOTU_OK) {
+        sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+        st = read_theta0(cfg.model.pretrained, &vc, &base);
+    }
+    if (st == SOTU_OK)
+        st = sotu_run_init(&run, &cfg, &man, &vc, &base.table, base.params, false);
+    if (st == SOTU_OK && rank == 0) {
+        if (out)
+            snprintf(run.checkpoint_path, sizeof run.checkpoint_path, "%s", out);
+        sotu_path_join(path, sizeof path, dir, "metrics.jsonl");
+        run.metrics = fopen(path, "a");
+        st = sotu_run_load_deltas(&run, &loaded);
+        if (st == SOTU_OK && loaded == 0)
+            st = sotu_error(SOTU_ERR_DATA, "%s: no delta verifies (expected <task>.sotud files "
+                            "of the %d tasks of %s)", run.deltas_dir, run.T, man.path);
+        if (st == SOTU_OK)
+            SOTU_INFO("merge %s: %d of %d tasks, keep %g (shipped at %g), %s scale %g", dir,
+                      loaded, run.T, run.keeps[0], run.keep_ship, cfg.merge.mode,
+                      cfg.merge.scale);
+    }
+    if (!all_fail(st, nranks))
+        st = sotu_finish_run(&run, rank, nranks, t0, &mean, &done);
+    else if (st == SOTU_OK)
+        st = sotu_error(SOTU_ERR_INTERNAL, "merge failed on another rank");
+    if (st == SOTU_OK && rank == 0 && loaded < run.T)
+        SOTU_WARN("%d of %d tasks have no verified delta in %s and were left out", run.T - loaded,
+                  run.T, run.deltas_dir);
+    sotu_run_free(&run);
+    vit_free(&base);
+    sotu_manifest_free(&man);
+    return st;
+}
+
+static sotu_status merge_sweep_dir(const char *dir, const sotu_cli_args *a, int rank, int nranks)
+{
+    char path[SOTU_PATH_MAX + 32], set[SOTU_PATH_MAX + 32];
+    sotu_path_join(path, sizeof path, dir, "sweep.yaml");
+    sotu_config cfg;
+    sotu_config_defaults(&cfg);
+    sotu_manifest man = {0};
+    sotu_sweep sw = {0};
+    vit_config vc;
+    vit_model base = {0};
+    sotu_status st = sotu_config_load(&cfg, path);
+    for (int i = 0; st == SOTU_OK && i < a->n_sets; i++)
+        st = sotu_config_set(&cfg, a->sets[i]);
+    snprintf(set, sizeof set, "output.dir=%s", dir);
+    if (st == SOTU_OK)
+        st = sotu_config_set(&cfg, set);
+    if (st == SOTU_OK)
+        st = sotu_config_validate(&cfg);
+    if (st == SOTU_OK)
+        st = sotu_manifest_read(cfg.data.manifest, &man);
+    if (st == SOTU_OK)
+        st = sotu_sweep_expand(&cfg, man.n_tasks, &sw);
+    if (st == SOTU_OK) {
+        sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+        st = read_theta0(cfg.model.pretrained, &vc, &base);
+    }
+    for (int g = 0; st == SOTU_OK && rank == 0 && g < sw.n_groups; g++)
+        st = sotu_sweep_prepare_group(&sw, g);
+    if (!all_fail(st, nranks))
+        st = sotu_finish_sweep(&sw, &man, &vc, &base.table, base.params, rank, nranks);
+    else if (st == SOTU_OK)
+        st = sotu_error(SOTU_ERR_INTERNAL, "merge failed on another rank");
+    sotu_sweep_free(&sw);
+    vit_free(&base);
+    sotu_manifest_free(&man);
+    return st;
+}
+
+int sotu_cmd_merge(int argc, char **argv)
+{
+    enum { OPT_KEEP = 0x2000, OPT_MODE, OPT_SCALE, OPT_OUT };
+    static const struct option opts[] = {SOTU_CLI_OPTIONS,
+                                         {"keep", required_argument, NULL, OPT_KEEP},
+                                         {"mode", required_argument, NULL, OPT_MODE},
+                                         {"scale", required_argument, NULL, OPT_SCALE},
+                                         {"out", required_argument, NULL, OPT_OUT},
+                                         {NULL, 0, NULL, 0}};
+    sotu_cli_args a = {0};
+    const char *keep = NULL, *mode = NULL, *scale = NULL, *out = NULL;
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, SOTU_CLI_SHORT, opts, NULL)) != -1) {
+        int r = sotu_cli_option(&a, "merge", o, optarg);
+        if (r < 0)
+            return SOTU_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (o == OPT_KEEP)
+            keep = optarg;
+        else if (o == OPT_MODE)
+            mode = optarg;
+        else if (o == OPT_SCALE)
+            scale = optarg;
+        else if (o == OPT_OUT)
+            out = optarg;
+        else {
+            merge_usage(stderr);
+            return SOTU_EXIT_USAGE;
+        }
+    }
+    if (a.help) {
+        merge_usage(stdout);
+        return SOTU_EXIT_OK;
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "sotu merge: expected one RUN_DIR\n");
+        merge_usage(stderr);
+        return SOTU_EXIT_USAGE;
+    }
+    const char *dir = argv[optind];
+    char path[SOTU_PATH_MAX + 32];
+    sotu_path_join(path, sizeof path, dir, "sweep.yaml");
+    bool sweep = sotu_file_exists(path);
+    sotu_path_join(path, sizeof path, dir, "config.yaml");
+    if (!sweep && !sotu_file_exists(path)) {
+        fprintf(stderr, "sotu merge: %s: neither a run directory (config.yaml, deltas/) nor a "
+                "sweep directory (sweep.yaml, points/)\n", dir);
+        return SOTU_EXIT_USAGE;
+    }
+    if (sweep && (keep || mode || scale || out)) {
+        fprintf(stderr, "sotu merge: %s is a sweep directory: --keep, --mode, --scale and --out "
+                "apply to one run directory (%s/points/<point>), or sweep them in the "
+                "configuration\n", dir, dir);
+        return SOTU_EXIT_USAGE;
+    }
+    int rank = 0, nranks = 1;
+    sotu_status st = sotu_mpi_init(&argc, &argv, &rank, &nranks);
+    if (st != SOTU_OK)
+        return sotu_cmd_fail("merge", st);
+    st = sweep ? merge_sweep_dir(dir, &a, rank, nranks)
+               : merge_run_dir(dir, &a, keep, mode, scale, out, rank, nranks);
+    int rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_exit_code(st);
+    if (st != SOTU_OK && rank == 0)
+        fprintf(stderr, "sotu merge: %s\n", sotu_last_error());
+    sotu_mpi_finalize();
+    return rc;
+}
