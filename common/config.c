@@ -116,6 +116,8 @@ static const key_spec keys[] = {
     INT("eval.every", eval.every, "1", 0, INT_MAX),
     NAMES("eval.baselines", eval.baselines, eval.n_baselines,
           "[finetuned, frozen, dense, sequential]", baselines, 0),
+    INT("eval.rp_dim", eval.rp_dim, "512", 0, 1 << 16),
+    INT("eval.fit_per_task", eval.fit_per_task, "500", 0, INT_MAX),
 
     INT("checkpoint.every", checkpoint.every, "0", 0, INT_MAX),
 

@@ -84,6 +84,8 @@ typedef struct {
         int every;
         int n_baselines;
         char baselines[SOTU_LIST_MAX][32];
+        int rp_dim;                   /* ridge: random projection width M; 0 = raw features */
+        int fit_per_task;             /* training images per task fitting NCM/ridge; 0 = all */
     } eval;
 
     struct {

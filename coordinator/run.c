@@ -45,6 +45,10 @@ sotu_status sotu_run_init(sotu_run *run, const sotu_config *cfg, const sotu_mani
     for (int k = 0; k < run->n_keeps; k++)
         if (run->keeps[k] > run->keep_ship)
             run->keep_ship = run->keeps[k];
+    /* The dense baseline (task arithmetic) merges at keep 1, a super-mask of every keep. */
+    for (int b = 0; b < cfg->eval.n_baselines; b++)
+        if (!strcmp(cfg->eval.baselines[b], "dense"))
+            run->keep_ship = 1.0;
 
     run->table.n = table->n;
     run->table.total = table->total;
@@ -363,11 +367,17 @@ sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded)
 
 sotu_status sotu_run_merge(sotu_run *run, double keep, float *merged, sotu_merge_stats *stats)
 {
+    return sotu_run_merge_prefix(run, keep, run->T, merged, stats);
+}
+
+sotu_status sotu_run_merge_prefix(sotu_run *run, double keep, int n_prefix, float *merged,
+                                  sotu_merge_stats *stats)
+{
     const sotu_delta **list = malloc(sizeof *list * (size_t)run->T);
     if (!list)
         return sotu_error(SOTU_ERR_NOMEM, "merge: list of %d deltas", run->T);
     int n = 0;
-    for (int t = 0; t < run->T; t++)
+    for (int t = 0; t < n_prefix && t < run->T; t++)
         if (run->tasks[t].done)
             list[n++] = &run->tasks[t].delta;
     sotu_merge_opts o = {
@@ -385,6 +395,13 @@ sotu_status sotu_run_merge(sotu_run *run, double keep, float *merged, sotu_merge
 
 sotu_status sotu_run_write_checkpoint(sotu_run *run, const char *path, const float *merged,
                                       const sotu_merge_stats *stats, const double *acc)
+{
+    return sotu_run_write_checkpoint_eval(run, path, merged, stats, acc, 0, NULL);
+}
+
+sotu_status sotu_run_write_checkpoint_eval(sotu_run *run, const char *path, const float *merged,
+                                           const sotu_merge_stats *stats, const double *acc,
+                                           int n_summary, const sotu_checkpoint_figure *summary)
 {
     int T = run->T;
     sotu_status st = SOTU_OK;
@@ -452,6 +469,8 @@ sotu_status sotu_run_write_checkpoint(sotu_run *run, const char *path, const flo
         .n_keeps = n_extra,
         .keeps = keeps,
         .acc_matrix = acc,
+        .n_summary = n_summary,
+        .summary = summary,
     };
     st = sotu_checkpoint_write(path ? path : run->checkpoint_path, &ck);
 cleanup:

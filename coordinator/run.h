@@ -21,6 +21,7 @@
 
 #include "common/config.h"
 #include "coordinator/merge.h"
+#include "io/checkpoint.h"
 #include "io/delta.h"
 #include "io/taskset.h"
 #include "worker/vit.h"
@@ -58,7 +59,7 @@ typedef struct {
     float *theta0;                 /* [table.total] */
     int n_keeps;
     double keeps[SOTU_LIST_MAX];   /* [0] is the primary keep (/merged) */
-    double keep_ship;              /* the largest: what workers cut at */
+    double keep_ship;              /* the largest (1 with the dense baseline): what workers cut at */
     sotu_merge_mode mode;
     char dir[SOTU_PATH_MAX];
     char deltas_dir[SOTU_PATH_MAX];
@@ -99,11 +100,21 @@ int sotu_run_count_delta_files(const sotu_run *run);
  * order. stats may be NULL. */
 sotu_status sotu_run_merge(sotu_run *run, double keep, float *merged, sotu_merge_stats *stats);
 
+/* sotu_run_merge over the done tasks with index < n_prefix only (row
+ * n_prefix - 1 of the accuracy matrix). */
+sotu_status sotu_run_merge_prefix(sotu_run *run, double keep, int n_prefix, float *merged,
+                                  sotu_merge_stats *stats);
+
 /* Writes the checkpoint: /merged at the primary keep (merged), extra keeps
  * merged here, heads, task records, cosine from stats (may be NULL), and the
  * accuracy matrix acc [T*T] (may be NULL). path NULL = run's checkpoint. */
 sotu_status sotu_run_write_checkpoint(sotu_run *run, const char *path, const float *merged,
                                       const sotu_merge_stats *stats, const double *acc);
+
+/* The same with summary figures as attrs of /eval (io/checkpoint.h). */
+sotu_status sotu_run_write_checkpoint_eval(sotu_run *run, const char *path, const float *merged,
+                                           const sotu_merge_stats *stats, const double *acc,
+                                           int n_summary, const sotu_checkpoint_figure *summary);
 
 /* Appends one JSON object (a jansson json_t*, stolen) to metrics.jsonl with
  * "event" and "time" fields added. */
