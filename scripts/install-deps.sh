@@ -14,6 +14,7 @@ packages=(
   dataset-fashion-mnist
   python3-torch python3-h5py python3-numpy python3-pil
   slurm-wlm munge
+  chromium
 )
 
 missing=()
