@@ -156,6 +156,12 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
     double acc;
     if ((st = sotu_finetune_eval_test(&m, &ts, cfg, &acc, e->feats)) != SOTU_OK)
         goto cleanup;
+    for (size_t i = 0; i < (size_t)ts.n_test * D; i++)
+        if (!isfinite(e->feats[i])) {
+            st = sotu_error(SOTU_ERR_NUMERIC, "task %s: the backbone gives a non-finite feature "
+                            "(image %zu of the test split)", ts.name, i / (size_t)D);
+            goto cleanup;
+        }
     if (hw)
         e->head_acc = acc;
     if (!want_cls)
