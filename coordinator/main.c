@@ -18,7 +18,7 @@ static const command commands[] = {
     {"finetune", sotu_cmd_finetune, "fine-tune one task in one process and print its accuracy"},
     {"data", sotu_cmd_data, "build task datasets (fmnist presets, IDX and image import)"},
     {"merge", sotu_cmd_merge, "re-merge stored deltas of a run without retraining"},
-    {"eval", NULL, "evaluate a checkpoint on a task manifest"},
+    {"eval", sotu_cmd_eval, "evaluate a checkpoint on a task manifest"},
     {"predict", sotu_cmd_predict, "logits and predicted classes for images"},
     {"import", sotu_cmd_import, "import safetensors weights"},
     {"export", sotu_cmd_export, "export a checkpoint as safetensors"},

@@ -1,0 +1,245 @@
+/* `sotu eval CKPT --tasks MANIFEST [--out DIR] [--set key=value ...]`:
+ * evaluates a checkpoint's merged model on a task manifest the way `sotu
+ * train` does at its end (coordinator/evaluate.h): task heads, NCM and ridge,
+ * at the primary keep and at every keep under /keeps. Only the final row of
+ * the accuracy matrix: a checkpoint holds the merged model, not the deltas.
+ * The settings (data normalisation, batch size, eval.*) come from the
+ * configuration stored in the checkpoint, then the --set overrides.
+ * Serial, or under mpiexec with the tasks shared over ranks.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "coordinator/cli.h"
+#include "coordinator/commands.h"
+#include "coordinator/evaluate.h"
+#include "coordinator/mpi_util.h"
+#include "coordinator/report.h"
+#include "io/checkpoint.h"
+#include "io/fsutil.h"
+
+static void eval_usage(FILE *f)
+{
+    fprintf(f, "usage: [mpiexec -n N] sotu eval CKPT --tasks MANIFEST [--out DIR] [--set k=v ...]\n"
+               "Evaluates the merged model of CKPT on the tasks of MANIFEST: each task's head\n"
+               "(task-incremental), NCM and ridge over all tasks' classes (class-incremental),\n"
+               "at the checkpoint's keep and at every keep stored under /keeps. Settings come\n"
+               "from the checkpoint's configuration, then --set (e.g. eval.rp_dim=1024).\n"
+               "--out DIR  also write DIR/summary.csv, report.md and report.html\n");
+}
+
+typedef struct {
+    const char *path;
+    double keep;          /* 0 = primary */
+    const sotu_tensor_table *tab;
+} ckpt_ctx;
+
+static sotu_status backbone_ckpt(void *ctx, int row, float *params)
+{
+    const ckpt_ctx *c = ctx;
+    (void)row;
+    return sotu_checkpoint_read_merged(c->path, c->keep, c->tab, params, 0);
+}
+
+/* The configuration stored in the checkpoint with the overrides on top. */
+static int load_config(const sotu_checkpoint_info *info, char *const *sets, int n_sets,
+                       sotu_config *cfg)
+{
+    if (!info->config_yaml || !info->config_yaml[0])
+        return sotu_cli_config("eval", NULL, sets, n_sets, cfg);
+    char path[] = "/tmp/sotu-eval-config-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return sotu_cli_config("eval", NULL, sets, n_sets, cfg);
+    close(fd);
+    int rc = SOTU_EXIT_IO;
+    if (sotu_write_file_atomic(path, info->config_yaml, strlen(info->config_yaml)) == SOTU_OK)
+        rc = sotu_cli_config("eval", path, sets, n_sets, cfg);
+    unlink(path);
+    return rc;
+}
+
+int sotu_cmd_eval(int argc, char **argv)
+{
+    static const struct option opts[] = {SOTU_CLI_OPTIONS,
+                                         {"tasks", required_argument, NULL, 't'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
+    sotu_cli_args a = {0};
+    const char *tasks = NULL, *out = NULL;
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, SOTU_CLI_SHORT "t:o:", opts, NULL)) != -1) {
+        int r = sotu_cli_option(&a, "eval", o, optarg);
+        if (r < 0)
+            return SOTU_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (o == 't') {
+            tasks = optarg;
+        } else if (o == 'o') {
+            out = optarg;
+        } else {
+            eval_usage(stderr);
+            return SOTU_EXIT_USAGE;
+        }
+    }
+    if (a.help) {
+        eval_usage(stdout);
+        return SOTU_EXIT_OK;
+    }
+    if (optind != argc - 1 || !tasks) {
+        fprintf(stderr, "sotu eval: expected one CKPT and --tasks MANIFEST\n");
+        eval_usage(stderr);
+        return SOTU_EXIT_USAGE;
+    }
+    const char *ckpt = argv[optind];
+    int rank = 0, nranks = 1;
+    sotu_status st = sotu_mpi_init(&argc, &argv, &rank, &nranks);
+    if (st != SOTU_OK)
+        return sotu_cmd_fail("eval", st);
+
+    sotu_checkpoint_info info = {0};
+    sotu_manifest man = {0};
+    sotu_config cfg;
+    vit_model m = {0};
+    sotu_eval_report rep = {0};
+    bool *active = NULL;
+    float **hw = NULL, **hb = NULL;
+    double *ft = NULL;
+    const char **names = NULL;
+    int *classes = NULL;
+    int rc = SOTU_EXIT_OK;
+    double t0 = sotu_now();
+
+    if ((st = sotu_checkpoint_read_info(ckpt, &info)) == SOTU_OK)
+        st = sotu_manifest_read(tasks, &man);
+    if (st != SOTU_OK) {
+        rc = sotu_cmd_fail("eval", st);
+        goto done;
+    }
+    if ((rc = load_config(&info, a.sets, a.n_sets, &cfg)) != 0)
+        goto done;
+    if ((st = vit_init(&m, &info.model, 1)) != SOTU_OK) {
+        rc = sotu_cmd_fail("eval", st);
+        goto done;
+    }
+    int T = man.n_tasks;
+    rep.T = T;
+    active = calloc((size_t)T, sizeof *active);
+    hw = calloc((size_t)T, sizeof *hw);
+    hb = calloc((size_t)T, sizeof *hb);
+    ft = calloc((size_t)T, sizeof *ft);
+    names = calloc((size_t)T, sizeof *names);
+    classes = calloc((size_t)T, sizeof *classes);
+    if (!active || !hw || !hb || !ft || !names || !classes) {
+        rc = sotu_cmd_fail("eval", sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", T));
+        goto done;
+    }
+    int with_head = 0;
+    for (int t = 0; t < T; t++) {
+        int k = sotu_checkpoint_find_task(&info, man.tasks[t].name);
+        active[t] = true;
+        names[t] = man.tasks[t].name;
+        classes[t] = man.tasks[t].classes;
+        ft[t] = NAN;
+        if (k < 0 || !info.tasks[k].head_weight)
+            continue;
+        if (info.tasks[k].classes != man.tasks[t].classes) {
+            rc = sotu_cmd_fail("eval", sotu_error(SOTU_ERR_DATA, "%s: task %s has %d classes in "
+                                                  "the checkpoint, %d in %s", ckpt,
+                                                  man.tasks[t].name, info.tasks[k].classes,
+                                                  man.tasks[t].classes, tasks));
+            goto done;
+        }
+        hw[t] = info.tasks[k].head_weight;
+        hb[t] = info.tasks[k].head_bias;
+        ft[t] = info.tasks[k].finetuned_acc;
+        with_head++;
+    }
+    if (rank == 0)
+        SOTU_INFO("eval %s: %d tasks (%d with a head in the checkpoint), %d ranks, keep %g and "
+                  "%d more", ckpt, T, with_head, nranks, info.keep, info.n_keeps);
+
+    bool want[SOTU_EV_N];
+    for (int c = 0; c < SOTU_EV_N; c++)
+        want[c] = false;
+    for (int i = 0; i < cfg.eval.n_classifiers; i++) {
+        const char *c = cfg.eval.classifiers[i];
+        if (!strcmp(c, "task_heads"))
+            want[SOTU_EV_TASK_HEADS] = true;
+        else if (!strcmp(c, "ncm"))
+            want[SOTU_EV_NCM] = want[SOTU_EV_NCM_TIL] = true;
+        else if (!strcmp(c, "ridge"))
+            want[SOTU_EV_RIDGE] = want[SOTU_EV_RIDGE_TIL] = true;
+    }
+    for (int k = -1; k < info.n_keeps; k++) {
+        double keep = k < 0 ? info.keep : info.keeps[k];
+        char name[32];
+        if (k < 0)
+            snprintf(name, sizeof name, "sotu");
+        else
+            snprintf(name, sizeof name, "sotu@%.6g", keep);
+        sotu_eval_method *me = NULL;
+        double *acc[SOTU_EV_N] = {0};
+        if (rank == 0) {
+            if (!(me = sotu_eval_report_add(&rep, name, keep, want))) {
+                st = SOTU_ERR_NOMEM;
+                break;
+            }
+            memcpy(acc, me->acc, sizeof acc);
+        }
+        ckpt_ctx cc = {ckpt, k < 0 ? 0 : keep, &m.table};
+        sotu_eval_input in = {.vc = &info.model, .n_params = m.num_params, .man = &man,
+                              .cfg = &cfg, .active = active, .head_w = hw, .head_b = hb,
+                              .backbone = backbone_ckpt, .ctx = &cc, .last_row_only = true,
+                              .label = name};
+        memcpy(in.want, want, sizeof want);
+        double t1 = sotu_now(), lambda = NAN;
+        if ((st = sotu_evaluate_matrices(&in, rank, nranks, acc, &lambda)) != SOTU_OK)
+            break;
+        if (rank == 0) {
+            me->lambda = lambda;
+            me->last_row_only = true;
+            me->seconds = sotu_now() - t1;
+            sotu_eval_method_finish(me, T);
+        }
+    }
+    if (st != SOTU_OK) {
+        rc = sotu_cmd_fail("eval", st);
+        goto done;
+    }
+    if (rank == 0) {
+        sotu_eval_report_print(&rep, stdout);
+        if (out) {
+            sotu_report_info ri = {.title = ckpt, .T = T, .task_names = names,
+                                   .classes = classes, .finetuned = ft, .keep = info.keep,
+                                   .merge_mode = info.merge_mode,
+                                   .collision_rate = info.collision_rate,
+                                   .seconds = sotu_now() - t0, .ranks = nranks};
+            if ((st = sotu_mkdirs(out)) == SOTU_OK)
+                st = sotu_report_write(out, &ri, &rep);
+            if (st != SOTU_OK)
+                rc = sotu_cmd_fail("eval", st);
+            else
+                printf("report: %s/report.html (also report.md, summary.csv)\n", out);
+        }
+    }
+done:
+    sotu_eval_report_free(&rep);
+    free(active);
+    free(hw);
+    free(hb);
+    free(ft);
+    free(names);
+    free(classes);
+    vit_free(&m);
+    sotu_manifest_free(&man);
+    sotu_checkpoint_info_free(&info);
+    sotu_mpi_finalize();
+    return rc;
+}
