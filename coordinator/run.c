@@ -255,6 +255,7 @@ sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
 {
     sotu_run_task *task = &run->tasks[t];
     const char *name = run->man.tasks[t].name;
+    double start = sotu_now();
     char what[SOTU_PATH_MAX + 128];
     if (persist)
         snprintf(what, sizeof what, "delta of task %s from rank %d", name, rep->rank);
@@ -301,6 +302,7 @@ sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
         json_t *o = report_json(run, t, rep);
         json_object_set_new(o, "kept_values", json_integer(task->kept_values));
         json_object_set_new(o, "bytes", json_integer(task->bytes));
+        json_object_set_new(o, "ingest_ms", json_real(1e3 * (sotu_now() - start)));
         sotu_run_metric(run, "task_done", o);
     }
     return SOTU_OK;
