@@ -610,7 +610,12 @@ static sotu_status apply_text(load_ctx *c, sotu_config *cfg, const char *key, co
     if (s)
         return s;
     c->doc = &doc;
-    s = apply_key(c, cfg, key, NULL, yaml_document_get_root_node(&doc));
+    const yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root)
+        s = apply_key(c, cfg, key, NULL, root);
+    else
+        s = sotu_error(SOTU_ERR_CONFIG, "%s: expected a YAML value after '=', got none",
+                       c->where);
     c->doc = NULL;
     yaml_document_delete(&doc);
     return s;
