@@ -103,18 +103,31 @@ sotu_status sotu_idx_read(const char *path, uint32_t expect_magic, sotu_idx *out
                        path, dims[0], item, SOTU_IDX_MAX_BYTES);
         goto cleanup;
     }
-    size_t size = (size_t)dims[0] * item;
-    data = malloc(size ? size : 1);
-    if (!data) {
-        s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, size);
-        goto cleanup;
+    /* The buffer grows as data arrives: a short file whose header claims
+     * gigabytes costs about its own size, not the header's. */
+    size_t size = (size_t)dims[0] * item, have = 0;
+    size_t cap = size < ((size_t)1 << 20) ? size : (size_t)1 << 20;
+    data = malloc(cap ? cap : 1);
+    for (;;) {
+        if (!data) {
+            s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, cap);
+            goto cleanup;
+        }
+        s = gz_read_some(g, path, data + have, cap - have, &got);
+        if (s != SOTU_OK)
+            goto cleanup;
+        have += got;
+        if (have < cap || cap == size)
+            break;
+        cap = cap > size / 2 ? size : 2 * cap;
+        uint8_t *grown = realloc(data, cap);
+        if (!grown)
+            free(data);
+        data = grown;
     }
-    s = gz_read_some(g, path, data, size, &got);
-    if (s != SOTU_OK)
-        goto cleanup;
-    if (got < size) {
+    if (have < size) {
         s = sotu_error(SOTU_ERR_DATA, "%s: IDX data has %zu bytes, header says %zu (%u items)",
-                       path, got, size, dims[0]);
+                       path, have, size, dims[0]);
         goto cleanup;
     }
     size_t extra = 0;
