@@ -289,13 +289,11 @@ cleanup:
     return s;
 }
 
-sotu_status sotu_taskset_read(const char *path, sotu_taskset *t)
+/* Reads the task from the open file f (closed on return); path names it in
+ * messages and gives the default name. */
+static sotu_status read_task_file(hid_t f, const char *path, sotu_taskset *t)
 {
-    memset(t, 0, sizeof *t);
-    hid_t f;
-    sotu_status s = sotu_h5_open_read(path, &f);
-    if (s != SOTU_OK)
-        return s;
+    sotu_status s = SOTU_OK;
     char format[64];
     int64_t classes = 0;
     if (sotu_h5_has_attr(f, "format")) {
@@ -343,6 +341,38 @@ cleanup:
     if (s != SOTU_OK)
         sotu_taskset_free(t);
     return s;
+}
+
+sotu_status sotu_taskset_read(const char *path, sotu_taskset *t)
+{
+    memset(t, 0, sizeof *t);
+    hid_t f;
+    sotu_status s = sotu_h5_open_read(path, &f);
+    if (s != SOTU_OK)
+        return s;
+    return read_task_file(f, path, t);
+}
+
+sotu_status sotu_taskset_read_image(const void *buf, size_t size, const char *what,
+                                    sotu_taskset *t)
+{
+    memset(t, 0, sizeof *t);
+    sotu_h5_quiet();
+    static const uint8_t signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    if (size < sizeof signature || memcmp(buf, signature, sizeof signature) != 0)
+        return sotu_error(SOTU_ERR_DATA, "%s: not an HDF5 file", what);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 16, 0) < 0 ||
+        H5Pset_file_image(fapl, (void *)buf, size) < 0) {
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        return sotu_error(SOTU_ERR_INTERNAL, "%s: cannot set up an HDF5 file image", what);
+    }
+    hid_t f = H5Fopen(what, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return sotu_error(SOTU_ERR_DATA, "%s: HDF5 file cannot be opened (damaged?)", what);
+    return read_task_file(f, what, t);
 }
 
 void sotu_taskset_free(sotu_taskset *t)

@@ -19,6 +19,7 @@
 #ifndef SOTU_IO_TASKSET_H
 #define SOTU_IO_TASKSET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/config.h"
@@ -53,6 +54,12 @@ sotu_status sotu_taskset_write(const char *path, const sotu_taskset *t);
  * dtype and rank, shapes that agree, labels in [0, classes). Fails with
  * SOTU_ERR_IO (cannot open) or SOTU_ERR_DATA naming the file and dataset. */
 sotu_status sotu_taskset_read(const char *path, sotu_taskset *t);
+
+/* Same checks on an HDF5 file held in memory (a file image, opened with the
+ * core driver; buf is copied). what names the input in messages and gives
+ * the default task name. */
+sotu_status sotu_taskset_read_image(const void *buf, size_t size, const char *what,
+                                    sotu_taskset *t);
 
 void sotu_taskset_free(sotu_taskset *t); /* accepts NULL and zeroed structs */
 
