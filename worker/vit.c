@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/rng.h"
 
@@ -694,6 +695,20 @@ static size_t acts_layout(vit_acts *a, float *base, const vit_config *c, int Bc)
     return used;
 }
 
+/* Upper bounds, in double so nothing overflows, of the floats vit_init
+ * allocates: parameters (grads as many again) and every activation of
+ * acts_layout for Bc images. */
+static void size_bounds(const vit_config *c, int Bc, double *params, double *acts)
+{
+    double S = c->image_size, P = c->patch, C = c->channels, D = c->dim, F = c->mlp_hidden;
+    double L = c->depth, H = c->heads, K = c->classes, B = Bc;
+    double N = (S / P) * (S / P), T = N + 1, BT = B * T;
+    *params = C * P * P * D + (T + 4) * D + L * (4 * D * D + 2 * F * D + F + 9 * D) +
+              (K + 2) * D + K;
+    *acts = (L + 1) * (BT * (9 * D + 2 * F + 5) + B * H * T * T) + B * N * C * P * P +
+            B * (4 * D + 3 * K + 2) + 31 * 16;
+}
+
 sotu_status vit_init(vit_model *m, const vit_config *cfg, int batch_cap)
 {
     memset(m, 0, sizeof *m);
@@ -714,6 +729,17 @@ sotu_status vit_init(vit_model *m, const vit_config *cfg, int batch_cap)
                           c->dim);
     if (batch_cap <= 0)
         return sotu_error(SOTU_ERR_CONFIG, "batch size %d: expected > 0", batch_cap);
+
+    double params, acts;
+    size_bounds(c, batch_cap, &params, &acts);
+    double need = 4 * (2 * params + acts);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (need > have || need > (double)SIZE_MAX / 4)
+        return sotu_error(SOTU_ERR_NOMEM,
+                          "model: needs about %.3g bytes (parameters and gradients %.3g, "
+                          "activations for batch %d %.3g), more than this machine's memory "
+                          "(%.3g bytes); use a smaller model.* or train.batch_size",
+                          need, 8 * params, batch_cap, 4 * acts, have);
 
     sotu_status st = SOTU_OK;
     m->cfg = *cfg;
