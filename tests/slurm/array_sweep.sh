@@ -16,9 +16,9 @@ sed -i "s|dir: $work/run|dir: $work/sweep|" "$work/tiny.yaml"
 export SOTU_BIN
 n=$("$SOTU_BIN" train "$work/tiny.yaml" --array-size)
 [[ $n -eq 3 ]] || { echo "expected 3 array elements, got $n"; exit 1; }
-jid=$(sbatch --parsable --array=0-$((n - 1))%2 --output="$work/elem-%a.out" \
+jid=$(sbatch --parsable --array=0-$((n - 1))%2 --overcommit --output="$work/elem-%a.out" \
   "$SOTU_SOURCE_DIR/slurm/sweep-array.sbatch" "$work/tiny.yaml")
-sbatch --wait --dependency=afterok:"$jid" --output="$work/merge.out" \
+timeout 240 sbatch --wait --dependency=afterok:"$jid" --overcommit --output="$work/merge.out" \
   "$SOTU_SOURCE_DIR/slurm/merge-after.sbatch" "$work/sweep" \
   || { tail -n 20 "$work"/*.out; exit 1; }
 cat "$work/sweep/sweep.md"

@@ -24,14 +24,20 @@ stop() {
     fi
   done
   if [[ -f "$dir/munged.started" ]]; then
-    pkill -x munged 2>/dev/null || true
+    # Wait until munged is gone: a cluster started right after must not
+    # find it still exiting (and then run without it).
+    pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
+    if [[ -n "$pid" ]]; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
     rm -f "$dir/munged.started"
   fi
 }
 
 start() {
   mkdir -p "$dir/state" "$dir/spool" "$dir/log"
-  cpus=$(nproc)
+  cpus=$(getconf _NPROCESSORS_ONLN)  # nproc would honour OMP_NUM_THREADS
   cat > "$dir/slurm.conf" <<CONF
 ClusterName=sotutest
 SlurmctldHost=localhost

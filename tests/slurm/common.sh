@@ -4,6 +4,7 @@
 #   slurm_up NAME         starts tests/slurm/cluster.sh in $PWD/slurm-NAME
 #                         (fresh state), exports SLURM_CONF, and on exit
 #                         cancels every job and stops the daemons
+# Jobs pass --overcommit: CI has 2 cores and the tests start up to 3 ranks.
 : "${SOTU_BIN:?}" "${SOTU_SOURCE_DIR:?}" "${SOTU_PYTHON:=/usr/bin/python3}"
 
 sotu_tiny_setup() {

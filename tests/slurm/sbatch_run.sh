@@ -8,7 +8,7 @@ work=$(mktemp -d "$PWD/sbatch-run.XXXXXX")
 slurm_up sbatch
 sotu_tiny_setup "$work"
 export SOTU_BIN
-sbatch --wait --ntasks=3 --overcommit --output="$work/job.out" \
+timeout 240 sbatch --wait --ntasks=3 --overcommit --output="$work/job.out" \
   "$SOTU_SOURCE_DIR/slurm/sotu.sbatch" "$work/tiny.yaml" --set "output.dir=$work/run" \
   || { cat "$work/job.out"; exit 1; }
 grep -q "3 ranks (rank 0 coordinates)" "$work/job.out" || { cat "$work/job.out"; exit 1; }
