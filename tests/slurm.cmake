@@ -14,3 +14,5 @@ sotu_add_script_test(mpi_kill_resume COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mp
                      LABELS mpi TIMEOUT 300)
 sotu_add_script_test(mpi_signal_stop COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/signal_stop.sh
                      LABELS mpi TIMEOUT 300)
+sotu_add_script_test(mpi_sweep_job COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/sweep_job.sh
+                     LABELS mpi TIMEOUT 300)
