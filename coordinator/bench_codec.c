@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,27 @@ static void codec_usage(FILE *f)
             "bench/peer_codec.py.\n");
 }
 
+/* Cuts a decoded delta's SEEDED tensors to a smaller keep in place: the
+ * values a run at that keep would have shipped (masks are nested). */
+static void cut_to_keep(sotu_delta *d, double keep)
+{
+    for (int k = 0; k < d->n_tensors; k++) {
+        sotu_delta_tensor *t = &d->tensors[k];
+        if (t->mask != SOTU_MASK_SEEDED)
+            continue;
+        uint64_t n = 0;
+        for (uint64_t m = 0; m < t->kept; m++)
+            if (sotu_delta_keeps(sotu_mask_u(d->seed, d->task_index, t->table_index,
+                                             t->indices[m]), keep)) {
+                t->values[n] = t->values[m];
+                t->indices[n] = t->indices[m];
+                n++;
+            }
+        t->kept = n;
+    }
+    d->keep = keep;
+}
+
 int sotu_bench_codec(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -199,13 +221,14 @@ int sotu_bench_codec(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     const char *model = "small", *delta_path = NULL, *export_prefix = NULL;
     double keep = 0.2;
+    bool keep_given = false;
     int level = 3, repeat = 3, threads = 1, o;
     uint64_t seed = 1;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'm': model = optarg; break;
-        case 'k': keep = atof(optarg); break;
+        case 'k': keep = atof(optarg); keep_given = true; break;
         case 'l': level = atoi(optarg); break;
         case 'r': repeat = atoi(optarg); break;
         case 's': seed = strtoull(optarg, NULL, 10); break;
@@ -241,6 +264,8 @@ int sotu_bench_codec(int argc, char **argv)
         if ((s = sotu_delta_read_file(delta_path, NULL, &d)) != SOTU_OK)
             goto cleanup;
         model = "file";
+        if (keep_given && keep < d.keep)
+            cut_to_keep(&d, keep); /* what a run at this keep ships: the nested sub-mask */
         keep = d.keep;
     } else {
         if ((s = sotu_bench_vit_table(model, &tab)) != SOTU_OK ||
