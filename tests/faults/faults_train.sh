@@ -12,7 +12,12 @@
 set -euo pipefail
 : "${SOTU_BIN:?}" "${SOTU_SOURCE_DIR:?}" "${SOTU_PYTHON:=/usr/bin/python3}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sotu-faults.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+launcher=
+cleanup() {
+  [[ -n $launcher ]] && kill -9 "$launcher" $(ps -o pid= --ppid "$launcher") 2> /dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 mpi=(mpiexec --oversubscribe)
 
 "$SOTU_BIN" -q data fmnist --preset fmnist5 --out "$work/tasks" --train 96 --test 64
@@ -61,7 +66,8 @@ kill_rank() { # rank name
   local rank=$1 name=$2 slow=(--set train.max_steps=60)
   "${mpi[@]}" -n 3 "$SOTU_BIN" -q train "$cfg" "${sets[@]}" "${slow[@]}" \
     --set "output.dir=$work/$name" > "$work/$name.out" 2> "$work/$name.err" &
-  local launcher=$! victim="" t0=$SECONDS
+  launcher=$!
+  local victim="" t0=$SECONDS
   while kill -0 $launcher 2> /dev/null && [[ -z $victim ]] && ((SECONDS - t0 < 120)); do
     if [[ $(ls "$work/$name/deltas" 2> /dev/null | grep -c '\.sotud$') -ge 1 ]]; then
       for p in $(ps -o pid= --ppid $launcher); do
@@ -81,6 +87,7 @@ kill_rank() { # rank name
     fail "$name: job still running 60 s after rank $rank was killed"
   fi
   wait $launcher || rc=$?
+  launcher=
   [[ $rc -ne 0 ]] || fail "$name: job exited 0 after rank $rank was killed"
   echo "ok: rank $rank killed, job ended in $((SECONDS - t1)) s with exit $rc"
   "${mpi[@]}" -n 3 "$SOTU_BIN" -q train "$cfg" "${sets[@]}" "${slow[@]}" \
