@@ -15,6 +15,7 @@ packages=(
   python3-torch python3-h5py python3-numpy python3-pil
   slurm-wlm munge
   chromium
+  clang libclang-rt-14-dev
 )
 
 missing=()
