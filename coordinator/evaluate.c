@@ -189,8 +189,8 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
         lab[k] = ts.train_labels[idx[k]];
         held[k] = k % 5 == 4;
     }
-    st = sotu_finetune_eval(&m, img, NULL, n, ts.height, ts.width, ts.channels,
-                            (float)cfg->data.mean, (float)cfg->data.std, NULL, phi, NULL);
+    st = sotu_finetune_eval_cfg(&m, img, NULL, n, ts.height, ts.width, ts.channels, cfg, NULL,
+                                phi, NULL);
     if (st != SOTU_OK)
         goto cleanup;
     if ((st = sotu_cls_stats_init(&e->stats, ts.classes, D, M)) != SOTU_OK)

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/rng.h"
+#include "io/preprocess.h"
 #include "worker/optim.h"
 
 /* ------------------------------------------------------------------------ */
@@ -20,13 +21,39 @@ static void pixel_table(float lut[256], float mean, float std)
         lut[v] = ((float)v / 255.0f - mean) / std;
 }
 
+/* One lookup table per channel (channels past the third reuse the first). */
+typedef struct {
+    float lut[3][256];
+} pixel_tables;
+
+static void pixel_tables_scalar(pixel_tables *pt, float mean, float std)
+{
+    for (int c = 0; c < 3; c++)
+        pixel_table(pt->lut[c], mean, std);
+}
+
+/* The tables of cfg's data.normalize / data.mean / data.std (io/preprocess.h),
+ * so a model imported with ImageNet statistics trains and evaluates with them. */
+static sotu_status pixel_tables_from_config(pixel_tables *pt, const sotu_config *cfg, int size,
+                                            int C)
+{
+    sotu_preprocess p;
+    sotu_status st = sotu_preprocess_from_config(cfg, size, C, &p);
+    if (st != SOTU_OK)
+        return st;
+    for (int c = 0; c < 3; c++)
+        pixel_table(pt->lut[c], p.mean[c], p.std[c]);
+    return SOTU_OK;
+}
+
 /* One image src [H, W, C] -> dst [C, H, W]; the output pixel (y, x) reads
  * source (y + dy, x' + dx) with x' = W-1-x when flipped, and pixel value 0
  * outside the image (the zero padding of a random crop). */
 static void image_convert(float *dst, const uint8_t *src, int H, int W, int C, int dy, int dx,
-                          bool flip, const float lut[256])
+                          bool flip, const pixel_tables *pt)
 {
-    for (int c = 0; c < C; c++)
+    for (int c = 0; c < C; c++) {
+        const float *lut = pt->lut[c < 3 ? c : 0];
         for (int y = 0; y < H; y++) {
             float *row = dst + ((size_t)c * H + y) * W;
             int sy = y + dy;
@@ -38,17 +65,24 @@ static void image_convert(float *dst, const uint8_t *src, int H, int W, int C, i
                 row[x] = lut[v];
             }
         }
+    }
+}
+
+static void convert_all(float *dst, const uint8_t *src, int n, int H, int W, int C,
+                        const pixel_tables *pt)
+{
+    size_t img = (size_t)H * W * C;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        image_convert(dst + img * i, src + img * i, H, W, C, 0, 0, false, pt);
 }
 
 void sotu_finetune_to_float(float *dst, const uint8_t *src, int n, int H, int W, int C,
                             float mean, float std)
 {
-    float lut[256];
-    pixel_table(lut, mean, std);
-    size_t img = (size_t)H * W * C;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++)
-        image_convert(dst + img * i, src + img * i, H, W, C, 0, 0, false, lut);
+    pixel_tables pt;
+    pixel_tables_scalar(&pt, mean, std);
+    convert_all(dst, src, n, H, W, C, &pt);
 }
 
 typedef struct {
@@ -60,7 +94,7 @@ typedef struct {
  * the thread count; the conversion itself runs in parallel. */
 static void batch_build(float *dst, int32_t *labels, const sotu_taskset *t, const int32_t *order,
                         int B, const sotu_config *cfg, sotu_rng *aug, augment_draw *draws,
-                        const float lut[256])
+                        const pixel_tables *pt)
 {
     int pad = cfg->train.augment_pad;
     for (int b = 0; b < B; b++) {
@@ -74,7 +108,7 @@ static void batch_build(float *dst, int32_t *labels, const sotu_taskset *t, cons
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++)
         image_convert(dst + img * b, t->train_images + img * order[b], H, W, C, draws[b].dy,
-                      draws[b].dx, draws[b].flip, lut);
+                      draws[b].dx, draws[b].flip, pt);
 }
 
 static int argmax(const float *v, int n)
@@ -152,8 +186,8 @@ sotu_status sotu_finetune_reset_head(vit_model *m, int classes, int batch_cap, u
 /* Evaluation                                                                */
 /* ------------------------------------------------------------------------ */
 
-sotu_status sotu_finetune_eval(vit_model *m, const uint8_t *images, const int32_t *labels,
-                               int32_t n, int H, int W, int C, float mean, float std,
+static sotu_status eval_tables(vit_model *m, const uint8_t *images, const int32_t *labels,
+                               int32_t n, int H, int W, int C, const pixel_tables *pt,
                                double *acc, float *features, float *logits)
 {
     const vit_config *vc = &m->cfg;
@@ -169,7 +203,7 @@ sotu_status sotu_finetune_eval(vit_model *m, const uint8_t *images, const int32_
     int K = vc->classes, D = vc->dim;
     for (int32_t s = 0; s < n; s += m->batch_cap) {
         int B = n - s < m->batch_cap ? (int)(n - s) : m->batch_cap;
-        sotu_finetune_to_float(x, images + img * s, B, H, W, C, mean, std);
+        convert_all(x, images + img * s, B, H, W, C, pt);
         vit_forward(m, x, NULL, B);
         for (int b = 0; b < B; b++)
             if (labels && argmax(m->logits + (size_t)b * K, K) == labels[s + b])
@@ -185,12 +219,32 @@ sotu_status sotu_finetune_eval(vit_model *m, const uint8_t *images, const int32_
     return SOTU_OK;
 }
 
+sotu_status sotu_finetune_eval(vit_model *m, const uint8_t *images, const int32_t *labels,
+                               int32_t n, int H, int W, int C, float mean, float std,
+                               double *acc, float *features, float *logits)
+{
+    pixel_tables pt;
+    pixel_tables_scalar(&pt, mean, std);
+    return eval_tables(m, images, labels, n, H, W, C, &pt, acc, features, logits);
+}
+
+sotu_status sotu_finetune_eval_cfg(vit_model *m, const uint8_t *images, const int32_t *labels,
+                                   int32_t n, int H, int W, int C, const sotu_config *cfg,
+                                   double *acc, float *features, float *logits)
+{
+    pixel_tables pt;
+    sotu_status st = pixel_tables_from_config(&pt, cfg, m->cfg.image_size, C);
+    if (st != SOTU_OK)
+        return st;
+    return eval_tables(m, images, labels, n, H, W, C, &pt, acc, features, logits);
+}
+
 sotu_status sotu_finetune_eval_test(vit_model *m, const sotu_taskset *t, const sotu_config *cfg,
                                     double *acc, float *features)
 {
-    sotu_status st = sotu_finetune_eval(m, t->test_images, t->test_labels, t->n_test, t->height,
-                                        t->width, t->channels, (float)cfg->data.mean,
-                                        (float)cfg->data.std, acc, features, NULL);
+    sotu_status st = sotu_finetune_eval_cfg(m, t->test_images, t->test_labels, t->n_test,
+                                            t->height, t->width, t->channels, cfg, acc, features,
+                                            NULL);
     if (st != SOTU_OK)
         return sotu_error_context(st, "task %s", t->name);
     return SOTU_OK;
@@ -273,8 +327,9 @@ sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_co
     if (st != SOTU_OK)
         goto cleanup;
 
-    float lut[256];
-    pixel_table(lut, (float)cfg->data.mean, (float)cfg->data.std);
+    pixel_tables pt;
+    if ((st = pixel_tables_from_config(&pt, cfg, m->cfg.image_size, t->channels)) != SOTU_OK)
+        goto cleanup;
     sotu_rng shuffle, aug;
     sotu_rng_init(&shuffle, cfg->train.seed, SOTU_STREAM_SHUFFLE + ((uint64_t)opts.task << 8));
     sotu_rng_init(&aug, cfg->train.seed, SOTU_STREAM_AUGMENT + ((uint64_t)opts.task << 8));
@@ -292,7 +347,7 @@ sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_co
         int64_t seen = 0, right = 0;
         for (int32_t s = 0; s < t->n_train && step < total; s += Bmax) {
             int B = t->n_train - s < Bmax ? (int)(t->n_train - s) : Bmax;
-            batch_build(x, labels, t, order + s, B, cfg, &aug, draws, lut);
+            batch_build(x, labels, t, order + s, B, cfg, &aug, draws, &pt);
             vit_zero_grad(m);
             float loss = vit_forward(m, x, labels, B);
             if (!isfinite(loss)) {

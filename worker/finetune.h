@@ -8,7 +8,8 @@
  *
  * Per epoch: a seeded shuffle (stream SOTU_STREAM_SHUFFLE + (task << 8)),
  * mini-batches of train.batch_size (the last one may be smaller), images
- * converted from uint8 NHWC to float NCHW as ((x / 255) - mean) / std with a
+ * converted from uint8 NHWC to float NCHW as ((x / 255) - mean) / std (per
+ * channel, from data.normalize / data.mean / data.std: io/preprocess.h) with a
  * random crop from a zero-padded image (train.augment_pad pixels; padding is
  * pixel value 0) and an optional horizontal flip (stream SOTU_STREAM_AUGMENT
  * + (task << 8)); the optimizer of worker/optim.h with warm-up + cosine
@@ -97,7 +98,14 @@ sotu_status sotu_finetune_eval(vit_model *m, const uint8_t *images, const int32_
                                int32_t n, int H, int W, int C, float mean, float std,
                                double *acc, float *features, float *logits);
 
-/* sotu_finetune_eval on t's test split. */
+/* sotu_finetune_eval with the normalisation cfg's data.normalize,
+ * data.mean and data.std describe (per channel; io/preprocess.h), as the
+ * training loop uses it. */
+sotu_status sotu_finetune_eval_cfg(vit_model *m, const uint8_t *images, const int32_t *labels,
+                                   int32_t n, int H, int W, int C, const sotu_config *cfg,
+                                   double *acc, float *features, float *logits);
+
+/* sotu_finetune_eval_cfg on t's test split. */
 sotu_status sotu_finetune_eval_test(vit_model *m, const sotu_taskset *t, const sotu_config *cfg,
                                     double *acc, float *features);
 
