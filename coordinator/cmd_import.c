@@ -93,12 +93,12 @@ static sotu_status check_features(const sotu_safetensors *st, const char *path)
     if (!get(st, "patch_embed.proj.bias"))
         return sotu_error(SOTU_ERR_DATA,
                           "%s: no patch_embed.proj.bias: a bias-free patch embedding "
-                          "(as CLIP) is not implemented",
+                          "(as CLIP) is not supported by sotu",
                           path);
     if (get(st, "blocks.0.attn.qkv.weight") && !get(st, "blocks.0.attn.qkv.bias"))
         return sotu_error(SOTU_ERR_DATA,
                           "%s: no blocks.0.attn.qkv.bias: attention without qkv bias "
-                          "(qkv_bias=False) is not implemented",
+                          "(qkv_bias=False) is not supported by sotu",
                           path);
     return SOTU_OK;
 }
