@@ -95,6 +95,16 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     sotu_finetune_opts fo = sotu_finetune_opts_default();
     fo.task = index;
     fo.label = label;
+    /* Fault injection for the reliability tests (docs/RELIABILITY.md): the
+     * task named here diverges through the real NaN path. */
+    sotu_config diverge;
+    const char *fault = getenv("SOTU_FAULT_DIVERGE_TASK");
+    if (fault && !strcmp(fault, task->name)) {
+        diverge = *cfg;
+        diverge.train.lr = 1e30;
+        diverge.train.grad_clip = 0;
+        cfg = &diverge;
+    }
     sotu_finetune_result fr;
     st = sotu_finetune_run(&m, &ts, cfg, &fo, &fr);
     if (st == SOTU_OK) {

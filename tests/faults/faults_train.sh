@@ -4,6 +4,8 @@
 #    is reported failed (task_failed in metrics.jsonl, "loss is nan" in the log),
 #    the run still writes its checkpoint and exits 3; --resume with a sane
 #    lr trains the failed tasks and exits 0;
+#  - divergence in exactly one task (SOTU_FAULT_DIVERGE_TASK): that task is
+#    reported failed, the other four merge, exit 3; --resume trains only it;
 #  - one bad task file (labels out of range): that task fails, the other
 #    four train and merge, exit 3;
 #  - a worker rank killed with SIGKILL during `mpiexec -n 3`: the job ends
@@ -43,6 +45,28 @@ rc=0
   > "$work/nan2.out" 2> "$work/nan2.err" || rc=$?
 [[ $rc -eq 0 ]] || { cat "$work/nan2.err"; fail "resume after divergence: exit $rc"; }
 echo "ok: divergent tasks reported failed (exit 3), --resume trains them"
+
+# Divergence in exactly one task (fault hook): reported failed, the rest merge.
+rc=0
+SOTU_FAULT_DIVERGE_TASK=t03-gauss5-2cls "${mpi[@]}" -n 3 "$SOTU_BIN" -q train "$cfg" "${sets[@]}" \
+  --set "output.dir=$work/nan1" > "$work/nan1.out" 2> "$work/nan1.err" || rc=$?
+[[ $rc -eq 3 ]] || { cat "$work/nan1.err"; fail "one divergent task: exit $rc, expected 3"; }
+[[ $(events "$work/nan1" task_failed) -eq 1 ]] || fail "one divergent task: expected 1 task_failed"
+[[ $(events "$work/nan1" task_done) -eq 4 ]] || fail "one divergent task: expected 4 task_done"
+grep -q "t03-gauss5-2cls.*loss is" "$work/nan1.err" || fail "one divergent task: not named in the log"
+"$SOTU_PYTHON" - "$work/nan1/checkpoint.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1]) as f:
+    assert f["tasks/t03-gauss5-2cls"].attrs["status"] == "failed"
+    assert "t03-gauss5-2cls" not in f["heads"], "a failed task's head was stored"
+    assert len(f["heads"]) == 4
+PY
+rc=0
+"$SOTU_BIN" -q train "$cfg" "${sets[@]}" --set "output.dir=$work/nan1" --resume \
+  > "$work/nan1b.out" 2> "$work/nan1b.err" || rc=$?
+[[ $rc -eq 0 ]] || { cat "$work/nan1b.err"; fail "resume after one divergent task: exit $rc"; }
+[[ $(events "$work/nan1" task_done) -eq 5 ]] || fail "resume trained more than the failed task"
+echo "ok: one divergent task reported failed, 4 merged (exit 3), --resume trains only it"
 
 # One task file with a label out of range.
 cp -r "$work/tasks" "$work/tasks-bad"
