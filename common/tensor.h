@@ -8,8 +8,11 @@
 #ifndef SOTU_COMMON_TENSOR_H
 #define SOTU_COMMON_TENSOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/status.h"
 
 #define SOTU_TENSOR_NAME_MAX 96
 #define SOTU_TENSOR_NDIM_MAX 4
@@ -30,6 +33,24 @@ typedef struct {
 
 /* Index of the tensor called name, or -1. */
 int sotu_tensor_find(const sotu_tensor_table *tab, const char *name);
+
+/* A keyword of a train.tune spec: the '|'-separated globs it stands for, or,
+ * when refusal is set, a word the model cannot honour (the message says why). */
+typedef struct {
+    const char *word;
+    const char *globs;
+    const char *refusal;
+} sotu_tune_word;
+
+/* Sets mark[tab->n] from a train.tune spec: comma-separated items, each a
+ * keyword of words[0, n_words) or an fnmatch glob over tensor names. An item
+ * that matches nothing, a refused keyword or an empty spec is
+ * SOTU_ERR_CONFIG; the message lists `keywords` and names the model's tensor
+ * naming (`names`, e.g. "timm names such as blocks.*.attn.*"). mark is only
+ * written on success. */
+sotu_status sotu_tensor_select(const sotu_tensor_table *tab, const char *spec,
+                               const sotu_tune_word *words, int n_words, const char *keywords,
+                               const char *names, bool *mark);
 
 /* Architecture of a timm-style ViT; stored as attributes beside weights. */
 typedef struct {

@@ -1067,90 +1067,21 @@ void resnet_zero_grad(resnet_model *m)
             memset(m->grads + m->table.t[i].offset, 0, m->table.t[i].count * sizeof(float));
 }
 
-/* Keyword -> globs (separated by '|'). */
-static const char *tune_globs(const char *word)
-{
-    static const char *const map[][2] = {
-        {"all", "*"},
-        {"conv", "conv1.weight|*.conv?.weight|*.downsample.0.weight"},
-        {"bn", "bn1.*|*.bn?.*|*.downsample.1.*"},
-        {"head", "fc.*"},
-        {"fc", "fc.*"},
-        {"clr", "*.clr.weight|bn1.*|*.bn?.*|*.downsample.1.*|fc.*"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(word, map[i][0]))
-            return map[i][1];
-    return NULL;
-}
-
-static int mark_glob(const resnet_model *m, const char *glob, size_t len, bool *mark)
-{
-    char pat[256];
-    snprintf(pat, sizeof pat, "%.*s", (int)len, glob);
-    int hits = 0;
-    for (int i = 0; i < m->table.n; i++)
-        if (fnmatch(pat, m->table.t[i].name, 0) == 0) {
-            mark[i] = true;
-            hits++;
-        }
-    return hits;
-}
-
 sotu_status resnet_set_trainable(resnet_model *m, const char *spec)
 {
-    sotu_status st = SOTU_OK;
-    bool *mark = calloc((size_t)m->table.n, sizeof *mark);
-    char *copy = strdup(spec ? spec : "");
-    if (!mark || !copy) {
-        st = sotu_error(SOTU_ERR_NOMEM, "train.tune: out of memory");
-        goto cleanup;
-    }
-    int items = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        size_t len = strlen(tok);
-        while (len && tok[len - 1] == ' ')
-            tok[--len] = '\0';
-        if (!len)
-            continue;
-        items++;
-        if (!strcmp(tok, "clr") && m->cfg.clr == RESNET_CLR_NONE) {
-            st = sotu_error(SOTU_ERR_CONFIG,
-                            "train.tune: 'clr' needs CLR layers (model.clr clr or clr-full)");
-            goto cleanup;
-        }
-        const char *globs = tune_globs(tok);
-        int hits = 0;
-        if (!globs) {
-            hits = mark_glob(m, tok, len, mark);
-        } else {
-            for (const char *g = globs; *g;) {
-                size_t n = strcspn(g, "|");
-                hits += mark_glob(m, g, n, mark);
-                g += n + (g[n] == '|');
-            }
-        }
-        if (!hits) {
-            st = sotu_error(SOTU_ERR_CONFIG,
-                            "train.tune: '%s' matches no parameter (expected all, conv, bn, "
-                            "head, clr or a glob over torchvision names such as layer4.*)",
-                            tok);
-            goto cleanup;
-        }
-    }
-    if (!items) {
-        st = sotu_error(SOTU_ERR_CONFIG,
-                        "train.tune: empty, expected all, conv, bn, head, clr or name globs");
-        goto cleanup;
-    }
-    memcpy(m->trainable, mark, (size_t)m->table.n * sizeof *mark);
-cleanup:
-    free(mark);
-    free(copy);
-    return st;
+    const bool has_clr = m->cfg.clr != RESNET_CLR_NONE;
+    const sotu_tune_word words[] = {
+        {"all", "*", NULL},
+        {"conv", "conv1.weight|*.conv?.weight|*.downsample.0.weight", NULL},
+        {"bn", "bn1.*|*.bn?.*|*.downsample.1.*", NULL},
+        {"head", "fc.*", NULL},
+        {"fc", "fc.*", NULL},
+        {"clr", "*.clr.weight|bn1.*|*.bn?.*|*.downsample.1.*|fc.*",
+         has_clr ? NULL : "'clr' needs CLR layers (model.clr clr or clr-full)"},
+    };
+    return sotu_tensor_select(&m->table, spec, words, (int)(sizeof words / sizeof words[0]),
+                              "all, conv, bn, head, clr", "torchvision names such as layer4.*",
+                              m->trainable);
 }
 
 resnet_param_counts resnet_count_params(const resnet_model *m)

@@ -998,64 +998,16 @@ void vit_zero_grad(vit_model *m)
             memset(m->grads + m->table.t[i].offset, 0, m->table.t[i].count * sizeof(float));
 }
 
-/* Keyword -> glob. */
-static const char *tune_glob(const char *word)
-{
-    static const char *const map[][2] = {
-        {"all", "*"},           {"blocks", "blocks.*"}, {"attn", "blocks.*.attn.*"},
-        {"mlp", "blocks.*.mlp.*"}, {"norm", "*norm*"},  {"head", "head.*"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(word, map[i][0]))
-            return map[i][1];
-    return word;
-}
-
 sotu_status vit_set_trainable(vit_model *m, const char *spec)
 {
-    sotu_status st = SOTU_OK;
-    bool *mark = calloc((size_t)m->table.n, sizeof *mark);
-    char *copy = strdup(spec ? spec : "");
-    if (!mark || !copy) {
-        st = sotu_error(SOTU_ERR_NOMEM, "train.tune: out of memory");
-        goto cleanup;
-    }
-    int items = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        size_t len = strlen(tok);
-        while (len && tok[len - 1] == ' ')
-            tok[--len] = '\0';
-        if (!len)
-            continue;
-        items++;
-        const char *glob = tune_glob(tok);
-        int hits = 0;
-        for (int i = 0; i < m->table.n; i++)
-            if (fnmatch(glob, m->table.t[i].name, 0) == 0) {
-                mark[i] = true;
-                hits++;
-            }
-        if (!hits) {
-            st = sotu_error(SOTU_ERR_CONFIG,
-                            "train.tune: '%s' matches no parameter (expected all, blocks, attn, "
-                            "mlp, norm, head or a glob over timm names such as blocks.*.attn.*)",
-                            tok);
-            goto cleanup;
-        }
-    }
-    if (!items) {
-        st = sotu_error(SOTU_ERR_CONFIG, "train.tune: empty, expected all, blocks, attn, mlp, "
-                                         "norm, head or name globs");
-        goto cleanup;
-    }
-    memcpy(m->trainable, mark, (size_t)m->table.n * sizeof *mark);
-cleanup:
-    free(mark);
-    free(copy);
-    return st;
+    static const sotu_tune_word words[] = {
+        {"all", "*", NULL},           {"blocks", "blocks.*", NULL},
+        {"attn", "blocks.*.attn.*", NULL}, {"mlp", "blocks.*.mlp.*", NULL},
+        {"norm", "*norm*", NULL},     {"head", "head.*", NULL},
+    };
+    return sotu_tensor_select(&m->table, spec, words, (int)(sizeof words / sizeof words[0]),
+                              "all, blocks, attn, mlp, norm, head",
+                              "timm names such as blocks.*.attn.*", m->trainable);
 }
 
 /* Counts the matrix products this engine executes: backward costs twice the
