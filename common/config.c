@@ -52,6 +52,8 @@ static const char *const merge_modes[] = {"sum", "mean", "disjoint", NULL};
 static const char *const classifiers[] = {"task_heads", "ncm", "ridge", NULL};
 static const char *const baselines[] = {"finetuned", "frozen", "dense", "sequential", NULL};
 static const char *const normalizations[] = {"scalar", "inception", "imagenet", NULL};
+static const char *const archs[] = {"vit", "resnet18", "resnet34", NULL};
+static const char *const clr_variants[] = {"clr", "clr-full", NULL};
 
 #define FIELD(m) offsetof(sotu_config, m), sizeof(((sotu_config *)0)->m)
 #define INT(k, m, d, lo, hi) {k, K_INT, FIELD(m), 0, d, lo, hi, 0, NULL, 0}
@@ -70,6 +72,7 @@ static const key_spec keys[] = {
     CHOICE("method", method, "sotu", methods),
 
     PATH("model.pretrained", model.pretrained, "data/pretrained/vit-tiny-fmnist.h5"),
+    CHOICE("model.arch", model.arch, "vit", archs),
     INT("model.image_size", model.image_size, "28", 1, 4096),
     INT("model.channels", model.channels, "1", 1, 64),
     INT("model.patch", model.patch, "4", 1, 4096),
@@ -77,6 +80,8 @@ static const key_spec keys[] = {
     INT("model.depth", model.depth, "6", 1, 1024),
     INT("model.heads", model.heads, "3", 1, 1024),
     INT("model.mlp_ratio", model.mlp_ratio, "4", 1, 64),
+    INT("model.width", model.width, "64", 1, 65536),
+    BOOL("model.small_input", model.small_input, "true"),
 
     PATH("data.manifest", data.manifest, "data/tasks/fmnist5/manifest.yaml"),
     DBL("data.mean", data.mean, "0.5", -INFINITY, INFINITY, 0),
@@ -107,6 +112,8 @@ static const key_spec keys[] = {
      OPEN_MIN, NULL, 0},
     BOOL("sotu.rescale", sotu.rescale, "false"),
     CHOICE("sotu.value_dtype", sotu.value_dtype, "f32", dtypes),
+
+    CHOICE("clr.variant", clr.variant, "clr", clr_variants),
 
     CHOICE("merge.mode", merge.mode, "sum", merge_modes),
     DBL("merge.scale", merge.scale, "1.0", 0, 1e3, OPEN_MIN),
@@ -746,11 +753,12 @@ cleanup:
 sotu_status sotu_config_validate(const sotu_config *cfg)
 {
     const char *src = cfg->source_path[0] ? cfg->source_path : "configuration";
-    if (cfg->model.dim % cfg->model.heads)
+    bool vit = !strcmp(cfg->model.arch, "vit"); /* the patch/head checks are the ViT's */
+    if (vit && cfg->model.dim % cfg->model.heads)
         return sotu_error(SOTU_ERR_CONFIG,
                           "%s: model.dim (%d) must be a multiple of model.heads (%d)", src,
                           cfg->model.dim, cfg->model.heads);
-    if (cfg->model.image_size % cfg->model.patch)
+    if (vit && cfg->model.image_size % cfg->model.patch)
         return sotu_error(SOTU_ERR_CONFIG,
                           "%s: model.image_size (%d) must be a multiple of model.patch (%d)", src,
                           cfg->model.image_size, cfg->model.patch);

@@ -37,7 +37,10 @@ typedef struct {
     struct {
         char pretrained[SOTU_PATH_MAX];
         /* Architecture used by `sotu pretrain` (a loaded file carries its own). */
-        int image_size, channels, patch, dim, depth, heads, mlp_ratio;
+        char arch[16];                /* vit | resnet18 | resnet34 */
+        int image_size, channels, patch, dim, depth, heads, mlp_ratio; /* vit */
+        int width;                    /* resnet: base width W (torchvision 64) */
+        bool small_input;             /* resnet: 3x3/1 conv1, no max-pool */
     } model;
 
     struct {
@@ -72,6 +75,10 @@ typedef struct {
         bool rescale;
         char value_dtype[8];          /* f32 | bf16 */
     } sotu;
+
+    struct {
+        char variant[16];             /* clr | clr-full (worker/resnet.h) */
+    } clr;
 
     struct {
         char mode[16];                /* sum | mean | disjoint */

@@ -75,6 +75,8 @@ static void test_defaults(void)
     CHECK(!strcmp(c.model.pretrained, "data/pretrained/vit-tiny-fmnist.h5"));
     CHECK(c.model.image_size == 28 && c.model.channels == 1 && c.model.patch == 4);
     CHECK(c.model.dim == 96 && c.model.depth == 6 && c.model.heads == 3 && c.model.mlp_ratio == 4);
+    CHECK(!strcmp(c.model.arch, "vit") && c.model.width == 64 && c.model.small_input);
+    CHECK(!strcmp(c.clr.variant, "clr"));
     CHECK(!strcmp(c.data.manifest, "data/tasks/fmnist5/manifest.yaml"));
     CHECK(c.data.mean == 0.5 && c.data.std == 0.5);
     CHECK(c.train.epochs == 2 && c.train.batch_size == 64 && c.train.lr == 1e-3);
@@ -240,6 +242,10 @@ static void test_round_trip(void)
         "method=clr",
         "model.pretrained='/abs/odd: path #1.h5'",
         "model.dim=192",
+        "model.arch=resnet34",
+        "model.width=16",
+        "model.small_input=false",
+        "clr.variant=clr-full",
         "data.manifest=rel/manifest.yaml",
         "data.mean=-0.25",
         "train.lr=0.30000000000000004",
@@ -297,6 +303,8 @@ static void test_round_trip(void)
     CHECK(d.merge.scale == 0.7 && d.eval.n_classifiers == 1 && d.eval.n_baselines == 0);
     CHECK(!strcmp(d.output.dir, "runs/x y: [z]") && d.mpi.coordinator_trains);
     CHECK(!strcmp(d.model.pretrained, "/abs/odd: path #1.h5"));
+    CHECK(!strcmp(d.model.arch, "resnet34") && d.model.width == 16 && !d.model.small_input);
+    CHECK(!strcmp(d.clr.variant, "clr-full"));
     /* Relative paths were written absolute, so they survive the move to tmpdir. */
     char cwd[512], want[1100];
     CHECK(getcwd(cwd, sizeof cwd) != NULL);
