@@ -121,6 +121,72 @@ static int argmax(const float *v, int n)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The model as the loop sees it: the ViT and the ResNet behind one adapter  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    void *model;
+    const sotu_tensor_table *table;
+    float *params, *grads;
+    bool **trainable;          /* the model's field (set_trainable may rewrite it) */
+    int image_size, channels, classes, batch_cap, feature_dim;
+    int min_train_batch;       /* smaller training batches are skipped (BatchNorm needs 2) */
+    float **logits, **features;
+    float *label_smoothing;
+    bool *training;            /* BatchNorm mode, NULL for a model without one */
+    sotu_status (*set_trainable)(void *model, const char *spec);
+    float (*forward)(void *model, const float *x, const int32_t *labels, int B);
+    void (*backward)(void *model);
+    void (*zero_grad)(void *model);
+} ft_net;
+
+static sotu_status vit_set_trainable_fn(void *m, const char *spec)
+{
+    return vit_set_trainable(m, spec);
+}
+static float vit_forward_fn(void *m, const float *x, const int32_t *labels, int B)
+{
+    return vit_forward(m, x, labels, B);
+}
+static void vit_backward_fn(void *m) { vit_backward(m); }
+static void vit_zero_grad_fn(void *m) { vit_zero_grad(m); }
+
+static ft_net net_vit(vit_model *m)
+{
+    return (ft_net){.model = m, .table = &m->table, .params = m->params, .grads = m->grads,
+                    .trainable = &m->trainable, .image_size = m->cfg.image_size,
+                    .channels = m->cfg.channels, .classes = m->cfg.classes,
+                    .batch_cap = m->batch_cap, .feature_dim = m->cfg.dim, .min_train_batch = 1,
+                    .logits = &m->logits, .features = &m->features,
+                    .label_smoothing = &m->label_smoothing, .training = NULL,
+                    .set_trainable = vit_set_trainable_fn, .forward = vit_forward_fn,
+                    .backward = vit_backward_fn, .zero_grad = vit_zero_grad_fn};
+}
+
+static sotu_status resnet_set_trainable_fn(void *m, const char *spec)
+{
+    return resnet_set_trainable(m, spec);
+}
+static float resnet_forward_fn(void *m, const float *x, const int32_t *labels, int B)
+{
+    return resnet_forward(m, x, labels, B);
+}
+static void resnet_backward_fn(void *m) { resnet_backward(m); }
+static void resnet_zero_grad_fn(void *m) { resnet_zero_grad(m); }
+
+static ft_net net_resnet(resnet_model *m)
+{
+    return (ft_net){.model = m, .table = &m->table, .params = m->params, .grads = m->grads,
+                    .trainable = &m->trainable, .image_size = m->cfg.image_size,
+                    .channels = m->cfg.channels, .classes = m->cfg.classes,
+                    .batch_cap = m->batch_cap, .feature_dim = m->feature_dim,
+                    .min_train_batch = 2, .logits = &m->logits, .features = &m->features,
+                    .label_smoothing = &m->label_smoothing, .training = &m->training,
+                    .set_trainable = resnet_set_trainable_fn, .forward = resnet_forward_fn,
+                    .backward = resnet_backward_fn, .zero_grad = resnet_zero_grad_fn};
+}
+
+/* ------------------------------------------------------------------------ */
 /* Optimizer settings                                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -186,33 +252,39 @@ sotu_status sotu_finetune_reset_head(vit_model *m, int classes, int batch_cap, u
 /* Evaluation                                                                */
 /* ------------------------------------------------------------------------ */
 
-static sotu_status eval_tables(vit_model *m, const uint8_t *images, const int32_t *labels,
+/* Evaluates in batches of the model's capacity, a BatchNorm model in eval
+ * mode (its mode restored afterwards). */
+static sotu_status eval_tables(const ft_net *net, const uint8_t *images, const int32_t *labels,
                                int32_t n, int H, int W, int C, const pixel_tables *pt,
                                double *acc, float *features, float *logits)
 {
-    const vit_config *vc = &m->cfg;
-    if (H != vc->image_size || W != vc->image_size || C != vc->channels)
+    if (H != net->image_size || W != net->image_size || C != net->channels)
         return sotu_error(SOTU_ERR_DATA, "evaluation: images are %dx%dx%d, the model expects "
-                          "%dx%dx%d", H, W, C, vc->image_size, vc->image_size, vc->channels);
+                          "%dx%dx%d", H, W, C, net->image_size, net->image_size, net->channels);
     size_t img = (size_t)H * W * C;
-    float *x = malloc(sizeof(float) * img * (size_t)m->batch_cap);
+    float *x = malloc(sizeof(float) * img * (size_t)net->batch_cap);
     if (!x)
         return sotu_error(SOTU_ERR_NOMEM, "evaluation: %zu bytes for a batch",
-                          sizeof(float) * img * (size_t)m->batch_cap);
+                          sizeof(float) * img * (size_t)net->batch_cap);
+    bool was_training = net->training && *net->training;
+    if (net->training)
+        *net->training = false;
     int64_t right = 0;
-    int K = vc->classes, D = vc->dim;
-    for (int32_t s = 0; s < n; s += m->batch_cap) {
-        int B = n - s < m->batch_cap ? (int)(n - s) : m->batch_cap;
+    int K = net->classes, D = net->feature_dim;
+    for (int32_t s = 0; s < n; s += net->batch_cap) {
+        int B = n - s < net->batch_cap ? (int)(n - s) : net->batch_cap;
         convert_all(x, images + img * s, B, H, W, C, pt);
-        vit_forward(m, x, NULL, B);
+        net->forward(net->model, x, NULL, B);
         for (int b = 0; b < B; b++)
-            if (labels && argmax(m->logits + (size_t)b * K, K) == labels[s + b])
+            if (labels && argmax(*net->logits + (size_t)b * K, K) == labels[s + b])
                 right++;
         if (features)
-            memcpy(features + (size_t)s * D, m->features, sizeof(float) * (size_t)B * D);
+            memcpy(features + (size_t)s * D, *net->features, sizeof(float) * (size_t)B * D);
         if (logits)
-            memcpy(logits + (size_t)s * K, m->logits, sizeof(float) * (size_t)B * K);
+            memcpy(logits + (size_t)s * K, *net->logits, sizeof(float) * (size_t)B * K);
     }
+    if (net->training)
+        *net->training = was_training;
     free(x);
     if (acc)
         *acc = n > 0 && labels ? (double)right / n : 0.0;
@@ -225,29 +297,60 @@ sotu_status sotu_finetune_eval(vit_model *m, const uint8_t *images, const int32_
 {
     pixel_tables pt;
     pixel_tables_scalar(&pt, mean, std);
-    return eval_tables(m, images, labels, n, H, W, C, &pt, acc, features, logits);
+    ft_net net = net_vit(m);
+    return eval_tables(&net, images, labels, n, H, W, C, &pt, acc, features, logits);
+}
+
+static sotu_status eval_net_cfg(const ft_net *net, const uint8_t *images, const int32_t *labels,
+                                int32_t n, int H, int W, int C, const sotu_config *cfg,
+                                double *acc, float *features, float *logits)
+{
+    pixel_tables pt;
+    sotu_status st = pixel_tables_from_config(&pt, cfg, net->image_size, C);
+    if (st != SOTU_OK)
+        return st;
+    return eval_tables(net, images, labels, n, H, W, C, &pt, acc, features, logits);
+}
+
+static sotu_status eval_net_test(const ft_net *net, const sotu_taskset *t, const sotu_config *cfg,
+                                 double *acc, float *features)
+{
+    sotu_status st = eval_net_cfg(net, t->test_images, t->test_labels, t->n_test, t->height,
+                                  t->width, t->channels, cfg, acc, features, NULL);
+    if (st != SOTU_OK)
+        return sotu_error_context(st, "task %s", t->name);
+    return SOTU_OK;
 }
 
 sotu_status sotu_finetune_eval_cfg(vit_model *m, const uint8_t *images, const int32_t *labels,
                                    int32_t n, int H, int W, int C, const sotu_config *cfg,
                                    double *acc, float *features, float *logits)
 {
-    pixel_tables pt;
-    sotu_status st = pixel_tables_from_config(&pt, cfg, m->cfg.image_size, C);
-    if (st != SOTU_OK)
-        return st;
-    return eval_tables(m, images, labels, n, H, W, C, &pt, acc, features, logits);
+    ft_net net = net_vit(m);
+    return eval_net_cfg(&net, images, labels, n, H, W, C, cfg, acc, features, logits);
 }
 
 sotu_status sotu_finetune_eval_test(vit_model *m, const sotu_taskset *t, const sotu_config *cfg,
                                     double *acc, float *features)
 {
-    sotu_status st = sotu_finetune_eval_cfg(m, t->test_images, t->test_labels, t->n_test,
-                                            t->height, t->width, t->channels, cfg, acc, features,
-                                            NULL);
-    if (st != SOTU_OK)
-        return sotu_error_context(st, "task %s", t->name);
-    return SOTU_OK;
+    ft_net net = net_vit(m);
+    return eval_net_test(&net, t, cfg, acc, features);
+}
+
+sotu_status sotu_finetune_eval_resnet(resnet_model *m, const uint8_t *images,
+                                      const int32_t *labels, int32_t n, int H, int W, int C,
+                                      const sotu_config *cfg, double *acc, float *features,
+                                      float *logits)
+{
+    ft_net net = net_resnet(m);
+    return eval_net_cfg(&net, images, labels, n, H, W, C, cfg, acc, features, logits);
+}
+
+sotu_status sotu_finetune_eval_test_resnet(resnet_model *m, const sotu_taskset *t,
+                                           const sotu_config *cfg, double *acc)
+{
+    ft_net net = net_resnet(m);
+    return eval_net_test(&net, t, cfg, acc, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -262,31 +365,38 @@ sotu_finetune_opts sotu_finetune_opts_default(void)
     return o;
 }
 
-static sotu_status check_inputs(const vit_model *m, const sotu_taskset *t, const sotu_config *cfg)
+static sotu_status check_inputs(const ft_net *net, const sotu_taskset *t, const sotu_config *cfg)
 {
-    const vit_config *vc = &m->cfg;
-    if (t->height != vc->image_size || t->width != vc->image_size || t->channels != vc->channels)
+    if (t->height != net->image_size || t->width != net->image_size ||
+        t->channels != net->channels)
         return sotu_error(SOTU_ERR_DATA, "task %s: images are %dx%dx%d, the model expects %dx%dx%d",
-                          t->name, t->height, t->width, t->channels, vc->image_size,
-                          vc->image_size, vc->channels);
-    if (t->classes != vc->classes)
+                          t->name, t->height, t->width, t->channels, net->image_size,
+                          net->image_size, net->channels);
+    if (t->classes != net->classes)
         return sotu_error(SOTU_ERR_CONFIG, "task %s: %d classes but the model's head has %d "
-                          "(reset the head first)", t->name, t->classes, vc->classes);
-    if (t->n_train < 1)
-        return sotu_error(SOTU_ERR_DATA, "task %s: no training images", t->name);
-    if (cfg->train.batch_size < 1 || cfg->train.batch_size > m->batch_cap)
-        return sotu_error(SOTU_ERR_CONFIG, "train.batch_size: %d, expected 1..%d (the model's "
-                          "batch capacity)", cfg->train.batch_size, m->batch_cap);
+                          "(reset the head first)", t->name, t->classes, net->classes);
+    if (t->n_train < net->min_train_batch)
+        return sotu_error(SOTU_ERR_DATA, "task %s: %d training images, expected at least %d",
+                          t->name, t->n_train, net->min_train_batch);
+    if (cfg->train.batch_size < net->min_train_batch || cfg->train.batch_size > net->batch_cap)
+        return sotu_error(SOTU_ERR_CONFIG, "train.batch_size: %d, expected %d..%d (the model's "
+                          "batch capacity)", cfg->train.batch_size, net->min_train_batch,
+                          net->batch_cap);
     if (!(cfg->data.std > 0))
         return sotu_error(SOTU_ERR_CONFIG, "data.std: %g, expected > 0", cfg->data.std);
-    if (cfg->train.augment_pad < 0 || cfg->train.augment_pad >= vc->image_size)
+    if (cfg->train.augment_pad < 0 || cfg->train.augment_pad >= net->image_size)
         return sotu_error(SOTU_ERR_CONFIG, "train.augment_pad: %d, expected 0..%d",
-                          cfg->train.augment_pad, vc->image_size - 1);
+                          cfg->train.augment_pad, net->image_size - 1);
     return SOTU_OK;
 }
 
-sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_config *cfg,
-                              const sotu_finetune_opts *opts_in, sotu_finetune_result *res)
+/* The loop over any model; on_epoch gets the adapter's model. */
+typedef sotu_status (*net_epoch_fn)(const sotu_finetune_opts *opts, const void *model,
+                                    const sotu_finetune_epoch *e);
+
+static sotu_status run_net(const ft_net *net, const sotu_taskset *t, const sotu_config *cfg,
+                           const sotu_finetune_opts *opts_in, net_epoch_fn on_epoch,
+                           sotu_finetune_result *res)
 {
     sotu_finetune_opts opts = opts_in ? *opts_in : sotu_finetune_opts_default();
     sotu_finetune_result r = {.test_acc = -1.0};
@@ -299,16 +409,22 @@ sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_co
     bool prog_on = false;
     double t0 = sotu_now();
 
-    sotu_status st = check_inputs(m, t, cfg);
+    sotu_status st = check_inputs(net, t, cfg);
     if (st != SOTU_OK)
         goto cleanup;
-    st = vit_set_trainable(m, cfg->train.tune);
+    st = net->set_trainable(net->model, opts.tune ? opts.tune : cfg->train.tune);
     if (st != SOTU_OK)
         goto cleanup;
-    m->label_smoothing = (float)cfg->train.label_smoothing;
+    *net->label_smoothing = (float)cfg->train.label_smoothing;
+    if (net->training)
+        *net->training = true;
 
+    /* A BatchNorm model skips a last batch smaller than it can normalise. */
     int Bmax = cfg->train.batch_size;
-    int64_t per_epoch = ((int64_t)t->n_train + Bmax - 1) / Bmax;
+    int32_t n_used = t->n_train;
+    if (n_used % Bmax && n_used % Bmax < net->min_train_batch)
+        n_used -= n_used % Bmax;
+    int64_t per_epoch = ((int64_t)n_used + Bmax - 1) / Bmax;
     int64_t total = per_epoch * cfg->train.epochs;
     if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
         total = cfg->train.max_steps;
@@ -323,12 +439,12 @@ sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_co
         goto cleanup;
     }
     optim_config oc = optim_from_cfg(cfg);
-    st = optim_init(&opt, &oc, &m->table, m->trainable);
+    st = optim_init(&opt, &oc, net->table, *net->trainable);
     if (st != SOTU_OK)
         goto cleanup;
 
     pixel_tables pt;
-    if ((st = pixel_tables_from_config(&pt, cfg, m->cfg.image_size, t->channels)) != SOTU_OK)
+    if ((st = pixel_tables_from_config(&pt, cfg, net->image_size, t->channels)) != SOTU_OK)
         goto cleanup;
     sotu_rng shuffle, aug;
     sotu_rng_init(&shuffle, cfg->train.seed, SOTU_STREAM_SHUFFLE + ((uint64_t)opts.task << 8));
@@ -339,17 +455,17 @@ sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_co
     sotu_progress_begin(&prog, label, "steps", total);
     prog_on = true;
 
-    int K = m->cfg.classes;
+    int K = net->classes;
     int64_t step = 0;
     for (int epoch = 1; epoch <= cfg->train.epochs && step < total; epoch++) {
         sotu_rng_permutation(&shuffle, order, t->n_train);
         double loss_sum = 0;
         int64_t seen = 0, right = 0;
-        for (int32_t s = 0; s < t->n_train && step < total; s += Bmax) {
-            int B = t->n_train - s < Bmax ? (int)(t->n_train - s) : Bmax;
+        for (int32_t s = 0; s < n_used && step < total; s += Bmax) {
+            int B = n_used - s < Bmax ? (int)(n_used - s) : Bmax;
             batch_build(x, labels, t, order + s, B, cfg, &aug, draws, &pt);
-            vit_zero_grad(m);
-            float loss = vit_forward(m, x, labels, B);
+            net->zero_grad(net->model);
+            float loss = net->forward(net->model, x, labels, B);
             if (!isfinite(loss)) {
                 st = sotu_error(SOTU_ERR_NUMERIC, "fine-tune %s: step %lld of %lld: loss is %g "
                                 "(tensor: loss; lower train.lr or set train.grad_clip)",
@@ -357,22 +473,22 @@ sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_co
                 goto cleanup;
             }
             for (int b = 0; b < B; b++)
-                right += argmax(m->logits + (size_t)b * K, K) == labels[b];
-            vit_backward(m);
-            int bad = optim_find_nonfinite(&m->table, m->trainable, m->grads);
+                right += argmax(*net->logits + (size_t)b * K, K) == labels[b];
+            net->backward(net->model);
+            int bad = optim_find_nonfinite(net->table, *net->trainable, net->grads);
             if (bad >= 0) {
                 st = sotu_error(SOTU_ERR_NUMERIC, "fine-tune %s: step %lld of %lld: gradient of "
                                 "%s holds NaN or Inf (lower train.lr or set train.grad_clip)",
                                 t->name, (long long)step + 1, (long long)total,
-                                m->table.t[bad].name);
+                                net->table->t[bad].name);
                 goto cleanup;
             }
             if (cfg->train.grad_clip > 0)
-                optim_clip_grad_norm(&m->table, m->trainable, m->grads,
+                optim_clip_grad_norm(net->table, *net->trainable, net->grads,
                                      (float)cfg->train.grad_clip);
             float lr = optim_lr_at((float)cfg->train.lr, (long)step, (long)total,
                                    (long)cfg->train.warmup_steps);
-            optim_step(&opt, m->params, m->grads, lr);
+            optim_step(&opt, net->params, net->grads, lr);
             step++;
             loss_sum += (double)loss * B;
             seen += B;
@@ -388,7 +504,7 @@ sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_co
                                  .train_acc = (double)right / seen, .test_acc = -1.0};
         bool last = epoch == cfg->train.epochs || step >= total;
         if (t->n_test > 0 && (opts.eval_every_epoch || (last && opts.eval_at_end))) {
-            st = sotu_finetune_eval_test(m, t, cfg, &e.test_acc, NULL);
+            st = eval_net_test(net, t, cfg, &e.test_acc, NULL);
             if (st != SOTU_OK)
                 goto cleanup;
         }
@@ -404,8 +520,8 @@ sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_co
         r.test_acc = e.test_acc;
         r.epochs = epoch;
         r.steps = step;
-        if (opts.on_epoch) {
-            st = opts.on_epoch(opts.ctx, m, &e);
+        if (on_epoch) {
+            st = on_epoch(&opts, net->model, &e);
             if (st != SOTU_OK)
                 goto cleanup;
         }
@@ -423,4 +539,31 @@ cleanup:
     if (res)
         *res = r;
     return st;
+}
+
+static sotu_status vit_epoch(const sotu_finetune_opts *o, const void *m,
+                             const sotu_finetune_epoch *e)
+{
+    return o->on_epoch ? o->on_epoch(o->ctx, m, e) : SOTU_OK;
+}
+
+static sotu_status resnet_epoch(const sotu_finetune_opts *o, const void *m,
+                                const sotu_finetune_epoch *e)
+{
+    return o->on_epoch_resnet ? o->on_epoch_resnet(o->ctx, m, e) : SOTU_OK;
+}
+
+sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_config *cfg,
+                              const sotu_finetune_opts *opts, sotu_finetune_result *res)
+{
+    ft_net net = net_vit(m);
+    return run_net(&net, t, cfg, opts, vit_epoch, res);
+}
+
+sotu_status sotu_finetune_run_resnet(resnet_model *m, const sotu_taskset *t,
+                                     const sotu_config *cfg, const sotu_finetune_opts *opts,
+                                     sotu_finetune_result *res)
+{
+    ft_net net = net_resnet(m);
+    return run_net(&net, t, cfg, opts, resnet_epoch, res);
 }

@@ -1,6 +1,8 @@
 /* The fine-tuning loop: one task, one model, one process.
  *
- * Used by `sotu finetune`, by every `sotu train` worker and by `sotu pretrain`.
+ * Used by `sotu finetune`, by every `sotu train` worker and by `sotu pretrain`,
+ * for the ViT (worker/vit.h) and, through the *_resnet functions, the ResNet
+ * (worker/resnet.h; one loop behind a small model adapter in finetune.c).
  * The caller owns the model (θ0 loaded, head sized for the task with
  * sotu_finetune_reset_head) and the task's images; the loop only reads the
  * settings in cfg->train and cfg->data (mean, std) and never touches MPI,
@@ -18,6 +20,10 @@
  * Determinism: the same model, data, cfg and thread count give bitwise the
  * same weights.
  *
+ * A ResNet trains with BatchNorm in training mode (running statistics
+ * updated) and evaluates in eval mode; a last batch of one image, which
+ * BatchNorm cannot normalise, is skipped.
+ *
  * A NaN or Inf in the loss or in a gradient stops the loop with
  * SOTU_ERR_NUMERIC whose message names the step and the tensor (exit code 5).
  */
@@ -30,6 +36,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "io/taskset.h"
+#include "worker/resnet.h"
 #include "worker/vit.h"
 
 typedef struct {
@@ -46,13 +53,17 @@ typedef struct {
  * (e.g. `sotu pretrain` writes its weights file here). */
 typedef sotu_status (*sotu_finetune_epoch_fn)(void *ctx, const vit_model *m,
                                              const sotu_finetune_epoch *e);
+typedef sotu_status (*sotu_finetune_resnet_epoch_fn)(void *ctx, const resnet_model *m,
+                                                    const sotu_finetune_epoch *e);
 
 typedef struct {
     uint32_t task;            /* selects the shuffle/augment streams */
     const char *label;        /* progress label, e.g. "fine-tune t00"; NULL = "fine-tune" */
     bool eval_every_epoch;    /* test accuracy after each epoch (else only at the end) */
     bool eval_at_end;         /* test accuracy after the last epoch */
-    sotu_finetune_epoch_fn on_epoch; /* may be NULL */
+    const char *tune;         /* trainable set; NULL = cfg->train.tune */
+    sotu_finetune_epoch_fn on_epoch; /* ViT runs; may be NULL */
+    sotu_finetune_resnet_epoch_fn on_epoch_resnet; /* ResNet runs; may be NULL */
     void *ctx;
 } sotu_finetune_opts;
 
@@ -84,6 +95,11 @@ sotu_status sotu_finetune_reset_head(vit_model *m, int classes, int batch_cap, u
 sotu_status sotu_finetune_run(vit_model *m, const sotu_taskset *t, const sotu_config *cfg,
                               const sotu_finetune_opts *opts, sotu_finetune_result *res);
 
+/* The same loop for a ResNet (BatchNorm: see above); its head is fc. */
+sotu_status sotu_finetune_run_resnet(resnet_model *m, const sotu_taskset *t,
+                                     const sotu_config *cfg, const sotu_finetune_opts *opts,
+                                     sotu_finetune_result *res);
+
 /* Converts images [n, H, W, C] uint8 to dst [n, C, H, W] float, normalised
  * with (x / 255 - mean) / std, without augmentation. */
 void sotu_finetune_to_float(float *dst, const uint8_t *src, int n, int H, int W, int C,
@@ -108,5 +124,16 @@ sotu_status sotu_finetune_eval_cfg(vit_model *m, const uint8_t *images, const in
 /* sotu_finetune_eval_cfg on t's test split. */
 sotu_status sotu_finetune_eval_test(vit_model *m, const sotu_taskset *t, const sotu_config *cfg,
                                     double *acc, float *features);
+
+/* sotu_finetune_eval_cfg for a ResNet, BatchNorm in eval mode (restored
+ * afterwards); features [n, 8W] are the pooled features before fc. */
+sotu_status sotu_finetune_eval_resnet(resnet_model *m, const uint8_t *images,
+                                      const int32_t *labels, int32_t n, int H, int W, int C,
+                                      const sotu_config *cfg, double *acc, float *features,
+                                      float *logits);
+
+/* sotu_finetune_eval_resnet on t's test split. */
+sotu_status sotu_finetune_eval_test_resnet(resnet_model *m, const sotu_taskset *t,
+                                           const sotu_config *cfg, double *acc);
 
 #endif
