@@ -5,6 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+void sotu_tensor_table_add(sotu_tensor_table *tab, const char *name, int ndim,
+                           const int64_t *shape)
+{
+    sotu_tensor_info *t = &tab->t[tab->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->count = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->count *= (size_t)shape[i];
+    }
+    t->offset = tab->total;
+    tab->total += t->count;
+}
+
 int sotu_tensor_find(const sotu_tensor_table *tab, const char *name)
 {
     for (int i = 0; i < tab->n; i++)

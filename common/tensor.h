@@ -31,6 +31,19 @@ typedef struct {
     size_t total;        /* elements in the block */
 } sotu_tensor_table;
 
+/* Appends a tensor of the given shape at the end of tab's block: tab->t must
+ * have room for one more entry; offset = the old total. */
+void sotu_tensor_table_add(sotu_tensor_table *tab, const char *name, int ndim,
+                           const int64_t *shape);
+
+/* sotu_tensor_table_add with the shape written inline:
+ * SOTU_TENSOR_ADD(tab, "pos_embed", 1, T, D). */
+#define SOTU_TENSOR_ADD(tab, name, ...)                                                 \
+    do {                                                                                \
+        int64_t shape_[] = {__VA_ARGS__};                                               \
+        sotu_tensor_table_add(tab, name, (int)(sizeof shape_ / sizeof shape_[0]), shape_); \
+    } while (0)
+
 /* Index of the tensor called name, or -1. */
 int sotu_tensor_find(const sotu_tensor_table *tab, const char *name);
 

@@ -554,25 +554,7 @@ const char *resnet_clr_name(resnet_clr clr)
     return clr == RESNET_CLR_CONV3 ? "clr" : clr == RESNET_CLR_ALL ? "clr-full" : "none";
 }
 
-static void table_add(sotu_tensor_table *tab, const char *name, int ndim, const int64_t *shape)
-{
-    sotu_tensor_info *t = &tab->t[tab->n++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = ndim;
-    t->count = 1;
-    for (int i = 0; i < ndim; i++) {
-        t->shape[i] = shape[i];
-        t->count *= (size_t)shape[i];
-    }
-    t->offset = tab->total;
-    tab->total += t->count;
-}
-
-#define ADD(tab, ...)                                                                   \
-    do {                                                                                \
-        int64_t shape_[] = {__VA_ARGS__};                                               \
-        table_add(tab, name, (int)(sizeof shape_ / sizeof shape_[0]), shape_);         \
-    } while (0)
+#define ADD(tab, ...) SOTU_TENSOR_ADD(tab, name, __VA_ARGS__)
 
 /* Appends a unit's tensors: <conv>.weight, [<conv>.clr.weight],
  * <bn>.{weight,bias}; running statistics <bn>.running_{mean,var}. */

@@ -584,25 +584,7 @@ struct vit_acts {
 /* Life cycle                                                                */
 /* ------------------------------------------------------------------------ */
 
-static void table_add(sotu_tensor_table *tab, const char *name, int ndim, const int64_t *shape)
-{
-    sotu_tensor_info *t = &tab->t[tab->n++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = ndim;
-    t->count = 1;
-    for (int i = 0; i < ndim; i++) {
-        t->shape[i] = shape[i];
-        t->count *= (size_t)shape[i];
-    }
-    t->offset = tab->total;
-    tab->total += t->count;
-}
-
-#define ADD(name, ...)                                                                  \
-    do {                                                                                \
-        int64_t shape_[] = {__VA_ARGS__};                                               \
-        table_add(tab, name, (int)(sizeof shape_ / sizeof shape_[0]), shape_);         \
-    } while (0)
+#define ADD(name, ...) SOTU_TENSOR_ADD(tab, name, __VA_ARGS__)
 
 static void build_table(sotu_tensor_table *tab, const vit_config *c)
 {
