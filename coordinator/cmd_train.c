@@ -11,12 +11,9 @@
  * index is all a worker needs. Array mode (--array-index) runs one group or
  * one shard of its tasks and only writes deltas; `sotu merge` merges them.
  *
- * Messages (MPI_COMM_WORLD, raw bytes; ranks are assumed to share one ABI):
- *   TAG_REQUEST  worker -> 0   empty: "give me a task"
- *   TAG_ASSIGN   0 -> worker   int32 job index, or -1: no more work
- *   TAG_RESULT   worker -> 0   sotu_task_report (its task field holds the job
- *                              index), then the .sotud bytes (none when
- *                              report.status != OK); also a request
+ * The jobs travel through coordinator/dispatch.h (its messages carry the
+ * .sotud bytes here). With `method: clr` the whole command is
+ * coordinator/clr_train.c's, on the same hand-out.
  *
  * Stop signals (coordinator/signals.h): the coordinator answers requests
  * with -1, waits for running jobs up to the grace period, writes the
@@ -33,6 +30,7 @@
 #include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/commands.h"
+#include "coordinator/dispatch.h"
 #include "coordinator/evaluate.h"
 #include "coordinator/finish.h"
 #include "coordinator/mpi_util.h"
@@ -43,8 +41,6 @@
 #include "io/weights.h"
 #include "worker/finetune.h"
 #include "worker/task.h"
-
-enum { TAG_REQUEST = 11, TAG_ASSIGN = 12, TAG_RESULT = 13 };
 
 static void train_usage(FILE *f)
 {
@@ -80,19 +76,6 @@ static bool all_ok(sotu_status st, const char *cmd)
     return !any;
 }
 
-/* The worker's report and message as one buffer. */
-static void *pack_result(const sotu_task_report *rep, const void *msg, size_t n, size_t *total)
-{
-    *total = sizeof *rep + n;
-    char *buf = malloc(*total);
-    if (!buf)
-        return NULL;
-    memcpy(buf, rep, sizeof *rep);
-    if (n)
-        memcpy(buf + sizeof *rep, msg, n);
-    return buf;
-}
-
 /* What every rank knows about the jobs: job j is task j % T of training
  * group j / T of the sweep. */
 typedef struct {
@@ -107,10 +90,22 @@ static const sotu_config *job_config(const job_space *js, int job)
     return &js->sweep->points[js->sweep->groups[job / js->T].first_point].cfg;
 }
 
+typedef struct {
+    job_space js;
+    const float *theta0; /* [table.total], every rank */
+    sotu_run **runs;     /* [n_groups]: the groups with jobs here, else NULL */
+    sotu_dispatch d;     /* the queue over this process's jobs */
+    int since_checkpoint;
+    float *scratch;      /* [table.total] merged weights for periodic checkpoints */
+} coordinator;
+
 /* Runs job j here (any rank), filling rep (rep->task = j) and the delta. */
-static void run_task_here(const job_space *js, const float *theta0, int job, int rank,
-                          ZSTD_CCtx *cctx, sotu_task_report *rep, sotu_task_result *res)
+static void coord_run(void *ctx, int job, int rank, ZSTD_CCtx *cctx, sotu_task_report *rep,
+                      sotu_task_result *res)
 {
+    const coordinator *c = ctx;
+    const job_space *js = &c->js;
+    const float *theta0 = c->theta0;
     int t = job % js->T, g = job / js->T;
     const char *name = js->man->tasks[t].name;
     const char *label = js->sweep->points[js->sweep->groups[g].first_point].label;
@@ -134,30 +129,11 @@ static void run_task_here(const job_space *js, const float *theta0, int job, int
               res->seconds, res->message_bytes);
 }
 
-typedef struct {
-    job_space js;
-    sotu_run **runs;     /* [n_groups]: the groups with jobs here, else NULL */
-    sotu_queue queue;    /* over this process's jobs */
-    int *jobs;           /* [queue.n_tasks] queue index -> job */
-    int *slot;           /* [n_groups * T] job -> queue index, -1 when not ours */
-    sotu_progress progress;
-    int since_checkpoint;
-    float *scratch;      /* [table.total] merged weights for periodic checkpoints */
-    int stop_signal;     /* the signal that stopped the hand-out, 0 none */
-    double stop_deadline;
-    bool abandoned;      /* jobs were still running when the grace period ended */
-} coordinator;
-
-static void coordinator_record(coordinator *c, const sotu_task_report *rep, const void *msg,
-                               size_t n)
+static bool coord_record(void *ctx, int job, const sotu_task_report *rep, const void *msg,
+                         size_t n)
 {
-    int T = c->js.T, job = rep->task;
-    int q = job >= 0 && job < c->js.sweep->n_groups * T ? c->slot[job] : -1;
-    if (q < 0 || c->queue.state[q] != SOTU_TASK_RUNNING) {
-        SOTU_ERROR("result for job %d from rank %d was not expected; ignored", job, rep->rank);
-        return;
-    }
-    int t = job % T;
+    coordinator *c = ctx;
+    int T = c->js.T, t = job % T;
     sotu_run *run = c->runs[job / T];
     sotu_task_report r = *rep;
     r.task = t;
@@ -166,17 +142,6 @@ static void coordinator_record(coordinator *c, const sotu_task_report *rep, cons
         sotu_run_fail(run, t, &r);
     else
         ok = sotu_run_accept(run, t, msg, n, &r, true) == SOTU_OK;
-    sotu_queue_finish(&c->queue, q, ok);
-    double elapsed = sotu_now() - c->queue.started[q];
-    SOTU_INFO("task %s%s%s %s on rank %d after %.1fs (%d done, %d failed, %d running)",
-              c->js.sweep->points[c->js.sweep->groups[job / T].first_point].label,
-              c->js.sweep->active ? "/" : "", run->man.tasks[t].name,
-              ok ? "merged in" : "FAILED", r.rank, elapsed, c->queue.n_done, c->queue.n_failed,
-              c->queue.n_running);
-    char extra[64];
-    snprintf(extra, sizeof extra, "%d failed", c->queue.n_failed);
-    sotu_progress_update(&c->progress, c->queue.n_done + c->queue.n_failed, extra);
-
     if (ok && run->cfg.checkpoint.every > 0 && ++c->since_checkpoint >= run->cfg.checkpoint.every) {
         c->since_checkpoint = 0;
         sotu_status st = sotu_run_merge(run, 0, c->scratch, NULL);
@@ -187,131 +152,27 @@ static void coordinator_record(coordinator *c, const sotu_task_report *rep, cons
                        sotu_last_error());
         else
             SOTU_INFO("checkpoint %s written (%d tasks merged)", run->checkpoint_path,
-                      c->queue.n_done);
+                      c->d.queue.n_done + 1);
     }
+    return ok;
 }
 
-/* Answers a worker's request: its next job, or -1 (the worker then stops).
- * After a stop signal every answer is -1. */
-static bool coordinator_assign(coordinator *c, int worker)
+static void coord_name(void *ctx, int job, char *dst, size_t cap)
 {
-    int q = c->stop_signal ? -1 : sotu_queue_take(&c->queue, worker, sotu_now());
-    int32_t msg = q >= 0 ? c->jobs[q] : -1;
-    SOTU_MPI_CHECK(MPI_Send(&msg, 1, MPI_INT32_T, worker, TAG_ASSIGN, MPI_COMM_WORLD));
-    if (msg >= 0)
-        SOTU_DEBUG("job %d -> rank %d", (int)msg, worker);
-    return msg >= 0;
+    const coordinator *c = ctx;
+    int T = c->js.T;
+    snprintf(dst, cap, "%s%s%s", c->js.sweep->points[c->js.sweep->groups[job / T].first_point].label,
+             c->js.sweep->active ? "/" : "", c->js.man->tasks[job % T].name);
 }
 
-/* Notices a stop signal once: no more hand-outs, a deadline for the jobs
- * still running. */
-static void coordinator_check_stop(coordinator *c)
+static void coord_stopping(void *ctx, int sig, int running, int done)
 {
-    int sig = sotu_signals_pending();
-    if (!sig || c->stop_signal)
-        return;
-    c->stop_signal = sig;
-    double grace = sotu_signals_grace(sig);
-    c->stop_deadline = sotu_now() + grace;
-    SOTU_WARN("signal %d: no more tasks are handed out; waiting up to %.0fs for the %d running, "
-              "then writing the checkpoint (exit status %d: run again with --resume)", sig,
-              grace, c->queue.n_running, SOTU_EXIT_REQUEUE);
+    coordinator *c = ctx;
     for (int g = 0; g < c->js.sweep->n_groups; g++)
         if (c->runs[g])
             sotu_run_metric(c->runs[g], "stop_requested",
-                            json_pack("{s:i, s:i, s:i}", "signal", sig, "running",
-                                      c->queue.n_running, "done", c->queue.n_done));
-}
-
-/* Serves workers until every one has been told to stop; with rank0_trains
- * runs jobs here between messages. Polls (MPI_Iprobe, then a 1 ms sleep) so
- * a stop signal is noticed while waiting and rank 0 does not spin a core. */
-static sotu_status coordinator_loop(coordinator *c, int nranks, bool rank0_trains,
-                                    ZSTD_CCtx *cctx, const float *theta0)
-{
-    sotu_mpi_buffer buf = {0};
-    int active = nranks - 1;
-    sotu_status st = SOTU_OK;
-    for (;;) {
-        coordinator_check_stop(c);
-        bool local = rank0_trains && !c->stop_signal && c->queue.next < c->queue.n_tasks;
-        if (active == 0 && !local)
-            break;
-        if (c->stop_signal && c->queue.n_running > 0 && sotu_now() > c->stop_deadline) {
-            SOTU_WARN("grace period over with %d tasks running: abandoning them",
-                      c->queue.n_running);
-            c->abandoned = true;
-            break;
-        }
-        int flag = 0;
-        if (active > 0)
-            SOTU_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag,
-                                      MPI_STATUS_IGNORE));
-        if (flag) {
-            int src, tag;
-            if ((st = sotu_mpi_recv_any(&buf, MPI_ANY_SOURCE, MPI_ANY_TAG, &src, &tag)) != SOTU_OK)
-                break;
-            if (tag == TAG_RESULT) {
-                if (buf.len < sizeof(sotu_task_report)) {
-                    SOTU_ERROR("rank %d sent a %zu-byte result, shorter than a report", src,
-                               buf.len);
-                } else {
-                    sotu_task_report rep;
-                    memcpy(&rep, buf.data, sizeof rep);
-                    rep.rank = src;
-                    rep.error[sizeof rep.error - 1] = '\0';
-                    coordinator_record(c, &rep, (char *)buf.data + sizeof rep,
-                                       buf.len - sizeof rep);
-                }
-            }
-            coordinator_check_stop(c);
-            if (!coordinator_assign(c, src))
-                active--;
-            continue;
-        }
-        if (local) {
-            int q = sotu_queue_take(&c->queue, 0, sotu_now());
-            if (q < 0)
-                continue;
-            sotu_task_report rep;
-            sotu_task_result res;
-            run_task_here(&c->js, theta0, c->jobs[q], 0, cctx, &rep, &res);
-            coordinator_record(c, &rep, res.message, res.message_bytes);
-            sotu_task_result_free(&res);
-            continue;
-        }
-        nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 1000000}, NULL);
-    }
-    sotu_mpi_buffer_free(&buf);
-    return st;
-}
-
-static void worker_loop(const job_space *js, const float *theta0, int rank, ZSTD_CCtx *cctx)
-{
-    SOTU_MPI_CHECK(MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD));
-    for (;;) {
-        int32_t job;
-        SOTU_MPI_CHECK(MPI_Recv(&job, 1, MPI_INT32_T, 0, TAG_ASSIGN, MPI_COMM_WORLD,
-                                MPI_STATUS_IGNORE));
-        if (job < 0)
-            return;
-        sotu_task_report rep;
-        sotu_task_result res;
-        run_task_here(js, theta0, job, rank, cctx, &rep, &res);
-        size_t total;
-        void *msg = pack_result(&rep, res.message, res.message_bytes, &total);
-        if (!msg) {
-            rep.status = SOTU_ERR_NOMEM;
-            snprintf(rep.error, sizeof rep.error, "rank %d: no memory for a %zu-byte result",
-                     rank, res.message_bytes);
-            msg = pack_result(&rep, NULL, 0, &total);
-        }
-        sotu_task_result_free(&res);
-        if (!msg)
-            sotu_mpi_fail(MPI_ERR_NO_MEM, "packing a task result", __FILE__, __LINE__);
-        sotu_mpi_send_bytes(msg, total, 0, TAG_RESULT);
-        free(msg);
-    }
+                            json_pack("{s:i, s:i, s:i}", "signal", sig, "running", running,
+                                      "done", done));
 }
 
 /* Rank 0 reads θ0 and broadcasts config and weights; every rank checks them. */
@@ -365,9 +226,9 @@ static void write_stop_checkpoints(coordinator *c, double t_start)
             SOTU_INFO("checkpoint %s written (%d of %d tasks merged, not evaluated)",
                       run->checkpoint_path, done, run->T);
         sotu_run_metric(run, "run_stopped",
-                        json_pack("{s:i, s:i, s:i, s:b, s:f}", "signal", c->stop_signal,
+                        json_pack("{s:i, s:i, s:i, s:b, s:f}", "signal", c->d.stop_signal,
                                   "merged_tasks", done, "exit_status", SOTU_EXIT_REQUEUE,
-                                  "abandoned", c->abandoned, "seconds", sotu_now() - t_start));
+                                  "abandoned", c->d.abandoned, "seconds", sotu_now() - t_start));
     }
 }
 
@@ -498,6 +359,10 @@ int sotu_cmd_train(int argc, char **argv)
     int n_tasks = man.n_tasks, only_group = array_mode ? element / shard_count : -1;
     int shard = array_mode ? element % shard_count : 0;
     c.js = (job_space){.sweep = &sw, .man = &man, .vc = &vc, .T = n_tasks};
+    c.theta0 = base.params;
+    c.d.n_jobs = sw.n_groups * n_tasks;
+    sotu_dispatch_ops ops = {.ctx = &c, .run = coord_run, .record = coord_record,
+                             .name = coord_name, .stopping = coord_stopping};
     c.runs = calloc((size_t)sw.n_groups, sizeof *c.runs);
     st = c.runs ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "run state of %d groups", sw.n_groups);
     if (st == SOTU_OK && rank == 0 && sw.active)
@@ -541,14 +406,14 @@ int sotu_cmd_train(int argc, char **argv)
     if (rank == 0) {
         int n_jobs = 0, loaded_total = 0;
         int64_t *sizes = malloc(sizeof *sizes * (size_t)sw.n_groups * (size_t)n_tasks);
-        c.jobs = malloc(sizeof(int) * (size_t)sw.n_groups * (size_t)n_tasks);
-        c.slot = malloc(sizeof(int) * (size_t)sw.n_groups * (size_t)n_tasks);
+        c.d.jobs = malloc(sizeof(int) * (size_t)sw.n_groups * (size_t)n_tasks);
+        c.d.slot = malloc(sizeof(int) * (size_t)sw.n_groups * (size_t)n_tasks);
         c.scratch = malloc(sizeof(float) * run.table.total);
-        if (!sizes || !c.jobs || !c.slot || !c.scratch)
+        if (!sizes || !c.d.jobs || !c.d.slot || !c.scratch)
             st = sotu_error(SOTU_ERR_NOMEM, "task queue");
         for (int g = 0; st == SOTU_OK && g < sw.n_groups; g++) {
             for (int t = 0; t < n_tasks; t++)
-                c.slot[g * n_tasks + t] = -1;
+                c.d.slot[g * n_tasks + t] = -1;
             if (!c.runs[g])
                 continue;
             int loaded = 0;
@@ -559,18 +424,18 @@ int sotu_cmd_train(int argc, char **argv)
             for (int t = 0; t < n_tasks; t++) {
                 if (array_mode && t % shard_count != shard)
                     continue;
-                c.slot[g * n_tasks + t] = n_jobs;
-                c.jobs[n_jobs] = g * n_tasks + t;
+                c.d.slot[g * n_tasks + t] = n_jobs;
+                c.d.jobs[n_jobs] = g * n_tasks + t;
                 sizes[n_jobs++] = man.tasks[t].n_train;
             }
         }
         if (st == SOTU_OK)
-            st = sotu_queue_init(&c.queue, n_jobs, sizes);
+            st = sotu_queue_init(&c.d.queue, n_jobs, sizes);
         free(sizes);
         for (int q = 0; st == SOTU_OK && q < n_jobs; q++) {
-            int g = c.jobs[q] / n_tasks, t = c.jobs[q] % n_tasks;
+            int g = c.d.jobs[q] / n_tasks, t = c.d.jobs[q] % n_tasks;
             if (c.runs[g]->tasks[t].done) {
-                sotu_queue_mark_done(&c.queue, q);
+                sotu_queue_mark_done(&c.d.queue, q);
                 loaded_total++;
             }
         }
@@ -586,31 +451,28 @@ int sotu_cmd_train(int argc, char **argv)
         goto done;
 
     if (rank == 0) {
-        sotu_progress_begin(&c.progress, "tasks", "tasks", c.queue.n_tasks);
-        sotu_progress_update(&c.progress, c.queue.n_done, NULL);
-        st = coordinator_loop(&c, nranks, nranks == 1 || cfg.mpi.coordinator_trains, cctx,
-                              base.params);
-        sotu_progress_end(&c.progress);
-        if (c.abandoned) {
+        st = sotu_dispatch_serve(&c.d, &ops, nranks, nranks == 1 || cfg.mpi.coordinator_trains,
+                                 cctx);
+        if (c.d.abandoned) {
             write_stop_checkpoints(&c, t_start);
             fprintf(stderr, "sotu train: stopped by signal %d with tasks still running; "
-                    "finished tasks are saved, run again with --resume\n", c.stop_signal);
+                    "finished tasks are saved, run again with --resume\n", c.d.stop_signal);
             MPI_Abort(MPI_COMM_WORLD, SOTU_EXIT_REQUEUE);
         }
     } else {
-        worker_loop(&c.js, base.params, rank, cctx);
+        sotu_dispatch_work(&ops, rank, cctx);
     }
     if (!all_ok(st, "train"))
         goto done;
     /* 0: merge and evaluate; 1: stopped by a signal; 2: array element. */
-    int phase = c.stop_signal ? 1 : array_mode ? 2 : 0;
+    int phase = c.d.stop_signal ? 1 : array_mode ? 2 : 0;
     SOTU_MPI_CHECK(MPI_Bcast(&phase, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (phase == 1) {
         if (rank == 0) {
             write_stop_checkpoints(&c, t_start);
             fprintf(stderr, "sotu train: stopped by signal %d after %d of %d tasks; run again "
-                    "with --resume (exit status %d)\n", c.stop_signal, c.queue.n_done,
-                    c.queue.n_tasks, SOTU_EXIT_REQUEUE);
+                    "with --resume (exit status %d)\n", c.d.stop_signal, c.d.queue.n_done,
+                    c.d.queue.n_tasks, SOTU_EXIT_REQUEUE);
         }
         all_ok(SOTU_OK, "train");
         rc = SOTU_EXIT_REQUEUE;
@@ -620,22 +482,22 @@ int sotu_cmd_train(int argc, char **argv)
         if (rank == 0) {
             printf("array element %d (group %d of %d, shard %d of %d): %d of %d tasks done, "
                    "%d failed; deltas in %s; merge with `sotu merge %s`\n", element,
-                   only_group, sw.n_groups, shard, shard_count, c.queue.n_done, c.queue.n_tasks,
-                   c.queue.n_failed, c.runs[only_group]->deltas_dir,
+                   only_group, sw.n_groups, shard, shard_count, c.d.queue.n_done, c.d.queue.n_tasks,
+                   c.d.queue.n_failed, c.runs[only_group]->deltas_dir,
                    sw.active ? sw.dir : c.runs[only_group]->dir);
-            if (c.queue.n_failed)
+            if (c.d.queue.n_failed)
                 st = sotu_error(SOTU_ERR_DATA, "%d of %d tasks of array element %d failed (see "
-                                "the log); rerun the element to train them", c.queue.n_failed,
-                                c.queue.n_tasks, element);
+                                "the log); rerun the element to train them", c.d.queue.n_failed,
+                                c.d.queue.n_tasks, element);
         }
         goto finish;
     }
     if (sw.active) {
         st = sotu_finish_sweep(&sw, &man, &vc, &base.table, base.params, rank, nranks);
-        if (st == SOTU_OK && rank == 0 && c.queue.n_failed)
+        if (st == SOTU_OK && rank == 0 && c.d.queue.n_failed)
             st = sotu_error(SOTU_ERR_DATA, "%d of %d jobs failed (see the log and metrics.jsonl "
-                            "of the points); rerun with --resume to train them", c.queue.n_failed,
-                            c.queue.n_tasks);
+                            "of the points); rerun with --resume to train them", c.d.queue.n_failed,
+                            c.d.queue.n_tasks);
         goto finish;
     }
 
@@ -660,7 +522,7 @@ int sotu_cmd_train(int argc, char **argv)
         if (st != SOTU_OK)
             goto finish;
         json_t *ev = json_pack("{s:i, s:i, s:f, s:f}", "merged_tasks", stats.n, "failed_tasks",
-                              c.queue.n_failed, "collision_rate", stats.collision_rate,
+                              c.d.queue.n_failed, "collision_rate", stats.collision_rate,
                               "seconds", sotu_now() - t_start);
         sotu_run_metric(&run, "run_end", ev);
         sotu_run_print_table(&run, acc, stdout);
@@ -668,10 +530,10 @@ int sotu_cmd_train(int argc, char **argv)
         printf("checkpoint: %s   metrics: %s/metrics.jsonl   wall time %.1fs\n",
                run.checkpoint_path, run.dir, sotu_now() - t_start);
         printf("report: %s/report.html (also report.md, summary.csv)\n", run.dir);
-        if (c.queue.n_failed)
+        if (c.d.queue.n_failed)
             st = sotu_error(SOTU_ERR_DATA, "%d of %d tasks failed (see the log above and "
                             "metrics.jsonl); the rest were merged. Rerun with --resume to "
-                            "train the failed ones", c.queue.n_failed, run.T);
+                            "train the failed ones", c.d.queue.n_failed, run.T);
     }
 finish:
     /* Only rank 0 got here with a new failure; it reports it itself. */
@@ -688,15 +550,13 @@ cleanup:
     free(acc);
     free(merged);
     free(c.scratch);
-    free(c.jobs);
-    free(c.slot);
     for (int g = 1; c.runs && g < sw.n_groups; g++) {
         sotu_run_free(c.runs[g]);
         free(c.runs[g]);
     }
     free(c.runs);
     sotu_sweep_free(&sw);
-    sotu_queue_free(&c.queue);
+    sotu_dispatch_free(&c.d);
     sotu_run_free(&run);
     vit_free(&base);
     sotu_manifest_free(&man);

@@ -112,8 +112,13 @@ void sotu_run_free(sotu_run *run)
 
 void sotu_run_metric(sotu_run *run, const char *event, void *json_object)
 {
+    sotu_metrics_append(run->metrics, event, json_object);
+}
+
+void sotu_metrics_append(FILE *metrics, const char *event, void *json_object)
+{
     json_t *o = json_object;
-    if (!run->metrics) {
+    if (!metrics) {
         json_decref(o);
         return;
     }
@@ -123,8 +128,8 @@ void sotu_run_metric(sotu_run *run, const char *event, void *json_object)
     json_object_set_new(o, "time", json_real((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec));
     char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
     if (line) {
-        fprintf(run->metrics, "%s\n", line);
-        fflush(run->metrics);
+        fprintf(metrics, "%s\n", line);
+        fflush(metrics);
         free(line);
     }
     json_decref(o);

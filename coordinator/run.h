@@ -120,6 +120,9 @@ sotu_status sotu_run_write_checkpoint_eval(sotu_run *run, const char *path, cons
  * "event" and "time" fields added. */
 void sotu_run_metric(sotu_run *run, const char *event, void *json_object);
 
+/* The same on any open metrics file (NULL: the object is only released). */
+void sotu_metrics_append(FILE *metrics, const char *event, void *json_object);
+
 /* Prints the per-task table (fine-tuned and merged accuracy, kept values,
  * bytes) to f. merged_acc [T] may hold NaN. */
 void sotu_run_print_table(const sotu_run *run, const double *merged_acc, FILE *f);

@@ -48,6 +48,18 @@ void sotu_task_result_free(sotu_task_result *res)
     *res = (sotu_task_result){0};
 }
 
+const sotu_config *sotu_task_fault_config(const sotu_config *cfg, const char *task,
+                                          sotu_config *scratch)
+{
+    const char *fault = getenv("SOTU_FAULT_DIVERGE_TASK");
+    if (!fault || strcmp(fault, task))
+        return cfg;
+    *scratch = *cfg;
+    scratch->train.lr = 1e30;
+    scratch->train.grad_clip = 0;
+    return scratch;
+}
+
 static sotu_delta_dtype parse_dtype(const char *s)
 {
     return strcmp(s, "bf16") == 0 ? SOTU_DELTA_BF16 : SOTU_DELTA_F32;
@@ -95,16 +107,8 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     sotu_finetune_opts fo = sotu_finetune_opts_default();
     fo.task = index;
     fo.label = label;
-    /* Fault injection for the reliability tests (docs/RELIABILITY.md): the
-     * task named here diverges through the real NaN path. */
     sotu_config diverge;
-    const char *fault = getenv("SOTU_FAULT_DIVERGE_TASK");
-    if (fault && !strcmp(fault, task->name)) {
-        diverge = *cfg;
-        diverge.train.lr = 1e30;
-        diverge.train.grad_clip = 0;
-        cfg = &diverge;
-    }
+    cfg = sotu_task_fault_config(cfg, task->name, &diverge);
     sotu_finetune_result fr;
     st = sotu_finetune_run(&m, &ts, cfg, &fo, &fr);
     if (st == SOTU_OK) {

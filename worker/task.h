@@ -39,6 +39,13 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
 
 void sotu_task_result_free(sotu_task_result *res); /* accepts NULL */
 
+/* Fault injection for the reliability tests (docs/RELIABILITY.md): the
+ * config task `task` trains with. cfg itself, or, when the environment's
+ * SOTU_FAULT_DIVERGE_TASK names the task, a copy in scratch whose learning
+ * rate makes it diverge through the real NaN path. */
+const sotu_config *sotu_task_fault_config(const sotu_config *cfg, const char *task,
+                                          sotu_config *scratch);
+
 /* The table of the backbone config vc with a head of `classes` outputs
  * (what a task's delta is checked against). tab->t is malloc'ed; free it
  * with sotu_task_table_free. */
