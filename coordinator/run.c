@@ -73,22 +73,27 @@ sotu_status sotu_run_init(sotu_run *run, const sotu_config *cfg, const sotu_mani
     if (!create)
         return SOTU_OK;
 
-    if ((st = sotu_mkdirs(run->deltas_dir)) != SOTU_OK)
-        goto fail;
-    char path[SOTU_PATH_MAX + 32];
-    path_in(path, sizeof path, run->dir, "config", ".yaml");
-    if ((st = sotu_write_file_atomic(path, run->config_yaml, strlen(run->config_yaml))) != SOTU_OK)
-        goto fail;
-    path_in(path, sizeof path, run->dir, "metrics", ".jsonl");
-    run->metrics = fopen(path, "a");
-    if (!run->metrics) {
-        st = sotu_error(SOTU_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
-        goto fail;
-    }
-    return SOTU_OK;
-fail:
-    sotu_run_free(run);
+    if ((st = sotu_run_dir_create(run->dir, run->deltas_dir, run->config_yaml,
+                                  &run->metrics)) != SOTU_OK)
+        sotu_run_free(run);
     return st;
+}
+
+sotu_status sotu_run_dir_create(const char *dir, const char *subdir, const char *config_yaml,
+                                FILE **metrics)
+{
+    sotu_status st = sotu_mkdirs(subdir);
+    if (st != SOTU_OK)
+        return st;
+    char path[SOTU_PATH_MAX + 32];
+    path_in(path, sizeof path, dir, "config", ".yaml");
+    if ((st = sotu_write_file_atomic(path, config_yaml, strlen(config_yaml))) != SOTU_OK)
+        return st;
+    path_in(path, sizeof path, dir, "metrics", ".jsonl");
+    *metrics = fopen(path, "a");
+    if (!*metrics)
+        return sotu_error(SOTU_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
+    return SOTU_OK;
 }
 
 void sotu_run_free(sotu_run *run)
@@ -214,11 +219,9 @@ bad:
     return sotu_error(SOTU_ERR_DATA, "%s: the task head must travel DENSE", what);
 }
 
-static sotu_status write_report(const sotu_run *run, int t, const sotu_task_report *rep)
+sotu_status sotu_task_report_store(const char *path, void *json_object)
 {
-    char path[SOTU_PATH_MAX + 96];
-    path_in(path, sizeof path, run->deltas_dir, run->man.tasks[t].name, ".json");
-    json_t *o = report_json(run, t, rep);
+    json_t *o = json_object;
     char *text = json_dumps(o, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!text)
@@ -228,11 +231,23 @@ static sotu_status write_report(const sotu_run *run, int t, const sotu_task_repo
     return st;
 }
 
+static sotu_status write_report(const sotu_run *run, int t, const sotu_task_report *rep)
+{
+    char path[SOTU_PATH_MAX + 96];
+    path_in(path, sizeof path, run->deltas_dir, run->man.tasks[t].name, ".json");
+    return sotu_task_report_store(path, report_json(run, t, rep));
+}
+
 /* The worker report stored beside a delta; absent or bad: figures unknown. */
 static void read_report(const sotu_run *run, int t, sotu_task_report *rep)
 {
     char path[SOTU_PATH_MAX + 96];
     path_in(path, sizeof path, run->deltas_dir, run->man.tasks[t].name, ".json");
+    json_decref(sotu_task_report_load(path, t, rep));
+}
+
+void *sotu_task_report_load(const char *path, int t, sotu_task_report *rep)
+{
     memset(rep, 0, sizeof *rep);
     rep->task = t;
     rep->finetuned_acc = NAN;
@@ -240,7 +255,7 @@ static void read_report(const sotu_run *run, int t, sotu_task_report *rep)
     json_error_t err;
     json_t *o = json_load_file(path, 0, &err);
     if (!o)
-        return;
+        return NULL;
     json_t *v;
     if ((v = json_object_get(o, "finetuned_acc")) && json_is_number(v))
         rep->finetuned_acc = json_number_value(v);
@@ -252,7 +267,7 @@ static void read_report(const sotu_run *run, int t, sotu_task_report *rep)
         rep->steps = json_integer_value(v);
     if ((v = json_object_get(o, "rank")) && json_is_integer(v))
         rep->rank = (int32_t)json_integer_value(v);
-    json_decref(o);
+    return o;
 }
 
 sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
@@ -325,14 +340,20 @@ fail:
 
 int sotu_run_count_delta_files(const sotu_run *run)
 {
-    DIR *dir = opendir(run->deltas_dir);
+    return sotu_count_files_with_suffix(run->deltas_dir, ".sotud");
+}
+
+int sotu_count_files_with_suffix(const char *path, const char *suffix)
+{
+    DIR *dir = opendir(path);
     if (!dir)
         return 0;
     int n = 0;
+    size_t ls = strlen(suffix);
     struct dirent *e;
     while ((e = readdir(dir))) {
         size_t len = strlen(e->d_name);
-        n += len > 6 && !strcmp(e->d_name + len - 6, ".sotud");
+        n += len > ls && !strcmp(e->d_name + len - ls, suffix);
     }
     closedir(dir);
     return n;

@@ -96,6 +96,27 @@ sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded);
 /* Number of .sotud files in the run's delta directory. */
 int sotu_run_count_delta_files(const sotu_run *run);
 
+/* ---- pieces every method's run directory shares (coordinator/clr_run.h) ---- */
+
+/* Makes subdir (with parents), writes dir/config.yaml atomically and opens
+ * dir/metrics.jsonl for appending into *metrics. */
+sotu_status sotu_run_dir_create(const char *dir, const char *subdir, const char *config_yaml,
+                                FILE **metrics);
+
+/* Number of files in directory path whose names end with suffix (0 if the
+ * directory cannot be read). */
+int sotu_count_files_with_suffix(const char *path, const char *suffix);
+
+/* Writes a worker report (a jansson json_t*, stolen) to path as indented
+ * JSON, atomically. */
+sotu_status sotu_task_report_store(const char *path, void *json_object);
+
+/* Reads the figures of a stored worker report (finetuned_acc, train_loss,
+ * seconds, steps, rank) into rep, defaults (NaN accuracy, rank -1, task t)
+ * where absent; returns the parsed json_t* for the caller's own fields
+ * (json_decref it), NULL when path is missing or not JSON. */
+void *sotu_task_report_load(const char *path, int t, sotu_task_report *rep);
+
 /* merged = θ0 + λ Σ δ̂ over the done tasks at keep (0 = primary), in task
  * order. stats may be NULL. */
 sotu_status sotu_run_merge(sotu_run *run, double keep, float *merged, sotu_merge_stats *stats);
