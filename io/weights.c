@@ -89,8 +89,7 @@ cleanup:
     return s;
 }
 
-sotu_status sotu_weights_write(const char *path, const sotu_vit_config *cfg,
-                               const sotu_tensor_table *tab, const float *params)
+sotu_status sotu_weights_write_file(const char *path, sotu_weights_fill_fn fill, const void *ctx)
 {
     sotu_h5_quiet();
     char tmp[4200];
@@ -103,9 +102,7 @@ sotu_status sotu_weights_write(const char *path, const sotu_vit_config *cfg,
     if (s == SOTU_OK)
         s = sotu_h5_write_int_attr(f, "format_version", WEIGHTS_FORMAT_VERSION, path);
     if (s == SOTU_OK)
-        s = sotu_weights_write_config_attrs((int64_t)f, cfg, path);
-    if (s == SOTU_OK)
-        s = sotu_weights_write_group((int64_t)f, SOTU_WEIGHTS_GROUP, tab, params, path);
+        s = fill((int64_t)f, ctx, path);
     if (H5Fclose(f) < 0 && s == SOTU_OK)
         s = sotu_error(SOTU_ERR_IO, "%s: closing the HDF5 file %s failed", path, tmp);
     if (s != SOTU_OK) {
@@ -113,6 +110,28 @@ sotu_status sotu_weights_write(const char *path, const sotu_vit_config *cfg,
         return s;
     }
     return sotu_atomic_commit(tmp, path);
+}
+
+typedef struct {
+    const sotu_vit_config *cfg;
+    const sotu_tensor_table *tab;
+    const float *params;
+} vit_file;
+
+static sotu_status fill_vit(int64_t f, const void *ctx, const char *path)
+{
+    const vit_file *v = ctx;
+    sotu_status s = sotu_weights_write_config_attrs(f, v->cfg, path);
+    if (s == SOTU_OK)
+        s = sotu_weights_write_group(f, SOTU_WEIGHTS_GROUP, v->tab, v->params, path);
+    return s;
+}
+
+sotu_status sotu_weights_write(const char *path, const sotu_vit_config *cfg,
+                               const sotu_tensor_table *tab, const float *params)
+{
+    vit_file v = {cfg, tab, params};
+    return sotu_weights_write_file(path, fill_vit, &v);
 }
 
 sotu_status sotu_weights_read_config(const char *path, sotu_vit_config *cfg)

@@ -26,6 +26,14 @@ enum {
 sotu_status sotu_weights_write(const char *path, const sotu_vit_config *cfg,
                                const sotu_tensor_table *tab, const float *params);
 
+/* The file writer both models share: creates a temporary HDF5 file for
+ * path, writes the root attributes format "sotu-weights" and
+ * format_version 1, lets fill (a model's attributes and its group; file is
+ * the hid_t as int64_t) write the rest, and commits it atomically. On any
+ * failure nothing is left at path's temporary name and path is untouched. */
+typedef sotu_status (*sotu_weights_fill_fn)(int64_t file, const void *ctx, const char *path);
+sotu_status sotu_weights_write_file(const char *path, sotu_weights_fill_fn fill, const void *ctx);
+
 /* Reads the model config attributes of a weights or checkpoint file.
  * SOTU_ERR_IO if it cannot be opened, SOTU_ERR_DATA naming a missing or
  * non-positive attribute. */

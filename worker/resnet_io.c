@@ -1,17 +1,12 @@
 #include "worker/resnet_io.h"
 
-#include <errno.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "io/fsutil.h"
 #include "io/h5util.h"
 #include "io/weights.h"
 
-#define RESNET_WEIGHTS_FORMAT "sotu-weights"
-#define RESNET_WEIGHTS_FORMAT_VERSION 1
 #define RESNET_ARCH "resnet"
 #define NBT_SUFFIX ".num_batches_tracked"
 #define MEAN_SUFFIX ".running_mean"
@@ -106,29 +101,18 @@ sotu_status resnet_weights_write_group(int64_t loc, const char *group, const res
     return s;
 }
 
+static sotu_status fill_resnet(int64_t f, const void *ctx, const char *path)
+{
+    const resnet_model *m = ctx;
+    sotu_status s = resnet_weights_write_config_attrs(f, &m->cfg, path);
+    if (s == SOTU_OK)
+        s = resnet_weights_write_group(f, SOTU_WEIGHTS_GROUP, m, path);
+    return s;
+}
+
 sotu_status resnet_weights_write(const char *path, const resnet_model *m)
 {
-    sotu_h5_quiet();
-    char tmp[4200];
-    sotu_tmp_path(tmp, sizeof tmp, path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return sotu_error(SOTU_ERR_IO, "%s: cannot create HDF5 file %s: %s", path, tmp,
-                          strerror(errno));
-    sotu_status s = sotu_h5_write_str_attr(f, "format", RESNET_WEIGHTS_FORMAT, path);
-    if (s == SOTU_OK)
-        s = sotu_h5_write_int_attr(f, "format_version", RESNET_WEIGHTS_FORMAT_VERSION, path);
-    if (s == SOTU_OK)
-        s = resnet_weights_write_config_attrs((int64_t)f, &m->cfg, path);
-    if (s == SOTU_OK)
-        s = resnet_weights_write_group((int64_t)f, SOTU_WEIGHTS_GROUP, m, path);
-    if (H5Fclose(f) < 0 && s == SOTU_OK)
-        s = sotu_error(SOTU_ERR_IO, "%s: closing the HDF5 file %s failed", path, tmp);
-    if (s != SOTU_OK) {
-        unlink(tmp);
-        return s;
-    }
-    return sotu_atomic_commit(tmp, path);
+    return sotu_weights_write_file(path, fill_resnet, m);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -195,6 +195,18 @@ static void write_scalar(hid_t f, const char *name, hid_t type, const void *v)
     H5Sclose(sp);
 }
 
+/* Replaces dataset name of f by a zero float32 dataset of the given shape. */
+static void replace_floats(hid_t f, const char *name, int rank, const hsize_t *dims)
+{
+    H5Ldelete(f, name, H5P_DEFAULT);
+    float zeros[64] = {0};
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros);
+    H5Dclose(d);
+    H5Sclose(sp);
+}
+
 static void test_bad_files(void)
 {
     resnet_model m;
@@ -268,30 +280,16 @@ static void test_bad_files(void)
 
     printf("wrong shape\n");
     f = copy_open(good, "shape.h5", path, sizeof path);
-    H5Ldelete(f, "/weights/bn1.weight", H5P_DEFAULT);
-    float five[5] = {0};
-    hsize_t dim = 5;
-    hid_t sp = H5Screate_simple(1, &dim, NULL);
-    hid_t d = H5Dcreate2(f, "/weights/bn1.weight", H5T_IEEE_F32LE, sp, H5P_DEFAULT,
-                         H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, five);
-    H5Dclose(d);
-    H5Sclose(sp);
+    hsize_t five = 5;
+    replace_floats(f, "/weights/bn1.weight", 1, &five);
     H5Fclose(f);
     expect_error(resnet_weights_read(path, SOTU_WEIGHTS_GROUP, &m), SOTU_ERR_DATA, path,
                  "bn1.weight", "[5]");
 
     printf("fc of another width\n");
     f = copy_open(good, "fcwidth.h5", path, sizeof path);
-    H5Ldelete(f, "/weights/fc.weight", H5P_DEFAULT);
-    float fcw[3 * 5] = {0};
     hsize_t fdims[2] = {3, 5};
-    sp = H5Screate_simple(2, fdims, NULL);
-    d = H5Dcreate2(f, "/weights/fc.weight", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                   H5P_DEFAULT);
-    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, fcw);
-    H5Dclose(d);
-    H5Sclose(sp);
+    replace_floats(f, "/weights/fc.weight", 2, fdims);
     H5Fclose(f);
     expect_error(resnet_weights_read(path, SOTU_WEIGHTS_GROUP, &m), SOTU_ERR_DATA, path,
                  "fc.weight", "[3,5]");
