@@ -1,7 +1,10 @@
 /* `sotu pretrain CONFIG [--set ...] [--out PATH]`: supervised pretraining of
- * the small ViT of model.* on the upright Fashion-MNIST training split,
- * evaluated on its test split every epoch; the weights file is written
- * atomically after every epoch, so a crash loses at most one. */
+ * the backbone of model.* (model.arch: the small ViT or a ResNet-18/34) on
+ * the upright Fashion-MNIST training split, evaluated on its test split every
+ * epoch; the weights file is written atomically after every epoch, so a crash
+ * loses at most one. Both models share the data, the schedule, the loop
+ * (worker/finetune.h) and the report; only building the model and writing
+ * its file differ. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +20,9 @@
 #include "io/idx.h"
 #include "io/taskset.h"
 #include "io/weights.h"
+#include "worker/resnet_io.h"
 #include "worker/finetune.h"
+#include "worker/resnet.h"
 #include "worker/vit.h"
 
 static const char *const fmnist_classes[10] = {"t-shirt", "trouser", "pullover", "dress", "coat",
@@ -28,9 +33,10 @@ static void pretrain_usage(FILE *f)
     fprintf(f,
             "usage: sotu pretrain [CONFIG] [--set key=value ...] [--out PATH] [--init PATH]\n"
             "                     [--print-config]\n"
-            "Supervised pretraining of the ViT of model.* (image_size, channels, patch, dim,\n"
-            "depth, heads, mlp_ratio) on the Fashion-MNIST training split read from\n"
-            "pretrain.data_dir ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz), with\n"
+            "Supervised pretraining of the backbone of model.* on the Fashion-MNIST training\n"
+            "split read from pretrain.data_dir ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz):\n"
+            "model.arch vit (image_size, channels, patch, dim, depth, heads, mlp_ratio) or\n"
+            "resnet18 | resnet34 (width, small_input; no CLR layers), with\n"
             "pretrain.{epochs,batch_size,lr,warmup_steps} and the other train.* settings.\n"
             "Evaluates on the 10k test split after every epoch and writes the weights\n"
             "(group /weights, head of 10 classes) to --out or pretrain.out after each epoch.\n"
@@ -113,19 +119,112 @@ static sotu_status read_fmnist(const char *dir, sotu_taskset *t)
 
 typedef struct {
     const char *out;
-    double best_acc;
 } pretrain_ctx;
 
-static sotu_status pretrain_epoch(void *vctx, const vit_model *m, const sotu_finetune_epoch *e)
+static void log_written(const pretrain_ctx *ctx, const sotu_finetune_epoch *e)
+{
+    SOTU_INFO("pretrain: wrote %s after epoch %d (test acc %.2f%%)", ctx->out, e->epoch,
+              100.0 * e->test_acc);
+}
+
+static sotu_status vit_epoch(void *vctx, const vit_model *m, const sotu_finetune_epoch *e)
 {
     pretrain_ctx *ctx = vctx;
     sotu_status st = sotu_weights_write(ctx->out, &m->cfg, &m->table, m->params);
+    if (st == SOTU_OK)
+        log_written(ctx, e);
+    return st;
+}
+
+static sotu_status resnet_epoch(void *vctx, const resnet_model *m, const sotu_finetune_epoch *e)
+{
+    pretrain_ctx *ctx = vctx;
+    sotu_status st = resnet_weights_write(ctx->out, m);
+    if (st == SOTU_OK)
+        log_written(ctx, e);
+    return st;
+}
+
+/* Builds the ViT of model.* (random, or from --init), logs it and runs the loop. */
+static sotu_status pretrain_vit(const sotu_config *cfg, const sotu_taskset *t, const char *init,
+                                sotu_finetune_opts *fo, sotu_finetune_result *res)
+{
+    vit_model m = {0};
+    vit_config vc = {.image_size = cfg->model.image_size, .channels = cfg->model.channels,
+                     .patch = cfg->model.patch, .dim = cfg->model.dim, .depth = cfg->model.depth,
+                     .heads = cfg->model.heads,
+                     .mlp_hidden = cfg->model.mlp_ratio * cfg->model.dim, .classes = 10};
+    sotu_status st = vit_init(&m, &vc, cfg->train.batch_size);
     if (st != SOTU_OK)
-        return st;
-    SOTU_INFO("pretrain: wrote %s after epoch %d (test acc %.2f%%)", ctx->out, e->epoch,
-              100.0 * e->test_acc);
-    ctx->best_acc = e->test_acc;
-    return SOTU_OK;
+        goto cleanup;
+    if (init) {
+        vit_config fc;
+        st = sotu_weights_read_config(init, &fc);
+        if (st != SOTU_OK)
+            goto cleanup;
+        if (memcmp(&fc, &vc, sizeof fc)) {
+            st = sotu_error(SOTU_ERR_CONFIG, "--init %s: its architecture (patch %d dim %d depth "
+                            "%d heads %d) differs from model.* (patch %d dim %d depth %d heads %d)",
+                            init, fc.patch, fc.dim, fc.depth, fc.heads, vc.patch, vc.dim,
+                            vc.depth, vc.heads);
+            goto cleanup;
+        }
+        st = sotu_weights_read_into(init, SOTU_WEIGHTS_GROUP, &m.table, m.params, 0);
+        if (st != SOTU_OK)
+            goto cleanup;
+    } else {
+        vit_init_random(&m, cfg->train.seed);
+    }
+    SOTU_INFO("pretrain: ViT %dx%dx%d patch %d dim %d depth %d heads %d, %zu parameters",
+              vc.image_size, vc.image_size, vc.channels, vc.patch, vc.dim, vc.depth, vc.heads,
+              m.num_params);
+    fo->on_epoch = vit_epoch;
+    st = sotu_finetune_run(&m, t, cfg, fo, res);
+cleanup:
+    vit_free(&m);
+    return st;
+}
+
+/* The same for a ResNet of model.arch/width/small_input without CLR layers. */
+static sotu_status pretrain_resnet(const sotu_config *cfg, const sotu_taskset *t,
+                                   const char *init, sotu_finetune_opts *fo,
+                                   sotu_finetune_result *res)
+{
+    resnet_model m = {0};
+    resnet_config rc = {.depth = !strcmp(cfg->model.arch, "resnet34") ? 34 : 18,
+                        .width = cfg->model.width, .channels = cfg->model.channels,
+                        .image_size = cfg->model.image_size, .classes = 10,
+                        .small_input = cfg->model.small_input, .clr = RESNET_CLR_NONE};
+    sotu_status st = resnet_init(&m, &rc, cfg->train.batch_size);
+    if (st != SOTU_OK)
+        goto cleanup;
+    if (init) {
+        resnet_config fc;
+        st = resnet_weights_read_config(init, &fc);
+        if (st != SOTU_OK)
+            goto cleanup;
+        if (fc.depth != rc.depth || fc.width != rc.width || fc.small_input != rc.small_input ||
+            fc.channels != rc.channels || fc.classes != rc.classes) {
+            st = sotu_error(SOTU_ERR_CONFIG, "--init %s: its architecture (resnet%d width %d "
+                            "small_input %d, %d classes) differs from model.* (resnet%d width %d "
+                            "small_input %d, 10 classes)", init, fc.depth, fc.width,
+                            fc.small_input, fc.classes, rc.depth, rc.width, rc.small_input);
+            goto cleanup;
+        }
+        st = resnet_weights_read(init, SOTU_WEIGHTS_GROUP, &m);
+        if (st != SOTU_OK)
+            goto cleanup;
+    } else {
+        resnet_init_random(&m, cfg->train.seed);
+    }
+    SOTU_INFO("pretrain: ResNet-%d %dx%dx%d width %d%s, %zu parameters", rc.depth,
+              rc.image_size, rc.image_size, rc.channels, rc.width,
+              rc.small_input ? " small_input" : "", m.num_params);
+    fo->on_epoch_resnet = resnet_epoch;
+    st = sotu_finetune_run_resnet(&m, t, cfg, fo, res);
+cleanup:
+    resnet_free(&m);
+    return st;
 }
 
 int sotu_cmd_pretrain(int argc, char **argv)
@@ -173,7 +272,6 @@ int sotu_cmd_pretrain(int argc, char **argv)
         out = cfg.pretrain.out;
 
     sotu_taskset t = {0};
-    vit_model m = {0};
     char dir[SOTU_PATH_MAX];
     sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
     sotu_status st = read_fmnist(cfg.pretrain.data_dir, &t);
@@ -185,54 +283,27 @@ int sotu_cmd_pretrain(int argc, char **argv)
                         cfg.pretrain.data_dir, t.height, t.width);
         goto cleanup;
     }
-    vit_config vc = {.image_size = cfg.model.image_size, .channels = cfg.model.channels,
-                     .patch = cfg.model.patch, .dim = cfg.model.dim, .depth = cfg.model.depth,
-                     .heads = cfg.model.heads, .mlp_hidden = cfg.model.mlp_ratio * cfg.model.dim,
-                     .classes = 10};
     cfg.train.epochs = cfg.pretrain.epochs;
     cfg.train.batch_size = cfg.pretrain.batch_size;
     cfg.train.lr = cfg.pretrain.lr;
     cfg.train.warmup_steps = cfg.pretrain.warmup_steps;
     snprintf(cfg.train.tune, sizeof cfg.train.tune, "all");
-    st = vit_init(&m, &vc, cfg.train.batch_size);
-    if (st != SOTU_OK)
-        goto cleanup;
-    if (init) {
-        vit_config fc;
-        st = sotu_weights_read_config(init, &fc);
-        if (st != SOTU_OK)
-            goto cleanup;
-        if (memcmp(&fc, &vc, sizeof fc)) {
-            st = sotu_error(SOTU_ERR_CONFIG, "--init %s: its architecture (patch %d dim %d depth "
-                            "%d heads %d) differs from model.* (patch %d dim %d depth %d heads %d)",
-                            init, fc.patch, fc.dim, fc.depth, fc.heads, vc.patch, vc.dim,
-                            vc.depth, vc.heads);
-            goto cleanup;
-        }
-        st = sotu_weights_read_into(init, SOTU_WEIGHTS_GROUP, &m.table, m.params, 0);
-        if (st != SOTU_OK)
-            goto cleanup;
-    } else {
-        vit_init_random(&m, cfg.train.seed);
-    }
     sotu_path_dirname(dir, sizeof dir, out);
     st = sotu_mkdirs(dir);
     if (st != SOTU_OK)
         goto cleanup;
 
-    SOTU_INFO("pretrain: ViT %dx%dx%d patch %d dim %d depth %d heads %d, %zu parameters; "
-              "%d train / %d test images, %d epochs, batch %d, lr %g, %d threads",
-              vc.image_size, vc.image_size, vc.channels, vc.patch, vc.dim, vc.depth, vc.heads,
-              m.num_params, t.n_train, t.n_test, cfg.train.epochs, cfg.train.batch_size,
+    SOTU_INFO("pretrain: %s; %d train / %d test images, %d epochs, batch %d, lr %g, %d threads",
+              cfg.model.arch, t.n_train, t.n_test, cfg.train.epochs, cfg.train.batch_size,
               cfg.train.lr, sotu_threads_get());
-    pretrain_ctx ctx = {.out = out, .best_acc = -1};
+    pretrain_ctx ctx = {.out = out};
     sotu_finetune_opts fo = sotu_finetune_opts_default();
     fo.label = "pretrain";
     fo.eval_every_epoch = true;
-    fo.on_epoch = pretrain_epoch;
     fo.ctx = &ctx;
     sotu_finetune_result res;
-    st = sotu_finetune_run(&m, &t, &cfg, &fo, &res);
+    st = !strcmp(cfg.model.arch, "vit") ? pretrain_vit(&cfg, &t, init, &fo, &res)
+                                        : pretrain_resnet(&cfg, &t, init, &fo, &res);
     if (st != SOTU_OK)
         goto cleanup;
     printf("pretrain: %s test_acc %.4f train_loss %.4f epochs %d steps %lld seconds %.1f\n", out,
@@ -243,7 +314,6 @@ int sotu_cmd_pretrain(int argc, char **argv)
 
 cleanup:
     rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("pretrain", st);
-    vit_free(&m);
     sotu_taskset_free(&t);
     return rc;
 }
