@@ -1,10 +1,12 @@
-/* `sotu import safetensors IN OUT.h5`: a timm ViT's safetensors weights
- * (one file or a sharded index) as a sotu pretrained weights file. The
- * architecture is inferred from the tensor shapes; features of timm's
- * VisionTransformer that the engine does not implement are rejected by
- * name rather than silently dropped. */
+/* `sotu import safetensors IN OUT.h5`: a timm ViT's or a torchvision
+ * ResNet-18/34's safetensors weights (one file or a sharded index) as a sotu
+ * pretrained weights file (io/weights.h, worker/resnet_io.h). The
+ * architecture is inferred from the tensor names and shapes; features the
+ * engines do not implement are rejected by name rather than silently
+ * dropped. */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,8 @@
 #include "coordinator/commands.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
+#include "worker/resnet.h"
+#include "worker/resnet_io.h"
 #include "worker/vit.h"
 
 static void import_usage(FILE *f)
@@ -28,9 +32,17 @@ static void import_usage(FILE *f)
             "  --heads H        attention heads (else __metadata__ \"num_heads\"; required\n"
             "                   if neither: timm's vit_tiny 3, vit_small 6, vit_base 12,\n"
             "                   vit_large 16)\n"
-            "  --image-size S   check that the position embedding is for S x S images\n\n"
+            "  --image-size S   check that the position embedding is for S x S images;\n"
+            "                   for a ResNet, the image size recorded in OUT (default 32\n"
+            "                   with a 3x3 conv1, 224 with torchvision's 7x7 conv1)\n\n"
             "Rejected by name: register tokens, no class token, average pooling (fc_norm),\n"
-            "layer scale, qk-norm, pre-norm, attention pooling, bias-free projections.\n"
+            "layer scale, qk-norm, pre-norm, attention pooling, bias-free projections.\n\n"
+            "A torchvision ResNet (conv1.weight, bn1.*, layer1.0.conv1.weight, fc.*) is\n"
+            "imported as a ResNet: depth 18 or 34 from the blocks per layer, width from\n"
+            "conv1, small_input from conv1's kernel (3: 3x3/1 and no max-pool, 7:\n"
+            "torchvision's stem), classes from fc, BatchNorm running statistics\n"
+            "included; CLR weights (<conv>.clr.weight) are kept. Bottleneck ResNets\n"
+            "(ResNet-50 and deeper) are rejected.\n"
             "\nexit codes: 0 ok, 2 usage, 3 bad or unsupported input, 4 I/O error\n");
 }
 
@@ -47,6 +59,33 @@ static const sotu_safetensors_tensor *get(const sotu_safetensors *st, const char
 {
     int i = sotu_safetensors_find(st, name);
     return i < 0 ? NULL : &st->tensors[i];
+}
+
+/* Reads tensor j of st into dst after checking its shape against ti and
+ * that every value is finite; ctx describes the inferred model for the
+ * shape message. */
+static sotu_status read_checked(const sotu_safetensors *st, const char *in, int j,
+                                const sotu_tensor_info *ti, float *dst, const char *ctx)
+{
+    const sotu_safetensors_tensor *t = &st->tensors[j];
+    int same = t->ndim == ti->ndim;
+    for (int d = 0; d < ti->ndim && same; d++)
+        same = t->shape[d] == ti->shape[d];
+    if (!same) {
+        char want[96], got[96];
+        shape_str(want, sizeof want, ti->ndim, ti->shape);
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        return sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' has shape %s, expected %s (%s)", in,
+                          ti->name, got, want, ctx);
+    }
+    sotu_status s = sotu_safetensors_read_f32(st, j, dst);
+    if (s != SOTU_OK)
+        return s;
+    for (size_t k = 0; k < ti->count; k++)
+        if (!isfinite(dst[k]))
+            return sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' element %zu is %g", in, ti->name,
+                              k, (double)dst[k]);
+    return SOTU_OK;
 }
 
 /* Names of timm ViT variants sotu does not implement, matched as substrings. */
@@ -189,6 +228,186 @@ static sotu_status parse_positive(const char *opt, const char *v, int *out)
     return SOTU_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* torchvision ResNet                                                       */
+/* ------------------------------------------------------------------------ */
+
+static bool is_torchvision_resnet(const sotu_safetensors *st)
+{
+    return get(st, "conv1.weight") && get(st, "bn1.weight") && get(st, "layer1.0.conv1.weight");
+}
+
+/* Reads tensor j, which must be an I64 scalar (num_batches_tracked). */
+static sotu_status read_i64_scalar(const sotu_safetensors *st, int j, const char *in, int64_t *v)
+{
+    const sotu_safetensors_tensor *t = &st->tensors[j];
+    if (strcmp(t->dtype, "I64") || t->count != 1)
+        return sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' is %s with %llu elements, expected an "
+                          "I64 scalar", in, t->name, t->dtype, (unsigned long long)t->count);
+    const sotu_safetensors_shard *sh = &st->shards[t->shard];
+    unsigned char b[8];
+    FILE *f = fopen(sh->path, "rb");
+    bool ok = f && fseek(f, (long)(sh->data_start + t->begin), SEEK_SET) == 0 &&
+              fread(b, 1, sizeof b, f) == sizeof b;
+    if (f)
+        fclose(f);
+    if (!ok)
+        return sotu_error(SOTU_ERR_IO, "%s: cannot read tensor '%s'", sh->path, t->name);
+    uint64_t u = 0;
+    for (int k = 0; k < 8; k++)
+        u |= (uint64_t)b[k] << (8 * k);
+    *v = (int64_t)u;
+    if (*v < 0)
+        return sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' is %lld, expected >= 0", in, t->name,
+                          (long long)*v);
+    return SOTU_OK;
+}
+
+/* Fills c from the names and shapes; image_size from the flag or the stem. */
+static sotu_status infer_resnet(const sotu_safetensors *st, const char *in, int image_size_flag,
+                                resnet_config *c)
+{
+    int blocks[4] = {0};
+    bool clr = false;
+    for (int i = 0; i < st->n_tensors; i++) {
+        const char *name = st->tensors[i].name;
+        int L, b, k;
+        if (sscanf(name, "layer%d.%d.conv%d.", &L, &b, &k) == 3 && k == 3)
+            return sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': Bottleneck blocks (ResNet-50 and "
+                              "deeper) are not supported by sotu, only the BasicBlock "
+                              "ResNet-18 and ResNet-34", in, name);
+        if (sscanf(name, "layer%d.%d.", &L, &b) == 2 && L >= 1 && L <= 4 && b >= 0 &&
+            b < 100000 && b >= blocks[L - 1])
+            blocks[L - 1] = b + 1;
+        clr |= strstr(name, ".clr.weight") != NULL;
+    }
+    static const int r18[4] = {2, 2, 2, 2}, r34[4] = {3, 4, 6, 3};
+    memset(c, 0, sizeof *c);
+    if (!memcmp(blocks, r18, sizeof blocks))
+        c->depth = 18;
+    else if (!memcmp(blocks, r34, sizeof blocks))
+        c->depth = 34;
+    else
+        return sotu_error(SOTU_ERR_DATA, "%s: %d, %d, %d, %d blocks in layer1..4: sotu "
+                          "implements ResNet-18 (2, 2, 2, 2) and ResNet-34 (3, 4, 6, 3)", in,
+                          blocks[0], blocks[1], blocks[2], blocks[3]);
+    const sotu_safetensors_tensor *conv1 = get(st, "conv1.weight"), *fc = get(st, "fc.weight");
+    char sh[96];
+    if (conv1->ndim != 4 || conv1->shape[2] != conv1->shape[3] ||
+        (conv1->shape[2] != 3 && conv1->shape[2] != 7) || conv1->shape[0] < 1 ||
+        conv1->shape[0] > (1 << 16) || conv1->shape[1] < 1 || conv1->shape[1] > (1 << 16)) {
+        shape_str(sh, sizeof sh, conv1->ndim, conv1->shape);
+        return sotu_error(SOTU_ERR_DATA, "%s: conv1.weight has shape %s, expected [W, C, 7, 7] "
+                          "(torchvision's stem) or [W, C, 3, 3] (small-input stem)", in, sh);
+    }
+    c->width = (int)conv1->shape[0];
+    c->channels = (int)conv1->shape[1];
+    c->small_input = conv1->shape[2] == 3;
+    c->image_size = image_size_flag > 0 ? image_size_flag : c->small_input ? 32 : 224;
+    c->clr = !clr ? RESNET_CLR_NONE
+             : get(st, "layer2.0.downsample.0.clr.weight") ? RESNET_CLR_ALL
+                                                           : RESNET_CLR_CONV3;
+    if (fc) {
+        if (fc->ndim != 2 || fc->shape[1] != 8 * (int64_t)c->width || fc->shape[0] < 1 ||
+            fc->shape[0] > (1 << 24)) {
+            shape_str(sh, sizeof sh, fc->ndim, fc->shape);
+            return sotu_error(SOTU_ERR_DATA, "%s: fc.weight has shape %s, expected [K, %d]", in,
+                              sh, 8 * c->width);
+        }
+        c->classes = (int)fc->shape[0];
+    } else if (get(st, "fc.bias")) {
+        return sotu_error(SOTU_ERR_DATA, "%s: fc.bias without fc.weight", in);
+    } else {
+        c->classes = 1;
+    }
+    return SOTU_OK;
+}
+
+/* Reads every tensor of tab (parameters or running statistics) into dst;
+ * fc.* may be absent when skip_fc. */
+static sotu_status read_resnet_table(const sotu_safetensors *st, const char *in,
+                                     const sotu_tensor_table *tab, float *dst, bool skip_fc,
+                                     const char *ctx)
+{
+    for (int i = 0; i < tab->n; i++) {
+        const sotu_tensor_info *ti = &tab->t[i];
+        int j = sotu_safetensors_find(st, ti->name);
+        if (j < 0 && skip_fc && !strncmp(ti->name, "fc.", 3))
+            continue;
+        if (j < 0) {
+            char want[96];
+            shape_str(want, sizeof want, ti->ndim, ti->shape);
+            return sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' %s is missing (%s)", in, ti->name,
+                              want, ctx);
+        }
+        sotu_status s = read_checked(st, in, j, ti, dst + ti->offset, ctx);
+        if (s != SOTU_OK)
+            return s;
+    }
+    return SOTU_OK;
+}
+
+static sotu_status import_resnet(const sotu_safetensors *st, const char *in, const char *out,
+                                 int image_size_flag)
+{
+    resnet_config c;
+    resnet_model m = {0};
+    sotu_status s = infer_resnet(st, in, image_size_flag, &c);
+    if (s != SOTU_OK)
+        return s;
+    if ((s = resnet_init(&m, &c, 1)) != SOTU_OK)
+        goto cleanup;
+    char ctx[96];
+    snprintf(ctx, sizeof ctx, "resnet%d width %d, %d classes", c.depth, c.width, c.classes);
+    /* Every tensor of the file has a place: a parameter, a running statistic
+     * or a BatchNorm's counter. */
+    for (int i = 0; i < st->n_tensors; i++) {
+        const char *name = st->tensors[i].name;
+        const char *suffix = strstr(name, ".num_batches_tracked");
+        char mean[SOTU_TENSOR_NAME_MAX + 16];
+        snprintf(mean, sizeof mean, "%.*s.running_mean", suffix ? (int)(suffix - name) : 0, name);
+        bool known = sotu_tensor_find(&m.table, name) >= 0 ||
+                     sotu_tensor_find(&m.buffers, name) >= 0 ||
+                     (suffix && !suffix[20] && sotu_tensor_find(&m.buffers, mean) >= 0);
+        if (!known) {
+            s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' is not part of the torchvision ResNet "
+                           "that sotu implements (%s)", in, name, ctx);
+            goto cleanup;
+        }
+        int64_t nbt = 0;
+        if (suffix && (s = read_i64_scalar(st, i, in, &nbt)) != SOTU_OK)
+            goto cleanup;
+        if (suffix && !strcmp(name, "bn1.num_batches_tracked"))
+            m.num_batches_tracked = nbt;
+    }
+    bool have_fc = get(st, "fc.weight") != NULL;
+    if ((s = read_resnet_table(st, in, &m.table, m.params, !have_fc, ctx)) != SOTU_OK ||
+        (s = read_resnet_table(st, in, &m.buffers, m.running, false, ctx)) != SOTU_OK)
+        goto cleanup;
+    for (int b = 0; b < m.buffers.n; b++) {
+        const sotu_tensor_info *ti = &m.buffers.t[b];
+        for (size_t k = 0; k < ti->count && strstr(ti->name, "running_var"); k++)
+            if (m.running[ti->offset + k] < 0) {
+                s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' element %zu is a negative "
+                               "variance", in, ti->name, k);
+                goto cleanup;
+            }
+    }
+    if (!have_fc)
+        SOTU_WARN("%s: no fc (a headless backbone); writing a zero fc with 1 class "
+                  "(fine-tuning gives each task its own head)", in);
+    if ((s = resnet_weights_write(out, &m)) != SOTU_OK)
+        goto cleanup;
+    printf("imported %s -> %s: ResNet-%d, %zu parameters; width %d, channels %d, %s stem, "
+           "clr %s, classes %d, image size %d\n",
+           in, out, c.depth, m.num_params, c.width, c.channels,
+           c.small_input ? "small-input (3x3/1, no max-pool)" : "torchvision (7x7/2, max-pool)",
+           resnet_clr_name(c.clr), c.classes, c.image_size);
+cleanup:
+    resnet_free(&m);
+    return s;
+}
+
 static sotu_status import_safetensors(const char *in, const char *out, int heads_flag,
                                       int image_size_flag)
 {
@@ -197,6 +416,13 @@ static sotu_status import_safetensors(const char *in, const char *out, int heads
     sotu_status s = sotu_safetensors_open(in, &st);
     if (s != SOTU_OK)
         return s;
+    if (is_torchvision_resnet(&st)) {
+        if (heads_flag > 0)
+            s = sotu_error(SOTU_ERR_USAGE, "%s: --heads applies to ViTs; this is a ResNet", in);
+        else
+            s = import_resnet(&st, in, out, image_size_flag);
+        goto cleanup;
+    }
     sotu_vit_config c;
     if ((s = check_features(&st, in)) != SOTU_OK || (s = infer_config(&st, in, &c)) != SOTU_OK)
         goto cleanup;
@@ -247,7 +473,7 @@ static sotu_status import_safetensors(const char *in, const char *out, int heads
     for (int i = 0; i < m.table.n; i++) {
         const sotu_tensor_info *ti = &m.table.t[i];
         int j = sotu_safetensors_find(&st, ti->name);
-        char want[96], got[96];
+        char want[96];
         shape_str(want, sizeof want, ti->ndim, ti->shape);
         if (j < 0) {
             if (!have_head && !strncmp(ti->name, "head.", 5))
@@ -255,27 +481,10 @@ static sotu_status import_safetensors(const char *in, const char *out, int heads
             s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' %s is missing", in, ti->name, want);
             goto cleanup;
         }
-        const sotu_safetensors_tensor *t = &st.tensors[j];
-        int same = t->ndim == ti->ndim;
-        for (int d = 0; d < ti->ndim && same; d++)
-            same = t->shape[d] == ti->shape[d];
-        if (!same) {
-            shape_str(got, sizeof got, t->ndim, t->shape);
-            s = sotu_error(SOTU_ERR_DATA,
-                           "%s: tensor '%s' has shape %s, expected %s (dim %d, mlp %d, "
-                           "classes %d)",
-                           in, ti->name, got, want, c.dim, c.mlp_hidden, c.classes);
+        char ctx[96];
+        snprintf(ctx, sizeof ctx, "dim %d, mlp %d, classes %d", c.dim, c.mlp_hidden, c.classes);
+        if ((s = read_checked(&st, in, j, ti, m.params + ti->offset, ctx)) != SOTU_OK)
             goto cleanup;
-        }
-        float *dst = m.params + ti->offset;
-        if ((s = sotu_safetensors_read_f32(&st, j, dst)) != SOTU_OK)
-            goto cleanup;
-        for (size_t k = 0; k < ti->count; k++)
-            if (!isfinite(dst[k])) {
-                s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' element %zu is %g", in, ti->name,
-                               k, (double)dst[k]);
-                goto cleanup;
-            }
     }
     if (!have_head)
         SOTU_WARN("%s: no head (num_classes=0); writing a zero head with 1 class (fine-tuning "

@@ -1,5 +1,6 @@
 /* `sotu inspect FILE`: describe a task file, manifest or weights file. */
 #include <hdf5.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "io/h5util.h"
 #include "io/taskset.h"
 #include "io/weights.h"
+#include "worker/resnet_io.h"
 
 static int verbose(void) { return sotu_log_get_level() >= SOTU_LOG_DEBUG; }
 
@@ -135,19 +137,46 @@ static herr_t visit_tensor(hid_t g, const char *name, const H5L_info_t *info, vo
     return 0;
 }
 
+/* Prints the "arch" and "model" lines of a weights file. */
+static sotu_status print_model(const char *path, bool *resnet)
+{
+    char arch[16];
+    sotu_status s = sotu_weights_arch(path, arch, sizeof arch);
+    if (s != SOTU_OK)
+        return s;
+    *resnet = !strcmp(arch, "resnet");
+    if (*resnet) {
+        resnet_config r;
+        if ((s = resnet_weights_read_config(path, &r)) != SOTU_OK)
+            return s;
+        printf("weights     %s\n", path);
+        printf("arch        resnet%d\n", r.depth);
+        printf("model       image %d, channels %d, width %d, %s stem, clr %s, classes %d\n",
+               r.image_size, r.channels, r.width,
+               r.small_input ? "small-input (3x3/1, no max-pool)" : "torchvision (7x7/2, max-pool)",
+               resnet_clr_name(r.clr), r.classes);
+        return SOTU_OK;
+    }
+    sotu_vit_config c;
+    if ((s = sotu_weights_read_config(path, &c)) != SOTU_OK)
+        return s;
+    printf("weights     %s\n", path);
+    printf("arch        vit\n");
+    printf("model       image %d, channels %d, patch %d, dim %d, depth %d, heads %d, "
+           "mlp %d, classes %d\n",
+           c.image_size, c.channels, c.patch, c.dim, c.depth, c.heads, c.mlp_hidden, c.classes);
+    return SOTU_OK;
+}
+
 int sotu_inspect_weights(const char *path)
 {
-    sotu_vit_config c;
-    sotu_status s = sotu_weights_read_config(path, &c);
+    bool resnet = false;
+    sotu_status s = print_model(path, &resnet);
     if (s != SOTU_OK)
         return sotu_cmd_fail("inspect", s);
     hid_t f;
     if ((s = sotu_h5_open_read(path, &f)) != SOTU_OK)
         return sotu_cmd_fail("inspect", s);
-    printf("weights     %s\n", path);
-    printf("model       image %d, channels %d, patch %d, dim %d, depth %d, heads %d, "
-           "mlp %d, classes %d\n",
-           c.image_size, c.channels, c.patch, c.dim, c.depth, c.heads, c.mlp_hidden, c.classes);
     tensor_walk w = {0};
     hid_t g = H5Lexists(f, SOTU_WEIGHTS_GROUP, H5P_DEFAULT) > 0
                   ? H5Gopen2(f, SOTU_WEIGHTS_GROUP, H5P_DEFAULT)
@@ -166,8 +195,10 @@ int sotu_inspect_weights(const char *path)
     H5Fclose(f);
     if (s != SOTU_OK)
         return sotu_cmd_fail("inspect", s);
-    printf("tensors     %d in %s, %lld parameters (%.2f M)\n", w.n, SOTU_WEIGHTS_GROUP,
-           (long long)w.params, (double)w.params / 1e6);
+    printf("tensors     %d in %s, %lld %s (%.2f M)\n", w.n, SOTU_WEIGHTS_GROUP,
+           (long long)w.params,
+           resnet ? "values (parameters, running statistics, counters)" : "parameters",
+           (double)w.params / 1e6);
     return SOTU_EXIT_OK;
 }
 

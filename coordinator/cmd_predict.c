@@ -1,6 +1,6 @@
 /* `sotu predict CKPT --images H5 --out H5`: logits and predicted classes of
  * every image, from a checkpoint's merged model (optionally with one task's
- * head) or a pretrained weights file.
+ * head) or a pretrained weights file (ViT or ResNet).
  *
  * Input: an HDF5 file with /images uint8 [N, H, W, C] (or [N, H, W] for
  * one channel), or a task file (its --split, test by default).
@@ -29,6 +29,8 @@
 #include "io/h5util.h"
 #include "io/preprocess.h"
 #include "io/taskset.h"
+#include "worker/resnet.h"
+#include "worker/resnet_io.h"
 #include "worker/vit.h"
 
 static void predict_usage(FILE *f)
@@ -194,11 +196,61 @@ static sotu_status write_predictions(const char *path, const float *logits, cons
     return sotu_atomic_commit(tmp, path);
 }
 
+/* The model being run: a ViT or a ResNet, behind one forward. */
+typedef struct {
+    bool resnet;
+    vit_model vit;
+    resnet_model rn;
+    int S, C, K; /* input side and channels, classes */
+} predict_net;
+
+static sotu_status net_load(const char *path, const char *task, int batch, predict_net *n)
+{
+    memset(n, 0, sizeof *n);
+    char arch[16];
+    sotu_status s = sotu_file_exists(path) ? sotu_weights_arch(path, arch, sizeof arch)
+                                           : sotu_error(SOTU_ERR_IO, "%s: no such file", path);
+    if (s != SOTU_OK)
+        return s;
+    n->resnet = !strcmp(arch, "resnet");
+    if (n->resnet) {
+        if ((s = sotu_model_load_resnet(path, task, batch, &n->rn)) != SOTU_OK)
+            return s;
+        n->S = n->rn.cfg.image_size;
+        n->C = n->rn.cfg.channels;
+        n->K = n->rn.cfg.classes;
+    } else {
+        if ((s = sotu_model_load(path, task, batch, &n->vit)) != SOTU_OK)
+            return s;
+        n->S = n->vit.cfg.image_size;
+        n->C = n->vit.cfg.channels;
+        n->K = n->vit.cfg.classes;
+    }
+    return SOTU_OK;
+}
+
+/* Logits [B, K] of B preprocessed images. */
+static const float *net_forward(predict_net *n, const float *x, int B)
+{
+    if (n->resnet) {
+        resnet_forward(&n->rn, x, NULL, B);
+        return n->rn.logits;
+    }
+    vit_forward(&n->vit, x, NULL, B);
+    return n->vit.logits;
+}
+
+static void net_free(predict_net *n)
+{
+    vit_free(&n->vit);
+    resnet_free(&n->rn);
+}
+
 static sotu_status predict(const char *ckpt, const char *images_path, const char *out,
                            const char *task, const char *split, int batch, const sotu_config *cfg)
 {
     image_set im = {0};
-    vit_model m = {0};
+    predict_net m = {0};
     float *x = NULL, *logits = NULL;
     int32_t *pred = NULL;
     sotu_status s = read_images(images_path, split, &im);
@@ -206,13 +258,13 @@ static sotu_status predict(const char *ckpt, const char *images_path, const char
         goto cleanup;
     if (batch > im.n)
         batch = im.n;
-    if ((s = sotu_model_load(ckpt, task, batch, &m)) != SOTU_OK)
+    if ((s = net_load(ckpt, task, batch, &m)) != SOTU_OK)
         goto cleanup;
     sotu_preprocess pp;
-    if ((s = sotu_preprocess_from_config(cfg, m.cfg.image_size, m.cfg.channels, &pp)) != SOTU_OK)
+    if ((s = sotu_preprocess_from_config(cfg, m.S, m.C, &pp)) != SOTU_OK)
         goto cleanup;
-    int S = m.cfg.image_size, K = m.cfg.classes;
-    size_t in_img = (size_t)im.H * im.W * im.C, x_img = (size_t)m.cfg.channels * S * S;
+    int S = m.S, K = m.K;
+    size_t in_img = (size_t)im.H * im.W * im.C, x_img = (size_t)m.C * S * S;
     x = malloc(sizeof(float) * x_img * (size_t)batch);
     logits = malloc(sizeof(float) * (size_t)im.n * K);
     pred = malloc(sizeof(int32_t) * (size_t)im.n);
@@ -230,8 +282,7 @@ static sotu_status predict(const char *ckpt, const char *images_path, const char
             s = sotu_error_context(s, "%s", images_path);
             break;
         }
-        vit_forward(&m, x, NULL, B);
-        memcpy(logits + (size_t)i * K, m.logits, sizeof(float) * (size_t)B * K);
+        memcpy(logits + (size_t)i * K, net_forward(&m, x, B), sizeof(float) * (size_t)B * K);
         sotu_progress_update(&prog, i + B, NULL);
     }
     sotu_progress_end(&prog);
@@ -262,7 +313,7 @@ cleanup:
     free(logits);
     free(pred);
     free(im.pixels);
-    vit_free(&m);
+    net_free(&m);
     return s;
 }
 

@@ -1,4 +1,4 @@
-/* ViT parameters from a weights file or a checkpoint (model_source.h). */
+/* Model parameters from a weights file or a checkpoint (model_source.h). */
 #include "coordinator/model_source.h"
 
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include "io/fsutil.h"
 #include "io/h5util.h"
 #include "io/weights.h"
+#include "worker/resnet_io.h"
 
 static int find_task(const sotu_checkpoint_info *info, const char *task)
 {
@@ -90,4 +91,23 @@ sotu_status sotu_model_load(const char *path, const char *task, int batch_cap, v
     if (s != SOTU_OK)
         vit_free(m);
     return s;
+}
+
+sotu_status sotu_model_load_resnet(const char *path, const char *task, int batch_cap,
+                                   resnet_model *m)
+{
+    memset(m, 0, sizeof *m);
+    if (task)
+        return sotu_error(SOTU_ERR_USAGE, "%s: --task %s needs a run checkpoint; this is a "
+                          "ResNet weights file without task heads", path, task);
+    resnet_config c;
+    sotu_status s = resnet_weights_read_config(path, &c);
+    if (s == SOTU_OK && (s = resnet_init(m, &c, batch_cap)) == SOTU_OK)
+        s = resnet_weights_read(path, SOTU_WEIGHTS_GROUP, m);
+    if (s != SOTU_OK) {
+        resnet_free(m);
+        return s;
+    }
+    m->training = false;
+    return SOTU_OK;
 }

@@ -6,6 +6,7 @@
 #define SOTU_COORDINATOR_MODEL_SOURCE_H
 
 #include "common/status.h"
+#include "worker/resnet.h"
 #include "worker/vit.h"
 
 /* Initialises m for batch_cap images and loads its parameters from path.
@@ -15,5 +16,12 @@
  * head, or a file that is neither kind; errors of the readers otherwise.
  * On failure m is freed. */
 sotu_status sotu_model_load(const char *path, const char *task, int batch_cap, vit_model *m);
+
+/* The same for a ResNet weights file (worker/resnet_io.h: arch "resnet"):
+ * the model of its attributes with its weights, BatchNorm in eval mode.
+ * SOTU_ERR_USAGE with a task (pretrained files have no task heads); errors of
+ * the readers otherwise. On failure m is freed. */
+sotu_status sotu_model_load_resnet(const char *path, const char *task, int batch_cap,
+                                   resnet_model *m);
 
 #endif

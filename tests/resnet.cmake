@@ -13,6 +13,11 @@ sotu_add_script_test(test_resnet_weights_torch
   COMMAND ${SOTU_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_resnet_weights.py
           resnet_weights_torch.d $<TARGET_FILE:test_resnet_io>
   LABELS reference TIMEOUT 120)
+# `sotu import safetensors` of torchvision ResNets, checked with sotu predict.
+sotu_add_script_test(test_resnet_import_torch
+  COMMAND ${SOTU_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_resnet_import.py
+          resnet_import_torch.d
+  LABELS reference TIMEOUT 120)
 # `sotu pretrain` with model.arch resnet18 on a made-up Fashion-MNIST.
 sotu_add_script_test(test_pretrain_resnet
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pretrain_resnet.sh

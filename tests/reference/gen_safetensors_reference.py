@@ -38,6 +38,8 @@ DTYPES = {"F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.b
 
 
 def tensor_bytes(t, dtype):
+    if dtype == "I64":
+        return t.detach().contiguous().numpy().astype("<i8").tobytes()
     t = t.detach().to(DTYPES[dtype][0]).contiguous()
     if dtype == "BF16":
         return t.view(torch.int16).numpy().tobytes()
@@ -46,13 +48,15 @@ def tensor_bytes(t, dtype):
 
 def write_safetensors(path, tensors, dtype="F32", metadata=None, order=None):
     """tensors: name -> torch tensor; written in `order` (default: sorted by
-    name, as the reference implementation does)."""
+    name, as the reference implementation does). Floating tensors as dtype,
+    int64 ones (BatchNorm's num_batches_tracked) as I64."""
     header, blobs, at = {}, [], 0
     if metadata is not None:
         header["__metadata__"] = metadata
     for name in order or sorted(tensors):
-        b = tensor_bytes(tensors[name], dtype)
-        header[name] = {"dtype": dtype, "shape": list(tensors[name].shape),
+        d = "I64" if tensors[name].dtype == torch.int64 else dtype
+        b = tensor_bytes(tensors[name], d)
+        header[name] = {"dtype": d, "shape": list(tensors[name].shape),
                         "data_offsets": [at, at + len(b)]}
         blobs.append(b)
         at += len(b)
