@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/threads.h"
 #include "coordinator/cli.h"
+#include "coordinator/clr_train.h"
 #include "coordinator/commands.h"
 #include "coordinator/dispatch.h"
 #include "coordinator/evaluate.h"
@@ -115,15 +116,8 @@ static void coord_run(void *ctx, int job, int rank, ZSTD_CCtx *cctx, sotu_task_r
     SOTU_INFO("task %s%s%s (%d/%d) starts", label, label[0] ? "/" : "", name, t + 1, js->T);
     sotu_status st = sotu_task_run(js->vc, theta0, job_config(js, job), &js->man->tasks[t],
                                    (uint32_t)t, js->sweep->groups[g].keep_ship, cctx, res);
-    rep->status = st;
-    if (st != SOTU_OK) {
-        snprintf(rep->error, sizeof rep->error, "%s", sotu_last_error());
+    if (!sotu_dispatch_report(rep, st, res))
         return;
-    }
-    rep->finetuned_acc = res->finetuned_acc;
-    rep->train_loss = res->train_loss;
-    rep->seconds = res->seconds;
-    rep->steps = res->steps;
     SOTU_INFO("task %s%s%s done: fine-tuned accuracy %.4f, %lld steps, %.1fs, %zu bytes", label,
               label[0] ? "/" : "", name, res->finetuned_acc, (long long)res->steps,
               res->seconds, res->message_bytes);
@@ -318,6 +312,11 @@ int sotu_cmd_train(int argc, char **argv)
     }
     sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
     sotu_signals_install();
+    if (!strcmp(cfg.method, "clr")) {
+        rc = sotu_clr_train(&cfg, resume, array_mode || print_array_size, rank, nranks);
+        sotu_mpi_finalize();
+        return rc;
+    }
 
     sotu_manifest man = {0};
     sotu_sweep sw = {0};

@@ -163,6 +163,20 @@ void sotu_dispatch_work(const sotu_dispatch_ops *ops, int rank, ZSTD_CCtx *cctx)
     }
 }
 
+bool sotu_dispatch_report(sotu_task_report *rep, sotu_status st, const sotu_task_result *res)
+{
+    rep->status = st;
+    if (st != SOTU_OK) {
+        snprintf(rep->error, sizeof rep->error, "%s", sotu_last_error());
+        return false;
+    }
+    rep->finetuned_acc = res->finetuned_acc;
+    rep->train_loss = res->train_loss;
+    rep->seconds = res->seconds;
+    rep->steps = res->steps;
+    return true;
+}
+
 void sotu_dispatch_free(sotu_dispatch *d)
 {
     if (!d)

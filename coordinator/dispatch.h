@@ -70,4 +70,8 @@ void sotu_dispatch_work(const sotu_dispatch_ops *ops, int rank, ZSTD_CCtx *cctx)
 
 void sotu_dispatch_free(sotu_dispatch *d); /* the queue, jobs and slot; accepts zeroed */
 
+/* For ops->run: fills rep's status and, on success, its figures from res;
+ * on failure rep->error gets sotu_last_error(). Returns st == SOTU_OK. */
+bool sotu_dispatch_report(sotu_task_report *rep, sotu_status st, const sotu_task_result *res);
+
 #endif

@@ -31,21 +31,6 @@ bool sotu_eval_classifier_til(int c)
 /* The thin MPI layer: no MPI call at all with one rank                      */
 /* ------------------------------------------------------------------------ */
 
-/* True on every rank iff st is OK on every rank; a failing rank logs its own
- * message, the others get "failed on another rank". */
-static bool ev_all_ok(sotu_status *st, int nranks, const char *what)
-{
-    if (nranks == 1)
-        return *st == SOTU_OK;
-    int bad = *st != SOTU_OK, any = 0;
-    if (bad)
-        SOTU_ERROR("%s: %s", what, sotu_last_error());
-    SOTU_MPI_CHECK(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    if (any && !bad)
-        *st = sotu_error(SOTU_ERR_INTERNAL, "%s failed on another rank (see its message)", what);
-    return !any;
-}
-
 static void ev_bcast_floats(float *buf, size_t n, int nranks)
 {
     if (nranks > 1 && n)
@@ -66,18 +51,6 @@ static void ev_sum_to_root(const double *in, double *out, int n, int nranks)
         return;
     }
     SOTU_MPI_CHECK(MPI_Reduce(in, out, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD));
-}
-
-/* Owner of item k of n shared over nranks (inverse of sotu_share). */
-static int share_owner(int64_t k, int64_t n, int nranks)
-{
-    for (int r = 0; r < nranks; r++) {
-        int64_t b, e;
-        sotu_share(n, r, nranks, &b, &e);
-        if (k >= b && k < e)
-            return r;
-    }
-    return nranks - 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -246,7 +219,7 @@ static sotu_status gather_stats(task_eval *mine, int64_t b, int64_t e, const int
     sotu_cls_stats_zero(global);
     sotu_mpi_buffer buf = {0};
     for (int k = 0; k < nL; k++) {
-        int t = list[k], owner = share_owner(k, nL, nranks);
+        int t = list[k], owner = sotu_share_owner(k, nL, nranks);
         if (owner == 0) {
             sotu_cls_stats_add(global, &mine[k - b].stats, off[t]);
             continue;
@@ -300,7 +273,7 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
         *lambda = NAN;
     if (!active || !has_head || !off || !list || !hw || !hb || !params || !part || !sum || !mine)
         st = sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", T);
-    if (!ev_all_ok(&st, nranks, "evaluation"))
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
         goto cleanup;
     for (int t = 0; t < T; t++) {
         off[t + 1] = off[t] + man->tasks[t].classes;
@@ -327,7 +300,7 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             memcpy(hb[t], in->head_b[t], sizeof(float) * K);
         }
     }
-    if (!ev_all_ok(&st, nranks, "evaluation"))
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
         goto cleanup;
     for (int t = 0; t < T; t++)
         if (has_head[t]) {
@@ -344,7 +317,7 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
         if (R)
             sotu_cls_projection(R, M, D, in->cfg->train.seed);
     }
-    if (!ev_all_ok(&st, nranks, "evaluation"))
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
         goto cleanup;
     if (rank == 0)
         for (int c = 0; c < SOTU_EV_N; c++)
@@ -359,7 +332,7 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
         double t0 = sotu_now();
         if (rank == 0)
             st = in->backbone(in->ctx, row, params);
-        if (!ev_all_ok(&st, nranks, "evaluation backbone"))
+        if (!sotu_mpi_all_ok(&st, nranks, "evaluation backbone"))
             goto cleanup;
         ev_bcast_floats(params, in->n_params, nranks);
         int nL = 0;
@@ -372,7 +345,7 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             int t = list[k];
             st = task_evaluate(in, params, t, hw[t], hb[t], R, M, want_cls, &mine[k - b]);
         }
-        if (!ev_all_ok(&st, nranks, "evaluation"))
+        if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
             goto cleanup;
 
         int C_use = off[row + 1];
@@ -380,7 +353,7 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             st = gather_stats(mine, b, e, list, nL, off, rank, nranks, &global);
             if (st == SOTU_OK && rank == 0)
                 st = sotu_cls_fit(&global, C_use, want_ridge, &cm);
-            if (!ev_all_ok(&st, nranks, "evaluation classifiers"))
+            if (!sotu_mpi_all_ok(&st, nranks, "evaluation classifiers"))
                 goto cleanup;
             ev_bcast_bytes(cm.valid, sizeof(bool) * (size_t)C, nranks);
             ev_bcast_floats(cm.protos, (size_t)C * D, nranks);
@@ -426,7 +399,7 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
         }
         for (int64_t k = b; k < e; k++)
             task_eval_free(&mine[k - b]);
-        if (!ev_all_ok(&st, nranks, "evaluation"))
+        if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
             goto cleanup;
         ev_sum_to_root(part, sum, 2 * SOTU_EV_N * T, nranks);
         if (rank == 0) {
@@ -731,7 +704,7 @@ static sotu_status gather_heads(const sotu_run *run, const int *active, int rank
     for (int t = 0; t < T; t++) {
         if (!active[t])
             continue;
-        int owner = share_owner(t, T, workers);
+        int owner = sotu_share_owner(t, T, workers);
         if (owner == 0)
             continue;
         size_t K = (size_t)run->man.tasks[t].classes, n = 1 + 2 * (K * D + K);
@@ -839,7 +812,7 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
         else
             memcpy(acc, m->acc, sizeof acc);
     }
-    if (!ev_all_ok(&st, nranks, "evaluation"))
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
         return st;
     double t0 = sotu_now();
     backbone_ctx bc = {run, frozen ? 0 : keep};
@@ -904,7 +877,7 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
     double *seq_acc = NULL;
     if (!active_i || !active || !hw || !hb)
         st = sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", T);
-    if (!ev_all_ok(&st, nranks, "evaluation"))
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
         goto cleanup;
     for (int t = 0; rank == 0 && t < T; t++) {
         active_i[t] = run->tasks[t].done;
@@ -929,7 +902,7 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
             for (size_t i = 0; seq_acc && i < (size_t)T * T; i++)
                 seq_acc[i] = NAN;
         }
-        if (!ev_all_ok(&st, nranks, "baselines"))
+        if (!sotu_mpi_all_ok(&st, nranks, "baselines"))
             goto cleanup;
         if (rank == 0)
             SOTU_INFO("baselines: %s%s(%d ranks)", b_frozen ? "frozen heads " : "",
@@ -938,7 +911,7 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
             st = frozen_heads(run, active_i, rank, workers, &frozen);
         if (st == SOTU_OK && b_seq && rank == nranks - 1)
             st = sequential_chain(run, active_i, &seq, seq_acc);
-        if (!ev_all_ok(&st, nranks, "baselines"))
+        if (!sotu_mpi_all_ok(&st, nranks, "baselines"))
             goto cleanup;
         if (b_frozen && nranks > 1)
             st = gather_heads(run, active_i, rank, workers, &frozen);
@@ -949,7 +922,7 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
                 SOTU_MPI_CHECK(MPI_Recv(seq_acc, T * T, MPI_DOUBLE, nranks - 1, TAG_EV_SEQ,
                                         MPI_COMM_WORLD, MPI_STATUS_IGNORE));
         }
-        if (!ev_all_ok(&st, nranks, "baselines"))
+        if (!sotu_mpi_all_ok(&st, nranks, "baselines"))
             goto cleanup;
     }
 
@@ -1036,7 +1009,7 @@ sotu_status sotu_evaluate_heads(const sotu_run *run, const float *merged, int ra
     sotu_status st = active && hw && hb && (rank != 0 || A)
                          ? SOTU_OK
                          : sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", T);
-    if (!ev_all_ok(&st, nranks, "evaluation"))
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
         goto cleanup;
     for (int t = 0; rank == 0 && t < T; t++) {
         active[t] = run->tasks[t].done;

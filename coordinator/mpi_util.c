@@ -244,3 +244,27 @@ void sotu_share(int64_t n_items, int rank, int nranks, int64_t *begin, int64_t *
     *begin = rank * base + (rank < extra ? rank : extra);
     *end = *begin + base + (rank < extra ? 1 : 0);
 }
+
+int sotu_share_owner(int64_t k, int64_t n_items, int nranks)
+{
+    for (int r = 0; r < nranks; r++) {
+        int64_t b, e;
+        sotu_share(n_items, r, nranks, &b, &e);
+        if (k >= b && k < e)
+            return r;
+    }
+    return nranks - 1;
+}
+
+bool sotu_mpi_all_ok(sotu_status *st, int nranks, const char *what)
+{
+    if (nranks == 1)
+        return *st == SOTU_OK;
+    int bad = *st != SOTU_OK, any = 0;
+    if (bad)
+        SOTU_ERROR("%s: %s", what, sotu_last_error());
+    SOTU_MPI_CHECK(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    if (any && !bad)
+        *st = sotu_error(SOTU_ERR_INTERNAL, "%s failed on another rank (see its message)", what);
+    return !any;
+}

@@ -17,6 +17,7 @@
 #define SOTU_COORDINATOR_MPI_UTIL_H
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,5 +99,13 @@ sotu_status sotu_mpi_recv_any(sotu_mpi_buffer *buf, int source, int tag, int *so
  * order, sizes differing by at most one (the first n % nranks ranks get one
  * more). Every item belongs to exactly one rank. */
 void sotu_share(int64_t n_items, int rank, int nranks, int64_t *begin, int64_t *end);
+
+/* The rank whose sotu_share holds item k of n_items. */
+int sotu_share_owner(int64_t k, int64_t n_items, int nranks);
+
+/* True on every rank iff *st is OK on every rank (an MPI_Allreduce; no MPI
+ * call with nranks == 1). A failing rank logs "<what>: <its message>"; the
+ * others get *st = SOTU_ERR_INTERNAL "<what> failed on another rank". */
+bool sotu_mpi_all_ok(sotu_status *st, int nranks, const char *what);
 
 #endif

@@ -97,6 +97,37 @@ static void write_csv(FILE *f, const sotu_eval_report *rep)
     }
 }
 
+/* The run's own method ("sotu" or "clr") and how headings name it. */
+static const char *primary(const sotu_report_info *info)
+{
+    return info->method ? info->method : "sotu";
+}
+
+static const char *primary_title(const sotu_report_info *info)
+{
+    return info->cost ? "CLR" : "SoTU";
+}
+
+/* CLR's cost table (CLR paper, Table: parameters and compute per task). */
+static void write_cost_md(FILE *f, const sotu_report_cost *c)
+{
+    fprintf(f, "\n## CLR cost per task (%s)\n\n| figure | value |\n|---|---|\n", c->variant);
+    fprintf(f, "| frozen backbone parameters | %.0f |\n", c->backbone);
+    fprintf(f, "| added per task: CLR + BatchNorm + fc | %.0f + %.0f + %.0f |\n", c->clr, c->bn,
+            c->head);
+    fprintf(f, "| parameters added per task, %% of the backbone | %.3f%% |\n", c->added_pct);
+    fprintf(f, "| CLR layers alone, %% of the backbone | %.3f%% |\n", c->clr_pct);
+    fprintf(f, "| module shipped per task | %.0f values, %.0f bytes (zstd) |\n",
+            c->module_values, c->module_bytes);
+    fprintf(f, "| training compute relative to full fine-tuning (FLOPs per step) | %.3f |\n",
+            c->flops_ratio);
+    if (!isnan(c->time_ratio))
+        fprintf(f, "| measured: CLR job time / full fine-tuning job time | %.3f |\n",
+                c->time_ratio);
+    fprintf(f, "| fc only (frozen baseline), FLOPs relative to full fine-tuning | %.3f |\n",
+            c->frozen_flops_ratio);
+}
+
 static void md_num(FILE *f, double v)
 {
     if (isnan(v))
@@ -109,8 +140,12 @@ static void write_md(FILE *f, const sotu_report_info *info, const sotu_eval_repo
 {
     int T = info->T;
     fprintf(f, "# sotu report: %s\n\n", info->title);
-    fprintf(f, "%d tasks, %d ranks, keep %.6g, merge %s", T, info->ranks, info->keep,
-            info->merge_mode ? info->merge_mode : "sum");
+    if (info->cost)
+        fprintf(f, "%d tasks, %d ranks, method clr (%s) on a frozen ResNet backbone", T,
+                info->ranks, info->cost->variant);
+    else
+        fprintf(f, "%d tasks, %d ranks, keep %.6g, merge %s", T, info->ranks, info->keep,
+                info->merge_mode ? info->merge_mode : "sum");
     if (!isnan(info->collision_rate))
         fprintf(f, ", collision rate %.4f", info->collision_rate);
     if (!isnan(info->seconds))
@@ -139,7 +174,9 @@ static void write_md(FILE *f, const sotu_report_info *info, const sotu_eval_repo
             fputc('\n', f);
         }
     }
-    const char *cols[] = {"sotu", "dense", "frozen", "sequential"};
+    if (info->cost)
+        write_cost_md(f, info->cost);
+    const char *cols[] = {primary(info), "dense", "frozen", "sequential"};
     fprintf(f, "\n## Per task (final row, task heads)\n\n| task | classes | fine-tuned |");
     for (int k = 0; k < 4; k++)
         if (sotu_eval_report_find(rep, cols[k]))
@@ -159,12 +196,13 @@ static void write_md(FILE *f, const sotu_report_info *info, const sotu_eval_repo
         }
         fputc('\n', f);
     }
-    const sotu_eval_method *s = sotu_eval_report_find(rep, "sotu");
+    const sotu_eval_method *s = sotu_eval_report_find(rep, primary(info));
     for (int c = 0; s && c < SOTU_EV_N; c++) {
         if (!s->acc[c] || (c != SOTU_EV_TASK_HEADS && c != SOTU_EV_RIDGE))
             continue;
-        fprintf(f, "\n## SoTU accuracy matrix, %s (row i: after merging tasks 1..i)\n\n| i \\ j |",
-                sotu_eval_classifier_name(c));
+        fprintf(f, "\n## %s accuracy matrix, %s (row i: after %s tasks 1..i)\n\n| i \\ j |",
+                primary_title(info), sotu_eval_classifier_name(c),
+                info->cost ? "learning" : "merging");
         for (int j = 0; j < T; j++)
             fprintf(f, " %d |", j + 1);
         fprintf(f, "\n|---|");
@@ -330,7 +368,7 @@ static void svg_heatmap(FILE *f, const char *id, const double *A, int T)
 static void svg_bars(FILE *f, const sotu_report_info *info, const sotu_eval_report *rep)
 {
     int T = info->T;
-    const char *names[] = {"finetuned", "sotu", "dense", "frozen"};
+    const char *names[] = {"finetuned", primary(info), "dense", "frozen"};
     const double *vals[4] = {0};
     double *tmp[4] = {0};
     int n = 0, which[4];
@@ -443,8 +481,12 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
           f);
     fputs("<h1>sotu report: ", f);
     put_html(f, info->title);
-    fprintf(f, "</h1>\n<p>%d tasks, %d ranks, keep %.6g, merge %s", info->T, info->ranks,
-            info->keep, info->merge_mode ? info->merge_mode : "sum");
+    if (info->cost)
+        fprintf(f, "</h1>\n<p>%d tasks, %d ranks, method clr (%s) on a frozen ResNet backbone",
+                info->T, info->ranks, info->cost->variant);
+    else
+        fprintf(f, "</h1>\n<p>%d tasks, %d ranks, keep %.6g, merge %s", info->T, info->ranks,
+                info->keep, info->merge_mode ? info->merge_mode : "sum");
     if (!isnan(info->collision_rate))
         fprintf(f, ", collision rate %.4f", info->collision_rate);
     if (!isnan(info->seconds))
@@ -475,13 +517,31 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
     }
     fputs("</table>\n", f);
 
-    const sotu_eval_method *s = sotu_eval_report_find(rep, "sotu");
+    if (info->cost) {
+        const sotu_report_cost *c = info->cost;
+        fprintf(f, "<h2>CLR cost per task (%s)</h2>\n<table id=\"cost\">"
+                "<tr><td>frozen backbone parameters</td><td>%.0f</td></tr>\n"
+                "<tr><td>added per task: CLR + BatchNorm + fc</td><td>%.0f + %.0f + %.0f</td></tr>\n"
+                "<tr><td>parameters added per task, %% of the backbone</td><td>%.3f%%</td></tr>\n"
+                "<tr><td>CLR layers alone, %% of the backbone</td><td>%.3f%%</td></tr>\n"
+                "<tr><td>module shipped per task</td><td>%.0f values, %.0f bytes</td></tr>\n"
+                "<tr><td>training compute relative to full fine-tuning (FLOPs per step)</td>"
+                "<td>%.3f</td></tr>\n", c->variant, c->backbone, c->clr, c->bn, c->head,
+                c->added_pct, c->clr_pct, c->module_values, c->module_bytes, c->flops_ratio);
+        if (!isnan(c->time_ratio))
+            fprintf(f, "<tr><td>measured: CLR job time / full fine-tuning job time</td>"
+                    "<td>%.3f</td></tr>\n", c->time_ratio);
+        fprintf(f, "<tr><td>fc only (frozen baseline), FLOPs relative to full fine-tuning</td>"
+                "<td>%.3f</td></tr>\n</table>\n", c->frozen_flops_ratio);
+    }
+    const sotu_eval_method *s = sotu_eval_report_find(rep, primary(info));
     if (s && s->acc[SOTU_EV_TASK_HEADS]) {
-        fputs("<h2>Accuracy matrix, SoTU, task heads</h2>\n", f);
+        fprintf(f, "<h2>Accuracy matrix, %s, task heads</h2>\n", primary_title(info));
         svg_heatmap(f, "heatmap-task-heads", s->acc[SOTU_EV_TASK_HEADS], info->T);
     }
     if (s && s->acc[SOTU_EV_RIDGE]) {
-        fputs("<h2>Accuracy matrix, SoTU, ridge (class-incremental)</h2>\n", f);
+        fprintf(f, "<h2>Accuracy matrix, %s, ridge (class-incremental)</h2>\n",
+                primary_title(info));
         svg_heatmap(f, "heatmap-ridge", s->acc[SOTU_EV_RIDGE], info->T);
     }
     fputs("<h2>Accuracy against tasks merged, task-incremental</h2>\n", f);
@@ -507,7 +567,7 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
     }
     fputs("<h2>Per task</h2>\n<table id=\"tasks\"><tr><th>task</th><th>classes</th>"
           "<th>fine-tuned</th>", f);
-    const char *cols[] = {"sotu", "dense", "frozen", "sequential"};
+    const char *cols[] = {primary(info), "dense", "frozen", "sequential"};
     for (int k = 0; k < 4; k++)
         if (sotu_eval_report_find(rep, cols[k]))
             fprintf(f, "<th>%s</th>", cols[k]);

@@ -4,8 +4,11 @@
  *   summary.csv   one row per method and classifier: method, keep,
  *                 classifier, setting (TIL | CIL), final_avg_acc,
  *                 avg_inc_acc, forgetting, bwt, rows, seconds (empty = NaN)
- *   report.md     the same tables, per-task accuracies and the SoTU
- *                 accuracy matrix, as Markdown
+ *   report.md     the same tables, per-task accuracies and the accuracy
+ *                 matrix of the run's method (SoTU or CLR), as Markdown; for
+ *                 CLR also its cost table (parameters added per task as a
+ *                 percentage of the backbone, compute relative to full
+ *                 fine-tuning, as in CLR's paper)
  *   report.html   one self-contained page (inline CSS and SVG drawn here,
  *                 no script, works offline): the accuracy matrix as a heat
  *                 map, accuracy against tasks merged for each method
@@ -20,6 +23,19 @@
 #include "common/status.h"
 #include "coordinator/evaluate.h"
 
+/* CLR's table (method clr): what a task adds and what its training costs
+ * (coordinator/clr_eval.h computes it). */
+typedef struct {
+    const char *variant;             /* clr | clr-full */
+    double backbone;                 /* frozen parameters */
+    double clr, bn, head;            /* per task */
+    double added_pct, clr_pct;       /* (clr + bn + head) / backbone, clr / backbone, % */
+    double module_values, module_bytes;
+    double flops_ratio;              /* CLR step / full fine-tuning step */
+    double frozen_flops_ratio;       /* fc-only step / full fine-tuning step */
+    double time_ratio;               /* measured job seconds ratio, NaN unknown */
+} sotu_report_cost;
+
 typedef struct {
     const char *title;               /* e.g. the run directory */
     int T;
@@ -31,6 +47,8 @@ typedef struct {
     double collision_rate;           /* NaN unknown */
     double seconds;                  /* wall time of the run, NaN unknown */
     int ranks;
+    const char *method;              /* the run's own method, NULL = "sotu" */
+    const sotu_report_cost *cost;    /* method clr: its cost table, else NULL */
 } sotu_report_info;
 
 /* Writes dir/summary.csv, dir/report.md and dir/report.html. SOTU_ERR_IO

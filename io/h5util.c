@@ -90,6 +90,38 @@ sotu_status sotu_h5_write_int_attr(hid_t loc, const char *name, int64_t value, c
     return s;
 }
 
+sotu_status sotu_h5_write_f64_attr(hid_t loc, const char *name, double value, const char *path)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    if (sp < 0)
+        return sotu_error(SOTU_ERR_IO, "%s: cannot create space for attribute '%s'", path, name);
+    sotu_status s = write_attr(loc, name, H5T_NATIVE_DOUBLE, sp, &value, path);
+    H5Sclose(sp);
+    return s;
+}
+
+sotu_status sotu_h5_write_f64_dataset(hid_t loc, const char *name, int ndim, const int64_t *dims,
+                                      const double *data, const char *path)
+{
+    hsize_t d[8];
+    for (int k = 0; k < ndim && k < 8; k++)
+        d[k] = (hsize_t)dims[k];
+    hid_t sp = H5Screate_simple(ndim, d, NULL), dcpl = sotu_h5_dcpl();
+    hid_t ds = sp >= 0 && dcpl >= 0 ? H5Dcreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl,
+                                                 H5P_DEFAULT)
+                                    : H5I_INVALID_HID;
+    sotu_status s = SOTU_OK;
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot write dataset '%s'", path, name);
+    if (ds >= 0)
+        H5Dclose(ds);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return s;
+}
+
 sotu_status sotu_h5_write_str_array_attr(hid_t loc, const char *name, const char *const *values,
                                          int n, const char *path)
 {

@@ -29,6 +29,11 @@ sotu_status sotu_h5_write_str_attr(hid_t loc, const char *name, const char *valu
                                    const char *path);
 sotu_status sotu_h5_write_int_attr(hid_t loc, const char *name, int64_t value,
                                    const char *path);
+/* A scalar float64 attribute. */
+sotu_status sotu_h5_write_f64_attr(hid_t loc, const char *name, double value, const char *path);
+/* A row-major float64 dataset of rank ndim (<= 8) under loc. */
+sotu_status sotu_h5_write_f64_dataset(hid_t loc, const char *name, int ndim, const int64_t *dims,
+                                      const double *data, const char *path);
 /* A 1-D array of n variable-length strings. */
 sotu_status sotu_h5_write_str_array_attr(hid_t loc, const char *name, const char *const *values,
                                          int n, const char *path);

@@ -1,3 +1,11 @@
 # CLR as a method of `sotu train` (issue 9): the per-task pieces and the
 # module codec, then the pipeline over MPI (tests/mpi/clr_train.sh).
 sotu_add_test(test_clr_task SOURCES unit/test_clr_task.c LABELS unit TIMEOUT 60)
+
+# The pipeline on 3 ranks: corrupt module rejected, checkpoint checked with
+# h5py + PyTorch, --resume, damaged files on disk (backbone written by
+# test_clr_task --backbone).
+sotu_add_script_test(mpi_clr_train COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/clr_train.sh
+                     LABELS mpi TIMEOUT 300)
+set_property(TEST mpi_clr_train APPEND PROPERTY ENVIRONMENT
+             "CLR_TASK_BIN=$<TARGET_FILE:test_clr_task>")

@@ -3,7 +3,12 @@
  * set only (frozen convolutions bitwise unchanged, deterministic), the
  * module layout, extract/apply, and the module codec (io/module.h): round
  * trip, and every single-byte flip, every truncation, trailing bytes, a
- * layout of another task and NaN values rejected with a message. */
+ * layout of another task and NaN values rejected with a message.
+ *
+ *   test_clr_task                          the checks above
+ *   test_clr_task --backbone OUT W S K     writes a random plain ResNet-18 of
+ *       width W for S x S grey images with K classes (small input) to OUT, the
+ *       backbone of the pipeline tests (tests/mpi/clr_train.sh). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +21,7 @@
 #include "worker/clr_task.h"
 #include "worker/finetune.h"
 #include "worker/resnet.h"
+#include "worker/resnet_io.h"
 
 enum { S = 8, CH = 1, K = 4, N_TRAIN = 192, N_TEST = 64 };
 static const uint64_t SEED = 77;
@@ -242,8 +248,26 @@ static void test_codec(const resnet_model *base)
     resnet_free(&other);
 }
 
-int main(void)
+static int write_backbone(const char *out, int width, int size, int classes)
 {
+    resnet_config rc = {.depth = 18, .width = width, .channels = 1, .image_size = size,
+                        .classes = classes, .small_input = true, .clr = RESNET_CLR_NONE};
+    resnet_model m;
+    sotu_status st = resnet_init(&m, &rc, 1);
+    if (st == SOTU_OK) {
+        resnet_init_random(&m, SEED);
+        st = resnet_weights_write(out, &m);
+    }
+    resnet_free(&m);
+    if (st != SOTU_OK)
+        fprintf(stderr, "test_clr_task --backbone: %s\n", sotu_last_error());
+    return st != SOTU_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 6 && !strcmp(argv[1], "--backbone"))
+        return write_backbone(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     sotu_log_set_level(SOTU_LOG_WARN);
     printf("test_clr_task: seed %llu\n", (unsigned long long)SEED);
     sotu_taskset t;
