@@ -202,7 +202,7 @@ static sotu_status finish(clr_coordinator *c, const double *acc, int nranks, dou
         st = clr_write_outputs(run, acc, &rep, &cost, nranks, sotu_now() - t_start);
     if (st == SOTU_OK) {
         const sotu_eval_method *m = sotu_eval_report_find(&rep, "clr");
-        json_t *o = json_pack("{s:i, s:i, s:f, s:f, s:f, s:f}", "modules", c->d.queue.n_done,
+        json_t *o = json_pack("{s:i, s:i, s:f, s:f, s:f, s:f}", "jobs_done", c->d.queue.n_done,
                               "failed_jobs", c->d.queue.n_failed, "final_avg_acc",
                               m ? m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc : NAN,
                               "added_params_pct", cost.added_pct, "flops_ratio",
