@@ -6,9 +6,11 @@
  * (worker/finetune.h) and the report; only building the model and writing
  * its file differ. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -185,6 +187,22 @@ cleanup:
     return st;
 }
 
+/* A pretrained file of the other architecture at the output path is somebody's
+ * finished backbone (the default pretrain.out is the ViT's): refuse to
+ * overwrite it rather than replace it after the first epoch. */
+static bool refuses_other_arch(const char *out, const char *model_arch)
+{
+    char have[16];
+    if (access(out, F_OK) != 0 || sotu_weights_arch(out, have, sizeof have) != SOTU_OK)
+        return false;
+    bool want_vit = !strcmp(model_arch, "vit");
+    if (want_vit == !strcmp(have, "vit"))
+        return false;
+    sotu_error(SOTU_ERR_USAGE, "%s holds a pretrained %s model and model.arch is %s: give this "
+               "model its own file with --out or pretrain.out", out, have, model_arch);
+    return true;
+}
+
 /* The same for a ResNet of model.arch/width/small_input without CLR layers. */
 static sotu_status pretrain_resnet(const sotu_config *cfg, const sotu_taskset *t,
                                    const char *init, sotu_finetune_opts *fo,
@@ -273,6 +291,8 @@ int sotu_cmd_pretrain(int argc, char **argv)
 
     sotu_taskset t = {0};
     char dir[SOTU_PATH_MAX];
+    if (refuses_other_arch(out, cfg.model.arch))
+        return sotu_cmd_fail("pretrain", SOTU_ERR_USAGE);
     sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
     sotu_status st = read_fmnist(cfg.pretrain.data_dir, &t);
     if (st != SOTU_OK)

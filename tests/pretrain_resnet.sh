@@ -3,7 +3,8 @@
 # (IDX .gz files of 300 train / 100 test random 28x28 images): the run
 # writes a ResNet weights file (arch resnet, 10 classes, no CLR) that
 # `sotu inspect` describes and h5py reads; --init continues from it; a
-# mismatched --init is refused; the ViT path still writes a ViT file.
+# mismatched --init is refused; the ViT path still writes a ViT file; a
+# ViT file at --out is not overwritten by a ResNet run.
 # Environment (set by tests/CMakeLists.txt): SOTU_BIN, SOTU_PYTHON.
 set -euo pipefail
 bin=${SOTU_BIN:?SOTU_BIN is not set}
@@ -72,4 +73,13 @@ set -e
 "$bin" -q pretrain "${common[@]}" --set model.dim=8 --set model.depth=1 --set model.heads=2 \
     --out "$work/vit.h5" >/dev/null || fail "pretrain vit"
 "$bin" inspect "$work/vit.h5" | grep -q "arch        vit" || fail "vit file"
+
+# A ViT backbone at the output path is not overwritten by a ResNet run.
+cp "$work/vit.h5" "$work/vit-before.h5"
+set +e
+msg=$("$bin" -q pretrain "${common[@]}" "${rn[@]}" --out "$work/vit.h5" 2>&1)
+rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "holds a pretrained vit model" <<<"$msg" || fail "other arch: rc $rc $msg"
+cmp -s "$work/vit.h5" "$work/vit-before.h5" || fail "the ViT file was touched"
 echo "pretrain_resnet: ok"
