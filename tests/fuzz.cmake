@@ -15,7 +15,7 @@
 option(SOTU_FUZZ "Build the libFuzzer targets in tests/fuzz (clang only; instruments the sotu libraries with ASan+UBSan)" OFF)
 set(SOTU_FUZZ_SECONDS 15 CACHE STRING "Seconds each fuzz test (label fuzz) fuzzes its target")
 
-set(SOTU_FUZZ_TARGETS delta safetensors config idx taskset manifest)
+set(SOTU_FUZZ_TARGETS delta module safetensors config idx taskset manifest)
 set(_fuzz_src ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 
 foreach(t ${SOTU_FUZZ_TARGETS})
