@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "unit/quadrants_task.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/rng.h"
@@ -26,38 +27,9 @@
 enum { S = 8, CH = 1, K = 4, N_TRAIN = 192, N_TEST = 64 };
 static const uint64_t SEED = 77;
 
-/* Class k lights quadrant k of an 8x8 image over uniform noise. */
-static void make_images(uint8_t *img, int32_t *lab, int n, sotu_rng *r)
-{
-    for (int i = 0; i < n; i++) {
-        int k = (int)sotu_rng_below(r, K);
-        lab[i] = k;
-        for (int y = 0; y < S; y++)
-            for (int x = 0; x < S; x++) {
-                int q = (y >= S / 2) * 2 + (x >= S / 2);
-                img[(size_t)i * S * S + y * S + x] =
-                    (uint8_t)((int)sotu_rng_below(r, 120) + (q == k ? 120 : 0));
-            }
-    }
-}
-
 static void make_task(sotu_taskset *t)
 {
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "quadrants");
-    t->classes = K;
-    t->height = t->width = S;
-    t->channels = CH;
-    t->n_train = N_TRAIN;
-    t->n_test = N_TEST;
-    t->train_images = malloc(N_TRAIN * S * S);
-    t->train_labels = malloc(sizeof(int32_t) * N_TRAIN);
-    t->test_images = malloc(N_TEST * S * S);
-    t->test_labels = malloc(sizeof(int32_t) * N_TEST);
-    sotu_rng r;
-    sotu_rng_init(&r, SEED, SOTU_STREAM_DATA);
-    make_images(t->train_images, t->train_labels, N_TRAIN, &r);
-    make_images(t->test_images, t->test_labels, N_TEST, &r);
+    quadrants_task(t, S, N_TRAIN, N_TEST, SEED);
 }
 
 static void make_config(sotu_config *cfg)
