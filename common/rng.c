@@ -1,7 +1,14 @@
 #include "common/rng.h"
+#include "common/rng_internal.h"
 
 #include <assert.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SOTU_MASK_X86 1
+#endif
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -130,19 +137,7 @@ static void mask_keys(uint64_t seed, uint32_t task, uint32_t tensor, uint32_t se
 
 static inline uint32_t mask_mix(uint32_t x, uint32_t k0, uint32_t k1)
 {
-    x ^= k0;
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    x ^= k1;
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
+    return sotu_mask_mix(sotu_mask_mix(x ^ k0) ^ k1);
 }
 
 float sotu_mask_threshold(double keep)
@@ -176,3 +171,151 @@ void sotu_mask_u_fill(uint64_t seed, uint32_t task, uint32_t tensor, uint64_t fi
         k += m;
     }
 }
+
+/* ------------------------------------------------------------ mask scan */
+
+sotu_mask_key sotu_mask_key_of(uint64_t seed, uint32_t task, uint32_t tensor)
+{
+    uint32_t k[2];
+    mask_keys(seed, task, tensor, 0, k);
+    return (sotu_mask_key){k[0], k[1]};
+}
+
+uint32_t sotu_mask_bound(double keep)
+{
+    assert(keep >= 0.0 && keep <= 1.0);
+    return (uint32_t)ceil(keep * 0x1.0p24);
+}
+
+/* The reference: every kernel must give its indices. Branch-free
+ * compaction (a kept/dropped branch mispredicts often). */
+static size_t scan_scalar(sotu_mask_key key, uint32_t first, size_t n, uint32_t bound,
+                          uint32_t *out)
+{
+    size_t c = 0;
+    for (size_t e = 0; e < n; e++) {
+        uint32_t i = first + (uint32_t)e;
+        out[c] = i;
+        c += sotu_mask_m(key, i) < bound;
+    }
+    return c;
+}
+
+#ifdef SOTU_MASK_X86
+/* Eight (AVX2) or sixteen (AVX-512) indices at a time: the same two keyed
+ * lowbias32 rounds in 32-bit lanes, compare m < bound (both below 2^31, so
+ * the signed compare of AVX2 is exact), then pack the kept lanes. */
+__attribute__((target("avx2"))) static inline __m256i mix8(__m256i x)
+{
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846ca68bu));
+    return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+
+__attribute__((target("avx2"))) static size_t scan_avx2(sotu_mask_key key, uint32_t first,
+                                                        size_t n, uint32_t bound, uint32_t *out)
+{
+    const __m256i k0 = _mm256_set1_epi32((int)key.k0), k1 = _mm256_set1_epi32((int)key.k1);
+    const __m256i vb = _mm256_set1_epi32((int)bound), eight = _mm256_set1_epi32(8);
+    __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)first),
+                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    size_t c = 0, e = 0;
+    for (; e + 8 <= n; e += 8) {
+        __m256i x = mix8(_mm256_xor_si256(mix8(_mm256_xor_si256(idx, k0)), k1));
+        __m256i kept = _mm256_cmpgt_epi32(vb, _mm256_srli_epi32(x, 8));
+        unsigned bits = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(kept));
+        if (bits) /* rare at small keep, so the branch predicts well there */
+            for (unsigned l = 0; l < 8; l++) {
+                out[c] = first + (uint32_t)e + l;
+                c += (bits >> l) & 1u;
+            }
+        idx = _mm256_add_epi32(idx, eight);
+    }
+    return c + scan_scalar(key, first + (uint32_t)e, n - e, bound, out + c);
+}
+
+__attribute__((target("avx512f"))) static inline __m512i mix16(__m512i x)
+{
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bu));
+    return _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+}
+
+__attribute__((target("avx512f"))) static size_t scan_avx512(sotu_mask_key key, uint32_t first,
+                                                             size_t n, uint32_t bound,
+                                                             uint32_t *out)
+{
+    const __m512i k0 = _mm512_set1_epi32((int)key.k0), k1 = _mm512_set1_epi32((int)key.k1);
+    const __m512i vb = _mm512_set1_epi32((int)bound), sixteen = _mm512_set1_epi32(16);
+    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)first),
+                                   _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                     13, 14, 15));
+    size_t c = 0, e = 0;
+    for (; e + 16 <= n; e += 16) {
+        __m512i x = mix16(_mm512_xor_si512(mix16(_mm512_xor_si512(idx, k0)), k1));
+        __mmask16 kept = _mm512_cmplt_epu32_mask(_mm512_srli_epi32(x, 8), vb);
+        /* Compress in a register, then a plain store: the memory form of
+         * vpcompressd is microcoded and slow on some CPUs (AMD Zen 4). */
+        _mm512_storeu_si512(out + c, _mm512_maskz_compress_epi32(kept, idx));
+        c += (size_t)__builtin_popcount(kept);
+        idx = _mm512_add_epi32(idx, sixteen);
+    }
+    return c + scan_scalar(key, first + (uint32_t)e, n - e, bound, out + c);
+}
+#endif
+
+bool sotu_mask_kernel_available(sotu_mask_kernel_id k)
+{
+    switch (k) {
+    case SOTU_MASK_KERNEL_SCALAR: return true;
+#ifdef SOTU_MASK_X86
+    case SOTU_MASK_KERNEL_AVX2: return __builtin_cpu_supports("avx2");
+    case SOTU_MASK_KERNEL_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+    default: return false;
+    }
+}
+
+const char *sotu_mask_kernel_name(sotu_mask_kernel_id k)
+{
+    static const char *const names[] = {"scalar", "avx2", "avx512"};
+    return (unsigned)k < SOTU_MASK_KERNEL_COUNT ? names[k] : "?";
+}
+
+size_t sotu_mask_scan_with(sotu_mask_kernel_id k, sotu_mask_key key, uint64_t first, size_t n,
+                           uint32_t bound, uint32_t *out)
+{
+    assert(first + n <= ((uint64_t)1 << 32) && sotu_mask_kernel_available(k));
+#ifdef SOTU_MASK_X86
+    if (k == SOTU_MASK_KERNEL_AVX512)
+        return scan_avx512(key, (uint32_t)first, n, bound, out);
+    if (k == SOTU_MASK_KERNEL_AVX2)
+        return scan_avx2(key, (uint32_t)first, n, bound, out);
+#endif
+    return scan_scalar(key, (uint32_t)first, n, bound, out);
+}
+
+static sotu_mask_kernel_id best_kernel(void)
+{
+    /* Racing first calls from several threads store the same value. */
+    static atomic_int best = -1;
+    int k = atomic_load_explicit(&best, memory_order_relaxed);
+    if (k < 0) {
+        k = SOTU_MASK_KERNEL_COUNT - 1;
+        while (!sotu_mask_kernel_available((sotu_mask_kernel_id)k))
+            k--;
+        atomic_store_explicit(&best, k, memory_order_relaxed);
+    }
+    return (sotu_mask_kernel_id)k;
+}
+
+size_t sotu_mask_scan(sotu_mask_key key, uint64_t first, size_t n, uint32_t bound, uint32_t *out)
+{
+    return sotu_mask_scan_with(best_kernel(), key, first, n, bound, out);
+}
+
+const char *sotu_mask_scan_kernel(void) { return sotu_mask_kernel_name(best_kernel()); }
