@@ -184,10 +184,12 @@ static void codec_usage(FILE *f)
             "Encodes and decodes one task's delta at f32 and bf16 and prints one JSON line\n"
             "per dtype: bytes per kept value, encode and decode MB/s of kept values (4 bytes\n"
             "each, as in memory). Decoding verifies everything, including regenerating the\n"
-            "seeded mask. Default input: synthetic ViT weights (--model small), keep 0.2,\n"
+            "seeded mask (mask_kernel names the vector kernel; tensors of 2^20 elements\n"
+            "and more are scanned on --threads). --level is zstd's (default %d, sotu's).\n"
+            "Default input: synthetic ViT weights (--model small), keep 0.2,\n"
             "deltas normal with per-tensor scales; --delta benches a real .sotud instead.\n"
             "--export writes PREFIX.f32 (kept values) and PREFIX.i64 (flat indices) for\n"
-            "bench/peer_codec.py.\n");
+            "bench/peer_codec.py.\n", SOTU_DELTA_ZSTD_LEVEL);
 }
 
 /* Cuts a decoded delta's SEEDED tensors to a smaller keep in place: the
@@ -199,9 +201,10 @@ static void cut_to_keep(sotu_delta *d, double keep)
         if (t->mask != SOTU_MASK_SEEDED)
             continue;
         uint64_t n = 0;
+        const sotu_mask_key key = sotu_mask_key_of(d->seed, d->task_index, t->table_index);
+        const uint32_t bound = sotu_mask_bound(keep);
         for (uint64_t m = 0; m < t->kept; m++)
-            if (sotu_delta_keeps(sotu_mask_u(d->seed, d->task_index, t->table_index,
-                                             t->indices[m]), keep)) {
+            if (sotu_mask_m(key, t->indices[m]) < bound) {
                 t->values[n] = t->values[m];
                 t->indices[n] = t->indices[m];
                 n++;
@@ -222,7 +225,7 @@ int sotu_bench_codec(int argc, char **argv)
     const char *model = "small", *delta_path = NULL, *export_prefix = NULL;
     double keep = 0.2;
     bool keep_given = false;
-    int level = 3, repeat = 3, threads = 1, o;
+    int level = SOTU_DELTA_ZSTD_LEVEL, repeat = 3, threads = 1, o;
     uint64_t seed = 1;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -331,8 +334,10 @@ int sotu_bench_codec(int argc, char **argv)
             "encode_mb_s", mb / enc, "decode_mb_s", mb / dec, "extract_mb_s",
             extract_s > 0 ? mb / extract_s : 0.0, "decode_params_m_s", (double)total / 1e6 / dec,
             "threads", threads);
-        if (j)
+        if (j) {
             json_object_set_new(j, "model", json_string(model));
+            json_object_set_new(j, "mask_kernel", json_string(sotu_mask_scan_kernel()));
+        }
         if ((s = emit(j)) != SOTU_OK)
             goto cleanup;
     }

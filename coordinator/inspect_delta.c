@@ -38,7 +38,7 @@ int sotu_inspect_delta(const char *path)
     }
     if (verbose)
         printf("\n");
-    printf("delta       %s (sotud version %u, verified)\n", path, SOTU_DELTA_VERSION);
+    printf("delta       %s (sotud version %u, verified)\n", path, d.version);
     printf("task        %u '%s'\n", d.task_index, d.task_name);
     printf("mask        seed %llu, keep %.6g%s, values %s\n", (unsigned long long)d.seed,
            d.keep, d.flags & SOTU_DELTA_FLAG_RESCALE ? ", rescale 1/keep at merge" : "",

@@ -1,6 +1,7 @@
 #include "coordinator/merge.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,11 +64,11 @@ static int by_task(const void *a, const void *b)
 
 /* One selected contribution of a task to the tensor being merged. */
 typedef struct {
-    uint64_t index;
+    uint32_t index;
     float value;
 } contrib;
 
-/* Scratch reused across tensors; grown as needed. */
+/* Scratch of the general path, reused across tensors; grown as needed. */
 typedef struct {
     contrib *sel;      /* selected contributions, task after task */
     size_t sel_cap;
@@ -79,8 +80,6 @@ typedef struct {
     size_t slot_cap;
     float *slot_val;
     size_t val_cap;
-    uint64_t *cursor; /* [n] next kept value of each delta (fast path) */
-    size_t cursor_cap;
 } merge_scratch;
 
 /* p grown to hold need elements; on failure p itself and *ok = false. */
@@ -98,114 +97,203 @@ static void *reserve(void *p, size_t *cap, size_t need, size_t elem, bool *ok)
     return q;
 }
 
+/* Task a's selection rule and factor for the tensor being merged. */
+typedef struct {
+    const uint32_t *idx;  /* [kept] the record's indices and values */
+    const float *val;
+    uint64_t kept;
+    bool nested;          /* re-test m < bound (SEEDED shipped at a larger keep) */
+    sotu_mask_key key;    /* the task's mask key for this tensor */
+    uint32_t bound;       /* sotu_mask_bound(k_use) */
+    bool disjoint;        /* keep only elements whose owner is task */
+    sotu_mask_key owner;  /* the owner hash's key for this tensor */
+    uint32_t n_tasks, task;
+    double factor;        /* rescale × λ */
+    double rs;            /* rescale alone (statistics are before λ) */
+} task_rule;
+
 typedef struct {
     const sotu_tensor_table *model;
     const float *theta0;
     const sotu_delta *const *d; /* sorted by task */
-    const sotu_delta_tensor **rec; /* [n] this tensor's record per delta, or NULL */
+    const sotu_delta_tensor **rec; /* [n_tensors, n] each tensor's record per delta, or
+                                    * NULL (absent, or DENSE) */
     int n;
     const sotu_merge_opts *o;
     double *gram;               /* [n, n] or NULL */
     sotu_merge_stats *st;
+    task_rule *rule;            /* [n_tensors, n] valid where rec is not NULL */
+    bool *dense;                /* [n_tensors] some delta has the tensor DENSE (a head) */
+    uint64_t *cursors;          /* [threads, cursor_stride] scratch of merge_range */
+    size_t cursor_stride;       /* >= n, whole cache lines (no false sharing) */
 } merge_ctx;
 
-/* Task a's selection rule and factor for this tensor. */
-typedef struct {
-    double k_use;
-    bool nested;   /* re-test u < k_use (SEEDED shipped at a larger keep) */
-    double factor; /* rescale × λ */
-    double rs;     /* rescale alone (statistics are before λ) */
-} task_rule;
-
-static task_rule rule_for(const merge_ctx *c, int a)
+static task_rule rule_for(const merge_ctx *c, int a, uint32_t j)
 {
-    const sotu_delta_tensor *r = c->rec[a];
+    const sotu_delta_tensor *r = c->rec[(size_t)j * (size_t)c->n + (size_t)a];
     const sotu_delta *d = c->d[a];
     task_rule q;
-    q.k_use = c->o->keep > 0 ? c->o->keep : d->keep;
-    q.nested = r->mask == SOTU_MASK_SEEDED && q.k_use < d->keep;
-    q.rs = r->mask == SOTU_MASK_SEEDED && (d->flags & SOTU_DELTA_FLAG_RESCALE) ? 1.0 / q.k_use
-                                                                                : 1.0;
+    double k_use = c->o->keep > 0 ? c->o->keep : d->keep;
+    q.idx = r->indices;
+    q.val = r->values;
+    q.kept = r->kept;
+    q.nested = r->mask == SOTU_MASK_SEEDED && k_use < d->keep;
+    q.key = sotu_mask_key_of(d->seed, d->task_index, j);
+    q.bound = sotu_mask_bound(k_use);
+    q.disjoint = c->o->mode == SOTU_MERGE_DISJOINT;
+    q.owner = sotu_mask_key_of(d->seed, OWNER_TASK_WORD, j);
+    q.n_tasks = c->o->n_tasks;
+    q.task = d->task_index;
+    q.rs = r->mask == SOTU_MASK_SEEDED && (d->flags & SOTU_DELTA_FLAG_RESCALE) ? 1.0 / k_use : 1.0;
     q.factor = q.rs * c->o->scale;
     return q;
 }
 
-static bool selected(const merge_ctx *c, int a, const task_rule *q, uint32_t j, uint64_t i)
+/* Whether kept element i of the rule's task is merged: the nested mask at
+ * k_use and, in disjoint mode, ownership (sotu_merge_owner, in integers). */
+static inline bool selected(const task_rule *q, uint32_t i)
 {
-    const sotu_delta *d = c->d[a];
-    if (q->nested && !sotu_delta_keeps(sotu_mask_u(d->seed, d->task_index, j, i), q->k_use))
+    if (q->nested && sotu_mask_m(q->key, i) >= q->bound)
         return false;
-    return c->o->mode != SOTU_MERGE_DISJOINT ||
-           sotu_merge_owner(d->seed, j, i, c->o->n_tasks) == d->task_index;
+    return !q->disjoint || (uint32_t)(((uint64_t)sotu_mask_m(q->owner, i) * q->n_tasks) >> 24) ==
+                               q->task;
 }
 
-/* Merges tensor j: out = θ0, then for each task in task order and each of
- * its selected elements out[i] += (float)(v · rescale · λ / c_i), where c_i
- * is the element's contributor count in mean mode and 1 otherwise. The fast
- * path (sum or disjoint, no statistics) scatters straight from the deltas;
- * the general path first lists the selected contributions, which the counts
- * and the Gram matrix need. Both add the same floats in the same order. */
+/* First m with idx[m] >= i (binary search; idx ascending). */
+static uint64_t lower_bound(const uint32_t *idx, uint64_t kept, uint64_t i)
+{
+    uint64_t lo = 0, hi = kept;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (idx[mid] < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Elements per block of the fast path: 256 KiB of weights, which stay in
+ * L2 while every task adds into them; long enough that each task's run in
+ * a block (keep x 64 Ki values) streams well. */
+enum { MERGE_BLOCK = 65536 };
+
+/* First m' >= m with idx[m'] >= i: galloping from m, so the search reads
+ * only near m (the next block's run starts where this one ended). */
+static uint64_t gallop(const uint32_t *idx, uint64_t m, uint64_t kept, uint64_t i)
+{
+    uint64_t step = 1, lo = m;
+    while (m < kept && idx[m] < i) {
+        lo = m + 1;
+        m = kept - m > step ? m + step : kept;
+        step *= 2;
+    }
+    return lo + lower_bound(idx + lo, m - lo, i);
+}
+
+/* Tensor j's elements [from, to): out = θ0 + every task's selected
+ * contributions, in task order. Works block by block (MERGE_BLOCK): a
+ * block of out is copied from θ0 and stays in cache while every task adds
+ * into it, so the weights pass through memory once however many tasks
+ * there are. cur: [n] scratch cursors. */
+static void merge_range(const merge_ctx *c, int j, uint64_t from, uint64_t to, float *merged,
+                        uint64_t *cur)
+{
+    const sotu_tensor_info *ti = &c->model->t[j];
+    const sotu_delta_tensor *const *rec = c->rec + (size_t)j * (size_t)c->n;
+    const task_rule *rule = c->rule + (size_t)j * (size_t)c->n;
+    const float *theta0 = c->theta0 + ti->offset;
+    float *out = merged + ti->offset;
+    for (int a = 0; a < c->n; a++)
+        cur[a] = rec[a] ? lower_bound(rule[a].idx, rule[a].kept, from) : 0;
+    for (uint64_t start = from; start < to; start += MERGE_BLOCK) {
+        uint64_t end = to - start < MERGE_BLOCK ? to : start + MERGE_BLOCK;
+        memcpy(out + start, theta0 + start, (end - start) * sizeof *out);
+        for (int a = 0; a < c->n; a++) {
+            if (!rec[a])
+                continue;
+            const task_rule *q = &rule[a];
+            const uint32_t *idx = q->idx;
+            const float *val = q->val;
+            uint64_t m = cur[a];
+            /* This block's run of the task: one search instead of a bound
+             * test per element. */
+            uint64_t stop = gallop(idx, m, q->kept, end);
+            if (!q->nested && !q->disjoint && q->factor == 1.0) {
+                for (; m < stop; m++) /* (float)((double)v * 1.0) is v */
+                    out[idx[m]] += val[m];
+            } else if (!q->nested && !q->disjoint) {
+                for (; m < stop; m++)
+                    out[idx[m]] += (float)((double)val[m] * q->factor);
+            } else {
+                for (; m < stop; m++)
+                    if (selected(q, idx[m]))
+                        out[idx[m]] += (float)((double)val[m] * q->factor);
+            }
+            cur[a] = m;
+        }
+    }
+}
+
+/* The fast path (sum or disjoint, no statistics): the model block is cut
+ * into one contiguous share per thread (whole blocks), each thread merges
+ * the parts of every tensor inside its share; heads (DENSE) get θ0. Each
+ * element still sees its tasks in task order: the same bits at any thread
+ * count, and one parallel region for the whole model. */
+static void merge_fast(const merge_ctx *c, float *merged)
+{
+    const sotu_tensor_table *model = c->model;
+    int threads = model->total >= 2 * (size_t)MERGE_BLOCK ? omp_get_max_threads() : 1;
+#pragma omp parallel num_threads(threads)
+    {
+        uint64_t blocks = (model->total + MERGE_BLOCK - 1) / MERGE_BLOCK;
+        uint64_t t = (uint64_t)omp_get_thread_num(), nt = (uint64_t)omp_get_num_threads();
+        uint64_t lo = blocks * t / nt * MERGE_BLOCK, hi = blocks * (t + 1) / nt * MERGE_BLOCK;
+        for (int j = 0; j < model->n; j++) {
+            const sotu_tensor_info *ti = &model->t[j];
+            uint64_t from = ti->offset > lo ? ti->offset : lo;
+            uint64_t to = ti->offset + ti->count < hi ? ti->offset + ti->count : hi;
+            if (from >= to)
+                continue;
+            if (c->dense[j])
+                memcpy(merged + from, c->theta0 + from, (to - from) * sizeof *merged);
+            else
+                merge_range(c, j, from - ti->offset, to - ti->offset, merged,
+                            c->cursors + (size_t)t * c->cursor_stride);
+        }
+    }
+}
+
+/* Merges tensor j on the general path (mean mode or statistics): out =
+ * θ0, then for each task in task order and each of its selected elements
+ * out[i] += (float)(v · rescale · λ / c_i), with c_i the element's
+ * contributor count in mean mode and 1 otherwise; the selected
+ * contributions are listed first, as the counts and the Gram matrix need
+ * them. merge_fast adds the same floats in the same order. */
 static sotu_status merge_tensor(merge_ctx *c, int j, merge_scratch *w, float *merged)
 {
     const sotu_tensor_info *ti = &c->model->t[j];
     float *out = merged + ti->offset;
+    const float *theta0 = c->theta0 + ti->offset;
+    const sotu_delta_tensor *const *rec = c->rec + (size_t)j * (size_t)c->n;
+    const task_rule *rule = c->rule + (size_t)j * (size_t)c->n;
     size_t count = ti->count, n_sel = 0;
-    memcpy(out, c->theta0 + ti->offset, count * sizeof *out);
 
-    if (!c->gram && c->o->mode != SOTU_MERGE_MEAN) {
-        /* Element blocks outside, tasks inside: each block of out stays in
-         * cache while every task adds into it (one pass over the weights
-         * instead of one per task); each element still sees its tasks in
-         * task order, so the sums are the same bits. */
-        enum { BLOCK = 8192 };
-        bool ok = true;
-        w->cursor = reserve(w->cursor, &w->cursor_cap, (size_t)c->n + 1, sizeof *w->cursor, &ok);
-        if (!ok)
-            return sotu_error(SOTU_ERR_NOMEM, "merge: cursors for %d deltas", c->n);
-        for (int a = 0; a < c->n; a++)
-            w->cursor[a] = 0;
-        for (uint64_t end = BLOCK;; end += BLOCK) {
-            if (end > count)
-                end = count;
-            for (int a = 0; a < c->n; a++) {
-                const sotu_delta_tensor *r = c->rec[a];
-                if (!r)
-                    continue;
-                task_rule q = rule_for(c, a);
-                bool plain = !q.nested && c->o->mode == SOTU_MERGE_SUM;
-                const uint64_t *idx = r->indices;
-                const float *val = r->values;
-                uint64_t m = w->cursor[a];
-                if (plain) {
-                    for (; m < r->kept && idx[m] < end; m++)
-                        out[idx[m]] += (float)((double)val[m] * q.factor);
-                } else {
-                    for (; m < r->kept && idx[m] < end; m++)
-                        if (selected(c, a, &q, (uint32_t)j, idx[m]))
-                            out[idx[m]] += (float)((double)val[m] * q.factor);
-                }
-                w->cursor[a] = m;
-            }
-            if (end == count)
-                break;
-        }
-        return SOTU_OK;
-    }
-
+    memcpy(out, theta0, count * sizeof *out);
     for (int a = 0; a < c->n; a++) {
-        const sotu_delta_tensor *r = c->rec[a];
+        const sotu_delta_tensor *r = rec[a];
         if (r) {
-            task_rule q = rule_for(c, a);
-            w->rs[a] = q.rs;
-            w->factor[a] = q.factor;
+            const task_rule *q = &rule[a];
+            w->rs[a] = q->rs;
+            w->factor[a] = q->factor;
             bool ok = true;
             w->sel = reserve(w->sel, &w->sel_cap, n_sel + r->kept, sizeof *w->sel, &ok);
             if (!ok)
                 return sotu_error(SOTU_ERR_NOMEM, "merge: tensor '%s': %llu contributions",
                                   ti->name, (unsigned long long)(n_sel + r->kept));
             for (uint64_t m = 0; m < r->kept; m++) {
-                uint64_t i = r->indices[m];
-                if (!selected(c, a, &q, (uint32_t)j, i))
+                uint32_t i = r->indices[m];
+                if (!selected(q, i))
                     continue;
                 w->sel[n_sel].index = i;
                 w->sel[n_sel].value = r->values[m];
@@ -331,15 +419,21 @@ sotu_status sotu_merge_apply(const sotu_tensor_table *model, const float *theta0
     sotu_status s = SOTU_OK;
     merge_scratch w = {0};
     const sotu_delta **d = malloc(((size_t)n + 1) * sizeof *d);
-    const sotu_delta_tensor **rec = malloc(((size_t)n + 1) * sizeof *rec);
+    size_t cells = (size_t)model->n * (size_t)n + 1;
+    const sotu_delta_tensor **rec = calloc(cells, sizeof *rec);
+    task_rule *rule = malloc(cells * sizeof *rule);
+    bool *dense = calloc((size_t)model->n + 1, sizeof *dense);
     int *cursor = calloc((size_t)n + 1, sizeof *cursor);
     double *gram = NULL;
     w.task_end = malloc(((size_t)n + 1) * sizeof *w.task_end);
     w.rs = malloc(((size_t)n + 1) * sizeof *w.rs);
     w.factor = malloc(((size_t)n + 1) * sizeof *w.factor);
+    size_t stride = ((size_t)n + 7) / 8 * 8 + 8;
+    uint64_t *cursors = malloc((size_t)omp_get_max_threads() * stride * sizeof *cursors);
     if (stats)
         memset(stats, 0, sizeof *stats);
-    if (!d || !rec || !cursor || !w.task_end || !w.rs || !w.factor) {
+    if (!d || !rec || !cursor || !w.task_end || !w.rs || !w.factor || !rule || !dense ||
+        !cursors) {
         s = sotu_error(SOTU_ERR_NOMEM, "merge: lists for %d deltas", n);
         goto cleanup;
     }
@@ -362,15 +456,15 @@ sotu_status sotu_merge_apply(const sotu_tensor_table *model, const float *theta0
             stats->task_index[a] = d[a]->task_index;
     }
 
-    merge_ctx c = {model, theta0, d, rec, n, o, gram, stats};
+    merge_ctx c = {model, theta0, d, rec, n, o, gram, stats, rule, dense, cursors, stride};
     for (int j = 0; j < model->n; j++) {
-        bool dense = false;
+        const sotu_delta_tensor **row = rec + (size_t)j * (size_t)n;
         for (int a = 0; a < n; a++) {
             const sotu_delta_tensor *t = NULL;
             if (cursor[a] < d[a]->n_tensors && d[a]->tensors[cursor[a]].table_index == (uint32_t)j)
                 t = &d[a]->tensors[cursor[a]++];
             if (t && t->mask == SOTU_MASK_DENSE) {
-                dense = true;
+                dense[j] = true;
                 if (stats) {
                     double ss = 0;
                     for (uint64_t i = 0; i < t->count; i++)
@@ -379,15 +473,21 @@ sotu_status sotu_merge_apply(const sotu_tensor_table *model, const float *theta0
                 }
                 t = NULL;
             }
-            rec[a] = t;
+            row[a] = t;
+            if (t)
+                rule[(size_t)j * (size_t)n + (size_t)a] = rule_for(&c, a, (uint32_t)j);
         }
-        const sotu_tensor_info *ti = &model->t[j];
-        if (dense) {
-            memcpy(merged + ti->offset, theta0 + ti->offset, ti->count * sizeof *merged);
-            continue;
+    }
+    if (!gram && o->mode != SOTU_MERGE_MEAN) {
+        merge_fast(&c, merged);
+    } else {
+        for (int j = 0; j < model->n; j++) {
+            const sotu_tensor_info *ti = &model->t[j];
+            if (dense[j])
+                memcpy(merged + ti->offset, theta0 + ti->offset, ti->count * sizeof *merged);
+            else if ((s = merge_tensor(&c, j, &w, merged)) != SOTU_OK)
+                goto cleanup;
         }
-        if ((s = merge_tensor(&c, j, &w, merged)) != SOTU_OK)
-            goto cleanup;
     }
 
     if (stats) {
@@ -417,6 +517,8 @@ cleanup:
     free(w.cnt);
     free(w.slot_row);
     free(w.slot_val);
-    free(w.cursor);
+    free(rule);
+    free(dense);
+    free(cursors);
     return s;
 }

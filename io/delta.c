@@ -1,14 +1,22 @@
+/* For ZSTD_c_literalCompressionMode only (force_literal_compression). */
+#define ZSTD_STATIC_LINKING_ONLY
 #include "io/delta.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <zstd_errors.h>
 
 #include "common/rng.h"
 #include "io/fsutil.h"
 
-enum { FIXED_HEADER = 46, MASK_CHUNK = 4096 };
+enum {
+    FIXED_HEADER = 46,
+    MASK_CHUNK = 16384,
+    PLANE_FLUSH_MIN = 256, /* values; fewer go in one zstd block */
+};
 
 /* ---------------------------------------------------------------- values */
 
@@ -32,12 +40,23 @@ float sotu_bf16_to_f32(uint16_t b)
 
 static size_t dtype_size(sotu_delta_dtype t) { return t == SOTU_DELTA_BF16 ? 2 : 4; }
 
-/* dst gets k values of vs bytes each, byte-shuffled. */
-static void shuffle_values(uint8_t *dst, const float *v, uint64_t k, sotu_delta_dtype t)
+/* The value bits as they travel in format version >= 2: rotated left by
+ * one bit, so the sign sits in bit 0 beside the mantissa and the exponent
+ * fills the top byte (one byte plane of its own after shuffling). */
+static inline uint32_t rotl32(uint32_t u) { return u << 1 | u >> 31; }
+static inline uint32_t rotr32(uint32_t u) { return u >> 1 | u << 31; }
+static inline uint16_t rotl16(uint16_t u) { return (uint16_t)(u << 1 | u >> 15); }
+static inline uint16_t rotr16(uint16_t u) { return (uint16_t)(u >> 1 | u << 15); }
+
+/* dst gets k values of vs bytes each, rotated (version >= 2) and
+ * byte-shuffled: byte 0 of every value, then byte 1, ... */
+static void shuffle_values(uint8_t *dst, const float *v, uint64_t k, sotu_delta_dtype t,
+                           bool rotate)
 {
     if (t == SOTU_DELTA_BF16) {
         for (uint64_t i = 0; i < k; i++) {
             uint16_t b = sotu_bf16_from_f32(v[i]);
+            b = rotate ? rotl16(b) : b;
             dst[i] = (uint8_t)b;
             dst[k + i] = (uint8_t)(b >> 8);
         }
@@ -46,6 +65,7 @@ static void shuffle_values(uint8_t *dst, const float *v, uint64_t k, sotu_delta_
     for (uint64_t i = 0; i < k; i++) {
         uint32_t u;
         memcpy(&u, &v[i], 4);
+        u = rotate ? rotl32(u) : u;
         dst[i] = (uint8_t)u;
         dst[k + i] = (uint8_t)(u >> 8);
         dst[2 * k + i] = (uint8_t)(u >> 16);
@@ -53,16 +73,20 @@ static void shuffle_values(uint8_t *dst, const float *v, uint64_t k, sotu_delta_
     }
 }
 
-static void unshuffle_values(float *v, const uint8_t *src, uint64_t k, sotu_delta_dtype t)
+static void unshuffle_values(float *v, const uint8_t *src, uint64_t k, sotu_delta_dtype t,
+                             bool rotated)
 {
     if (t == SOTU_DELTA_BF16) {
-        for (uint64_t i = 0; i < k; i++)
-            v[i] = sotu_bf16_to_f32((uint16_t)(src[i] | (uint16_t)src[k + i] << 8));
+        for (uint64_t i = 0; i < k; i++) {
+            uint16_t b = (uint16_t)(src[i] | (uint16_t)src[k + i] << 8);
+            v[i] = sotu_bf16_to_f32(rotated ? rotr16(b) : b);
+        }
         return;
     }
     for (uint64_t i = 0; i < k; i++) {
         uint32_t u = (uint32_t)src[i] | (uint32_t)src[k + i] << 8 |
                      (uint32_t)src[2 * k + i] << 16 | (uint32_t)src[3 * k + i] << 24;
+        u = rotated ? rotr32(u) : u;
         memcpy(&v[i], &u, 4);
     }
 }
@@ -110,7 +134,9 @@ size_t sotu_delta_encode_bound(const sotu_delta *d)
     size_t n = FIXED_HEADER + strlen(d->task_name);
     for (int i = 0; i < d->n_tensors; i++) {
         const sotu_delta_tensor *t = &d->tensors[i];
-        n += record_header_size(t) + ZSTD_compressBound((size_t)t->kept * dtype_size(d->dtype));
+        /* + the block headers of the per-plane flushes (compress_planes) */
+        n += record_header_size(t) + ZSTD_compressBound((size_t)t->kept * dtype_size(d->dtype)) +
+             32;
         if (t->mask == SOTU_MASK_INDEXED)
             n += 10 * (size_t)t->kept;
     }
@@ -145,7 +171,8 @@ static sotu_status check_for_encode(const sotu_delta *d)
             prod != t->count || t->kept > t->count ||
             (t->mask == SOTU_MASK_DENSE && t->kept != t->count) ||
             (t->mask == SOTU_MASK_INDEXED && t->kept && !t->indices) ||
-            (t->kept && !t->values) || (unsigned)t->mask > SOTU_MASK_INDEXED)
+            (t->kept && !t->values) || (unsigned)t->mask > SOTU_MASK_INDEXED ||
+            (t->mask != SOTU_MASK_DENSE && t->count > SOTU_DELTA_SPARSE_COUNT_MAX))
             return sotu_error(SOTU_ERR_DATA,
                               "delta encode: task '%s': tensor '%s': inconsistent record (ndim %d, "
                               "count %llu, kept %llu, mask %d)",
@@ -166,6 +193,57 @@ static sotu_status check_for_encode(const sotu_delta *d)
                                       (unsigned long long)m, (unsigned long long)t->count);
     }
     return SOTU_OK;
+}
+
+/* Huffman-codes literals at every level. zstd's negative levels skip it
+ * (they aim at speed), but the values are nearly all literals: the search
+ * for matches finds none worth having in the mantissa planes, and the
+ * Huffman stage is what compresses the exponent plane. So sotu's level
+ * (SOTU_DELTA_ZSTD_LEVEL, very negative) barely searches and still codes
+ * literals: 3.18 bytes per f32 value at ~800 MB/s against 3.23 at ~300 MB/s
+ * for level 1 (real fmnist deltas). The switch is zstd's experimental
+ * ZSTD_c_literalCompressionMode, set only when the library at run time is
+ * the minor version sotu was compiled against; otherwise, or if zstd
+ * refuses, frames are still valid, only larger at negative levels. */
+static void force_literal_compression(ZSTD_CCtx *cctx)
+{
+    if (ZSTD_versionNumber() / 100 != ZSTD_VERSION_NUMBER / 100)
+        return;
+    (void)ZSTD_CCtx_setParameter(cctx, ZSTD_c_literalCompressionMode, ZSTD_ps_enable);
+}
+
+/* One zstd frame (content size and checksum) of the k shuffled values src
+ * of vs bytes each, into dst[0, cap); returns its size or a zstd error
+ * code. Each byte plane ends with a flush, which closes the zstd block, so
+ * every plane gets its own literal (Huffman) statistics: in one block the
+ * low-entropy exponent plane would share a table with the near-random
+ * mantissa planes (3.59 against 3.32 bytes per f32 value on real deltas).
+ * The decoder reads any block layout; tiny tensors skip the flushes, whose
+ * block headers would cost more than they save. */
+static size_t compress_planes(ZSTD_CCtx *cctx, uint8_t *dst, size_t cap, const uint8_t *src,
+                              uint64_t k, size_t vs)
+{
+    size_t total = (size_t)k * vs, plane = k >= PLANE_FLUSH_MIN ? (size_t)k : total;
+    size_t r = ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only);
+    if (!ZSTD_isError(r))
+        r = ZSTD_CCtx_setPledgedSrcSize(cctx, total);
+    if (ZSTD_isError(r))
+        return r;
+    ZSTD_outBuffer out = {dst, cap, 0};
+    for (size_t off = 0; off < total || off == 0; off += plane) {
+        bool last = off + plane >= total;
+        ZSTD_inBuffer in = {src + off, last ? total - off : plane, 0};
+        do {
+            r = ZSTD_compressStream2(cctx, &out, &in, last ? ZSTD_e_end : ZSTD_e_flush);
+            if (ZSTD_isError(r))
+                return r;
+            if (r && out.pos == out.size)
+                return (size_t)-ZSTD_error_dstSize_tooSmall;
+        } while (r);
+        if (last)
+            break;
+    }
+    return out.pos;
 }
 
 sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu_delta *d,
@@ -201,6 +279,7 @@ sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu
                        d->task_name, ZSTD_getErrorName(zr));
         goto cleanup;
     }
+    force_literal_compression(cctx);
 
     uint8_t *p = dst;
     memcpy(p, SOTU_DELTA_MAGIC, SOTU_DELTA_MAGIC_LEN);
@@ -244,9 +323,9 @@ sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu
                 prev = t->indices[m];
             }
         p += index_bytes;
-        shuffle_values(scratch, t->values, t->kept, d->dtype);
+        shuffle_values(scratch, t->values, t->kept, d->dtype, true);
         size_t room = cap - (size_t)(p - (uint8_t *)dst);
-        size_t z = ZSTD_compress2(cctx, p, room, scratch, (size_t)t->kept * vs);
+        size_t z = compress_planes(cctx, p, room, scratch, t->kept, vs);
         if (ZSTD_isError(z)) {
             s = sotu_error(SOTU_ERR_INTERNAL, "delta encode: task '%s': tensor '%s': zstd: %s",
                            d->task_name, t->name, ZSTD_getErrorName(z));
@@ -317,30 +396,92 @@ static uint32_t crc32_big(const uint8_t *p, size_t n)
     return (uint32_t)crc;
 }
 
-/* Regenerates the SEEDED mask of tensor t; fills t->indices if non-NULL and
- * returns how many elements the mask keeps (stops counting past limit). */
-static uint64_t seeded_mask(const sotu_delta *d, const sotu_delta_tensor *t, uint64_t *indices,
-                            uint64_t limit)
+/* A growing list of kept indices for one part of a tensor's mask. */
+typedef struct {
+    uint32_t *idx;
+    size_t n, cap, limit; /* stop once n > limit */
+    bool oom;
+} kept_list;
+
+/* Appends the kept indices of [from, to) to l, stopping past l->limit. */
+static void scan_part(sotu_mask_key key, uint32_t bound, uint64_t from, uint64_t to, kept_list *l)
 {
-    float u[MASK_CHUNK];
-    uint32_t hit[MASK_CHUNK];
-    const float threshold = sotu_mask_threshold(d->keep);
-    uint64_t kept = 0;
-    for (uint64_t first = 0; first < t->count; first += MASK_CHUNK) {
-        size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK), c = 0;
-        sotu_mask_u_fill(d->seed, d->task_index, t->table_index, first, n, u);
-        /* Branch-free compaction: a kept/dropped branch mispredicts often. */
-        for (size_t k = 0; k < n; k++) {
-            hit[c] = (uint32_t)k;
-            c += u[k] < threshold;
+    for (uint64_t first = from; first < to && l->n <= l->limit; first += MASK_CHUNK) {
+        size_t n = (size_t)(to - first < MASK_CHUNK ? to - first : MASK_CHUNK);
+        if (l->cap - l->n < n + SOTU_MASK_SCAN_SLACK) {
+            size_t cap = l->cap * 2 + n + SOTU_MASK_SCAN_SLACK;
+            uint32_t *p = realloc(l->idx, cap * sizeof *p);
+            if (!p) {
+                l->oom = true;
+                return;
+            }
+            l->idx = p, l->cap = cap;
         }
-        for (size_t k = 0; indices && k < c && kept + k < limit; k++)
-            indices[kept + k] = first + hit[k];
-        kept += c;
-        if (kept > limit)
-            break;
+        l->n += sotu_mask_scan(key, first, n, bound, l->idx + l->n);
     }
-    return kept;
+}
+
+/* Regenerates the SEEDED mask of tensor t (count <= 2^32) and compares it
+ * with the record: *kept gets how many elements the mask keeps (at most
+ * t->kept + 1, which means more than the record says) and, if that is
+ * t->kept, t->indices (room for t->kept) the kept indices. Tensors of
+ * 2^20 elements and more are scanned in parallel (OpenMP threads), each
+ * thread a contiguous part, the parts joined in order: the same indices at
+ * any thread count. SOTU_ERR_NOMEM if a part's list does not fit. */
+static sotu_status seeded_mask(const sotu_delta *d, sotu_delta_tensor *t, uint64_t *kept)
+{
+    const sotu_mask_key key = sotu_mask_key_of(d->seed, d->task_index, t->table_index);
+    const uint32_t bound = sotu_mask_bound(d->keep);
+    int parts = omp_get_max_threads();
+    if ((uint64_t)parts > t->count >> 20)
+        parts = (int)(t->count >> 20);
+    if (parts <= 1) {
+        /* Straight into the index list while it has room for a chunk and
+         * the kernel's slack; near its end through spill. */
+        uint32_t spill[MASK_CHUNK + SOTU_MASK_SCAN_SLACK];
+        *kept = 0;
+        for (uint64_t first = 0; first < t->count; first += MASK_CHUNK) {
+            size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK);
+            bool direct = t->kept - *kept >= n + SOTU_MASK_SCAN_SLACK;
+            uint32_t *dst = direct ? t->indices + *kept : spill;
+            size_t c = sotu_mask_scan(key, first, n, bound, dst);
+            if (c > t->kept - *kept) {
+                *kept = t->kept + 1;
+                return SOTU_OK;
+            }
+            if (!direct)
+                memcpy(t->indices + *kept, spill, c * sizeof *spill);
+            *kept += c;
+        }
+        return SOTU_OK;
+    }
+    kept_list *l = calloc((size_t)parts, sizeof *l);
+    if (!l)
+        return sotu_error(SOTU_ERR_NOMEM, "delta decode: %d mask lists", parts);
+#pragma omp parallel for schedule(static, 1) num_threads(parts)
+    for (int p = 0; p < parts; p++) {
+        uint64_t from = t->count * (uint64_t)p / (uint64_t)parts;
+        uint64_t to = t->count * (uint64_t)(p + 1) / (uint64_t)parts;
+        l[p].limit = (size_t)t->kept;
+        scan_part(key, bound, from, to, &l[p]);
+    }
+    sotu_status s = SOTU_OK;
+    uint64_t total = 0;
+    for (int p = 0; p < parts; p++) {
+        if (l[p].oom)
+            s = sotu_error(SOTU_ERR_NOMEM, "delta decode: tensor '%s': mask list", t->name);
+        total += l[p].n;
+    }
+    *kept = total > t->kept ? t->kept + 1 : total;
+    size_t at = 0;
+    for (int p = 0; s == SOTU_OK && total == t->kept && p < parts; p++) {
+        memcpy(t->indices + at, l[p].idx, l[p].n * sizeof *l[p].idx);
+        at += l[p].n;
+    }
+    for (int p = 0; p < parts; p++)
+        free(l[p].idx);
+    free(l);
+    return s;
 }
 
 static sotu_status read_indices(reader *r, sotu_delta_tensor *t, uint64_t bytes)
@@ -366,8 +507,8 @@ static sotu_status read_indices(reader *r, sotu_delta_tensor *t, uint64_t bytes)
                               "%s: tensor '%s': kept index %llu runs past the %llu elements",
                               r->what, t->name, (unsigned long long)m,
                               (unsigned long long)t->count);
-        t->indices[m] = next + gap;
-        next = t->indices[m] + 1;
+        t->indices[m] = (uint32_t)(next + gap);
+        next = next + gap + 1;
     }
     if (p != end)
         return sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': %td bytes left after %llu indices",
@@ -438,6 +579,13 @@ static sotu_status read_tensor(reader *r, sotu_delta *d, int i, const sotu_tenso
     if (t->count != prod) {
         s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': count %llu, expected %llu from the shape",
                        r->what, t->name, (unsigned long long)t->count, (unsigned long long)prod);
+        goto cleanup;
+    }
+    if (t->mask != SOTU_MASK_DENSE && t->count > SOTU_DELTA_SPARSE_COUNT_MAX) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': %llu elements, a %s tensor has at most "
+                       "%llu", r->what, t->name, (unsigned long long)t->count,
+                       t->mask == SOTU_MASK_SEEDED ? "SEEDED" : "INDEXED",
+                       (unsigned long long)SOTU_DELTA_SPARSE_COUNT_MAX);
         goto cleanup;
     }
     if (model) {
@@ -537,7 +685,7 @@ static sotu_status read_tensor(reader *r, sotu_delta *d, int i, const sotu_tenso
     }
     t->values = malloc((size_t)t->kept * sizeof(float) + 1);
     if (t->mask != SOTU_MASK_DENSE)
-        t->indices = malloc((size_t)t->kept * sizeof(uint64_t) + 1);
+        t->indices = malloc((size_t)t->kept * sizeof *t->indices + 1);
     raw = malloc((size_t)t->kept * vs + 1);
     if (!t->values || !raw || (t->mask != SOTU_MASK_DENSE && !t->indices)) {
         s = sotu_error(SOTU_ERR_NOMEM, "%s: tensor '%s': %llu kept values do not fit in memory",
@@ -555,10 +703,12 @@ static sotu_status read_tensor(reader *r, sotu_delta *d, int i, const sotu_tenso
         goto cleanup;
     }
     r->pos += payload;
-    unshuffle_values(t->values, raw, t->kept, d->dtype);
+    unshuffle_values(t->values, raw, t->kept, d->dtype, d->version >= 2);
 
     if (t->mask == SOTU_MASK_SEEDED) {
-        uint64_t want = seeded_mask(d, t, t->indices, t->kept);
+        uint64_t want;
+        if ((s = seeded_mask(d, t, &want)) != SOTU_OK)
+            goto cleanup;
         if (want != t->kept) {
             s = sotu_error(SOTU_ERR_DATA,
                            "%s: tensor '%s': kept count %llu, the mask of seed %llu, task %u, "
@@ -595,11 +745,12 @@ sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table
     }
     r.pos = SOTU_DELTA_MAGIC_LEN;
     READ(&r, x, 4, "format version", NULL);
-    if (x != SOTU_DELTA_VERSION) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: format version %llu, this sotu reads version %u", what,
-                       (unsigned long long)x, SOTU_DELTA_VERSION);
+    if (x < 1 || x > SOTU_DELTA_VERSION) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: format version %llu, this sotu reads versions 1 to %u",
+                       what, (unsigned long long)x, SOTU_DELTA_VERSION);
         goto cleanup;
     }
+    out->version = (uint32_t)x;
     READ(&r, out->flags, 4, "flags", NULL);
     if (out->flags & ~(uint32_t)SOTU_DELTA_FLAG_RESCALE) {
         s = sotu_error(SOTU_ERR_DATA, "%s: flags 0x%x, only bit 0 (rescale) is defined", what,

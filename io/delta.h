@@ -1,4 +1,5 @@
-/* The sparse delta format (`.sotud` files and the MPI message), version 1.
+/* The sparse delta format (`.sotud` files and the MPI message), version 2;
+ * version 1 files still decode (they differ only in the value bits, below).
  *
  * A delta is what one task's fine-tuning changed, δ = θt − θ0, cut down to the
  * elements of a mask. All integers are little-endian, all offsets in bytes.
@@ -6,7 +7,7 @@
  *   file header
  *     0   8   magic      'S' 'O' 'T' 'U' 'D' 0x00 0x0D 0x0A  (CR LF catch
  *                        text-mode transfers, the NUL catches C-string copies)
- *     8   4   u32        format version (1)
+ *     8   4   u32        format version (2; 1 is read too)
  *     12  4   u32        flags: bit 0 = rescale requested (DARE, 1/keep at
  *                        merge time); other bits must be zero
  *     16  4   u32        task index (position in the run's manifest)
@@ -24,7 +25,8 @@
  *     1   u8             ndim, 1 <= ndim <= SOTU_TENSOR_NDIM_MAX
  *     1   u8             mask kind: 0 SEEDED, 1 DENSE, 2 INDEXED
  *     8*ndim u64         shape
- *     8   u64            total count n = product of shape
+ *     8   u64            total count n = product of shape (SEEDED and
+ *                            INDEXED: n <= 2^32, indices are 32-bit in memory)
  *     8   u64            kept count k <= n (DENSE: k = n)
  *     8   u64            index bytes B (INDEXED: > 0 if k > 0; others: 0)
  *     8   u64            payload bytes Z
@@ -36,11 +38,18 @@
  *     Z                  payload: one zstd frame with content size and
  *                        content checksum, whose content is the k kept values
  *                        in element order (f32, or bf16 = the top half of the
- *                        f32 bits rounded to nearest even), byte-shuffled:
- *                        byte 0 of every value, then byte 1 of every value,
- *                        ... (little-endian byte numbering). Shuffling puts
- *                        the exponent bytes together, which zstd compresses
- *                        well; mantissa bytes stay near-random.
+ *                        f32 bits rounded to nearest even), each value's bits
+ *                        rotated left by one (version 2; version 1 does not
+ *                        rotate): f32 u -> u << 1 | u >> 31, bf16 b ->
+ *                        b << 1 | b >> 15, so the sign moves to bit 0 and the
+ *                        8 exponent bits fill the top byte; then
+ *                        byte-shuffled: byte 0 of every value, then byte 1
+ *                        of every value, ... (little-endian byte numbering).
+ *                        The exponent plane compresses to about its entropy
+ *                        (2-3 bits a value on fine-tuning deltas); sign and
+ *                        mantissa planes are near-random. How the frame is
+ *                        cut into zstd blocks is the encoder's choice (it
+ *                        ends a block after each plane).
  *   nothing may follow the last record.
  *
  * Mask kinds. SEEDED: element i is kept iff
@@ -66,13 +75,20 @@
 #include "common/status.h"
 #include "common/tensor.h"
 
-#define SOTU_DELTA_VERSION 1u
+#define SOTU_DELTA_VERSION 2u
 #define SOTU_DELTA_MAGIC "SOTUD\0\r\n"
 #define SOTU_DELTA_MAGIC_LEN 8
 #define SOTU_DELTA_TASK_NAME_MAX 64
 #define SOTU_DELTA_TENSORS_MAX 65536
 /* Largest tensor a decoder accepts without a model table (2^40 elements). */
 #define SOTU_DELTA_COUNT_MAX ((uint64_t)1 << 40)
+/* Largest SEEDED or INDEXED tensor: kept indices are 32-bit in memory. */
+#define SOTU_DELTA_SPARSE_COUNT_MAX ((uint64_t)1 << 32)
+/* The zstd level sotu writes deltas at. The encoder Huffman-codes literals
+ * at every level (io/delta.c), so a very negative level, which all but
+ * skips the search for matches (the mantissa planes have none), keeps the
+ * exponent plane's compression at several times the speed of level 1. */
+#define SOTU_DELTA_ZSTD_LEVEL (-1000)
 
 enum {
     SOTU_DELTA_FLAG_RESCALE = 1u,
@@ -100,8 +116,9 @@ typedef struct {
     float *values;              /* [k] raw δ of the kept elements, element order */
     /* [k] ascending element indices of the kept values: read from the file
      * for INDEXED; for SEEDED filled from the regenerated mask by the decoder
-     * and by sotu_delta_extract (the encoder ignores them); NULL for DENSE. */
-    uint64_t *indices;
+     * and by sotu_delta_extract (the encoder ignores them); NULL for DENSE.
+     * 32-bit: SEEDED and INDEXED tensors have at most 2^32 elements. */
+    uint32_t *indices;
     uint64_t stored_bytes;      /* after decode: index + payload bytes on the wire */
 } sotu_delta_tensor;
 
@@ -114,6 +131,8 @@ typedef struct {
     sotu_delta_dtype dtype;     /* how values travel; in memory always f32 */
     int n_tensors;
     sotu_delta_tensor *tensors; /* [n_tensors], ascending table_index */
+    uint32_t version;           /* after decode: the input's format version; the
+                                 * encoder always writes SOTU_DELTA_VERSION */
 } sotu_delta;
 
 /* Encoded size can never exceed this (zstd's ZSTD_compressBound per tensor
@@ -121,7 +140,7 @@ typedef struct {
 size_t sotu_delta_encode_bound(const sotu_delta *d);
 
 /* Encodes d into dst[0, cap); *written gets the size. cctx is the caller's
- * (one per rank, reused); zstd_level as zstd's (3 is a good default).
+ * (one per rank, reused); zstd_level as zstd's (SOTU_DELTA_ZSTD_LEVEL).
  * Fails with SOTU_ERR_DATA if d breaks the format's limits (names, keep,
  * kept > count, INDEXED indices not increasing), SOTU_ERR_NOMEM if cap is
  * too small, SOTU_ERR_INTERNAL naming a zstd error. */
@@ -131,7 +150,8 @@ sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu
 /* Decodes and verifies src[0, n) into *out (freed with sotu_delta_free; left
  * zeroed on failure). With model non-NULL every tensor must be in the table
  * at its table index with the same shape. Regenerates every SEEDED mask and
- * checks the kept count. Fails with SOTU_ERR_DATA, the message starting with
+ * checks the kept count (the mask scan is vectorised, and tensors of 2^20
+ * elements and more are scanned on the OpenMP threads). Fails with SOTU_ERR_DATA, the message starting with
  * `what` (a path, or "message from rank 3") and naming the tensor and the
  * problem; SOTU_ERR_NOMEM if the values do not fit in memory. */
 sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table *model,

@@ -5,7 +5,7 @@
 
 #include "common/rng.h"
 
-enum { MASK_CHUNK = 4096 };
+enum { MASK_CHUNK = 8192 };
 
 static bool all_zero_delta(const float *a, const float *b, size_t n)
 {
@@ -21,7 +21,7 @@ static bool grow(sotu_delta_tensor *t, size_t *cap)
     float *v = realloc(t->values, ncap * sizeof *v);
     if (v)
         t->values = v;
-    uint64_t *ix = realloc(t->indices, ncap * sizeof *ix);
+    uint32_t *ix = realloc(t->indices, ncap * sizeof *ix);
     if (ix)
         t->indices = ix;
     if (!v || !ix)
@@ -48,25 +48,28 @@ static bool extract_tensor(sotu_delta_tensor *t, const float *d0, const float *d
     if (cap > t->count)
         cap = (size_t)t->count;
     t->values = malloc(cap * sizeof(float) + 1);
-    t->indices = malloc(cap * sizeof(uint64_t) + 1);
+    t->indices = malloc(cap * sizeof *t->indices + 1);
     if (!t->values || !t->indices)
         return false;
-    float u[MASK_CHUNK];
-    uint32_t hit[MASK_CHUNK];
-    const float threshold = sotu_mask_threshold(keep);
+    uint32_t hit[MASK_CHUNK + SOTU_MASK_SCAN_SLACK];
+    float diff[MASK_CHUNK];
+    const sotu_mask_key key = sotu_mask_key_of(seed, task, t->table_index);
+    const uint32_t bound = sotu_mask_bound(keep);
     for (uint64_t first = 0; first < t->count; first += MASK_CHUNK) {
-        size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK), c = 0;
-        sotu_mask_u_fill(seed, task, t->table_index, first, n, u);
-        for (size_t k = 0; k < n; k++) { /* branch-free compaction */
-            hit[c] = (uint32_t)k;
-            c += u[k] < threshold;
-        }
+        size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK);
+        size_t c = sotu_mask_scan(key, first, n, bound, hit);
         while (kept + c > cap)
             if (!grow(t, &cap))
                 return false;
+        /* The whole chunk's δ first, in one streaming pass over both
+         * blocks (vectorised, prefetched), then the kept values from it: at
+         * small keep picking them straight from θ0 and θt costs two cache
+         * misses per value (3-4x slower on ViT-B at keep 1/53). */
+        for (size_t k = 0; k < n; k++)
+            diff[k] = dt[first + k] - d0[first + k];
         for (size_t k = 0; k < c; k++) {
-            uint64_t i = first + hit[k];
-            t->values[kept + k] = dt[i] - d0[i];
+            uint32_t i = hit[k];
+            t->values[kept + k] = diff[i - first];
             t->indices[kept + k] = i;
         }
         kept += c;
@@ -113,6 +116,12 @@ sotu_status sotu_delta_extract(const sotu_tensor_table *model, const float *thet
         t->count = ti->count;
         bool dense = o->dense ? o->dense[j] : strncmp(ti->name, "head.", 5) == 0;
         t->mask = dense ? SOTU_MASK_DENSE : SOTU_MASK_SEEDED;
+        if (!dense && ti->count > SOTU_DELTA_SPARSE_COUNT_MAX) {
+            s = sotu_error(SOTU_ERR_CONFIG, "delta extract: task '%s': tensor '%s': %zu elements, "
+                           "a masked tensor has at most %llu", o->task_name, ti->name, ti->count,
+                           (unsigned long long)SOTU_DELTA_SPARSE_COUNT_MAX);
+            goto cleanup;
+        }
     }
 
     int failed = -1;

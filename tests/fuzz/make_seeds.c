@@ -62,10 +62,28 @@ static void delta_seeds(void)
             /* One tensor as an explicit index list, as a top-k mask travels. */
             d.tensors[1].mask = SOTU_MASK_INDEXED;
         }
-        if (sotu_delta_write_file(path_of("delta", v[k].name), &d, 3) != SOTU_OK)
+        if (sotu_delta_write_file(path_of("delta", v[k].name), &d, SOTU_DELTA_ZSTD_LEVEL) !=
+            SOTU_OK)
             die(v[k].name);
         sotu_delta_free(&d);
     }
+    /* Tensors of >= 256 kept values, whose byte planes end zstd blocks of
+     * their own (io/delta.c). */
+    sotu_tensor_table wide = fixture_table(16);
+    float *w0 = malloc(wide.total * sizeof *w0), *w1 = malloc(wide.total * sizeof *w1);
+    fixture_perturb(&wide, NULL, w0, 3, 0.5f);
+    fixture_perturb(&wide, w0, w1, 4, 0.01f);
+    sotu_extract_opts wo = {.task_index = 5, .task_name = "t05-planes", .seed = 7, .keep = 0.6,
+                            .dtype = SOTU_DELTA_F32};
+    sotu_delta dw;
+    if (sotu_delta_extract(&wide, w0, w1, &wo, &dw) != SOTU_OK ||
+        sotu_delta_write_file(path_of("delta", "planes-f32"), &dw, SOTU_DELTA_ZSTD_LEVEL) !=
+            SOTU_OK)
+        die("planes-f32");
+    sotu_delta_free(&dw);
+    free(w0);
+    free(w1);
+    free(wide.t);
     const char *meta[] = {"format", "pt", "num_heads", "2"};
     if (sotu_safetensors_write(path_of("safetensors", "f32-meta.safetensors"), &tab, t0, meta,
                                2) != SOTU_OK)

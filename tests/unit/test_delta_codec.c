@@ -158,6 +158,36 @@ static void test_round_trip(void)
     free_fixture(&f);
 }
 
+/* Larger tensors: payloads whose byte planes end their own zstd blocks
+ * (>= 256 values) and planes longer than one zstd block (128 KiB), at keep
+ * 1, 0.3 and 0.001 (where small tensors keep nothing). */
+static void test_round_trip_large(void)
+{
+    fixture f = make_fixture(192);
+    const double keeps[] = {1.0, 0.3, 0.001};
+    for (int k = 0; k < 3; k++)
+        for (int dt = 0; dt < 2; dt++) {
+            sotu_delta d = extract(&f, keeps[k], dt ? SOTU_DELTA_BF16 : SOTU_DELTA_F32);
+            size_t n;
+            uint8_t *buf = encode(&d, &n);
+            sotu_delta back;
+            CHECK_MSG(decode(buf, n, &f.tab, &back) == SOTU_OK, "%s", sotu_last_error());
+            same_delta(&d, &back, dt ? 0x1.0p-8 : 0);
+            uint64_t kept = 0, empty = 0;
+            for (int i = 0; i < d.n_tensors; i++)
+                kept += d.tensors[i].kept, empty += d.tensors[i].kept == 0;
+            printf("%s keep %g: %llu values (%llu empty tensors) in %zu bytes, %.3f per value\n",
+                   dt ? "bf16" : "f32", keeps[k], (unsigned long long)kept,
+                   (unsigned long long)empty, n, (double)n / (double)kept);
+            if (k == 2)
+                CHECK(empty > 0);
+            sotu_delta_free(&back);
+            sotu_delta_free(&d);
+            free(buf);
+        }
+    free_fixture(&f);
+}
+
 static void test_bf16_rounding(void)
 {
     CHECK(sotu_bf16_from_f32(1.0f) == 0x3f80);
@@ -212,6 +242,54 @@ static void test_indexed(void)
 /* Byte offsets of the header fields (io/delta.h). */
 enum { OFF_VERSION = 8, OFF_FLAGS = 12, OFF_DTYPE = 20, OFF_KEEP = 32, OFF_NAME_LEN = 44 };
 
+/* Version 2 rotates each value's bits left by one before shuffling: the
+ * same bytes read as version 1 give exactly the rotated bits, and a
+ * version-1 file written before the change (tests/data/delta/good_v1.sotud,
+ * the width-2 fixture at keep 0.5) still decodes to the exact values. */
+static void test_versions(void)
+{
+    fixture f = make_fixture(2);
+    sotu_delta want = extract(&f, 0.5, SOTU_DELTA_F32);
+    size_t n;
+    uint8_t *buf = encode(&want, &n);
+    sotu_delta v2, as_v1;
+    CHECK(buf[OFF_VERSION] == SOTU_DELTA_VERSION && SOTU_DELTA_VERSION == 2);
+    CHECK_MSG(decode(buf, n, &f.tab, &v2) == SOTU_OK, "%s", sotu_last_error());
+    CHECK(v2.version == 2);
+    buf[OFF_VERSION] = 1; /* the header is outside the payload checksums */
+    CHECK_MSG(decode(buf, n, &f.tab, &as_v1) == SOTU_OK, "%s", sotu_last_error());
+    CHECK(as_v1.version == 1 && as_v1.n_tensors == want.n_tensors);
+    int bad = 0;
+    uint64_t values = 0;
+    for (int i = 0; i < want.n_tensors && i < as_v1.n_tensors; i++)
+        for (uint64_t m = 0; m < want.tensors[i].kept && m < as_v1.tensors[i].kept; m++) {
+            uint32_t u, r;
+            memcpy(&u, &want.tensors[i].values[m], 4);
+            memcpy(&r, &as_v1.tensors[i].values[m], 4);
+            bad += r != (u << 1 | u >> 31);
+            values++;
+        }
+    CHECK_MSG(bad == 0, "%d of %llu values are not the rotated bits", bad,
+              (unsigned long long)values);
+    sotu_delta_free(&v2);
+    sotu_delta_free(&as_v1);
+    free(buf);
+
+    const char *src = getenv("SOTU_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/delta/good_v1.sotud",
+             src ? src : SOTU_SOURCE_DIR_FALLBACK);
+    sotu_delta old;
+    CHECK_MSG(sotu_delta_read_file(path, &f.tab, &old) == SOTU_OK, "%s", sotu_last_error());
+    CHECK(old.version == 1);
+    same_delta(&want, &old, 0);
+    printf("version 1 file decodes exactly (%d tensors); v2 bytes read as v1 give the rotated "
+           "bits (%llu values)\n", old.n_tensors, (unsigned long long)values);
+    sotu_delta_free(&old);
+    sotu_delta_free(&want);
+    free_fixture(&f);
+}
+
 static void put_le(uint8_t *p, uint64_t x, int bytes)
 {
     for (int b = 0; b < bytes; b++)
@@ -240,7 +318,7 @@ static void test_corrupt(const char *corpus_dir)
     struct {
         const char *file, *needle;
         size_t len;
-    } cases[16];
+    } cases[20];
     int n_cases = 0;
 #define VARIANT(file_, needle_, len_, ...)                                                        \
     do {                                                                                          \
@@ -257,7 +335,8 @@ static void test_corrupt(const char *corpus_dir)
     } while (0)
 
     VARIANT("bad_magic.sotud", "bad magic", n, bad[1] = 'X');
-    VARIANT("bad_version.sotud", "format version 2", n, put_le(bad + OFF_VERSION, 2, 4));
+    VARIANT("bad_version.sotud", "format version 3", n, put_le(bad + OFF_VERSION, 3, 4));
+    VARIANT("version_zero.sotud", "format version 0", n, put_le(bad + OFF_VERSION, 0, 4));
     VARIANT("bad_flags.sotud", "flags", n, put_le(bad + OFF_FLAGS, 6, 4));
     VARIANT("bad_dtype.sotud", "dtype", n, put_le(bad + OFF_DTYPE, 7, 4));
     double zero = 0.0, big = 1.5, nan = NAN;
@@ -269,6 +348,13 @@ static void test_corrupt(const char *corpus_dir)
     memcpy(&bits, &nan, 8);
     VARIANT("keep_nan.sotud", "expected (0, 1]", n, put_le(bad + OFF_KEEP, bits, 8));
     VARIANT("bad_mask_kind.sotud", "mask kind 9", n, bad[first_mask_kind_offset(good)] = 9);
+    /* A SEEDED tensor past 2^32 elements (kept indices are 32-bit): cls_token
+     * [1, 1, 2] claims [1, 1, 2^33]; the shape still agrees with the count. */
+    VARIANT("sparse_too_big.sotud", "at most 4294967296", n, {
+        size_t shape = first_mask_kind_offset(good) + 1;
+        put_le(bad + shape + 16, (uint64_t)1 << 33, 8);
+        put_le(bad + shape + 24, (uint64_t)1 << 33, 8);
+    });
     VARIANT("checksum.sotud", "checksum", n, bad[n - 3] ^= 0x10);
     VARIANT("truncated.sotud", "truncated", n - 7, (void)0);
     VARIANT("trailing.sotud", "after the last", n + 1, bad[n] = 0);
@@ -370,7 +456,7 @@ static void test_corpus(void)
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         sotu_delta d;
         sotu_status s = sotu_delta_read_file(path, &tab, &d);
-        if (!strcmp(e->d_name, "good.sotud")) {
+        if (!strncmp(e->d_name, "good", 4)) { /* good.sotud, good_v1.sotud */
             CHECK_MSG(s == SOTU_OK, "%s: %s", path, sotu_last_error());
             good++;
         } else {
@@ -384,7 +470,7 @@ static void test_corpus(void)
     closedir(dp);
     free(tab.t);
     printf("corpus: %d files\n", seen);
-    CHECK(seen >= 14 && good == 1);
+    CHECK(seen >= 17 && good == 2);
 }
 
 int main(int argc, char **argv)
@@ -396,7 +482,9 @@ int main(int argc, char **argv)
     printf("seed %llu\n", (unsigned long long)SEED);
     test_bf16_rounding();
     test_round_trip();
+    test_round_trip_large();
     test_indexed();
+    test_versions();
     test_corrupt(NULL);
     test_corpus();
     return check_finish("test_delta_codec");

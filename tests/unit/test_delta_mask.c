@@ -90,7 +90,8 @@ static void test_fraction(void)
     /* Different tasks draw different masks. */
     sotu_delta a = extract(0.1, 1), b = extract(0.1, 2);
     int same = a.tensors[5].kept == b.tensors[5].kept &&
-               !memcmp(a.tensors[5].indices, b.tensors[5].indices, a.tensors[5].kept * 8);
+               !memcmp(a.tensors[5].indices, b.tensors[5].indices,
+                       a.tensors[5].kept * sizeof *a.tensors[5].indices);
     CHECK(!same);
     sotu_delta_free(&a);
     sotu_delta_free(&b);
