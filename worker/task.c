@@ -133,7 +133,8 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
         st = sotu_error(SOTU_ERR_NOMEM, "task %s: %zu bytes for the encoded delta", task->name, cap);
         goto cleanup;
     }
-    st = sotu_delta_encode(res->message, cap, &res->message_bytes, &d, cctx, 3);
+    st = sotu_delta_encode(res->message, cap, &res->message_bytes, &d, cctx,
+                           SOTU_DELTA_ZSTD_LEVEL);
     if (st != SOTU_OK)
         goto cleanup;
     res->finetuned_acc = fr.test_acc;
