@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "coordinator/clr_eval.h"
 #include "coordinator/commands.h"
 #include "coordinator/inspect.h"
 #include "io/fsutil.h"
@@ -215,6 +216,9 @@ static void inspect_usage(FILE *f)
                "  weights (.h5, format sotu-weights)    model config, tensors, parameters\n"
                "                                        (-v: every tensor's shape)\n"
                "  task manifest (.yaml, .yml)           the tasks in stream order\n"
+               "  CLR module (.clrm)                    task, variant, tensors, bytes\n"
+               "                                        (-v: every tensor)\n"
+               "  CLR checkpoint (sotu-clr-checkpoint)  per-task accuracy, baselines, cost\n"
                "\nexit codes: 0 ok, 2 usage, 3 unknown or malformed file, 4 I/O error\n");
 }
 
@@ -245,6 +249,8 @@ int sotu_cmd_inspect(int argc, char **argv)
         return sotu_inspect_manifest(path);
     if (has_suffix(path, ".sotud"))
         return sotu_inspect_delta(path);
+    if (has_suffix(path, ".clrm"))
+        return sotu_inspect_module(path);
     if (has_suffix(path, ".safetensors") || has_suffix(path, ".safetensors.index.json"))
         return sotu_inspect_safetensors(path);
     if (sotu_h5_file_format(path, format, sizeof format)) {
@@ -254,6 +260,8 @@ int sotu_cmd_inspect(int argc, char **argv)
             return sotu_inspect_weights(path);
         if (!strcmp(format, "sotu-checkpoint"))
             return sotu_inspect_checkpoint(path);
+        if (!strcmp(format, SOTU_CLR_CHECKPOINT_FORMAT))
+            return sotu_inspect_clr_checkpoint(path);
         return sotu_cmd_fail("inspect",
                              sotu_error(SOTU_ERR_DATA,
                                         "%s: HDF5 file of format '%s', which inspect does not "

@@ -22,6 +22,15 @@ int sotu_inspect_weights(const char *path);
 /* Run checkpoint ("sotu-checkpoint"): tasks, keep, kept counts, bytes, cosine and accuracy summary. */
 int sotu_inspect_checkpoint(const char *path);
 
+/* CLR task module (.clrm, io/module.h): task, variant, tensors, values and
+ * bytes, verified against its own records; per tensor at -v. */
+int sotu_inspect_module(const char *path);
+
+/* CLR run checkpoint ("sotu-clr-checkpoint", coordinator/clr_eval.h): the
+ * backbone, every task's accuracy with the baselines, the summary and CLR's
+ * cost figures. */
+int sotu_inspect_clr_checkpoint(const char *path);
+
 /* Delta (.sotud): task, seed, keep, dtype, kept counts and bytes; per tensor at -v. */
 int sotu_inspect_delta(const char *path);
 

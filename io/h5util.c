@@ -186,6 +186,19 @@ sotu_status sotu_h5_read_int_attr(hid_t loc, const char *name, int64_t *value, c
     return s;
 }
 
+sotu_status sotu_h5_read_f64_attr(hid_t loc, const char *name, double *value, const char *path)
+{
+    hid_t a, t;
+    sotu_status s = open_attr(loc, name, H5T_FLOAT, 1, path, &a, &t);
+    if (s != SOTU_OK)
+        return s;
+    if (H5Aread(a, H5T_NATIVE_DOUBLE, value) < 0)
+        s = sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' cannot be read", path, name);
+    H5Tclose(t);
+    H5Aclose(a);
+    return s;
+}
+
 /* Reads n strings of attribute a (type t) into dst + i * stride. */
 static sotu_status read_strings(hid_t a, hid_t t, int n, char *dst, size_t stride,
                                 const char *name, const char *path)

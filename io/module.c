@@ -158,11 +158,157 @@ static sotu_status take(reader *r, int bytes, uint64_t *v, const char *field)
     return SOTU_OK;
 }
 
-#define TAKE(bytes, dst, field)                                                                    \
+
+/* The header and records of src up to the payload: checked against expect
+ * when it is not NULL, else collected into found (found->t malloc'ed,
+ * packed). out gets the header fields (values NULL), *payload the declared
+ * size, r->pos ends at the payload. */
+static sotu_status parse_head(reader *r, const sotu_tensor_table *expect, sotu_module *out,
+                              sotu_tensor_table *found, uint64_t *payload)
+{
+    reader rr = *r;
+    const char *what = r->what;
+    sotu_status st = SOTU_OK;
+    uint64_t version = 0, index = 0, kind = 0, n_tensors = 0, counter = 0, values = 0, ln = 0;
+    if (rr.n < SOTU_MODULE_MAGIC_LEN || memcmp(rr.p, SOTU_MODULE_MAGIC, SOTU_MODULE_MAGIC_LEN))
+        return sotu_error(SOTU_ERR_DATA, "%s: not a sotu task module (bad magic)", what);
+    rr.pos = SOTU_MODULE_MAGIC_LEN;
+#define TAKE_R(bytes, dst, field)                                                                  \
     do {                                                                                           \
-        if ((st = take(&r, bytes, &(dst), field)) != SOTU_OK)                                      \
-            goto fail;                                                                             \
+        if ((st = take(&rr, bytes, &(dst), field)) != SOTU_OK)                                     \
+            return st;                                                                             \
     } while (0)
+    TAKE_R(4, version, "the format version");
+    if (version != SOTU_MODULE_VERSION)
+        return sotu_error(SOTU_ERR_DATA, "%s: format version %llu, this sotu reads %u", what,
+                          (unsigned long long)version, SOTU_MODULE_VERSION);
+    TAKE_R(4, index, "the task index");
+    TAKE_R(4, kind, "the kind");
+    TAKE_R(4, n_tensors, "the tensor count");
+    TAKE_R(8, counter, "the counter");
+    TAKE_R(8, values, "the value count");
+    TAKE_R(8, *payload, "the payload size");
+    TAKE_R(2, ln, "the task name length");
+    if (ln < 1 || ln >= SOTU_MODULE_TASK_NAME_MAX || rr.n - rr.pos < ln ||
+        memchr(rr.p + rr.pos, 0, ln))
+        return sotu_error(SOTU_ERR_DATA, "%s: task name of %llu bytes, expected 1..%d bytes "
+                          "without NUL within the message", what, (unsigned long long)ln,
+                          SOTU_MODULE_TASK_NAME_MAX - 1);
+    memcpy(out->task_name, rr.p + rr.pos, ln);
+    out->task_name[ln] = '\0';
+    rr.pos += ln;
+    if ((int64_t)counter < 0)
+        return sotu_error(SOTU_ERR_DATA, "%s: counter %lld, expected >= 0", what,
+                          (long long)(int64_t)counter);
+    if (expect && (n_tensors != (uint64_t)expect->n || values != (uint64_t)expect->total))
+        return sotu_error(SOTU_ERR_DATA, "%s: %llu tensors of %llu values, the model expects %d "
+                          "tensors of %zu values", what, (unsigned long long)n_tensors,
+                          (unsigned long long)values, expect->n, expect->total);
+    if (!expect) {
+        if (n_tensors < 1 || n_tensors > SOTU_MODULE_TENSORS_MAX)
+            return sotu_error(SOTU_ERR_DATA, "%s: %llu tensors, expected 1..%d", what,
+                              (unsigned long long)n_tensors, SOTU_MODULE_TENSORS_MAX);
+        *found = (sotu_tensor_table){0};
+        found->t = calloc((size_t)n_tensors, sizeof *found->t);
+        if (!found->t)
+            return sotu_error(SOTU_ERR_NOMEM, "%s: a table of %llu tensors", what,
+                              (unsigned long long)n_tensors);
+    }
+    for (int i = 0; i < (int)n_tensors; i++) {
+        const sotu_tensor_info *t = expect ? &expect->t[i] : NULL;
+        sotu_tensor_info *f = expect ? NULL : &found->t[i];
+        uint64_t l = 0, ndim = 0, dim = 0;
+        TAKE_R(2, l, "a tensor name length");
+        if (rr.n - rr.pos < l)
+            return sotu_error(SOTU_ERR_DATA, "%s: truncated in the name of tensor %d", what, i);
+        if (t && (l != strlen(t->name) || memcmp(rr.p + rr.pos, t->name, l))) {
+            int shown = (int)(l < 80 ? l : 0);
+            return sotu_error(SOTU_ERR_DATA, "%s: tensor %d is '%.*s', the model expects '%s'",
+                              what, i, shown, (const char *)rr.p + rr.pos, t->name);
+        }
+        if (f) {
+            if (l < 1 || l >= SOTU_TENSOR_NAME_MAX || memchr(rr.p + rr.pos, 0, l))
+                return sotu_error(SOTU_ERR_DATA, "%s: tensor %d has a name of %llu bytes, "
+                                  "expected 1..%d without NUL", what, i, (unsigned long long)l,
+                                  SOTU_TENSOR_NAME_MAX - 1);
+            memcpy(f->name, rr.p + rr.pos, l);
+        }
+        rr.pos += l;
+        TAKE_R(1, ndim, "a tensor rank");
+        if (ndim < 1 || ndim > SOTU_TENSOR_NDIM_MAX || (t && ndim != (uint64_t)t->ndim))
+            return sotu_error(SOTU_ERR_DATA, "%s: tensor %d has rank %llu, expected %s%d", what,
+                              i, (unsigned long long)ndim, t ? "" : "1..",
+                              t ? t->ndim : SOTU_TENSOR_NDIM_MAX);
+        uint64_t count = 1;
+        for (uint64_t d = 0; d < ndim; d++) {
+            TAKE_R(8, dim, "a tensor shape");
+            if (t && dim != (uint64_t)t->shape[d])
+                return sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' has another shape than the "
+                                  "model's (dimension %llu is %llu, expected %lld)", what,
+                                  t->name, (unsigned long long)d, (unsigned long long)dim,
+                                  (long long)t->shape[d]);
+            if (dim < 1 || dim > ((uint64_t)1 << 32) || count > ((uint64_t)1 << 32) / dim)
+                return sotu_error(SOTU_ERR_DATA, "%s: tensor %d: dimension %llu of %llu "
+                                  "elements is out of range", what, i, (unsigned long long)d,
+                                  (unsigned long long)dim);
+            count *= dim;
+            if (f)
+                f->shape[d] = (int64_t)dim;
+        }
+        if (f) {
+            f->ndim = (int)ndim;
+            f->count = (size_t)count;
+            f->offset = found->total;
+            found->total += (size_t)count;
+            found->n = i + 1;
+            if (found->total > ((size_t)1 << 32))
+                return sotu_error(SOTU_ERR_DATA, "%s: more than 2^32 values", what);
+        }
+    }
+    if (!expect && values != (uint64_t)found->total)
+        return sotu_error(SOTU_ERR_DATA, "%s: %llu values declared, the tensors hold %zu", what,
+                          (unsigned long long)values, found->total);
+    uint64_t crc = 0;
+    size_t header_end = rr.pos;
+    TAKE_R(4, crc, "the header checksum");
+#undef TAKE_R
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    if ((uint32_t)crc != crc_of(rr.p, header_end))
+        return sotu_error(SOTU_ERR_DATA, "%s: header checksum mismatch (damaged in transit or on "
+                          "disk)", what);
+#else
+    (void)header_end; /* libFuzzer builds: mutations reach the payload checks behind the CRC */
+#endif
+    if (*payload != rr.n - rr.pos)
+        return sotu_error(SOTU_ERR_DATA, "%s: payload of %llu bytes declared, %zu present%s",
+                          what, (unsigned long long)*payload, rr.n - rr.pos,
+                          *payload > rr.n - rr.pos ? " (truncated)" : " (trailing bytes)");
+    out->task_index = (uint32_t)index;
+    out->kind = (uint32_t)kind;
+    out->counter = (int64_t)counter;
+    *r = rr;
+    return SOTU_OK;
+}
+
+sotu_status sotu_module_read_head(const void *src, size_t n, sotu_module *out,
+                                  sotu_tensor_table *layout, size_t *payload_bytes,
+                                  const char *what)
+{
+    memset(out, 0, sizeof *out);
+    *layout = (sotu_tensor_table){0};
+    reader r = {src, n, 0, what};
+    uint64_t payload = 0;
+    sotu_status st = parse_head(&r, NULL, out, layout, &payload);
+    if (st != SOTU_OK) {
+        free(layout->t);
+        *layout = (sotu_tensor_table){0};
+        memset(out, 0, sizeof *out);
+        return st;
+    }
+    out->count = layout->total;
+    *payload_bytes = (size_t)payload;
+    return SOTU_OK;
+}
 
 sotu_status sotu_module_decode(const void *src, size_t n, const sotu_tensor_table *layout,
                                sotu_module *out, ZSTD_DCtx *dctx, const char *what)
@@ -170,88 +316,11 @@ sotu_status sotu_module_decode(const void *src, size_t n, const sotu_tensor_tabl
     memset(out, 0, sizeof *out);
     reader r = {src, n, 0, what};
     sotu_status st = check_packed(layout, what);
+    uint64_t payload = 0;
+    if (st == SOTU_OK)
+        st = parse_head(&r, layout, out, NULL, &payload);
     if (st != SOTU_OK)
-        return st;
-    uint64_t version = 0, index = 0, kind = 0, n_tensors = 0, counter = 0, values = 0,
-             payload = 0, ln = 0;
-    if (n < SOTU_MODULE_MAGIC_LEN || memcmp(src, SOTU_MODULE_MAGIC, SOTU_MODULE_MAGIC_LEN))
-        return sotu_error(SOTU_ERR_DATA, "%s: not a sotu task module (bad magic)", what);
-    r.pos = SOTU_MODULE_MAGIC_LEN;
-    TAKE(4, version, "the format version");
-    if (version != SOTU_MODULE_VERSION) {
-        st = sotu_error(SOTU_ERR_DATA, "%s: format version %llu, this sotu reads %u", what,
-                        (unsigned long long)version, SOTU_MODULE_VERSION);
         goto fail;
-    }
-    TAKE(4, index, "the task index");
-    TAKE(4, kind, "the kind");
-    TAKE(4, n_tensors, "the tensor count");
-    TAKE(8, counter, "the counter");
-    TAKE(8, values, "the value count");
-    TAKE(8, payload, "the payload size");
-    TAKE(2, ln, "the task name length");
-    if (ln < 1 || ln >= SOTU_MODULE_TASK_NAME_MAX || r.n - r.pos < ln ||
-        memchr(r.p + r.pos, 0, ln)) {
-        st = sotu_error(SOTU_ERR_DATA, "%s: task name of %llu bytes, expected 1..%d bytes without "
-                        "NUL within the message", what, (unsigned long long)ln,
-                        SOTU_MODULE_TASK_NAME_MAX - 1);
-        goto fail;
-    }
-    memcpy(out->task_name, r.p + r.pos, ln);
-    r.pos += ln;
-    if ((int64_t)counter < 0) {
-        st = sotu_error(SOTU_ERR_DATA, "%s: counter %lld, expected >= 0", what,
-                        (long long)(int64_t)counter);
-        goto fail;
-    }
-    if (n_tensors != (uint64_t)layout->n || values != (uint64_t)layout->total) {
-        st = sotu_error(SOTU_ERR_DATA, "%s: %llu tensors of %llu values, the model expects %d "
-                        "tensors of %zu values", what, (unsigned long long)n_tensors,
-                        (unsigned long long)values, layout->n, layout->total);
-        goto fail;
-    }
-    for (int i = 0; i < layout->n; i++) {
-        const sotu_tensor_info *t = &layout->t[i];
-        uint64_t l = 0, ndim = 0, dim = 0;
-        TAKE(2, l, "a tensor name length");
-        if (l != strlen(t->name) || r.n - r.pos < l || memcmp(r.p + r.pos, t->name, l)) {
-            int shown = (int)(l < 80 && r.n - r.pos >= l ? l : 0);
-            st = sotu_error(SOTU_ERR_DATA, "%s: tensor %d is '%.*s', the model expects '%s'",
-                            what, i, shown, (const char *)r.p + r.pos, t->name);
-            goto fail;
-        }
-        r.pos += l;
-        TAKE(1, ndim, "a tensor rank");
-        bool same = ndim == (uint64_t)t->ndim;
-        for (uint64_t d = 0; d < ndim && d < SOTU_TENSOR_NDIM_MAX; d++) {
-            TAKE(8, dim, "a tensor shape");
-            same = same && dim == (uint64_t)t->shape[d];
-        }
-        if (!same || ndim > SOTU_TENSOR_NDIM_MAX) {
-            st = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s' has another shape than the model's "
-                            "(rank %llu, expected %d)", what, t->name, (unsigned long long)ndim,
-                            t->ndim);
-            goto fail;
-        }
-    }
-    uint64_t crc = 0;
-    size_t header_end = r.pos;
-    TAKE(4, crc, "the header checksum");
-#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    if ((uint32_t)crc != crc_of(r.p, header_end)) {
-        st = sotu_error(SOTU_ERR_DATA, "%s: header checksum mismatch (damaged in transit or on "
-                        "disk)", what);
-        goto fail;
-    }
-#else
-    (void)header_end; /* libFuzzer builds: mutations reach the payload checks behind the CRC */
-#endif
-    if (payload != r.n - r.pos) {
-        st = sotu_error(SOTU_ERR_DATA, "%s: payload of %llu bytes declared, %zu present%s", what,
-                        (unsigned long long)payload, r.n - r.pos,
-                        payload > r.n - r.pos ? " (truncated)" : " (trailing bytes)");
-        goto fail;
-    }
     const uint8_t *frame = r.p + r.pos;
     size_t raw = sizeof(float) * layout->total;
     /* One frame (magic 0xFD2FB528) whose descriptor byte has the content
@@ -284,9 +353,6 @@ sotu_status sotu_module_decode(const void *src, size_t n, const sotu_tensor_tabl
                                 what, layout->t[i].name, k);
                 goto fail;
             }
-    out->task_index = (uint32_t)index;
-    out->kind = (uint32_t)kind;
-    out->counter = (int64_t)counter;
     out->count = layout->total;
     return SOTU_OK;
 fail:

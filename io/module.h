@@ -80,6 +80,17 @@ sotu_status sotu_module_encode(void *dst, size_t cap, size_t *written, const sot
 sotu_status sotu_module_decode(const void *src, size_t n, const sotu_tensor_table *layout,
                                sotu_module *out, ZSTD_DCtx *dctx, const char *what);
 
+/* Parses the header and records of src[0, n) without an expected layout
+ * (sotu inspect): out gets the header fields (values NULL, count the total),
+ * layout the tensors as recorded (layout->t malloc'ed and packed; free it),
+ * *payload_bytes the payload's size. The header checksum and the sizes are
+ * checked; the payload is not decompressed (sotu_module_decode against the
+ * returned layout does that). SOTU_ERR_DATA naming the field; on failure
+ * out and layout are zeroed. */
+sotu_status sotu_module_read_head(const void *src, size_t n, sotu_module *out,
+                                  sotu_tensor_table *layout, size_t *payload_bytes,
+                                  const char *what);
+
 void sotu_module_free(sotu_module *m); /* accepts NULL and zeroed structs */
 
 #endif

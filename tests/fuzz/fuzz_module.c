@@ -1,6 +1,9 @@
-/* libFuzzer target: the task-module decoder (io/module.h) on arbitrary bytes
- * against a fixed layout. A decoded module must encode again and decode to
- * the same header and bitwise the same values. */
+/* libFuzzer target: the task-module reader (io/module.h) on arbitrary bytes:
+ * the header parser without a layout (sotu inspect), then decoding against
+ * the layout it found, and decoding against a fixed layout. A module that
+ * decodes must also parse, and must encode again and decode to the same
+ * header and bitwise the same values. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -18,9 +21,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!cctx && !(cctx = ZSTD_createCCtx()))
         abort();
     const sotu_tensor_table *layout = &fuzz_module_layout;
-    sotu_module m, again;
+    sotu_module m, again, head;
+    sotu_tensor_table found;
+    size_t payload = 0;
+    bool parsed = sotu_module_read_head(data, size, &head, &found, &payload, "fuzz input") ==
+                  SOTU_OK;
+    if (parsed) {
+        if (sotu_module_decode(data, size, &found, &again, dctx, "fuzz input") == SOTU_OK)
+            sotu_module_free(&again);
+        free(found.t);
+    }
     if (sotu_module_decode(data, size, layout, &m, dctx, "fuzz input") != SOTU_OK)
         return 0;
+    if (!parsed || head.counter != m.counter || strcmp(head.task_name, m.task_name) != 0)
+        abort();
     size_t cap = sotu_module_encode_bound(layout, strlen(m.task_name)), written = 0;
     void *buf = malloc(cap);
     if (!buf)

@@ -9,6 +9,8 @@
 #  - --resume (one rank) trains only the failed module;
 #  - corrupt files in modules/ (a flipped byte, a truncated module, a broken
 #    baseline result) are rejected on --resume and those jobs redone;
+#  - sotu inspect describes the checkpoint and a module, and fails (exit 3)
+#    on a damaged module;
 #  - reusing the directory without --resume, and a ViT backbone, exit 2.
 set -euo pipefail
 : "${SOTU_BIN:?}" "${SOTU_SOURCE_DIR:?}" "${SOTU_PYTHON:=/usr/bin/python3}" "${CLR_TASK_BIN:?}"
@@ -78,6 +80,21 @@ grep -q "t00-rot90-2cls.frozen.json: not a whole frozen result" "$work/c.err" \
 [[ $(events "$work/run" task_done) -eq 13 ]] || fail "expected exactly the 3 damaged jobs redone"
 check "$work/run/checkpoint.h5" "$work/tasks" 5
 echo "ok: damaged modules and results on disk are redone on --resume"
+
+"$SOTU_BIN" inspect "$work/run/checkpoint.h5" > "$work/i1" || fail "inspect checkpoint"
+grep -q "final avg acc (TIL): clr" "$work/i1" && grep -q "parameters added per task" "$work/i1" \
+  || { cat "$work/i1"; fail "inspect checkpoint: summary"; }
+"$SOTU_BIN" inspect "$work/run/modules/$bad.clrm" > "$work/i2" || fail "inspect module"
+grep -q "task        2 '$bad'" "$work/i2" && grep -q "verified" "$work/i2" \
+  || { cat "$work/i2"; fail "inspect module: header"; }
+cp "$work/run/modules/$bad.clrm" "$work/flip.clrm"
+printf '\x7f' | dd of="$work/flip.clrm" bs=1 seek=$(( $(stat -c %s "$work/flip.clrm") - 9 )) \
+  conv=notrunc 2> /dev/null
+rc=0
+"$SOTU_BIN" inspect "$work/flip.clrm" > /dev/null 2> "$work/i3" || rc=$?
+[[ $rc -eq 3 ]] && grep -q "flip.clrm: payload does not decompress" "$work/i3" \
+  || { cat "$work/i3"; fail "inspect of a damaged module: exit $rc"; }
+echo "ok: sotu inspect reads the CLR checkpoint and modules, and rejects a damaged module"
 
 rc=0
 "$SOTU_BIN" -q train "$cfg" > "$work/d.out" 2> "$work/d.err" || rc=$?
