@@ -10,9 +10,11 @@
 
 #include "../unit/delta_fixture.h"
 #include "io/delta.h"
+#include "io/module.h"
 #include "io/safetensors.h"
 #include "io/taskset.h"
 #include "worker/delta_extract.h"
+#include "module_layout.h"
 
 static char root[512];
 
@@ -173,6 +175,28 @@ static void config_seeds(const char *src)
     }
 }
 
+/* Two modules over the fuzz layout: near-identity CLR weights, and values
+ * spread over many exponents. */
+static void module_seeds(void)
+{
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    float v[35];
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 35; i++)
+            v[i] = k == 0 ? (i < 18 ? (i % 9 == 4 ? 1.0f : 0.01f * (float)i) : 0.5f)
+                          : (float)(i - 17) * (float)(1 << (i % 12)) * 1e-3f;
+        sotu_module m = {.task_index = (uint32_t)k, .kind = 1 + (uint32_t)k, .counter = 40 * k,
+                         .count = 35, .values = v};
+        snprintf(m.task_name, sizeof m.task_name, "t%02d", k);
+        uint8_t buf[4096];
+        size_t n = 0;
+        if (!cctx || sotu_module_encode(buf, sizeof buf, &n, &m, &fuzz_module_layout, cctx, 3))
+            die("module seed");
+        write_bytes("module", k == 0 ? "identity" : "spread", buf, n);
+    }
+    ZSTD_freeCCtx(cctx);
+}
+
 int main(int argc, char **argv)
 {
     const char *src = getenv("SOTU_SOURCE_DIR");
@@ -183,6 +207,7 @@ int main(int argc, char **argv)
     snprintf(root, sizeof root, "%s", argv[1]);
     mkdir(root, 0755);
     delta_seeds();
+    module_seeds();
     idx_seeds();
     task_seeds();
     config_seeds(src);
