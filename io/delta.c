@@ -398,16 +398,18 @@ static uint32_t crc32_big(const uint8_t *p, size_t n)
 
 /* A growing list of kept indices for one part of a tensor's mask. */
 typedef struct {
+    int tensor;
+    uint64_t from, to;    /* the part's elements */
     uint32_t *idx;
-    size_t n, cap, limit; /* stop once n > limit */
+    size_t n, cap, limit; /* stops once n > limit */
     bool oom;
-} kept_list;
+} mask_part;
 
-/* Appends the kept indices of [from, to) to l, stopping past l->limit. */
-static void scan_part(sotu_mask_key key, uint32_t bound, uint64_t from, uint64_t to, kept_list *l)
+/* Appends the kept indices of the part to its list, stopping past limit. */
+static void scan_part(sotu_mask_key key, uint32_t bound, mask_part *l)
 {
-    for (uint64_t first = from; first < to && l->n <= l->limit; first += MASK_CHUNK) {
-        size_t n = (size_t)(to - first < MASK_CHUNK ? to - first : MASK_CHUNK);
+    for (uint64_t first = l->from; first < l->to && l->n <= l->limit; first += MASK_CHUNK) {
+        size_t n = (size_t)(l->to - first < MASK_CHUNK ? l->to - first : MASK_CHUNK);
         if (l->cap - l->n < n + SOTU_MASK_SCAN_SLACK) {
             size_t cap = l->cap * 2 + n + SOTU_MASK_SCAN_SLACK;
             uint32_t *p = realloc(l->idx, cap * sizeof *p);
@@ -421,66 +423,102 @@ static void scan_part(sotu_mask_key key, uint32_t bound, uint64_t from, uint64_t
     }
 }
 
-/* Regenerates the SEEDED mask of tensor t (count <= 2^32) and compares it
- * with the record: *kept gets how many elements the mask keeps (at most
- * t->kept + 1, which means more than the record says) and, if that is
- * t->kept, t->indices (room for t->kept) the kept indices. Tensors of
- * 2^20 elements and more are scanned in parallel (OpenMP threads), each
- * thread a contiguous part, the parts joined in order: the same indices at
- * any thread count. SOTU_ERR_NOMEM if a part's list does not fit. */
-static sotu_status seeded_mask(const sotu_delta *d, sotu_delta_tensor *t, uint64_t *kept)
+static sotu_status kept_mismatch(const sotu_delta *d, const sotu_delta_tensor *t, uint64_t want,
+                                 const char *what)
 {
-    const sotu_mask_key key = sotu_mask_key_of(d->seed, d->task_index, t->table_index);
+    return sotu_error(SOTU_ERR_DATA,
+                      "%s: tensor '%s': kept count %llu, the mask of seed %llu, task %u, keep %g "
+                      "keeps %s%llu",
+                      what, t->name, (unsigned long long)t->kept, (unsigned long long)d->seed,
+                      d->task_index, d->keep, want > t->kept ? "more than " : "",
+                      (unsigned long long)(want > t->kept ? t->kept : want));
+}
+
+/* Regenerates every SEEDED mask of d, checks each tensor's kept count
+ * (the first that differs, in tensor order, is the error) and fills
+ * t->indices (room for t->kept). On one thread each tensor is scanned
+ * straight into its index list; on more, every tensor is cut into parts of
+ * MASK_PART elements, all parts of all tensors are scanned in one parallel
+ * region (one wake-up of the threads per delta) into lists of their own,
+ * which are joined in order: the same indices at any thread count. */
+static sotu_status verify_masks(sotu_delta *d, const char *what)
+{
+    enum { MASK_PART = 1 << 20 };
     const uint32_t bound = sotu_mask_bound(d->keep);
-    int parts = omp_get_max_threads();
-    if ((uint64_t)parts > t->count >> 20)
-        parts = (int)(t->count >> 20);
-    if (parts <= 1) {
-        /* Straight into the index list while it has room for a chunk and
-         * the kernel's slack; near its end through spill. */
+    if (omp_get_max_threads() == 1) {
         uint32_t spill[MASK_CHUNK + SOTU_MASK_SCAN_SLACK];
-        *kept = 0;
-        for (uint64_t first = 0; first < t->count; first += MASK_CHUNK) {
-            size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK);
-            bool direct = t->kept - *kept >= n + SOTU_MASK_SCAN_SLACK;
-            uint32_t *dst = direct ? t->indices + *kept : spill;
-            size_t c = sotu_mask_scan(key, first, n, bound, dst);
-            if (c > t->kept - *kept) {
-                *kept = t->kept + 1;
-                return SOTU_OK;
+        for (int i = 0; i < d->n_tensors; i++) {
+            sotu_delta_tensor *t = &d->tensors[i];
+            if (t->mask != SOTU_MASK_SEEDED)
+                continue;
+            const sotu_mask_key key = sotu_mask_key_of(d->seed, d->task_index, t->table_index);
+            uint64_t kept = 0;
+            for (uint64_t first = 0; first < t->count; first += MASK_CHUNK) {
+                size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK);
+                /* Straight into the index list while it has room for a chunk
+                 * and the kernel's slack; near its end through spill. */
+                bool direct = t->kept - kept >= n + SOTU_MASK_SCAN_SLACK;
+                uint32_t *dst = direct ? t->indices + kept : spill;
+                size_t c = sotu_mask_scan(key, first, n, bound, dst);
+                if (c > t->kept - kept)
+                    return kept_mismatch(d, t, t->kept + 1, what);
+                if (!direct)
+                    memcpy(t->indices + kept, spill, c * sizeof *spill);
+                kept += c;
             }
-            if (!direct)
-                memcpy(t->indices + *kept, spill, c * sizeof *spill);
-            *kept += c;
+            if (kept != t->kept)
+                return kept_mismatch(d, t, kept, what);
         }
         return SOTU_OK;
     }
-    kept_list *l = calloc((size_t)parts, sizeof *l);
-    if (!l)
-        return sotu_error(SOTU_ERR_NOMEM, "delta decode: %d mask lists", parts);
-#pragma omp parallel for schedule(static, 1) num_threads(parts)
-    for (int p = 0; p < parts; p++) {
-        uint64_t from = t->count * (uint64_t)p / (uint64_t)parts;
-        uint64_t to = t->count * (uint64_t)(p + 1) / (uint64_t)parts;
-        l[p].limit = (size_t)t->kept;
-        scan_part(key, bound, from, to, &l[p]);
+
+    size_t n_parts = 0;
+    for (int i = 0; i < d->n_tensors; i++)
+        if (d->tensors[i].mask == SOTU_MASK_SEEDED)
+            n_parts += (size_t)((d->tensors[i].count + MASK_PART - 1) / MASK_PART);
+    mask_part *parts = calloc(n_parts + 1, sizeof *parts);
+    if (!parts)
+        return sotu_error(SOTU_ERR_NOMEM, "%s: %zu mask lists", what, n_parts);
+    size_t k = 0;
+    for (int i = 0; i < d->n_tensors; i++) {
+        const sotu_delta_tensor *t = &d->tensors[i];
+        for (uint64_t from = 0; t->mask == SOTU_MASK_SEEDED && from < t->count; from += MASK_PART)
+            parts[k++] = (mask_part){.tensor = i, .from = from,
+                                     .to = t->count - from < MASK_PART ? t->count : from + MASK_PART,
+                                     .limit = (size_t)t->kept};
+    }
+    for (size_t p = 0; p < n_parts; p++) { /* room for the expected count: no regrowing */
+        size_t cap = (size_t)((double)(parts[p].to - parts[p].from) * d->keep * 1.1) +
+                     MASK_CHUNK + SOTU_MASK_SCAN_SLACK;
+        parts[p].idx = malloc(cap * sizeof *parts[p].idx);
+        parts[p].cap = parts[p].idx ? cap : 0;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t p = 0; p < n_parts; p++) {
+        const sotu_delta_tensor *t = &d->tensors[parts[p].tensor];
+        scan_part(sotu_mask_key_of(d->seed, d->task_index, t->table_index), bound, &parts[p]);
     }
     sotu_status s = SOTU_OK;
-    uint64_t total = 0;
-    for (int p = 0; p < parts; p++) {
-        if (l[p].oom)
-            s = sotu_error(SOTU_ERR_NOMEM, "delta decode: tensor '%s': mask list", t->name);
-        total += l[p].n;
+    for (size_t p = 0; p < n_parts && s == SOTU_OK;) {
+        sotu_delta_tensor *t = &d->tensors[parts[p].tensor];
+        uint64_t kept = 0;
+        size_t q = p;
+        for (; q < n_parts && parts[q].tensor == parts[p].tensor; q++) {
+            if (parts[q].oom)
+                s = sotu_error(SOTU_ERR_NOMEM, "%s: tensor '%s': mask list", what, t->name);
+            kept += parts[q].n;
+        }
+        if (s == SOTU_OK && kept != t->kept)
+            s = kept_mismatch(d, t, kept, what);
+        for (size_t at = 0; s == SOTU_OK && p < q; p++) {
+            memcpy(t->indices + at, parts[p].idx, parts[p].n * sizeof *parts[p].idx);
+            at += parts[p].n;
+        }
+        p = q;
     }
-    *kept = total > t->kept ? t->kept + 1 : total;
-    size_t at = 0;
-    for (int p = 0; s == SOTU_OK && total == t->kept && p < parts; p++) {
-        memcpy(t->indices + at, l[p].idx, l[p].n * sizeof *l[p].idx);
-        at += l[p].n;
-    }
-    for (int p = 0; p < parts; p++)
-        free(l[p].idx);
-    free(l);
+    for (size_t p = 0; p < n_parts; p++)
+        free(parts[p].idx);
+    free(parts);
     return s;
 }
 
@@ -705,22 +743,6 @@ static sotu_status read_tensor(reader *r, sotu_delta *d, int i, const sotu_tenso
     r->pos += payload;
     unshuffle_values(t->values, raw, t->kept, d->dtype, d->version >= 2);
 
-    if (t->mask == SOTU_MASK_SEEDED) {
-        uint64_t want;
-        if ((s = seeded_mask(d, t, &want)) != SOTU_OK)
-            goto cleanup;
-        if (want != t->kept) {
-            s = sotu_error(SOTU_ERR_DATA,
-                           "%s: tensor '%s': kept count %llu, the mask of seed %llu, task %u, "
-                           "keep %g keeps %s%llu",
-                           r->what, t->name, (unsigned long long)t->kept,
-                           (unsigned long long)d->seed, d->task_index, d->keep,
-                           want > t->kept ? "more than " : "",
-                           (unsigned long long)(want > t->kept ? t->kept : want));
-            goto cleanup;
-        }
-    }
-
 cleanup:
     free(raw);
     return s;
@@ -816,6 +838,7 @@ sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table
                        n - r.pos, n_tensors);
         goto cleanup;
     }
+    s = verify_masks(out, what);
 
 cleanup:
     if (s != SOTU_OK)

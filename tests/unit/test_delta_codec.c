@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "common/threads.h"
 #include "common/status.h"
 #include "delta_fixture.h"
 #include "io/delta.h"
@@ -186,6 +187,53 @@ static void test_round_trip_large(void)
             free(buf);
         }
     free_fixture(&f);
+}
+
+/* Tensors of several 2^20-element mask parts decode to the same indices
+ * and values on 1, 2 and 3 threads; a kept count one short is caught on
+ * each. */
+static void test_decode_threads(void)
+{
+    sotu_tensor_table tab = fixture_table(600); /* fc1, fc2: 1.44 M elements */
+    float *t0 = malloc(tab.total * sizeof(float)), *t1 = malloc(tab.total * sizeof(float));
+    fixture_perturb(&tab, NULL, t0, SEED, 0.02f);
+    fixture_perturb(&tab, t0, t1, SEED + 1, 1e-3f);
+    sotu_extract_opts o = {.task_index = 7, .task_name = "t07-big", .seed = SEED, .keep = 0.05,
+                           .dtype = SOTU_DELTA_F32};
+    sotu_delta d;
+    CHECK(sotu_delta_extract(&tab, t0, t1, &o, &d) == SOTU_OK);
+    size_t n;
+    uint8_t *buf = encode(&d, &n);
+    for (int threads = 1; threads <= 3; threads++) {
+        sotu_threads_set(threads);
+        sotu_delta back;
+        CHECK_MSG(decode(buf, n, &tab, &back) == SOTU_OK, "%s", sotu_last_error());
+        same_delta(&d, &back, 0);
+        sotu_delta_free(&back);
+    }
+    int j = sotu_tensor_find(&tab, "blocks.0.mlp.fc2.weight");
+    sotu_delta_tensor *t = NULL;
+    for (int i = 0; i < d.n_tensors; i++)
+        if (d.tensors[i].table_index == (uint32_t)j)
+            t = &d.tensors[i];
+    CHECK(t != NULL && t->count > (1u << 20));
+    if (t) {
+        t->kept--;
+        free(buf);
+        buf = encode(&d, &n);
+        for (int threads = 1; threads <= 3; threads++) {
+            sotu_threads_set(threads);
+            expect_reject(buf, n, &tab, "blocks.0.mlp.fc2.weight': kept count", "kept - 1");
+        }
+        t->kept++;
+    }
+    sotu_threads_set(1);
+    printf("decode on 1-3 threads: %d tensors, same indices and values\n", d.n_tensors);
+    free(buf);
+    sotu_delta_free(&d);
+    free(t0);
+    free(t1);
+    free(tab.t);
 }
 
 static void test_bf16_rounding(void)
@@ -481,11 +529,18 @@ int main(int argc, char **argv)
     }
     printf("seed %llu\n", (unsigned long long)SEED);
     test_bf16_rounding();
-    test_round_trip();
-    test_round_trip_large();
-    test_indexed();
-    test_versions();
-    test_corrupt(NULL);
-    test_corpus();
+    /* The decoder verifies masks one way on one thread and another on
+     * several (io/delta.c, verify_masks): everything runs on both. */
+    for (int threads = 1; threads <= 3; threads += 2) {
+        printf("-- %d thread%s\n", threads, threads > 1 ? "s" : "");
+        sotu_threads_set(threads);
+        test_round_trip();
+        test_round_trip_large();
+        test_indexed();
+        test_versions();
+        test_corrupt(NULL);
+        test_corpus();
+    }
+    test_decode_threads();
     return check_finish("test_delta_codec");
 }
