@@ -6,10 +6,11 @@
 #define SOTU_COORDINATOR_BENCH_H
 
 /* Training step (zero_grad + forward + backward + AdamW) on synthetic data:
- *   sotu bench train --model tiny|small|vitb --threads N --batch B
- *                    [--steps S] [--warmup W] [--seed X]
+ *   sotu bench train --model tiny|small|vitb|resnet18-w8 --threads N --batch B
+ *                    [--steps S] [--warmup W] [--seed X] [--tune clr|all|fc]
  * prints {"bench":"train","model":..,"threads":..,"batch":..,"steps":..,
- * "images_per_s":..,"gflops":..,"step_seconds":..,"peak_rss_mb":..}. */
+ * "images_per_s":..,"gflops":..,"step_seconds":..,"peak_rss_mb":..};
+ * resnet18-w8 adds "tune" and "flops_ratio" (FLOPs relative to --tune all). */
 int sotu_bench_train(int argc, char **argv);
 
 /* The delta codec (bench_codec.c). */

@@ -13,6 +13,7 @@
 #include "coordinator/bench.h"
 #include "coordinator/commands.h"
 #include "worker/optim.h"
+#include "worker/resnet.h"
 #include "worker/vit.h"
 
 typedef struct {
@@ -27,15 +28,24 @@ static const bench_model bench_models[] = {
     {"vitb", {224, 3, 16, 768, 12, 12, 3072, 1000}},
 };
 
+/* resnet18-w8: the CLR benchmark's backbone (ResNet-18 of base width 8,
+ * small-input stem, 28x28 grey images, 10 classes). */
+static const resnet_config bench_resnet = {18, 8, 1, 28, 10, true, RESNET_CLR_CONV3};
+
 static void bench_train_usage(FILE *f)
 {
-    fprintf(f, "usage: sotu bench train --model tiny|small|vitb [--threads N] [--batch B]\n"
-               "                        [--steps S] [--warmup W] [--seed X]\n"
+    fprintf(f, "usage: sotu bench train --model tiny|small|vitb|resnet18-w8 [--threads N]\n"
+               "                        [--batch B] [--steps S] [--warmup W] [--seed X]\n"
+               "                        [--tune clr|all|fc]   (resnet18-w8 only)\n"
                "Times zero_grad + forward + backward + AdamW step on synthetic data and prints\n"
                "one JSON line: model, threads, batch, images_per_s, gflops, step_seconds\n"
                "(median of S steps after W warm-up steps), peak_rss_mb.\n"
+               "resnet18-w8 (28x28, small-input stem) trains as CLR's jobs do: --tune clr a\n"
+               "model with CLR layers and CLR's set, all every weight of the plain ResNet\n"
+               "(full fine-tuning), fc the head of the plain ResNet; flops_ratio is the\n"
+               "step's FLOPs relative to full fine-tuning.\n"
                "Defaults: threads from OMP_NUM_THREADS/SLURM_CPUS_PER_TASK, batch 64,\n"
-               "steps 20, warmup 3.\n");
+               "steps 20, warmup 3, tune clr.\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -56,14 +66,108 @@ static int parse_positive(const char *opt, const char *s, int *out)
     return 0;
 }
 
+static double median_seconds(double *times, int steps)
+{
+    qsort(times, (size_t)steps, sizeof *times, cmp_double);
+    return steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+}
+
+/* Prints the JSON line j (consumed) on stdout. */
+static sotu_status print_json_line(json_t *j)
+{
+    char *line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+                   : NULL;
+    json_decref(j);
+    if (!line)
+        return sotu_error(SOTU_ERR_NOMEM, "bench train: building the JSON line");
+    printf("%s\n", line);
+    fflush(stdout);
+    free(line);
+    return SOTU_OK;
+}
+
+/* The ResNet step of CLR's jobs: tune "clr" on a CLR model, "all" or "fc"
+ * on the plain model, AdamW without weight decay as examples/clr-*.yaml. */
+static int bench_train_resnet(const char *tune, int threads, int batch, int steps, int warmup,
+                              int seed)
+{
+    resnet_model m = {0}, full = {0};
+    optim_state opt;
+    memset(&opt, 0, sizeof opt);
+    float *x = NULL;
+    int32_t *y = NULL;
+    double *times = malloc(sizeof(double) * (size_t)steps);
+    resnet_config rc = bench_resnet;
+    if (strcmp(tune, "clr"))
+        rc.clr = RESNET_CLR_NONE;
+    resnet_config rc_full = rc;
+    rc_full.clr = RESNET_CLR_NONE;
+    sotu_status st = resnet_init(&m, &rc, batch);
+    if (st == SOTU_OK)
+        st = resnet_init(&full, &rc_full, batch);
+    if (st == SOTU_OK)
+        st = resnet_set_trainable(&m, tune);
+    if (st != SOTU_OK)
+        goto cleanup;
+    resnet_init_random(&m, (uint64_t)seed);
+    size_t img = (size_t)rc.channels * rc.image_size * rc.image_size;
+    x = malloc(sizeof(float) * img * (size_t)batch);
+    y = malloc(sizeof(int32_t) * (size_t)batch);
+    if (!x || !y || !times) {
+        st = sotu_error(SOTU_ERR_NOMEM, "bench train: input buffers for batch %d", batch);
+        goto cleanup;
+    }
+    sotu_rng r;
+    sotu_rng_init(&r, (uint64_t)seed, SOTU_STREAM_DATA);
+    for (size_t i = 0; i < img * (size_t)batch; i++)
+        x[i] = sotu_rng_normal(&r);
+    for (int b = 0; b < batch; b++)
+        y[b] = (int32_t)sotu_rng_below(&r, (uint64_t)rc.classes);
+    optim_config oc = optim_config_default(OPTIM_ADAMW);
+    oc.weight_decay = 0.0f;
+    if ((st = optim_init(&opt, &oc, &m.table, m.trainable)) != SOTU_OK)
+        goto cleanup;
+
+    float loss = 0;
+    for (int i = 0; i < warmup + steps; i++) {
+        double t0 = sotu_now();
+        resnet_zero_grad(&m);
+        loss = resnet_forward(&m, x, y, batch);
+        resnet_backward(&m);
+        optim_step(&opt, m.params, m.grads, 1e-4f);
+        double dt = sotu_now() - t0;
+        if (i >= warmup)
+            times[i - warmup] = dt;
+    }
+    double med = median_seconds(times, steps), flops = resnet_train_flops(&m, batch);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    st = print_json_line(json_pack(
+        "{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "bench", "train",
+        "impl", "sotu", "model", "resnet18-w8", "tune", tune, "threads", threads, "batch", batch,
+        "steps", steps, "images_per_s", batch / med, "gflops", flops / med / 1e9, "flops_ratio",
+        flops / resnet_train_flops(&full, batch), "step_seconds", med, "peak_rss_mb",
+        (double)ru.ru_maxrss / 1024.0, "loss", (double)loss));
+
+cleanup:
+    optim_free(&opt);
+    resnet_free(&m);
+    resnet_free(&full);
+    free(x);
+    free(y);
+    free(times);
+    return st == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("bench train", st);
+}
+
 int sotu_bench_train(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},  {"threads", required_argument, NULL, 't'},
         {"batch", required_argument, NULL, 'b'},  {"steps", required_argument, NULL, 's'},
         {"warmup", required_argument, NULL, 'w'}, {"seed", required_argument, NULL, 'x'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    const char *model_name = "tiny";
+        {"tune", required_argument, NULL, 'u'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *model_name = "tiny", *tune = "clr";
     int threads = sotu_threads_default(), batch = 64, steps = 20, warmup = 3, seed = 0;
     int o;
     optind = 0;
@@ -76,6 +180,7 @@ int sotu_bench_train(int argc, char **argv)
         case 's': rc = parse_positive("--steps", optarg, &steps); break;
         case 'w': warmup = atoi(optarg) < 0 ? 0 : atoi(optarg); break;
         case 'x': seed = atoi(optarg); break;
+        case 'u': tune = optarg; break;
         case 'h': bench_train_usage(stdout); return SOTU_EXIT_OK;
         default: bench_train_usage(stderr); return SOTU_EXIT_USAGE;
         }
@@ -86,12 +191,20 @@ int sotu_bench_train(int argc, char **argv)
         bench_train_usage(stderr);
         return SOTU_EXIT_USAGE;
     }
+    if (!strcmp(model_name, "resnet18-w8")) {
+        if (strcmp(tune, "clr") && strcmp(tune, "all") && strcmp(tune, "fc")) {
+            fprintf(stderr, "sotu bench train: --tune '%s', expected clr, all or fc\n", tune);
+            return SOTU_EXIT_USAGE;
+        }
+        sotu_threads_set(threads);
+        return bench_train_resnet(tune, threads, batch, steps, warmup, seed);
+    }
     const bench_model *bm = NULL;
     for (size_t i = 0; i < sizeof bench_models / sizeof bench_models[0]; i++)
         if (!strcmp(model_name, bench_models[i].name))
             bm = &bench_models[i];
     if (!bm) {
-        fprintf(stderr, "sotu bench train: --model '%s', expected tiny, small or vitb\n",
+        fprintf(stderr, "sotu bench train: --model '%s', expected tiny, small, vitb or resnet18-w8\n",
                 model_name);
         return SOTU_EXIT_USAGE;
     }
@@ -143,26 +256,14 @@ int sotu_bench_train(int argc, char **argv)
         if (i >= warmup)
             times[i - warmup] = dt;
     }
-    qsort(times, (size_t)steps, sizeof *times, cmp_double);
-    double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    double med = median_seconds(times, steps);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}",
+    st = print_json_line(json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}",
                           "bench", "train", "impl", "sotu", "model", bm->name, "threads", threads,
                           "batch", batch, "steps", steps, "images_per_s", batch / med, "gflops",
                           vit_train_flops(c, batch) / med / 1e9, "step_seconds", med,
-                          "peak_rss_mb", (double)ru.ru_maxrss / 1024.0, "loss", (double)loss);
-    char *line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
-                   : NULL;
-    if (!line) {
-        json_decref(j);
-        st = sotu_error(SOTU_ERR_NOMEM, "bench train: building the JSON line");
-        goto cleanup;
-    }
-    printf("%s\n", line);
-    fflush(stdout);
-    free(line);
-    json_decref(j);
+                          "peak_rss_mb", (double)ru.ru_maxrss / 1024.0, "loss", (double)loss));
 
 cleanup:
     if (st != SOTU_OK)

@@ -234,72 +234,144 @@ void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float
 /* CLR layer: depthwise 3x3 convolution, pad 1, no bias                      */
 /* ------------------------------------------------------------------------ */
 
-/* Tap (i, j) reads inp[y + i - 1, x + j - 1]: valid for output rows
- * y in [lo(i), hi(i, H)). */
-static inline int tap_lo(int i) { return i == 0 ? 1 : 0; }
-static inline int tap_hi(int i, int n) { return i == 2 ? n - 1 : n; }
+/* One output row: o[x] = sum_{i,j} k[3i + j] r_i[x + j - 1], zero outside
+ * the row. The interior is one vector loop and the two border columns are
+ * done apart, so no element tests its neighbours. W == 1 has no interior. */
+static void dwconv_row(float *restrict o, const float *restrict r0, const float *restrict r1,
+                       const float *restrict r2, const float *k, int W)
+{
+    const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5];
+    const float k6 = k[6], k7 = k[7], k8 = k[8];
+    if (W == 1) {
+        o[0] = k1 * r0[0] + k4 * r1[0] + k7 * r2[0];
+        return;
+    }
+    o[0] = k1 * r0[0] + k2 * r0[1] + k4 * r1[0] + k5 * r1[1] + k7 * r2[0] + k8 * r2[1];
+#pragma omp simd
+    for (int x = 1; x < W - 1; x++)
+        o[x] = k0 * r0[x - 1] + k1 * r0[x] + k2 * r0[x + 1] + k3 * r1[x - 1] + k4 * r1[x] +
+               k5 * r1[x + 1] + k6 * r2[x - 1] + k7 * r2[x] + k8 * r2[x + 1];
+    int e = W - 1;
+    o[e] = k0 * r0[e - 1] + k1 * r0[e] + k3 * r1[e - 1] + k4 * r1[e] + k6 * r2[e - 1] +
+           k7 * r2[e];
+}
+
+/* One plane: o = the 3x3 correlation of x with k, pad 1 (overwritten). The
+ * first and last rows read their missing neighbour as the row itself with
+ * that kernel row zeroed (activations are finite, so it adds 0). */
+static void dwconv_plane(float *restrict o, const float *restrict x, const float *k, int H,
+                         int W)
+{
+    float kt[9], kb[9], ktb[9];
+    for (int t = 0; t < 9; t++) {
+        kt[t] = t < 3 ? 0.0f : k[t];
+        kb[t] = t >= 6 ? 0.0f : k[t];
+        ktb[t] = t < 3 || t >= 6 ? 0.0f : k[t];
+    }
+    if (H == 1) {
+        dwconv_row(o, x, x, x, ktb, W);
+        return;
+    }
+    dwconv_row(o, x, x, x + W, kt, W);
+    for (int y = 1; y < H - 1; y++) {
+        const float *r = x + (size_t)y * W;
+        dwconv_row(o + (size_t)y * W, r - W, r, r + W, k, W);
+    }
+    const float *r = x + (size_t)(H - 1) * W;
+    dwconv_row(o + (size_t)(H - 1) * W, r - W, r, r, kb, W);
+}
+
+/* sum_{k < n} a[k] b[k] as one vector reduction; its lane order is fixed by
+ * the build, not by the thread count. */
+static float dot_f32(const float *restrict a, const float *restrict b, size_t n)
+{
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (size_t k = 0; k < n; k++)
+        s += a[k] * b[k];
+    return s;
+}
+
+/* Weight gradient of one plane: acc[3i + j] = sum_{y,x} g[y,x] x[y+i-1, x+j-1].
+ * On the flattened plane tap (i, j) is one dot product of g, from its first
+ * row with a valid input row on, against x shifted by (i-1) W + (j-1);
+ * a column shift wraps into the neighbouring row, and gl / gr (g with its
+ * first / last column zeroed, [H*W] scratch each) drop those products. */
+static void dwconv_plane_dw(float acc[9], const float *g, const float *x, float *gl, float *gr,
+                            int H, int W)
+{
+    size_t HW = (size_t)H * W;
+    memcpy(gl, g, HW * sizeof *gl);
+    memcpy(gr, g, HW * sizeof *gr);
+    for (int y = 0; y < H; y++) {
+        gl[(size_t)y * W] = 0.0f;
+        gr[(size_t)y * W + W - 1] = 0.0f;
+    }
+    for (int i = 0; i < 3; i++) {
+        size_t n = HW - (i == 1 ? 0 : (size_t)W); /* products of this tap row */
+        size_t go = i == 0 ? (size_t)W : 0;       /* first g element */
+        size_t xo = i == 2 ? (size_t)W : 0;       /* x under it at j = 1 */
+        if (n == 0) {                             /* H == 1: no row above or below */
+            acc[3 * i] = acc[3 * i + 1] = acc[3 * i + 2] = 0.0f;
+            continue;
+        }
+        /* j = 0 skips g's first element, j = 2 its last (zero in gl, gr) */
+        acc[3 * i] = dot_f32(gl + go + 1, x + xo, n - 1);
+        acc[3 * i + 1] = dot_f32(g + go, x + xo, n);
+        acc[3 * i + 2] = dot_f32(gr + go, x + xo + 1, n - 1);
+    }
+}
+
+size_t resnet_dwconv_scratch_floats(int B, int C, int H, int W, int threads)
+{
+    return (size_t)B * C * 9 + (size_t)threads * 2 * H * W;
+}
 
 void resnet_dwconv_forward(float *out, const float *inp, const float *w, int B, int C, int H,
                            int W)
 {
     size_t HW = (size_t)H * W;
 #pragma omp parallel for schedule(static)
-    for (int bc = 0; bc < B * C; bc++) {
-        const float *x = inp + bc * HW, *wc = w + (size_t)(bc % C) * 9;
-        float *o = out + bc * HW;
-        memset(o, 0, HW * sizeof *o);
-        for (int i = 0; i < 3; i++)
-            for (int j = 0; j < 3; j++) {
-                float wij = wc[i * 3 + j];
-                int x0 = tap_lo(j), x1 = tap_hi(j, W);
-                for (int y = tap_lo(i); y < tap_hi(i, H); y++) {
-                    const float *src = x + (size_t)(y + i - 1) * W + (j - 1);
-                    float *dst = o + (size_t)y * W;
-#pragma omp simd
-                    for (int xx = x0; xx < x1; xx++)
-                        dst[xx] += wij * src[xx];
-                }
-            }
-    }
+    for (int bc = 0; bc < B * C; bc++)
+        dwconv_plane(out + bc * HW, inp + bc * HW, w + (size_t)(bc % C) * 9, H, W);
 }
 
+/* The input gradient is the forward with the kernel turned by 180 degrees.
+ * The weight gradient is summed per plane, then over the images in image
+ * order, so it does not depend on the thread count. */
 void resnet_dwconv_backward(float *dinp, float *dw, const float *dout, const float *inp,
-                            const float *w, int B, int C, int H, int W)
+                            const float *w, float *scratch, int B, int C, int H, int W)
 {
     size_t HW = (size_t)H * W;
+    int nt = omp_get_max_threads();
+    float *part = scratch, *planes = scratch + (size_t)B * C * 9; /* [B*C, 9], [nt, 2, HW] */
+#pragma omp parallel num_threads(nt)
+    {
+        float *gl = planes + (size_t)omp_get_thread_num() * 2 * HW, *gr = gl + HW;
+#pragma omp for schedule(static)
+        for (int bc = 0; bc < B * C; bc++) {
+            const float *wc = w + (size_t)(bc % C) * 9;
+            if (dinp) {
+                float flip[9];
+                for (int t = 0; t < 9; t++)
+                    flip[t] = wc[8 - t];
+                dwconv_plane(dinp + bc * HW, dout + bc * HW, flip, H, W);
+            }
+            if (dw)
+                dwconv_plane_dw(part + (size_t)bc * 9, dout + bc * HW, inp + bc * HW, gl, gr, H,
+                                W);
+        }
+    }
+    if (!dw)
+        return;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        const float *wc = w + (size_t)c * 9;
         double acc[9] = {0};
-        for (int b = 0; b < B; b++) {
-            size_t off = ((size_t)b * C + c) * HW;
-            const float *x = inp + off, *g = dout + off;
-            float *di = dinp ? dinp + off : NULL;
-            if (di)
-                memset(di, 0, HW * sizeof *di);
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) {
-                    float wij = wc[i * 3 + j], sum = 0.0f;
-                    int x0 = tap_lo(j), x1 = tap_hi(j, W);
-                    for (int y = tap_lo(i); y < tap_hi(i, H); y++) {
-                        size_t src = (size_t)(y + i - 1) * W + (j - 1), row = (size_t)y * W;
-                        if (dw) {
-#pragma omp simd reduction(+ : sum)
-                            for (int xx = x0; xx < x1; xx++)
-                                sum += g[row + xx] * x[src + xx];
-                        }
-                        if (di) {
-#pragma omp simd
-                            for (int xx = x0; xx < x1; xx++)
-                                di[src + xx] += wij * g[row + xx];
-                        }
-                    }
-                    acc[i * 3 + j] += sum;
-                }
-        }
-        if (dw)
+        for (int b = 0; b < B; b++)
             for (int t = 0; t < 9; t++)
-                dw[(size_t)c * 9 + t] += (float)acc[t];
+                acc[t] += part[((size_t)b * C + c) * 9 + t];
+        for (int t = 0; t < 9; t++)
+            dw[(size_t)c * 9 + t] += (float)acc[t];
     }
 }
 
@@ -847,17 +919,29 @@ void resnet_init_random(resnet_model *m, uint64_t seed)
     m->num_batches_tracked = 0;
 }
 
-/* The convolution scratch for the current thread count. */
+/* Scratch floats of one unit's convolution and CLR layer (used one after
+ * the other, never at once). */
+static size_t unit_scratch_floats(const resnet_unit *u, int batch_cap, int threads)
+{
+    const resnet_conv_shape *s = &u->s;
+    size_t a = resnet_conv_scratch_floats(s, threads);
+    size_t b = u->clr >= 0 ? resnet_dwconv_scratch_floats(batch_cap, s->Co, s->Ho, s->Wo,
+                                                           threads)
+                           : 0;
+    return a > b ? a : b;
+}
+
+/* The kernels' scratch for the current thread count. */
 static float *net_scratch(resnet_model *m)
 {
     resnet_net *net = m->net;
     int nt = omp_get_max_threads();
-    size_t need = resnet_conv_scratch_floats(&net->stem.s, nt);
+    size_t need = unit_scratch_floats(&net->stem, m->batch_cap, nt);
     for (int i = 0; i < net->nblocks; i++) {
         const resnet_block *blk = &net->blocks[i];
-        size_t a = resnet_conv_scratch_floats(&blk->c1.s, nt);
-        size_t b = resnet_conv_scratch_floats(&blk->c2.s, nt);
-        size_t d = blk->has_ds ? resnet_conv_scratch_floats(&blk->ds.s, nt) : 0;
+        size_t a = unit_scratch_floats(&blk->c1, m->batch_cap, nt);
+        size_t b = unit_scratch_floats(&blk->c2, m->batch_cap, nt);
+        size_t d = blk->has_ds ? unit_scratch_floats(&blk->ds, m->batch_cap, nt) : 0;
         need = a > need ? a : need;
         need = b > need ? b : need;
         need = d > need ? d : need;
@@ -970,7 +1054,7 @@ static void unit_backward(resnet_model *m, const resnet_unit *u, const float *do
     const float *dy = net->t[0];
     if (u->clr >= 0) {
         resnet_dwconv_backward(conv_in ? net->t[1] : NULL, GRAD(m, u->clr), net->t[0], u->y,
-                               PARAM(m, u->clr), B, s->Co, s->Ho, s->Wo);
+                               PARAM(m, u->clr), scratch, B, s->Co, s->Ho, s->Wo);
         dy = net->t[1];
     }
     if (conv_in)

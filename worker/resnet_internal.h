@@ -63,13 +63,19 @@ void resnet_dwconv_forward(float *out,       /* [B, C, H, W] */
                            const float *w,   /* [C, 1, 3, 3] */
                            int B, int C, int H, int W);
 
-/* dinp overwritten; dw added. Parallel over channels. */
+/* Floats of scratch resnet_dwconv_backward needs with `threads` OpenMP
+ * threads: a weight-gradient partial per plane and two planes per thread. */
+size_t resnet_dwconv_scratch_floats(int B, int C, int H, int W, int threads);
+
+/* dinp overwritten; dw added, summed per plane and then over the images in
+ * image order (the same bits under any thread count). Parallel over planes.
+ * scratch: resnet_dwconv_scratch_floats(B, C, H, W, omp_get_max_threads()). */
 void resnet_dwconv_backward(float *dinp,       /* [B, C, H, W] or NULL */
                             float *dw,         /* [C, 1, 3, 3] or NULL */
                             const float *dout, /* [B, C, H, W] */
                             const float *inp,  /* [B, C, H, W] */
                             const float *w,    /* [C, 1, 3, 3] */
-                            int B, int C, int H, int W);
+                            float *scratch, int B, int C, int H, int W);
 
 /* BatchNorm2d. training: mean/rstd of the batch over B*HW (biased
  * variance), and if running_mean/var are not NULL they move by momentum

@@ -5,6 +5,7 @@
  * and eval mode (fixed statistics), ReLU, max-pool 3x3/2 pad 1 and global
  * average pooling. Each kernel's scalar loss is sum(out * R) for a random R
  * (so dout = R). Seed: argv[1] or 5. */
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,7 +151,9 @@ static void test_dwconv(int B, int C, int H, int W)
     float *x = randn(n, 1), *w = randn(nw, 0.5f), *R = randn(n, 1);
     float *out = malloc(n * sizeof *out), *dx = randn(n, 1), *dw = calloc(nw, sizeof *dw);
     resnet_dwconv_forward(out, x, w, B, C, H, W);
-    resnet_dwconv_backward(dx, dw, R, x, w, B, C, H, W);
+    float *scratch =
+        malloc(resnet_dwconv_scratch_floats(B, C, H, W, omp_get_max_threads()) * sizeof *scratch);
+    resnet_dwconv_backward(dx, dw, R, x, w, scratch, B, C, H, W);
     dw_ctx c = {to_double(x, n), to_double(w, nw), B, C, H, W};
     double *ref = malloc(n * sizeof *ref), *g = malloc((n > nw ? n : nw) * sizeof *g);
     char what[96];
@@ -164,7 +167,7 @@ static void test_dwconv(int B, int C, int H, int W)
     snprintf(what, sizeof what, "depthwise 3x3 on %dx%d d weight", H, W);
     expect_close(what, dw, g, nw, 1e-4);
     free(x), free(w), free(R), free(out), free(dx), free(dw), free(c.x), free(c.w), free(ref),
-        free(g);
+        free(g), free(scratch);
 }
 
 /* ---- BatchNorm ---- */

@@ -3,7 +3,9 @@
  * 7x7/2 pad 3, 1x1/2 and the 1x1/1 path that skips im2col), under 1 and 2
  * threads with more images than threads: forward, input gradient
  * (overwritten) and weight gradient (which must ADD onto what is there);
- * the CLR depthwise convolution against its naive loop the same way; and
+ * the CLR depthwise convolution against its naive loop the same way (at
+ * 1-wide and 1-high planes too), its two gradients alone equal to both at
+ * once and its weight gradient bit-identical under another thread count; and
  * im2col / col2im as adjoints (<col2im(c), x> = <c, im2col(x)>).
  * Seed: argv[1] or 13. */
 #include <omp.h>
@@ -112,13 +114,32 @@ static void test_dwconv(int B, int C, int H, int W)
                             rdw[c * 9 + i * 3 + j] += (double)dout[oi] * x[xi];
                         }
                 }
+    float *scratch =
+        malloc(resnet_dwconv_scratch_floats(B, C, H, W, omp_get_max_threads()) * sizeof *scratch);
     resnet_dwconv_forward(out, x, w, B, C, H, W);
     expect_close("forward", out, ref, n, 1e-5);
-    resnet_dwconv_backward(dx, dw, dout, x, w, B, C, H, W);
+    resnet_dwconv_backward(dx, dw, dout, x, w, scratch, B, C, H, W);
     expect_close("d input (overwritten)", dx, rdx, n, 1e-5);
     expect_close("d weight (added)", dw, rdw, nw, 1e-5);
+    /* each gradient alone gives the same bits */
+    float *dx1 = malloc(n * sizeof *dx1), *dw1 = malloc(nw * sizeof *dw1);
+    memcpy(dw1, dw0, nw * sizeof *dw1);
+    resnet_dwconv_backward(dx1, NULL, dout, x, w, scratch, B, C, H, W);
+    resnet_dwconv_backward(NULL, dw1, dout, x, w, scratch, B, C, H, W);
+    CHECK(!memcmp(dx1, dx, n * sizeof *dx));
+    CHECK(!memcmp(dw1, dw, nw * sizeof *dw));
+    /* the weight gradient's bits do not depend on the thread count */
+    int threads = omp_get_max_threads();
+    sotu_threads_set(threads == 1 ? 3 : 1);
+    float *scratch2 =
+        malloc(resnet_dwconv_scratch_floats(B, C, H, W, omp_get_max_threads()) * sizeof *scratch);
+    memcpy(dw1, dw0, nw * sizeof *dw1);
+    resnet_dwconv_backward(dx1, dw1, dout, x, w, scratch2, B, C, H, W);
+    sotu_threads_set(threads);
+    CHECK(!memcmp(dx1, dx, n * sizeof *dx));
+    CHECK(!memcmp(dw1, dw, nw * sizeof *dw));
     free(x), free(w), free(dout), free(dw0), free(out), free(dx), free(dw);
-    free(ref), free(rdx), free(rdw);
+    free(ref), free(rdx), free(rdw), free(scratch), free(scratch2), free(dx1), free(dw1);
 }
 
 static void test_adjoint(int Ci, int H, int W, int k, int stride, int pad)
@@ -156,6 +177,11 @@ int main(int argc, char **argv)
         test_dwconv(3, 5, 7, 9);
         test_dwconv(2, 3, 1, 1);
         test_dwconv(2, 2, 2, 5);
+        test_dwconv(2, 3, 1, 6);
+        test_dwconv(2, 3, 5, 1);
+        test_dwconv(2, 2, 3, 2);
+        test_dwconv(5, 4, 28, 28);
+        test_dwconv(3, 6, 4, 4);
     }
     test_adjoint(3, 7, 6, 3, 2, 1);
     test_adjoint(2, 9, 9, 7, 2, 3);
