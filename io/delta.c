@@ -46,49 +46,73 @@ static size_t dtype_size(sotu_delta_dtype t) { return t == SOTU_DELTA_BF16 ? 2 :
 static inline uint32_t rotl32(uint32_t u) { return u << 1 | u >> 31; }
 static inline uint32_t rotr32(uint32_t u) { return u >> 1 | u << 31; }
 static inline uint16_t rotl16(uint16_t u) { return (uint16_t)(u << 1 | u >> 15); }
-static inline uint16_t rotr16(uint16_t u) { return (uint16_t)(u >> 1 | u << 15); }
 
 /* dst gets k values of vs bytes each, rotated (version >= 2) and
- * byte-shuffled: byte 0 of every value, then byte 1, ... */
-static void shuffle_values(uint8_t *dst, const float *v, uint64_t k, sotu_delta_dtype t,
-                           bool rotate)
+ * byte-shuffled: byte 0 of every value, then byte 1, ... The loops are
+ * written per case, without branches inside, so they vectorise. */
+/* noinline: inlined into the encoder and decoder, GCC 12 loses restrict
+ * and leaves these loops scalar. */
+__attribute__((noinline)) static void shuffle_values(uint8_t *restrict dst,
+                                                     const float *restrict v, uint64_t k,
+                                                     sotu_delta_dtype t, bool rotate)
 {
+    uint8_t *restrict d0 = dst, *restrict d1 = dst + k, *restrict d2 = dst + 2 * k,
+                      *restrict d3 = dst + 3 * k;
     if (t == SOTU_DELTA_BF16) {
         for (uint64_t i = 0; i < k; i++) {
             uint16_t b = sotu_bf16_from_f32(v[i]);
-            b = rotate ? rotl16(b) : b;
-            dst[i] = (uint8_t)b;
-            dst[k + i] = (uint8_t)(b >> 8);
+            if (rotate)
+                b = rotl16(b);
+            d0[i] = (uint8_t)b;
+            d1[i] = (uint8_t)(b >> 8);
         }
         return;
     }
-    for (uint64_t i = 0; i < k; i++) {
-        uint32_t u;
-        memcpy(&u, &v[i], 4);
-        u = rotate ? rotl32(u) : u;
-        dst[i] = (uint8_t)u;
-        dst[k + i] = (uint8_t)(u >> 8);
-        dst[2 * k + i] = (uint8_t)(u >> 16);
-        dst[3 * k + i] = (uint8_t)(u >> 24);
-    }
+    if (rotate)
+        for (uint64_t i = 0; i < k; i++) {
+            uint32_t x;
+            memcpy(&x, &v[i], 4);
+            x = rotl32(x);
+            d0[i] = (uint8_t)x, d1[i] = (uint8_t)(x >> 8);
+            d2[i] = (uint8_t)(x >> 16), d3[i] = (uint8_t)(x >> 24);
+        }
+    else
+        for (uint64_t i = 0; i < k; i++) {
+            uint32_t x;
+            memcpy(&x, &v[i], 4);
+            d0[i] = (uint8_t)x, d1[i] = (uint8_t)(x >> 8);
+            d2[i] = (uint8_t)(x >> 16), d3[i] = (uint8_t)(x >> 24);
+        }
 }
 
-static void unshuffle_values(float *v, const uint8_t *src, uint64_t k, sotu_delta_dtype t,
-                             bool rotated)
+__attribute__((noinline)) static void unshuffle_values(float *restrict v,
+                                                       const uint8_t *restrict src, uint64_t k,
+                                                       sotu_delta_dtype t, bool rotated)
 {
+    const uint8_t *restrict s0 = src, *restrict s1 = src + k, *restrict s2 = src + 2 * k,
+                            *restrict s3 = src + 3 * k;
     if (t == SOTU_DELTA_BF16) {
         for (uint64_t i = 0; i < k; i++) {
-            uint16_t b = (uint16_t)(src[i] | (uint16_t)src[k + i] << 8);
-            v[i] = sotu_bf16_to_f32(rotated ? rotr16(b) : b);
+            uint32_t b = (uint32_t)s0[i] | (uint32_t)s1[i] << 8;
+            if (rotated)
+                b = (b >> 1 | b << 15) & 0xffffu;
+            b <<= 16; /* bf16 to f32 */
+            memcpy(&v[i], &b, 4);
         }
         return;
     }
-    for (uint64_t i = 0; i < k; i++) {
-        uint32_t u = (uint32_t)src[i] | (uint32_t)src[k + i] << 8 |
-                     (uint32_t)src[2 * k + i] << 16 | (uint32_t)src[3 * k + i] << 24;
-        u = rotated ? rotr32(u) : u;
-        memcpy(&v[i], &u, 4);
-    }
+    if (rotated)
+        for (uint64_t i = 0; i < k; i++) {
+            uint32_t x = rotr32((uint32_t)s0[i] | (uint32_t)s1[i] << 8 | (uint32_t)s2[i] << 16 |
+                                (uint32_t)s3[i] << 24);
+            memcpy(&v[i], &x, 4);
+        }
+    else
+        for (uint64_t i = 0; i < k; i++) {
+            uint32_t x = (uint32_t)s0[i] | (uint32_t)s1[i] << 8 | (uint32_t)s2[i] << 16 |
+                         (uint32_t)s3[i] << 24;
+            memcpy(&v[i], &x, 4);
+        }
 }
 
 /* ------------------------------------------------------------- writing */
