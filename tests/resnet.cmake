@@ -22,3 +22,8 @@ sotu_add_script_test(test_resnet_import_torch
 sotu_add_script_test(test_pretrain_resnet
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pretrain_resnet.sh
   LABELS unit TIMEOUT 120)
+# `sotu bench train --model resnet18-w8 --tune clr|all` (CLR's step time
+# relative to full fine-tuning in bench/RESULTS.md).
+sotu_add_script_test(test_bench_train_resnet
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bench_train_resnet.sh
+  LABELS unit TIMEOUT 60)
