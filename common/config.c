@@ -90,6 +90,7 @@ static const key_spec keys[] = {
     DBL("data.crop_pct", data.crop_pct, "1.0", 0, 1, OPEN_MIN),
 
     INT("train.epochs", train.epochs, "2", 1, 1000000),
+    INT("train.head_epochs", train.head_epochs, "0", 0, 1000000),
     INT("train.batch_size", train.batch_size, "64", 1, 1 << 20),
     DBL("train.lr", train.lr, "1e-3", 0, INFINITY, OPEN_MIN),
     CHOICE("train.optimizer", train.optimizer, "adamw", optimizers),

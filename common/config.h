@@ -52,6 +52,7 @@ typedef struct {
 
     struct {
         int epochs;
+        int head_epochs;              /* LP-FT: epochs training only the head first, 0 = off */
         int batch_size;
         double lr;
         char optimizer[16];           /* adamw | sgd */

@@ -412,12 +412,7 @@ static sotu_status run_net(const ft_net *net, const sotu_taskset *t, const sotu_
     sotu_status st = check_inputs(net, t, cfg);
     if (st != SOTU_OK)
         goto cleanup;
-    st = net->set_trainable(net->model, opts.tune ? opts.tune : cfg->train.tune);
-    if (st != SOTU_OK)
-        goto cleanup;
     *net->label_smoothing = (float)cfg->train.label_smoothing;
-    if (net->training)
-        *net->training = true;
 
     /* A BatchNorm model skips a last batch smaller than it can normalise. */
     int Bmax = cfg->train.batch_size;
@@ -425,9 +420,6 @@ static sotu_status run_net(const ft_net *net, const sotu_taskset *t, const sotu_
     if (n_used % Bmax && n_used % Bmax < net->min_train_batch)
         n_used -= n_used % Bmax;
     int64_t per_epoch = ((int64_t)n_used + Bmax - 1) / Bmax;
-    int64_t total = per_epoch * cfg->train.epochs;
-    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
-        total = cfg->train.max_steps;
 
     size_t img = (size_t)t->height * t->width * t->channels;
     x = malloc(sizeof(float) * img * (size_t)Bmax);
@@ -438,93 +430,124 @@ static sotu_status run_net(const ft_net *net, const sotu_taskset *t, const sotu_
         st = sotu_error(SOTU_ERR_NOMEM, "fine-tune %s: buffers for batch %d", t->name, Bmax);
         goto cleanup;
     }
-    optim_config oc = optim_from_cfg(cfg);
-    st = optim_init(&opt, &oc, net->table, *net->trainable);
-    if (st != SOTU_OK)
-        goto cleanup;
-
     pixel_tables pt;
     if ((st = pixel_tables_from_config(&pt, cfg, net->image_size, t->channels)) != SOTU_OK)
         goto cleanup;
-    sotu_rng shuffle, aug;
-    sotu_rng_init(&shuffle, cfg->train.seed, SOTU_STREAM_SHUFFLE + ((uint64_t)opts.task << 8));
-    sotu_rng_init(&aug, cfg->train.seed, SOTU_STREAM_AUGMENT + ((uint64_t)opts.task << 8));
-
-    char label[96];
-    snprintf(label, sizeof label, "%s", opts.label ? opts.label : "fine-tune");
-    sotu_progress_begin(&prog, label, "steps", total);
-    prog_on = true;
-
     int K = net->classes;
-    int64_t step = 0;
-    for (int epoch = 1; epoch <= cfg->train.epochs && step < total; epoch++) {
-        sotu_rng_permutation(&shuffle, order, t->n_train);
-        double loss_sum = 0;
-        int64_t seen = 0, right = 0;
-        for (int32_t s = 0; s < n_used && step < total; s += Bmax) {
-            int B = n_used - s < Bmax ? (int)(n_used - s) : Bmax;
-            batch_build(x, labels, t, order + s, B, cfg, &aug, draws, &pt);
-            net->zero_grad(net->model);
-            float loss = net->forward(net->model, x, labels, B);
-            if (!isfinite(loss)) {
-                st = sotu_error(SOTU_ERR_NUMERIC, "fine-tune %s: step %lld of %lld: loss is %g "
-                                "(tensor: loss; lower train.lr or set train.grad_clip)",
-                                t->name, (long long)step + 1, (long long)total, (double)loss);
-                goto cleanup;
+
+    /* LP-FT: with train.head_epochs > 0 a linear probe comes first, only the
+     * head trainable on the frozen backbone (a BatchNorm model in eval mode,
+     * so its running statistics stay θ0's), with its own optimizer state and
+     * schedule and shuffle/augmentation streams started afresh: the run is
+     * the probe (sotu_finetune_run with tune "head", epochs head_epochs) and
+     * then a plain run of train.tune for train.epochs from that head. */
+    for (int phase = cfg->train.head_epochs > 0 ? 0 : 1; phase <= 1; phase++) {
+        bool probe = phase == 0;
+        int epochs = probe ? cfg->train.head_epochs : cfg->train.epochs;
+        st = net->set_trainable(net->model,
+                                probe ? "head" : opts.tune ? opts.tune : cfg->train.tune);
+        if (st != SOTU_OK)
+            goto cleanup;
+        if (net->training)
+            *net->training = !probe;
+        sotu_rng shuffle, aug;
+        sotu_rng_init(&shuffle, cfg->train.seed,
+                      SOTU_STREAM_SHUFFLE + ((uint64_t)opts.task << 8));
+        sotu_rng_init(&aug, cfg->train.seed, SOTU_STREAM_AUGMENT + ((uint64_t)opts.task << 8));
+        int64_t total = per_epoch * epochs;
+        if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
+            total = cfg->train.max_steps;
+        optim_free(&opt);
+        optim_config oc = optim_from_cfg(cfg);
+        st = optim_init(&opt, &oc, net->table, *net->trainable);
+        if (st != SOTU_OK)
+            goto cleanup;
+
+        char label[96];
+        snprintf(label, sizeof label, "%s%s", opts.label ? opts.label : "fine-tune",
+                 probe ? " (head)" : "");
+        sotu_progress_begin(&prog, label, "steps", total);
+        prog_on = true;
+
+        int64_t step = 0;
+        for (int epoch = 1; epoch <= epochs && step < total; epoch++) {
+            sotu_rng_permutation(&shuffle, order, t->n_train);
+            double loss_sum = 0;
+            int64_t seen = 0, right = 0;
+            for (int32_t s = 0; s < n_used && step < total; s += Bmax) {
+                int B = n_used - s < Bmax ? (int)(n_used - s) : Bmax;
+                batch_build(x, labels, t, order + s, B, cfg, &aug, draws, &pt);
+                net->zero_grad(net->model);
+                float loss = net->forward(net->model, x, labels, B);
+                if (!isfinite(loss)) {
+                    st = sotu_error(SOTU_ERR_NUMERIC, "fine-tune %s: step %lld of %lld: loss is %g "
+                                    "(tensor: loss; lower train.lr or set train.grad_clip)",
+                                    t->name, (long long)step + 1, (long long)total, (double)loss);
+                    goto cleanup;
+                }
+                for (int b = 0; b < B; b++)
+                    right += argmax(*net->logits + (size_t)b * K, K) == labels[b];
+                net->backward(net->model);
+                int bad = optim_find_nonfinite(net->table, *net->trainable, net->grads);
+                if (bad >= 0) {
+                    st = sotu_error(SOTU_ERR_NUMERIC, "fine-tune %s: step %lld of %lld: gradient "
+                                    "of %s holds NaN or Inf (lower train.lr or set "
+                                    "train.grad_clip)",
+                                    t->name, (long long)step + 1, (long long)total,
+                                    net->table->t[bad].name);
+                    goto cleanup;
+                }
+                if (cfg->train.grad_clip > 0)
+                    optim_clip_grad_norm(net->table, *net->trainable, net->grads,
+                                         (float)cfg->train.grad_clip);
+                float lr = optim_lr_at((float)cfg->train.lr, (long)step, (long)total,
+                                       (long)cfg->train.warmup_steps);
+                optim_step(&opt, net->params, net->grads, lr);
+                step++;
+                loss_sum += (double)loss * B;
+                seen += B;
+                char extra[96];
+                snprintf(extra, sizeof extra, "epoch %d loss %.4f lr %.3g", epoch, (double)loss,
+                         (double)lr);
+                sotu_progress_update(&prog, step, extra);
             }
-            for (int b = 0; b < B; b++)
-                right += argmax(*net->logits + (size_t)b * K, K) == labels[b];
-            net->backward(net->model);
-            int bad = optim_find_nonfinite(net->table, *net->trainable, net->grads);
-            if (bad >= 0) {
-                st = sotu_error(SOTU_ERR_NUMERIC, "fine-tune %s: step %lld of %lld: gradient of "
-                                "%s holds NaN or Inf (lower train.lr or set train.grad_clip)",
-                                t->name, (long long)step + 1, (long long)total,
-                                net->table->t[bad].name);
-                goto cleanup;
+            if (!seen)
+                break;
+            sotu_finetune_epoch e = {.epoch = epoch, .epochs = epochs, .step = step,
+                                     .train_loss = loss_sum / seen,
+                                     .train_acc = (double)right / seen, .test_acc = -1.0};
+            if (probe) {
+                SOTU_INFO("%s epoch %d/%d  step %lld  train loss %.4f acc %.2f%%  (%.1fs)", label,
+                          epoch, epochs, (long long)step, e.train_loss, 100.0 * e.train_acc,
+                          sotu_now() - t0);
+                continue;
             }
-            if (cfg->train.grad_clip > 0)
-                optim_clip_grad_norm(net->table, *net->trainable, net->grads,
-                                     (float)cfg->train.grad_clip);
-            float lr = optim_lr_at((float)cfg->train.lr, (long)step, (long)total,
-                                   (long)cfg->train.warmup_steps);
-            optim_step(&opt, net->params, net->grads, lr);
-            step++;
-            loss_sum += (double)loss * B;
-            seen += B;
-            char extra[96];
-            snprintf(extra, sizeof extra, "epoch %d loss %.4f lr %.3g", epoch, (double)loss,
-                     (double)lr);
-            sotu_progress_update(&prog, step, extra);
+            bool last = epoch == cfg->train.epochs || step >= total;
+            if (t->n_test > 0 && (opts.eval_every_epoch || (last && opts.eval_at_end))) {
+                st = eval_net_test(net, t, cfg, &e.test_acc, NULL);
+                if (st != SOTU_OK)
+                    goto cleanup;
+            }
+            e.seconds = sotu_now() - t0;
+            char test[48] = "";
+            if (e.test_acc >= 0)
+                snprintf(test, sizeof test, "  test acc %.2f%%", 100.0 * e.test_acc);
+            SOTU_INFO("%s epoch %d/%d  step %lld  train loss %.4f acc %.2f%%%s  (%.1fs)", label,
+                      epoch, cfg->train.epochs, (long long)step, e.train_loss, 100.0 * e.train_acc,
+                      test, e.seconds);
+            r.train_loss = e.train_loss;
+            r.train_acc = e.train_acc;
+            r.test_acc = e.test_acc;
+            r.epochs = epoch;
+            r.steps = step;
+            if (on_epoch) {
+                st = on_epoch(&opts, net->model, &e);
+                if (st != SOTU_OK)
+                    goto cleanup;
+            }
         }
-        if (!seen)
-            break;
-        sotu_finetune_epoch e = {.epoch = epoch, .epochs = cfg->train.epochs, .step = step,
-                                 .train_loss = loss_sum / seen,
-                                 .train_acc = (double)right / seen, .test_acc = -1.0};
-        bool last = epoch == cfg->train.epochs || step >= total;
-        if (t->n_test > 0 && (opts.eval_every_epoch || (last && opts.eval_at_end))) {
-            st = eval_net_test(net, t, cfg, &e.test_acc, NULL);
-            if (st != SOTU_OK)
-                goto cleanup;
-        }
-        e.seconds = sotu_now() - t0;
-        char test[48] = "";
-        if (e.test_acc >= 0)
-            snprintf(test, sizeof test, "  test acc %.2f%%", 100.0 * e.test_acc);
-        SOTU_INFO("%s epoch %d/%d  step %lld  train loss %.4f acc %.2f%%%s  (%.1fs)", label,
-                  epoch, cfg->train.epochs, (long long)step, e.train_loss, 100.0 * e.train_acc,
-                  test, e.seconds);
-        r.train_loss = e.train_loss;
-        r.train_acc = e.train_acc;
-        r.test_acc = e.test_acc;
-        r.epochs = epoch;
-        r.steps = step;
-        if (on_epoch) {
-            st = on_epoch(&opts, net->model, &e);
-            if (st != SOTU_OK)
-                goto cleanup;
-        }
+        sotu_progress_end(&prog);
+        prog_on = false;
     }
 
 cleanup:

@@ -17,6 +17,14 @@
  * + (task << 8)); the optimizer of worker/optim.h with warm-up + cosine
  * schedule and gradient clipping; only the tensors named by train.tune train.
  *
+ * LP-FT: with train.head_epochs = H > 0 the loop first trains the head alone
+ * for H epochs on the frozen backbone (a ResNet's BatchNorm in eval mode, its
+ * running statistics untouched), with its own optimizer state, schedule
+ * (train.lr, train.warmup_steps, train.max_steps) and freshly started
+ * shuffle/augment streams, then runs train.epochs epochs of train.tune from
+ * that head exactly as with H = 0. on_epoch, the evaluation and the result
+ * cover the second phase only; H = 0 is the plain loop, bit for bit.
+ *
  * Determinism: the same model, data, cfg and thread count give bitwise the
  * same weights.
  *

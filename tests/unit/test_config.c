@@ -86,6 +86,7 @@ static void test_defaults(void)
     CHECK(c.train.warmup_steps == 20 && c.train.grad_clip == 1.0 && c.train.label_smoothing == 0);
     CHECK(!strcmp(c.train.tune, "all") && c.train.threads == 0 && c.train.seed == 0);
     CHECK(c.train.augment_pad == 2 && !c.train.augment_flip && c.train.max_steps == 0);
+    CHECK(c.train.head_epochs == 0);
     CHECK(c.sotu.n_keep == 0 && !c.sotu.rescale && !strcmp(c.sotu.value_dtype, "f32"));
     CHECK(!strcmp(c.merge.mode, "sum") && c.merge.scale == 1.0);
     CHECK(c.eval.n_classifiers == 3 && !strcmp(c.eval.classifiers[0], "task_heads") &&
@@ -254,6 +255,7 @@ static void test_round_trip(void)
         "train.seed=12345678901234",
         "train.augment_flip=true",
         "train.max_steps=7",
+        "train.head_epochs=3",
         "sotu.keep=[0.2, 0.05, 0.0125]",
         "sotu.rescale=true",
         "sotu.value_dtype=bf16",
@@ -298,6 +300,7 @@ static void test_round_trip(void)
     CHECK(d.train.lr == 0.30000000000000004 && d.train.eps == 1e-12);
     CHECK(!strcmp(d.train.tune, "*attn*, head") && d.train.seed == 12345678901234ull);
     CHECK(d.train.augment_flip && d.train.max_steps == 7);
+    CHECK(d.train.head_epochs == 3);
     CHECK(d.sotu.n_keep == 3 && d.sotu.keep[2] == 0.0125 && d.sotu.rescale);
     CHECK(!strcmp(d.sotu.value_dtype, "bf16") && !strcmp(d.merge.mode, "disjoint"));
     CHECK(d.merge.scale == 0.7 && d.eval.n_classifiers == 1 && d.eval.n_baselines == 0);

@@ -1,7 +1,8 @@
 /* The fine-tuning loop (worker/finetune.c) on a synthetic separable task:
  * a tiny ViT learns it, two runs are bitwise equal, a huge learning rate
  * stops with SOTU_ERR_NUMERIC naming the step, the head reset keeps the
- * backbone, and evaluation is independent of the batch size. */
+ * backbone, evaluation is independent of the batch size, and LP-FT
+ * (train.head_epochs) is a head-only probe followed by the plain run. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,6 +179,79 @@ static void test_reset_head_and_checks(const sotu_taskset *t)
     vit_free(&m);
 }
 
+/* LP-FT: train.head_epochs = H runs a head-only probe (backbone bitwise θ0,
+ * head changed) and then the plain run from that head, bit for bit the two
+ * calls made by hand; deterministic; H = 0 is the plain run. */
+static void test_head_epochs(const sotu_taskset *t)
+{
+    sotu_config cfg;
+    make_config(&cfg);
+    cfg.train.epochs = 3;
+    cfg.train.augment_pad = 1; /* the augment stream is used too */
+    sotu_finetune_opts o = sotu_finetune_opts_default();
+    o.task = 5;
+    vit_model theta0;
+    make_model(&theta0, cfg.train.batch_size);
+    CHECK(sotu_finetune_reset_head(&theta0, K, cfg.train.batch_size, SEED, o.task) == SOTU_OK);
+    int hw = sotu_tensor_find(&theta0.table, "head.weight");
+    CHECK(hw == theta0.table.n - 2); /* the head is the last two tensors */
+    size_t backbone = theta0.table.t[hw].offset, n = theta0.num_params;
+
+    /* The probe by hand: head only, 2 epochs. */
+    vit_model probe;
+    make_model(&probe, cfg.train.batch_size);
+    CHECK(sotu_finetune_reset_head(&probe, K, cfg.train.batch_size, SEED, o.task) == SOTU_OK);
+    sotu_config pc = cfg;
+    pc.train.epochs = 2;
+    snprintf(pc.train.tune, sizeof pc.train.tune, "head");
+    sotu_finetune_result rp;
+    CHECK(sotu_finetune_run(&probe, t, &pc, &o, &rp) == SOTU_OK);
+    CHECK(rp.steps == 2 * 11);
+    CHECK(!memcmp(probe.params, theta0.params, sizeof(float) * backbone));
+    CHECK(memcmp(probe.params + backbone, theta0.params + backbone,
+                 sizeof(float) * (n - backbone)) != 0);
+    /* ... then the plain run from it. */
+    sotu_finetune_result rh;
+    CHECK(sotu_finetune_run(&probe, t, &cfg, &o, &rh) == SOTU_OK);
+
+    /* head_epochs = 2 does both in one call, twice the same. */
+    cfg.train.head_epochs = 2;
+    vit_model a, b;
+    make_model(&a, cfg.train.batch_size);
+    make_model(&b, cfg.train.batch_size);
+    CHECK(sotu_finetune_reset_head(&a, K, cfg.train.batch_size, SEED, o.task) == SOTU_OK);
+    CHECK(sotu_finetune_reset_head(&b, K, cfg.train.batch_size, SEED, o.task) == SOTU_OK);
+    sotu_finetune_result ra, rb;
+    CHECK(sotu_finetune_run(&a, t, &cfg, &o, &ra) == SOTU_OK);
+    CHECK(sotu_finetune_run(&b, t, &cfg, &o, &rb) == SOTU_OK);
+    CHECK(!memcmp(a.params, probe.params, sizeof(float) * n));
+    CHECK(!memcmp(a.params, b.params, sizeof(float) * n));
+    CHECK(ra.steps == 3 * 11 && ra.steps == rh.steps && ra.train_loss == rh.train_loss);
+    CHECK(ra.test_acc == rh.test_acc && ra.train_loss == rb.train_loss);
+    printf("LP-FT: probe train acc %.2f%%, then test acc %.2f%%\n", 100 * rp.train_acc,
+           100 * ra.test_acc);
+
+    /* head_epochs = 0: the plain run from θ0, which LP-FT differs from. */
+    cfg.train.head_epochs = 0;
+    vit_model c, d;
+    make_model(&c, cfg.train.batch_size);
+    make_model(&d, cfg.train.batch_size);
+    CHECK(sotu_finetune_reset_head(&c, K, cfg.train.batch_size, SEED, o.task) == SOTU_OK);
+    CHECK(sotu_finetune_reset_head(&d, K, cfg.train.batch_size, SEED, o.task) == SOTU_OK);
+    CHECK(sotu_finetune_run(&c, t, &cfg, &o, NULL) == SOTU_OK);
+    snprintf(cfg.train.tune, sizeof cfg.train.tune, "head,blocks");
+    o.tune = "all"; /* opts.tune wins over train.tune, as before */
+    CHECK(sotu_finetune_run(&d, t, &cfg, &o, NULL) == SOTU_OK);
+    CHECK(!memcmp(c.params, d.params, sizeof(float) * n));
+    CHECK(memcmp(c.params, a.params, sizeof(float) * n) != 0);
+    vit_free(&theta0);
+    vit_free(&probe);
+    vit_free(&a);
+    vit_free(&b);
+    vit_free(&c);
+    vit_free(&d);
+}
+
 int main(void)
 {
     printf("seed %llu\n", (unsigned long long)SEED);
@@ -188,6 +262,7 @@ int main(void)
     test_learns_and_is_deterministic(&t);
     test_numeric_failure(&t);
     test_reset_head_and_checks(&t);
+    test_head_epochs(&t);
     sotu_taskset_free(&t);
     return check_finish("test_finetune");
 }
