@@ -14,6 +14,7 @@
 #include "common/threads.h"
 #include "io/taskset.h"
 #include "worker/finetune.h"
+#include "worker/resnet.h"
 #include "worker/vit.h"
 
 enum { S = 8, CH = 1, K = 4, N_TRAIN = 256, N_TEST = 64 };
@@ -252,6 +253,41 @@ static void test_head_epochs(const sotu_taskset *t)
     vit_free(&d);
 }
 
+/* LP-FT on a ResNet: the probe runs BatchNorm in eval mode (no running
+ * statistics update, num_batches_tracked counts only the second phase) and
+ * trains fc alone; with train.tune fc the backbone stays bitwise θ0. */
+static void test_head_epochs_resnet(const sotu_taskset *t)
+{
+    sotu_config cfg;
+    make_config(&cfg);
+    cfg.train.epochs = 1;
+    cfg.train.head_epochs = 2;
+    snprintf(cfg.train.tune, sizeof cfg.train.tune, "fc");
+    resnet_config rc = {.depth = 18, .width = 4, .channels = CH, .image_size = S, .classes = K,
+                        .small_input = true};
+    resnet_model a = {0}, b = {0};
+    CHECK(resnet_init(&a, &rc, cfg.train.batch_size) == SOTU_OK);
+    CHECK(resnet_init(&b, &rc, cfg.train.batch_size) == SOTU_OK);
+    resnet_init_random(&a, SEED);
+    resnet_init_random(&b, SEED);
+    int fw = sotu_tensor_find(&a.table, "fc.weight");
+    CHECK(fw == a.table.n - 2);
+    size_t backbone = a.table.t[fw].offset, n = a.num_params;
+    float *p0 = malloc(sizeof(float) * n);
+    memcpy(p0, a.params, sizeof(float) * n);
+    sotu_finetune_result ra, rb;
+    CHECK(sotu_finetune_run_resnet(&a, t, &cfg, NULL, &ra) == SOTU_OK);
+    CHECK(sotu_finetune_run_resnet(&b, t, &cfg, NULL, &rb) == SOTU_OK);
+    CHECK(ra.steps == 11 && a.num_batches_tracked == 11);
+    CHECK(!memcmp(a.params, p0, sizeof(float) * backbone));
+    CHECK(memcmp(a.params + backbone, p0 + backbone, sizeof(float) * (n - backbone)) != 0);
+    CHECK(!memcmp(a.params, b.params, sizeof(float) * n));
+    CHECK(!memcmp(a.running, b.running, sizeof(float) * a.buffers.total));
+    free(p0);
+    resnet_free(&a);
+    resnet_free(&b);
+}
+
 int main(void)
 {
     printf("seed %llu\n", (unsigned long long)SEED);
@@ -263,6 +299,7 @@ int main(void)
     test_numeric_failure(&t);
     test_reset_head_and_checks(&t);
     test_head_epochs(&t);
+    test_head_epochs_resnet(&t);
     sotu_taskset_free(&t);
     return check_finish("test_finetune");
 }
