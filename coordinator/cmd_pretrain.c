@@ -304,6 +304,7 @@ int sotu_cmd_pretrain(int argc, char **argv)
         goto cleanup;
     }
     cfg.train.epochs = cfg.pretrain.epochs;
+    cfg.train.head_epochs = 0; /* no linear probe: pretraining trains everything */
     cfg.train.batch_size = cfg.pretrain.batch_size;
     cfg.train.lr = cfg.pretrain.lr;
     cfg.train.warmup_steps = cfg.pretrain.warmup_steps;
