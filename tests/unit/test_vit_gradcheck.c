@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "gradcheck.h"
 #include "common/rng.h"
 #include "worker/vit_internal.h"
 
@@ -19,52 +20,6 @@ static void fill(float *x, size_t n, float scale)
 {
     for (size_t i = 0; i < n; i++)
         x[i] = scale * sotu_rng_normal(&rng);
-}
-
-static double *to_double(const float *x, size_t n)
-{
-    double *d = malloc(n * sizeof *d);
-    for (size_t i = 0; i < n; i++)
-        d[i] = x[i];
-    return d;
-}
-
-/* A double forward: fills out from the current parameter values. */
-typedef void (*forward_fn)(double *out, void *ctx);
-
-/* d(sum out * R)/d(theta[i]) by central differences, theta perturbed in place. */
-static void numeric_grad(double *grad, double *theta, size_t n, forward_fn f, void *ctx,
-                         const float *R, size_t nout)
-{
-    double *out = malloc(nout * sizeof *out);
-    const double h = 1e-5;
-    for (size_t i = 0; i < n; i++) {
-        double keep = theta[i], lp = 0.0, lm = 0.0;
-        theta[i] = keep + h;
-        f(out, ctx);
-        for (size_t k = 0; k < nout; k++)
-            lp += out[k] * R[k];
-        theta[i] = keep - h;
-        f(out, ctx);
-        for (size_t k = 0; k < nout; k++)
-            lm += out[k] * R[k];
-        theta[i] = keep;
-        grad[i] = (lp - lm) / (2 * h);
-    }
-    free(out);
-}
-
-static void expect_close(const char *what, const float *analytic, const double *numeric,
-                         size_t n, double tol)
-{
-    double err = 0.0, ref = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        err = fmax(err, fabs(analytic[i] - numeric[i]));
-        ref = fmax(ref, fabs(numeric[i]));
-    }
-    double rel = ref > 0 ? err / ref : err;
-    printf("%-34s max rel error %.3g\n", what, rel);
-    CHECK_MSG(rel <= tol, "%s: relative error %.3g > %.g", what, rel, tol);
 }
 
 /* ---- layernorm ---- */
