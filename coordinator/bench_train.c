@@ -88,6 +88,56 @@ static sotu_status print_json_line(json_t *j)
 
 /* The ResNet step of CLR's jobs: tune "clr" on a CLR model, "all" or "fc"
  * on the plain model, AdamW without weight decay as examples/clr-*.yaml. */
+/* A synthetic batch: standard normal images, uniform labels below classes. */
+static void synthetic_batch(float *x, int32_t *y, size_t img, int batch, int classes, int seed)
+{
+    sotu_rng r;
+    sotu_rng_init(&r, (uint64_t)seed, SOTU_STREAM_DATA);
+    for (size_t i = 0; i < img * (size_t)batch; i++)
+        x[i] = sotu_rng_normal(&r);
+    for (int b = 0; b < batch; b++)
+        y[b] = (int32_t)sotu_rng_below(&r, (uint64_t)classes);
+}
+
+/* One training step (zero_grad, forward, backward) of either model; returns the loss. */
+typedef float (*bench_step_fn)(void *model, const float *x, const int32_t *y, int batch);
+
+static float resnet_step(void *model, const float *x, const int32_t *y, int batch)
+{
+    resnet_model *m = model;
+    resnet_zero_grad(m);
+    float loss = resnet_forward(m, x, y, batch);
+    resnet_backward(m);
+    return loss;
+}
+
+static float vit_step(void *model, const float *x, const int32_t *y, int batch)
+{
+    vit_model *m = model;
+    vit_zero_grad(m);
+    float loss = vit_forward(m, x, y, batch);
+    vit_backward(m);
+    return loss;
+}
+
+/* Runs warmup + steps timed steps (the step and an AdamW update), keeps the
+ * last steps' seconds in times and returns the last loss. */
+static float time_steps(bench_step_fn step, void *model, optim_state *opt, float *params,
+                        const float *grads, const float *x, const int32_t *y, int batch,
+                        int warmup, int steps, double *times)
+{
+    float loss = 0;
+    for (int i = 0; i < warmup + steps; i++) {
+        double t0 = sotu_now();
+        loss = step(model, x, y, batch);
+        optim_step(opt, params, grads, 1e-4f);
+        double dt = sotu_now() - t0;
+        if (i >= warmup)
+            times[i - warmup] = dt;
+    }
+    return loss;
+}
+
 static int bench_train_resnet(const char *tune, int threads, int batch, int steps, int warmup,
                               int seed)
 {
@@ -117,28 +167,14 @@ static int bench_train_resnet(const char *tune, int threads, int batch, int step
         st = sotu_error(SOTU_ERR_NOMEM, "bench train: input buffers for batch %d", batch);
         goto cleanup;
     }
-    sotu_rng r;
-    sotu_rng_init(&r, (uint64_t)seed, SOTU_STREAM_DATA);
-    for (size_t i = 0; i < img * (size_t)batch; i++)
-        x[i] = sotu_rng_normal(&r);
-    for (int b = 0; b < batch; b++)
-        y[b] = (int32_t)sotu_rng_below(&r, (uint64_t)rc.classes);
+    synthetic_batch(x, y, img, batch, rc.classes, seed);
     optim_config oc = optim_config_default(OPTIM_ADAMW);
     oc.weight_decay = 0.0f;
     if ((st = optim_init(&opt, &oc, &m.table, m.trainable)) != SOTU_OK)
         goto cleanup;
 
-    float loss = 0;
-    for (int i = 0; i < warmup + steps; i++) {
-        double t0 = sotu_now();
-        resnet_zero_grad(&m);
-        loss = resnet_forward(&m, x, y, batch);
-        resnet_backward(&m);
-        optim_step(&opt, m.params, m.grads, 1e-4f);
-        double dt = sotu_now() - t0;
-        if (i >= warmup)
-            times[i - warmup] = dt;
-    }
+    float loss = time_steps(resnet_step, &m, &opt, m.params, m.grads, x, y, batch, warmup, steps,
+                            times);
     double med = median_seconds(times, steps), flops = resnet_train_flops(&m, batch);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -232,12 +268,7 @@ int sotu_bench_train(int argc, char **argv)
         st = sotu_error(SOTU_ERR_NOMEM, "bench train: input buffers for batch %d", batch);
         goto cleanup;
     }
-    sotu_rng r;
-    sotu_rng_init(&r, (uint64_t)seed, SOTU_STREAM_DATA);
-    for (size_t i = 0; i < img * (size_t)batch; i++)
-        x[i] = sotu_rng_normal(&r);
-    for (int b = 0; b < batch; b++)
-        y[b] = (int32_t)sotu_rng_below(&r, (uint64_t)c->classes);
+    synthetic_batch(x, y, img, batch, c->classes, seed);
 
     optim_config oc = optim_config_default(OPTIM_ADAMW);
     oc.weight_decay = 0.05f;
@@ -245,17 +276,8 @@ int sotu_bench_train(int argc, char **argv)
     if (st != SOTU_OK)
         goto cleanup;
 
-    float loss = 0;
-    for (int i = 0; i < warmup + steps; i++) {
-        double t0 = sotu_now();
-        vit_zero_grad(&m);
-        loss = vit_forward(&m, x, y, batch);
-        vit_backward(&m);
-        optim_step(&opt, m.params, m.grads, 1e-4f);
-        double dt = sotu_now() - t0;
-        if (i >= warmup)
-            times[i - warmup] = dt;
-    }
+    float loss = time_steps(vit_step, &m, &opt, m.params, m.grads, x, y, batch, warmup, steps,
+                            times);
     double med = median_seconds(times, steps);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
