@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+
+#include "io/bytes.h"
 
 enum { FIXED_HEADER = 50 };
 
@@ -38,29 +39,6 @@ static sotu_status check_packed(const sotu_tensor_table *layout, const char *wha
         return sotu_error(SOTU_ERR_INTERNAL, "%s: module layout of %zu values totals %zu", what,
                           off, layout->total);
     return SOTU_OK;
-}
-
-/* Little-endian writer and reader over a byte buffer. */
-static uint8_t *put_le(uint8_t *p, uint64_t x, int bytes)
-{
-    for (int b = 0; b < bytes; b++)
-        p[b] = (uint8_t)(x >> (8 * b));
-    return p + bytes;
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes)
-{
-    uint64_t x = 0;
-    for (int b = 0; b < bytes; b++)
-        x |= (uint64_t)p[b] << (8 * b);
-    return x;
-}
-
-/* The header and records are far below 4 GiB (names and shapes of at most
- * SOTU_MODULE_TENSORS_MAX tensors), so one zlib call covers them. */
-static uint32_t crc_of(const uint8_t *p, size_t n)
-{
-    return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)n);
 }
 
 sotu_status sotu_module_encode(void *dst, size_t cap, size_t *written, const sotu_module *m,
@@ -96,26 +74,26 @@ sotu_status sotu_module_encode(void *dst, size_t cap, size_t *written, const sot
     uint8_t *base = dst, *p = base;
     memcpy(p, SOTU_MODULE_MAGIC, SOTU_MODULE_MAGIC_LEN);
     p += SOTU_MODULE_MAGIC_LEN;
-    p = put_le(p, SOTU_MODULE_VERSION, 4);
-    p = put_le(p, m->task_index, 4);
-    p = put_le(p, m->kind, 4);
-    p = put_le(p, (uint64_t)layout->n, 4);
-    p = put_le(p, (uint64_t)m->counter, 8);
-    p = put_le(p, (uint64_t)layout->total, 8);
+    p = sotu_put_le(p, SOTU_MODULE_VERSION, 4);
+    p = sotu_put_le(p, m->task_index, 4);
+    p = sotu_put_le(p, m->kind, 4);
+    p = sotu_put_le(p, (uint64_t)layout->n, 4);
+    p = sotu_put_le(p, (uint64_t)m->counter, 8);
+    p = sotu_put_le(p, (uint64_t)layout->total, 8);
     uint8_t *payload_size_at = p;
     p += 8;
-    p = put_le(p, ln, 2);
+    p = sotu_put_le(p, ln, 2);
     memcpy(p, m->task_name, ln);
     p += ln;
     for (int i = 0; i < layout->n; i++) {
         const sotu_tensor_info *t = &layout->t[i];
         size_t l = strlen(t->name);
-        p = put_le(p, l, 2);
+        p = sotu_put_le(p, l, 2);
         memcpy(p, t->name, l);
         p += l;
         *p++ = (uint8_t)t->ndim;
         for (int d = 0; d < t->ndim; d++)
-            p = put_le(p, (uint64_t)t->shape[d], 8);
+            p = sotu_put_le(p, (uint64_t)t->shape[d], 8);
     }
     uint8_t *crc_at = p;
     p += 4;
@@ -133,8 +111,8 @@ sotu_status sotu_module_encode(void *dst, size_t cap, size_t *written, const sot
     if (ZSTD_isError(z))
         return sotu_error(SOTU_ERR_INTERNAL, "module of task %s: zstd: %s", m->task_name,
                           ZSTD_getErrorName(z));
-    put_le(payload_size_at, z, 8);
-    put_le(crc_at, crc_of(base, (size_t)(crc_at - base)), 4);
+    sotu_put_le(payload_size_at, z, 8);
+    sotu_put_le(crc_at, sotu_crc32(base, (size_t)(crc_at - base)), 4);
     *written = (size_t)(p - base) + z;
     return SOTU_OK;
 }
@@ -153,7 +131,7 @@ static sotu_status take(reader *r, int bytes, uint64_t *v, const char *field)
     if (r->n - r->pos < (size_t)bytes)
         return sotu_error(SOTU_ERR_DATA, "%s: truncated at byte %zu of %zu, in %s", r->what,
                           r->pos, r->n, field);
-    *v = get_le(r->p + r->pos, bytes);
+    *v = sotu_get_le(r->p + r->pos, bytes);
     r->pos += (size_t)bytes;
     return SOTU_OK;
 }
@@ -273,7 +251,7 @@ static sotu_status parse_head(reader *r, const sotu_tensor_table *expect, sotu_m
     TAKE_R(4, crc, "the header checksum");
 #undef TAKE_R
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    if ((uint32_t)crc != crc_of(rr.p, header_end))
+    if ((uint32_t)crc != sotu_crc32(rr.p, header_end))
         return sotu_error(SOTU_ERR_DATA, "%s: header checksum mismatch (damaged in transit or on "
                           "disk)", what);
 #else
