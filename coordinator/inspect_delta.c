@@ -1,4 +1,4 @@
-/* `sotu inspect FILE.sotud`: header, per-tensor kept counts and bytes. */
+/* `sotu inspect FILE.sotud`: header, per-tensor kept counts, bytes. */
 #include <stdio.h>
 
 #include "common/log.h"
@@ -18,23 +18,19 @@ int sotu_inspect_delta(const char *path)
     sotu_status s = sotu_delta_read_file(path, NULL, &d);
     if (s != SOTU_OK)
         return sotu_cmd_fail("inspect", s);
-    uint64_t kept = 0, count = 0, bytes = 0, seeded_kept = 0, seeded_count = 0;
+    uint64_t kept = 0, count = 0, seeded_kept = 0, seeded_count = 0;
     bool verbose = sotu_log_get_level() >= SOTU_LOG_DEBUG;
     if (verbose)
-        printf("%-40s %-8s %12s %12s %12s %8s\n", "tensor", "mask", "elements", "kept", "bytes",
-               "B/value");
+        printf("%-40s %-8s %12s %12s\n", "tensor", "mask", "elements", "kept");
     for (int k = 0; k < d.n_tensors; k++) {
         const sotu_delta_tensor *t = &d.tensors[k];
         kept += t->kept;
         count += t->count;
-        bytes += t->stored_bytes;
         if (t->mask == SOTU_MASK_SEEDED)
             seeded_kept += t->kept, seeded_count += t->count;
         if (verbose)
-            printf("%-40s %-8s %12llu %12llu %12llu %8.3f\n", t->name, mask_name(t->mask),
-                   (unsigned long long)t->count, (unsigned long long)t->kept,
-                   (unsigned long long)t->stored_bytes,
-                   t->kept ? (double)t->stored_bytes / (double)t->kept : 0.0);
+            printf("%-40s %-8s %12llu %12llu\n", t->name, mask_name(t->mask),
+                   (unsigned long long)t->count, (unsigned long long)t->kept);
     }
     if (verbose)
         printf("\n");
@@ -49,8 +45,9 @@ int sotu_inspect_delta(const char *path)
         printf("; seeded %.4f of %llu", (double)seeded_kept / (double)seeded_count,
                (unsigned long long)seeded_count);
     printf(")\n");
-    printf("bytes       %llu payload, %.3f per kept value (dense f32 would be %llu)\n",
-           (unsigned long long)bytes, kept ? (double)bytes / (double)kept : 0.0,
+    printf("bytes       %llu in all, %.3f per kept value (dense f32 would be %llu)\n",
+           (unsigned long long)d.encoded_bytes,
+           kept ? (double)d.encoded_bytes / (double)kept : 0.0,
            (unsigned long long)count * 4);
     sotu_delta_free(&d);
     return SOTU_EXIT_OK;

@@ -15,8 +15,9 @@
  *   mean      an element written by c tasks gets the mean of their values
  *             (the sum divided by c), then λ;
  *   disjoint  element i of tensor j belongs to exactly one task of the run,
- *             t* = floor(T · u) with u the mask hash of (seed, j, i) drawn
- *             under the reserved task word 0x80000000 | SOTU_STREAM_DISJOINT;
+ *             t* = floor(T · P(i) / 2^b) with P the mask permutation of
+ *             (seed, j) drawn under the reserved task word 0x80000000 |
+ *             SOTU_STREAM_DISJOINT (common/mask.h);
  *             task t contributes only the kept elements it owns: no element
  *             is ever written twice (exact orthogonality). Ownership applies
  *             on top of the mask, so each task contributes a k_use / T share
@@ -38,7 +39,7 @@
  * the thread count.
  * Speed: sum and disjoint without statistics take a fast path that splits
  * the model block into one contiguous share per OpenMP thread and, block
- * by block (256 KiB), copies θ0 and lets every task add into the block
+ * by block (1 MiB), copies θ0 and lets every task add into the block
  * while it is in cache: one pass over the weights, plus each kept value and
  * its 32-bit index read once.
  * Memory: the output block, a (tensor, task) table of records and rules,
@@ -103,7 +104,8 @@ void sotu_merge_task_head(const sotu_tensor_table *model, const float *theta0, c
 
 void sotu_merge_stats_free(sotu_merge_stats *st); /* accepts NULL and zeroed structs */
 
-/* The disjoint owner of element i of tensor j among T tasks. */
-uint32_t sotu_merge_owner(uint64_t seed, uint32_t tensor, uint64_t i, uint32_t n_tasks);
+/* The disjoint owner of element i of tensor j (count elements) among T tasks. */
+uint32_t sotu_merge_owner(uint64_t seed, uint32_t tensor, uint64_t count, uint64_t i,
+                          uint32_t n_tasks);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/mask.h"
 #include "common/rng.h"
 #include "io/checkpoint.h"
 #include "io/fsutil.h"
@@ -171,9 +172,9 @@ static int64_t kept_at(const sotu_delta *d, double keep)
             n += (int64_t)dt->kept;
             continue;
         }
+        sotu_mask m = sotu_mask_of(d->seed, d->task_index, dt->table_index, dt->count, keep);
         for (uint64_t i = 0; i < dt->kept; i++)
-            n += sotu_delta_keeps(sotu_mask_u(d->seed, d->task_index, dt->table_index,
-                                              dt->indices[i]), keep);
+            n += sotu_mask_keeps(&m, dt->indices[i]);
     }
     return n;
 }

@@ -6,15 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 #include <zstd_errors.h>
 
-#include "common/rng.h"
+#include "common/mask.h"
+#include "io/bytes.h"
 #include "io/fsutil.h"
 
 enum {
-    FIXED_HEADER = 46,
-    MASK_CHUNK = 16384,
+    FIXED_HEADER = 50, /* through the task name length */
     PLANE_FLUSH_MIN = 256, /* values; fewer go in one zstd block */
 };
 
@@ -40,102 +39,63 @@ float sotu_bf16_to_f32(uint16_t b)
 
 static size_t dtype_size(sotu_delta_dtype t) { return t == SOTU_DELTA_BF16 ? 2 : 4; }
 
-/* The value bits as they travel in format version >= 2: rotated left by
- * one bit, so the sign sits in bit 0 beside the mantissa and the exponent
- * fills the top byte (one byte plane of its own after shuffling). */
+/* The value bits as they travel: rotated left by one bit, so the sign
+ * sits in bit 0 beside the mantissa and the exponent fills the top byte
+ * (one byte plane of its own after shuffling). */
 static inline uint32_t rotl32(uint32_t u) { return u << 1 | u >> 31; }
 static inline uint32_t rotr32(uint32_t u) { return u >> 1 | u << 31; }
 static inline uint16_t rotl16(uint16_t u) { return (uint16_t)(u << 1 | u >> 15); }
 
-/* dst gets k values of vs bytes each, rotated (version >= 2) and
- * byte-shuffled: byte 0 of every value, then byte 1, ... The loops are
- * written per case, without branches inside, so they vectorise. */
-/* noinline: inlined into the encoder and decoder, GCC 12 loses restrict
- * and leaves these loops scalar. */
+/* Byte b of the k values v, rotated, goes to dst[b * stride + i]: one
+ * tensor's share of the planes of the whole delta (stride = all values).
+ * The loops are written per dtype, without branches inside, so they
+ * vectorise. noinline: inlined into the encoder and decoder, GCC 12 loses
+ * restrict and leaves these loops scalar. */
 __attribute__((noinline)) static void shuffle_values(uint8_t *restrict dst,
                                                      const float *restrict v, uint64_t k,
-                                                     sotu_delta_dtype t, bool rotate)
+                                                     uint64_t stride, sotu_delta_dtype t)
 {
-    uint8_t *restrict d0 = dst, *restrict d1 = dst + k, *restrict d2 = dst + 2 * k,
-                      *restrict d3 = dst + 3 * k;
+    uint8_t *restrict d0 = dst, *restrict d1 = dst + stride, *restrict d2 = dst + 2 * stride,
+                      *restrict d3 = dst + 3 * stride;
     if (t == SOTU_DELTA_BF16) {
         for (uint64_t i = 0; i < k; i++) {
-            uint16_t b = sotu_bf16_from_f32(v[i]);
-            if (rotate)
-                b = rotl16(b);
+            uint16_t b = rotl16(sotu_bf16_from_f32(v[i]));
             d0[i] = (uint8_t)b;
             d1[i] = (uint8_t)(b >> 8);
         }
         return;
     }
-    if (rotate)
-        for (uint64_t i = 0; i < k; i++) {
-            uint32_t x;
-            memcpy(&x, &v[i], 4);
-            x = rotl32(x);
-            d0[i] = (uint8_t)x, d1[i] = (uint8_t)(x >> 8);
-            d2[i] = (uint8_t)(x >> 16), d3[i] = (uint8_t)(x >> 24);
-        }
-    else
-        for (uint64_t i = 0; i < k; i++) {
-            uint32_t x;
-            memcpy(&x, &v[i], 4);
-            d0[i] = (uint8_t)x, d1[i] = (uint8_t)(x >> 8);
-            d2[i] = (uint8_t)(x >> 16), d3[i] = (uint8_t)(x >> 24);
-        }
+    for (uint64_t i = 0; i < k; i++) {
+        uint32_t x;
+        memcpy(&x, &v[i], 4);
+        x = rotl32(x);
+        d0[i] = (uint8_t)x, d1[i] = (uint8_t)(x >> 8);
+        d2[i] = (uint8_t)(x >> 16), d3[i] = (uint8_t)(x >> 24);
+    }
 }
 
 __attribute__((noinline)) static void unshuffle_values(float *restrict v,
                                                        const uint8_t *restrict src, uint64_t k,
-                                                       sotu_delta_dtype t, bool rotated)
+                                                       uint64_t stride, sotu_delta_dtype t)
 {
-    const uint8_t *restrict s0 = src, *restrict s1 = src + k, *restrict s2 = src + 2 * k,
-                            *restrict s3 = src + 3 * k;
+    const uint8_t *restrict s0 = src, *restrict s1 = src + stride, *restrict s2 = src + 2 * stride,
+                            *restrict s3 = src + 3 * stride;
     if (t == SOTU_DELTA_BF16) {
         for (uint64_t i = 0; i < k; i++) {
             uint32_t b = (uint32_t)s0[i] | (uint32_t)s1[i] << 8;
-            if (rotated)
-                b = (b >> 1 | b << 15) & 0xffffu;
-            b <<= 16; /* bf16 to f32 */
+            b = ((b >> 1 | b << 15) & 0xffffu) << 16; /* rotate back, bf16 to f32 */
             memcpy(&v[i], &b, 4);
         }
         return;
     }
-    if (rotated)
-        for (uint64_t i = 0; i < k; i++) {
-            uint32_t x = rotr32((uint32_t)s0[i] | (uint32_t)s1[i] << 8 | (uint32_t)s2[i] << 16 |
-                                (uint32_t)s3[i] << 24);
-            memcpy(&v[i], &x, 4);
-        }
-    else
-        for (uint64_t i = 0; i < k; i++) {
-            uint32_t x = (uint32_t)s0[i] | (uint32_t)s1[i] << 8 | (uint32_t)s2[i] << 16 |
-                         (uint32_t)s3[i] << 24;
-            memcpy(&v[i], &x, 4);
-        }
+    for (uint64_t i = 0; i < k; i++) {
+        uint32_t x = rotr32((uint32_t)s0[i] | (uint32_t)s1[i] << 8 | (uint32_t)s2[i] << 16 |
+                            (uint32_t)s3[i] << 24);
+        memcpy(&v[i], &x, 4);
+    }
 }
 
 /* ------------------------------------------------------------- writing */
-
-static uint8_t *put_u16(uint8_t *p, uint16_t x)
-{
-    p[0] = (uint8_t)x, p[1] = (uint8_t)(x >> 8);
-    return p + 2;
-}
-
-static uint8_t *put_u32(uint8_t *p, uint32_t x)
-{
-    for (int b = 0; b < 4; b++)
-        p[b] = (uint8_t)(x >> (8 * b));
-    return p + 4;
-}
-
-static uint8_t *put_u64(uint8_t *p, uint64_t x)
-{
-    for (int b = 0; b < 8; b++)
-        p[b] = (uint8_t)(x >> (8 * b));
-    return p + 8;
-}
 
 static size_t varint_put(uint8_t *p, uint64_t x)
 {
@@ -148,23 +108,30 @@ static size_t varint_put(uint8_t *p, uint64_t x)
     return n;
 }
 
-static size_t record_header_size(const sotu_delta_tensor *t)
+/* Bytes of the records and index lists: fixed fields plus worst-case varints. */
+static size_t record_bound(const sotu_delta_tensor *t)
 {
-    return 2 + strlen(t->name) + 4 + 1 + 1 + 8 * (size_t)t->ndim + 8 * 5 + 4;
+    size_t n = 2 + strlen(t->name) + 10 + 2 + 10 * (size_t)t->ndim + 10 + 10;
+    if (t->mask == SOTU_MASK_INDEXED)
+        n += 10 * (size_t)t->kept;
+    return n;
+}
+
+static uint64_t total_kept(const sotu_delta *d)
+{
+    uint64_t k = 0;
+    for (int i = 0; i < d->n_tensors; i++)
+        k += d->tensors[i].kept;
+    return k;
 }
 
 size_t sotu_delta_encode_bound(const sotu_delta *d)
 {
-    size_t n = FIXED_HEADER + strlen(d->task_name);
-    for (int i = 0; i < d->n_tensors; i++) {
-        const sotu_delta_tensor *t = &d->tensors[i];
-        /* + the block headers of the per-plane flushes (compress_planes) */
-        n += record_header_size(t) + ZSTD_compressBound((size_t)t->kept * dtype_size(d->dtype)) +
-             32;
-        if (t->mask == SOTU_MASK_INDEXED)
-            n += 10 * (size_t)t->kept;
-    }
-    return n;
+    size_t n = FIXED_HEADER + strlen(d->task_name) + 4;
+    for (int i = 0; i < d->n_tensors; i++)
+        n += record_bound(&d->tensors[i]);
+    /* + the block headers of the per-plane flushes (compress_planes) */
+    return n + ZSTD_compressBound((size_t)total_kept(d) * dtype_size(d->dtype)) + 64;
 }
 
 static sotu_status check_for_encode(const sotu_delta *d)
@@ -270,25 +237,32 @@ static size_t compress_planes(ZSTD_CCtx *cctx, uint8_t *dst, size_t cap, const u
     return out.pos;
 }
 
+/* Bytes the name shares with the previous one (at most 255). */
+static size_t shared_prefix(const char *prev, const char *name)
+{
+    size_t k = 0;
+    while (k < 255 && prev[k] && prev[k] == name[k])
+        k++;
+    return k;
+}
+
 sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu_delta *d,
                               ZSTD_CCtx *cctx, int zstd_level)
 {
     sotu_status s = check_for_encode(d);
-    uint8_t *scratch = NULL;
+    uint8_t *planes = NULL;
     *written = 0;
     if (s != SOTU_OK)
         return s;
     if (cap < sotu_delta_encode_bound(d))
         return sotu_error(SOTU_ERR_NOMEM, "delta encode: task '%s': buffer of %zu bytes, need %zu",
                           d->task_name, cap, sotu_delta_encode_bound(d));
-    size_t vs = dtype_size(d->dtype), max_kept = 0;
-    for (int i = 0; i < d->n_tensors; i++)
-        if (d->tensors[i].kept > max_kept)
-            max_kept = d->tensors[i].kept;
-    scratch = malloc(max_kept * vs + 1);
-    if (!scratch) {
+    const size_t vs = dtype_size(d->dtype);
+    const uint64_t all = total_kept(d);
+    planes = malloc((size_t)all * vs + 1);
+    if (!planes) {
         s = sotu_error(SOTU_ERR_NOMEM, "delta encode: task '%s': %zu bytes of scratch",
-                       d->task_name, max_kept * vs);
+                       d->task_name, (size_t)all * vs);
         goto cleanup;
     }
     size_t zr = ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
@@ -308,68 +282,77 @@ sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu
     uint8_t *p = dst;
     memcpy(p, SOTU_DELTA_MAGIC, SOTU_DELTA_MAGIC_LEN);
     p += SOTU_DELTA_MAGIC_LEN;
-    p = put_u32(p, SOTU_DELTA_VERSION);
-    p = put_u32(p, d->flags);
-    p = put_u32(p, d->task_index);
-    p = put_u32(p, (uint32_t)d->dtype);
-    p = put_u64(p, d->seed);
+    p = sotu_put_le(p, SOTU_DELTA_VERSION, 4);
+    p = sotu_put_le(p, d->flags, 4);
+    p = sotu_put_le(p, d->task_index, 4);
+    p = sotu_put_le(p, (uint32_t)d->dtype, 4);
+    p = sotu_put_le(p, d->seed, 8);
     uint64_t keep_bits;
     memcpy(&keep_bits, &d->keep, 8);
-    p = put_u64(p, keep_bits);
-    p = put_u32(p, (uint32_t)d->n_tensors);
+    p = sotu_put_le(p, keep_bits, 8);
+    p = sotu_put_le(p, (uint32_t)d->n_tensors, 4);
+    uint8_t *crc_at_field = p; /* H, filled below */
+    p += 4;
     size_t ln = strlen(d->task_name);
-    p = put_u16(p, (uint16_t)ln);
+    p = sotu_put_le(p, ln, 2);
     memcpy(p, d->task_name, ln);
     p += ln;
 
+    const char *prev = "";
+    uint64_t at = 0; /* the tensor's first value in the planes */
     for (int i = 0; i < d->n_tensors; i++) {
         const sotu_delta_tensor *t = &d->tensors[i];
-        size_t l = strlen(t->name);
-        p = put_u16(p, (uint16_t)l);
-        memcpy(p, t->name, l);
-        p += l;
-        p = put_u32(p, t->table_index);
+        size_t l = strlen(t->name), shared = shared_prefix(prev, t->name);
+        *p++ = (uint8_t)shared;
+        *p++ = (uint8_t)(l - shared);
+        memcpy(p, t->name + shared, l - shared);
+        p += l - shared;
+        prev = t->name;
+        p += varint_put(p, t->table_index);
         *p++ = (uint8_t)t->ndim;
         *p++ = (uint8_t)t->mask;
         for (int a = 0; a < t->ndim; a++)
-            p = put_u64(p, (uint64_t)t->shape[a]);
-        p = put_u64(p, t->count);
-        p = put_u64(p, t->kept);
-        uint8_t *sizes = p; /* index bytes, payload bytes, crc: filled below */
-        p += 8 + 8 + 4;
-
-        uint8_t *data = p;
-        uint64_t index_bytes = 0, prev = 0;
+            p += varint_put(p, (uint64_t)t->shape[a]);
+        p += varint_put(p, t->kept);
+        uint64_t index_bytes = 0, prev_index = 0;
+        uint8_t scratch[10];
         if (t->mask == SOTU_MASK_INDEXED)
             for (uint64_t m = 0; m < t->kept; m++) {
-                uint64_t gap = m == 0 ? t->indices[0] : t->indices[m] - prev - 1;
-                index_bytes += varint_put(p + index_bytes, gap);
-                prev = t->indices[m];
+                uint64_t gap = m == 0 ? t->indices[0] : t->indices[m] - prev_index - 1;
+                index_bytes += varint_put(scratch, gap);
+                prev_index = t->indices[m];
             }
-        p += index_bytes;
-        shuffle_values(scratch, t->values, t->kept, d->dtype, true);
-        size_t room = cap - (size_t)(p - (uint8_t *)dst);
-        size_t z = compress_planes(cctx, p, room, scratch, t->kept, vs);
-        if (ZSTD_isError(z)) {
-            s = sotu_error(SOTU_ERR_INTERNAL, "delta encode: task '%s': tensor '%s': zstd: %s",
-                           d->task_name, t->name, ZSTD_getErrorName(z));
-            goto cleanup;
-        }
-        p += z;
-        uLong crc = crc32(0L, Z_NULL, 0);
-        for (size_t off = 0, len = index_bytes + z; off < len;) {
-            uInt step = (uInt)((len - off) > (1u << 30) ? (1u << 30) : (len - off));
-            crc = crc32(crc, data + off, step);
-            off += step;
-        }
-        sizes = put_u64(sizes, index_bytes);
-        sizes = put_u64(sizes, z);
-        put_u32(sizes, (uint32_t)crc);
+        p += varint_put(p, index_bytes);
+        shuffle_values(planes + at, t->values, t->kept, all, d->dtype);
+        at += t->kept;
     }
-    *written = (size_t)(p - (uint8_t *)dst);
+    for (int i = 0; i < d->n_tensors; i++) {
+        const sotu_delta_tensor *t = &d->tensors[i];
+        uint64_t prev_index = 0;
+        if (t->mask == SOTU_MASK_INDEXED)
+            for (uint64_t m = 0; m < t->kept; m++) {
+                p += varint_put(p, m == 0 ? t->indices[0] : t->indices[m] - prev_index - 1);
+                prev_index = t->indices[m];
+            }
+    }
+    size_t h = (size_t)(p - (uint8_t *)dst);
+    if (h > UINT32_MAX) {
+        s = sotu_error(SOTU_ERR_DATA, "delta encode: task '%s': %zu bytes of records and index "
+                       "lists, at most %u", d->task_name, h, UINT32_MAX);
+        goto cleanup;
+    }
+    sotu_put_le(crc_at_field, (uint32_t)h, 4);
+    p = sotu_put_le(p, sotu_crc32(dst, h), 4);
+    size_t z = compress_planes(cctx, p, cap - (h + 4), planes, all, vs);
+    if (ZSTD_isError(z)) {
+        s = sotu_error(SOTU_ERR_INTERNAL, "delta encode: task '%s': zstd: %s", d->task_name,
+                       ZSTD_getErrorName(z));
+        goto cleanup;
+    }
+    *written = h + 4 + z;
 
 cleanup:
-    free(scratch);
+    free(planes);
     return s;
 }
 
@@ -393,9 +376,7 @@ static bool have(const reader *r, size_t k) { return r->n - r->pos >= k; }
 
 static uint64_t get_le(reader *r, int bytes)
 {
-    uint64_t x = 0;
-    for (int b = 0; b < bytes; b++)
-        x |= (uint64_t)r->p[r->pos + (size_t)b] << (8 * b);
+    uint64_t x = sotu_get_le(r->p + r->pos, bytes);
     r->pos += (size_t)bytes;
     return x;
 }
@@ -409,44 +390,6 @@ static uint64_t get_le(reader *r, int bytes)
         dst = get_le(r, bytes);                                                                    \
     } while (0)
 
-static uint32_t crc32_big(const uint8_t *p, size_t n)
-{
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (size_t off = 0; off < n;) {
-        uInt step = (uInt)((n - off) > (1u << 30) ? (1u << 30) : (n - off));
-        crc = crc32(crc, p + off, step);
-        off += step;
-    }
-    return (uint32_t)crc;
-}
-
-/* A growing list of kept indices for one part of a tensor's mask. */
-typedef struct {
-    int tensor;
-    uint64_t from, to;    /* the part's elements */
-    uint32_t *idx;
-    size_t n, cap, limit; /* stops once n > limit */
-    bool oom;
-} mask_part;
-
-/* Appends the kept indices of the part to its list, stopping past limit. */
-static void scan_part(sotu_mask_key key, uint32_t bound, mask_part *l)
-{
-    for (uint64_t first = l->from; first < l->to && l->n <= l->limit; first += MASK_CHUNK) {
-        size_t n = (size_t)(l->to - first < MASK_CHUNK ? l->to - first : MASK_CHUNK);
-        if (l->cap - l->n < n + SOTU_MASK_SCAN_SLACK) {
-            size_t cap = l->cap * 2 + n + SOTU_MASK_SCAN_SLACK;
-            uint32_t *p = realloc(l->idx, cap * sizeof *p);
-            if (!p) {
-                l->oom = true;
-                return;
-            }
-            l->idx = p, l->cap = cap;
-        }
-        l->n += sotu_mask_scan(key, first, n, bound, l->idx + l->n);
-    }
-}
-
 static sotu_status kept_mismatch(const sotu_delta *d, const sotu_delta_tensor *t, uint64_t want,
                                  const char *what)
 {
@@ -456,94 +399,6 @@ static sotu_status kept_mismatch(const sotu_delta *d, const sotu_delta_tensor *t
                       what, t->name, (unsigned long long)t->kept, (unsigned long long)d->seed,
                       d->task_index, d->keep, want > t->kept ? "more than " : "",
                       (unsigned long long)(want > t->kept ? t->kept : want));
-}
-
-/* Regenerates every SEEDED mask of d, checks each tensor's kept count
- * (the first that differs, in tensor order, is the error) and fills
- * t->indices (room for t->kept). On one thread each tensor is scanned
- * straight into its index list; on more, every tensor is cut into parts of
- * MASK_PART elements, all parts of all tensors are scanned in one parallel
- * region (one wake-up of the threads per delta) into lists of their own,
- * which are joined in order: the same indices at any thread count. */
-static sotu_status verify_masks(sotu_delta *d, const char *what)
-{
-    enum { MASK_PART = 1 << 20 };
-    const uint32_t bound = sotu_mask_bound(d->keep);
-    if (omp_get_max_threads() == 1) {
-        uint32_t spill[MASK_CHUNK + SOTU_MASK_SCAN_SLACK];
-        for (int i = 0; i < d->n_tensors; i++) {
-            sotu_delta_tensor *t = &d->tensors[i];
-            if (t->mask != SOTU_MASK_SEEDED)
-                continue;
-            const sotu_mask_key key = sotu_mask_key_of(d->seed, d->task_index, t->table_index);
-            uint64_t kept = 0;
-            for (uint64_t first = 0; first < t->count; first += MASK_CHUNK) {
-                size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK);
-                /* Straight into the index list while it has room for a chunk
-                 * and the kernel's slack; near its end through spill. */
-                bool direct = t->kept - kept >= n + SOTU_MASK_SCAN_SLACK;
-                uint32_t *dst = direct ? t->indices + kept : spill;
-                size_t c = sotu_mask_scan(key, first, n, bound, dst);
-                if (c > t->kept - kept)
-                    return kept_mismatch(d, t, t->kept + 1, what);
-                if (!direct)
-                    memcpy(t->indices + kept, spill, c * sizeof *spill);
-                kept += c;
-            }
-            if (kept != t->kept)
-                return kept_mismatch(d, t, kept, what);
-        }
-        return SOTU_OK;
-    }
-
-    size_t n_parts = 0;
-    for (int i = 0; i < d->n_tensors; i++)
-        if (d->tensors[i].mask == SOTU_MASK_SEEDED)
-            n_parts += (size_t)((d->tensors[i].count + MASK_PART - 1) / MASK_PART);
-    mask_part *parts = calloc(n_parts + 1, sizeof *parts);
-    if (!parts)
-        return sotu_error(SOTU_ERR_NOMEM, "%s: %zu mask lists", what, n_parts);
-    size_t k = 0;
-    for (int i = 0; i < d->n_tensors; i++) {
-        const sotu_delta_tensor *t = &d->tensors[i];
-        for (uint64_t from = 0; t->mask == SOTU_MASK_SEEDED && from < t->count; from += MASK_PART)
-            parts[k++] = (mask_part){.tensor = i, .from = from,
-                                     .to = t->count - from < MASK_PART ? t->count : from + MASK_PART,
-                                     .limit = (size_t)t->kept};
-    }
-    for (size_t p = 0; p < n_parts; p++) { /* room for the expected count: no regrowing */
-        size_t cap = (size_t)((double)(parts[p].to - parts[p].from) * d->keep * 1.1) +
-                     MASK_CHUNK + SOTU_MASK_SCAN_SLACK;
-        parts[p].idx = malloc(cap * sizeof *parts[p].idx);
-        parts[p].cap = parts[p].idx ? cap : 0;
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t p = 0; p < n_parts; p++) {
-        const sotu_delta_tensor *t = &d->tensors[parts[p].tensor];
-        scan_part(sotu_mask_key_of(d->seed, d->task_index, t->table_index), bound, &parts[p]);
-    }
-    sotu_status s = SOTU_OK;
-    for (size_t p = 0; p < n_parts && s == SOTU_OK;) {
-        sotu_delta_tensor *t = &d->tensors[parts[p].tensor];
-        uint64_t kept = 0;
-        size_t q = p;
-        for (; q < n_parts && parts[q].tensor == parts[p].tensor; q++) {
-            if (parts[q].oom)
-                s = sotu_error(SOTU_ERR_NOMEM, "%s: tensor '%s': mask list", what, t->name);
-            kept += parts[q].n;
-        }
-        if (s == SOTU_OK && kept != t->kept)
-            s = kept_mismatch(d, t, kept, what);
-        for (size_t at = 0; s == SOTU_OK && p < q; p++) {
-            memcpy(t->indices + at, parts[p].idx, parts[p].n * sizeof *parts[p].idx);
-            at += parts[p].n;
-        }
-        p = q;
-    }
-    for (size_t p = 0; p < n_parts; p++)
-        free(parts[p].idx);
-    free(parts);
-    return s;
 }
 
 static sotu_status read_indices(reader *r, sotu_delta_tensor *t, uint64_t bytes)
@@ -578,34 +433,73 @@ static sotu_status read_indices(reader *r, sotu_delta_tensor *t, uint64_t bytes)
     return SOTU_OK;
 }
 
-static sotu_status read_tensor(reader *r, sotu_delta *d, int i, const sotu_tensor_table *model,
-                               ZSTD_DCtx *dctx)
+/* An unsigned LEB128 varint of at most 10 bytes that fits in 64 bits. */
+static bool get_varint(reader *r, uint64_t *x)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (!have(r, 1))
+            return false;
+        uint8_t b = r->p[r->pos++];
+        if (shift == 63 && b > 1)
+            return false;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *x = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+#define READ_VARINT(r, dst, field, tensor)                                                         \
+    do {                                                                                           \
+        if (!get_varint(r, &(dst))) {                                                              \
+            s = sotu_error(SOTU_ERR_DATA, "%s: bad or truncated varint at byte %zu reading %s of "  \
+                           "tensor '%s'", (r)->what, (r)->pos, field, tensor);                     \
+            goto cleanup;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+/* Record i (its name front-coded against record i - 1's); *index_bytes
+ * gets its index list's size. Checks the record alone and against model. */
+static sotu_status read_record(reader *r, sotu_delta *d, int i, const sotu_tensor_table *model,
+                               uint64_t *index_bytes)
 {
     sotu_status s = SOTU_OK;
     sotu_delta_tensor *t = &d->tensors[i];
-    uint8_t *raw = NULL;
-    uint64_t len, x, index_bytes, payload, crc;
+    const char *prev = i > 0 ? d->tensors[i - 1].name : "";
+    uint64_t shared, rest, x;
     char label[32];
     snprintf(label, sizeof label, "#%d", i);
 
-    READ(r, len, 2, "tensor name length", label);
-    if (len == 0 || len >= SOTU_TENSOR_NAME_MAX) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: tensor %s: name length %llu, expected 1..%d", r->what,
-                       label, (unsigned long long)len, SOTU_TENSOR_NAME_MAX - 1);
+    READ(r, shared, 1, "tensor name", label);
+    READ(r, rest, 1, "tensor name", label);
+    if (shared > strlen(prev) || shared + rest == 0 || shared + rest >= SOTU_TENSOR_NAME_MAX) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: tensor %s: name of %llu + %llu bytes (the previous "
+                       "name has %zu), expected 1..%d in all", r->what, label,
+                       (unsigned long long)shared, (unsigned long long)rest, strlen(prev),
+                       SOTU_TENSOR_NAME_MAX - 1);
         goto cleanup;
     }
-    if (!have(r, len)) {
-        s = truncated(r, "tensor name", label, len);
+    if (!have(r, rest)) {
+        s = truncated(r, "tensor name", label, rest);
         goto cleanup;
     }
-    memcpy(t->name, r->p + r->pos, len);
-    t->name[len] = 0;
-    r->pos += len;
-    if (strlen(t->name) != len) {
+    memcpy(t->name, prev, shared);
+    memcpy(t->name + shared, r->p + r->pos, rest);
+    t->name[shared + rest] = 0;
+    r->pos += rest;
+    if (strlen(t->name) != shared + rest) {
         s = sotu_error(SOTU_ERR_DATA, "%s: tensor %s: name contains a NUL byte", r->what, label);
         goto cleanup;
     }
-    READ(r, x, 4, "table index", t->name);
+    READ_VARINT(r, x, "table index", t->name);
+    if (x > UINT32_MAX) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': table index %llu", r->what, t->name,
+                       (unsigned long long)x);
+        goto cleanup;
+    }
     t->table_index = (uint32_t)x;
     READ(r, x, 1, "ndim", t->name);
     t->ndim = (int)x;
@@ -623,7 +517,7 @@ static sotu_status read_tensor(reader *r, sotu_delta *d, int i, const sotu_tenso
     }
     uint64_t prod = 1;
     for (int a = 0; a < t->ndim; a++) {
-        READ(r, x, 8, "shape", t->name);
+        READ_VARINT(r, x, "shape", t->name);
         if (x == 0 || x > SOTU_DELTA_COUNT_MAX || prod > SOTU_DELTA_COUNT_MAX / x) {
             s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': shape[%d] = %llu, expected 1..%llu "
                            "elements in all", r->what, t->name, a, (unsigned long long)x,
@@ -633,16 +527,9 @@ static sotu_status read_tensor(reader *r, sotu_delta *d, int i, const sotu_tenso
         t->shape[a] = (int64_t)x;
         prod *= x;
     }
-    READ(r, t->count, 8, "count", t->name);
-    READ(r, t->kept, 8, "kept count", t->name);
-    READ(r, index_bytes, 8, "index bytes", t->name);
-    READ(r, payload, 8, "payload bytes", t->name);
-    READ(r, crc, 4, "payload checksum", t->name);
-    if (t->count != prod) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': count %llu, expected %llu from the shape",
-                       r->what, t->name, (unsigned long long)t->count, (unsigned long long)prod);
-        goto cleanup;
-    }
+    t->count = prod;
+    READ_VARINT(r, t->kept, "kept count", t->name);
+    READ_VARINT(r, *index_bytes, "index bytes", t->name);
     if (t->mask != SOTU_MASK_DENSE && t->count > SOTU_DELTA_SPARSE_COUNT_MAX) {
         s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': %llu elements, a %s tensor has at most "
                        "%llu", r->what, t->name, (unsigned long long)t->count,
@@ -690,85 +577,153 @@ static sotu_status read_tensor(reader *r, sotu_delta *d, int i, const sotu_tenso
                        t->mask == SOTU_MASK_DENSE ? ", a DENSE tensor keeps all" : "");
         goto cleanup;
     }
-    if ((t->mask == SOTU_MASK_INDEXED) != (index_bytes != 0) && !(t->mask == SOTU_MASK_INDEXED &&
-                                                                 t->kept == 0)) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': %llu index bytes for mask kind %d",
-                       r->what, t->name, (unsigned long long)index_bytes, (int)t->mask);
+    /* An INDEXED list has 1..10 bytes an index; other kinds have none. */
+    bool indexed = t->mask == SOTU_MASK_INDEXED;
+    if ((indexed && (*index_bytes < t->kept || *index_bytes / 10 > t->kept)) ||
+        (!indexed && *index_bytes != 0)) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': %llu index bytes for %llu kept values "
+                       "of mask kind %d", r->what, t->name, (unsigned long long)*index_bytes,
+                       (unsigned long long)t->kept, (int)t->mask);
         goto cleanup;
     }
-    if (index_bytes > r->n - r->pos || payload > r->n - r->pos - index_bytes) {
-        s = sotu_error(SOTU_ERR_DATA,
-                       "%s: truncated at byte %zu in tensor '%s': index + payload of %llu + %llu "
-                       "bytes, %zu left",
-                       r->what, r->pos, t->name, (unsigned long long)index_bytes,
-                       (unsigned long long)payload, r->n - r->pos);
-        goto cleanup;
-    }
-    t->stored_bytes = index_bytes + payload;
-    uint32_t got_crc = crc32_big(r->p + r->pos, (size_t)(index_bytes + payload));
-#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    if (got_crc != (uint32_t)crc) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': payload checksum 0x%08x, expected 0x%08x",
-                       r->what, t->name, got_crc, (unsigned)crc);
-        goto cleanup;
-    }
-#else
-    (void)got_crc; /* libFuzzer builds: mutated bytes reach the parsing behind the checksum */
-#endif
 
-    size_t vs = dtype_size(d->dtype);
-    const uint8_t *frame = r->p + r->pos + index_bytes;
+cleanup:
+    return s;
+}
+
+/* The largest bitmap scratch any SEEDED mask of d needs, and (in
+ * *elements) how many elements the SEEDED tensors have in all. */
+static size_t mask_scratch_words(const sotu_delta *d, size_t *elements)
+{
+    size_t words = 0;
+    *elements = 0;
+    for (int i = 0; i < d->n_tensors; i++) {
+        const sotu_delta_tensor *t = &d->tensors[i];
+        if (t->mask != SOTU_MASK_SEEDED)
+            continue;
+        sotu_mask m = sotu_mask_of(d->seed, d->task_index, t->table_index, t->count, d->keep);
+        size_t w = sotu_mask_scratch_words(&m);
+        words = w > words ? w : words;
+        *elements += (size_t)t->count;
+    }
+    return words;
+}
+
+/* The frame from r's position to the end, and the SEEDED masks. Checks the
+ * frame, allocates every tensor's values and index list, then in one
+ * parallel region decompresses the planes of all k values and unshuffles
+ * each tensor's share (one thread) while the others list the masks into
+ * the index lists, whole tensors each with a bitmap scratch of its own (so
+ * the indices are the same at any thread count). Errors in this order: the
+ * frame, then the first tensor, in tensor order, whose mask keeps another
+ * count than its record says. */
+static sotu_status read_values(reader *r, sotu_delta *d, ZSTD_DCtx *dctx)
+{
+    sotu_status s = SOTU_OK;
+    const size_t vs = dtype_size(d->dtype);
+    const uint64_t all = total_kept(d); /* each <= 2^40, at most 2^16 tensors */
+    const uint8_t *frame = r->p + r->pos;
+    const size_t payload = r->n - r->pos;
+    uint8_t *raw = NULL;
+    uint64_t *listed = NULL;
     /* One zstd frame (magic 0xFD2FB528) whose descriptor byte has the
      * content-checksum bit (RFC 8878, 3.1.1.1.1) and declares the size;
-     * checked before allocating, so a kept count the payload does not back
-     * costs nothing. */
-    unsigned long long content = ZSTD_getFrameContentSize(frame, (size_t)payload);
+     * checked before allocating, so kept counts the payload does not back
+     * cost nothing. */
+    unsigned long long content = ZSTD_getFrameContentSize(frame, payload);
     bool is_frame = payload >= 5 && frame[0] == 0x28 && frame[1] == 0xB5 && frame[2] == 0x2F &&
                     frame[3] == 0xFD;
-    if (!is_frame || !(frame[4] & 0x04) || content != (unsigned long long)t->kept * vs) {
+    if (!is_frame || !(frame[4] & 0x04) || content != (unsigned long long)all * vs) {
         s = sotu_error(SOTU_ERR_DATA,
-                       "%s: tensor '%s': payload is not one zstd frame with content checksum and "
-                       "%llu content bytes (%llu kept x %zu)",
-                       r->what, t->name, (unsigned long long)t->kept * vs,
-                       (unsigned long long)t->kept, vs);
+                       "%s: the values are not one zstd frame with content checksum and %llu "
+                       "content bytes (%llu kept x %zu)%s", r->what,
+                       (unsigned long long)all * vs, (unsigned long long)all, vs,
+                       payload < 5 ? ": truncated" : "");
         goto cleanup;
     }
-    size_t fsize = ZSTD_findFrameCompressedSize(frame, (size_t)payload);
-    if (ZSTD_isError(fsize) || fsize != payload) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': zstd frame of %zu bytes in a payload of "
-                       "%llu", r->what, t->name, ZSTD_isError(fsize) ? 0 : fsize,
-                       (unsigned long long)payload);
+    size_t fsize = ZSTD_findFrameCompressedSize(frame, payload);
+    if (ZSTD_isError(fsize) || fsize > payload) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: truncated zstd frame (%zu bytes left): %s", r->what,
+                       payload, ZSTD_isError(fsize) ? ZSTD_getErrorName(fsize) : "short");
         goto cleanup;
     }
-    if (t->kept > SIZE_MAX / 8) {
-        s = sotu_error(SOTU_ERR_NOMEM, "%s: tensor '%s': %llu kept values do not fit in memory",
-                       r->what, t->name, (unsigned long long)t->kept);
+    if (fsize < payload) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: %zu bytes after the last of %d tensors' values",
+                       r->what, payload - fsize, d->n_tensors);
         goto cleanup;
     }
-    t->values = malloc((size_t)t->kept * sizeof(float) + 1);
-    if (t->mask != SOTU_MASK_DENSE)
-        t->indices = malloc((size_t)t->kept * sizeof *t->indices + 1);
-    raw = malloc((size_t)t->kept * vs + 1);
-    if (!t->values || !raw || (t->mask != SOTU_MASK_DENSE && !t->indices)) {
-        s = sotu_error(SOTU_ERR_NOMEM, "%s: tensor '%s': %llu kept values do not fit in memory",
-                       r->what, t->name, (unsigned long long)t->kept);
+    if (all > SIZE_MAX / 8) {
+        s = sotu_error(SOTU_ERR_NOMEM, "%s: %llu kept values do not fit in memory", r->what,
+                       (unsigned long long)all);
         goto cleanup;
     }
-    if (t->mask == SOTU_MASK_INDEXED && (s = read_indices(r, t, index_bytes)) != SOTU_OK)
+    raw = malloc((size_t)all * vs + 1);
+    listed = malloc((size_t)d->n_tensors * sizeof *listed + 1);
+    if (!raw || !listed) {
+        s = sotu_error(SOTU_ERR_NOMEM, "%s: %llu kept values do not fit in memory", r->what,
+                       (unsigned long long)all);
         goto cleanup;
-    r->pos += index_bytes;
-
-    size_t got = ZSTD_decompressDCtx(dctx, raw, (size_t)t->kept * vs, frame, (size_t)payload);
-    if (ZSTD_isError(got) || got != (size_t)t->kept * vs) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: tensor '%s': zstd: %s", r->what, t->name,
+    }
+    for (int i = 0; i < d->n_tensors; i++) {
+        sotu_delta_tensor *t = &d->tensors[i];
+        t->values = malloc((size_t)t->kept * sizeof(float) + 1);
+        if (t->mask != SOTU_MASK_DENSE)
+            t->indices = malloc(((size_t)t->kept + SOTU_MASK_SLACK) * sizeof *t->indices);
+        if (!t->values || (t->mask != SOTU_MASK_DENSE && !t->indices)) {
+            s = sotu_error(SOTU_ERR_NOMEM, "%s: tensor '%s': %llu kept values do not fit in "
+                           "memory", r->what, t->name, (unsigned long long)t->kept);
+            goto cleanup;
+        }
+    }
+    size_t elements, words = mask_scratch_words(d, &elements), got = 0;
+    bool oom = false;
+    /* Threads only pay off past a few tensors' worth of work. */
+#pragma omp parallel if (elements >= ((size_t)1 << 20))
+    {
+#pragma omp single nowait
+        {
+            got = ZSTD_decompressDCtx(dctx, raw, (size_t)all * vs, frame, payload);
+            uint64_t at = 0;
+            for (int i = 0; i < d->n_tensors && got == (size_t)all * vs; i++) {
+                unshuffle_values(d->tensors[i].values, raw + at, d->tensors[i].kept, all,
+                                 d->dtype);
+                at += d->tensors[i].kept;
+            }
+        }
+        uint64_t *scratch = words ? malloc(words * sizeof *scratch) : NULL;
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < d->n_tensors; i++) {
+            sotu_delta_tensor *t = &d->tensors[i];
+            if (t->mask != SOTU_MASK_SEEDED)
+                continue;
+            sotu_mask m = sotu_mask_of(d->seed, d->task_index, t->table_index, t->count, d->keep);
+            listed[i] = scratch ? sotu_mask_list(&m, t->indices, t->kept, scratch) : UINT64_MAX;
+        }
+        if (words && !scratch) {
+#pragma omp atomic write
+            oom = true;
+        }
+        free(scratch);
+    }
+    if (ZSTD_isError(got) || got != (size_t)all * vs) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: zstd: %s", r->what,
                        ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short content");
         goto cleanup;
     }
     r->pos += payload;
-    unshuffle_values(t->values, raw, t->kept, d->dtype, d->version >= 2);
+    for (int i = 0; i < d->n_tensors && s == SOTU_OK; i++) {
+        const sotu_delta_tensor *t = &d->tensors[i];
+        if (t->mask != SOTU_MASK_SEEDED)
+            continue;
+        if (oom)
+            s = sotu_error(SOTU_ERR_NOMEM, "%s: mask bitmaps of %zu words", r->what, words);
+        else if (listed[i] != t->kept)
+            s = kept_mismatch(d, t, listed[i], r->what);
+    }
 
 cleanup:
     free(raw);
+    free(listed);
     return s;
 }
 
@@ -777,7 +732,8 @@ sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table
 {
     sotu_status s = SOTU_OK;
     reader r = {src, n, 0, what};
-    uint64_t x;
+    uint64_t x, h;
+    uint64_t *index_bytes = NULL;
     memset(out, 0, sizeof *out);
 
     if (!have(&r, SOTU_DELTA_MAGIC_LEN)) {
@@ -791,34 +747,65 @@ sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table
     }
     r.pos = SOTU_DELTA_MAGIC_LEN;
     READ(&r, x, 4, "format version", NULL);
-    if (x < 1 || x > SOTU_DELTA_VERSION) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: format version %llu, this sotu reads versions 1 to %u",
-                       what, (unsigned long long)x, SOTU_DELTA_VERSION);
+    if (x == 1 || x == 2) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: format version %llu, written by an older sotu whose "
+                       "masks this one does not regenerate (it reads version %u): re-run the "
+                       "task", what, (unsigned long long)x, SOTU_DELTA_VERSION);
+        goto cleanup;
+    }
+    if (x != SOTU_DELTA_VERSION) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: format version %llu, this sotu reads version %u", what,
+                       (unsigned long long)x, SOTU_DELTA_VERSION);
         goto cleanup;
     }
     out->version = (uint32_t)x;
-    READ(&r, out->flags, 4, "flags", NULL);
+    /* The checksum first: every field below is then known to be as written. */
+    if (!have(&r, 44 + 4 - r.pos)) {
+        s = truncated(&r, "header", NULL, 44 + 4 - r.pos);
+        goto cleanup;
+    }
+    r.pos = 44;
+    READ(&r, h, 4, "checksum offset", NULL);
+    if (h < FIXED_HEADER || h > n || n - h < 4) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: truncated: the header says its checksum is at byte "
+                       "%llu, the input has %zu bytes", what, (unsigned long long)h, n);
+        goto cleanup;
+    }
+    uint32_t want_crc = (uint32_t)(r.p[h] | r.p[h + 1] << 8 | r.p[h + 2] << 16 |
+                                   (uint32_t)r.p[h + 3] << 24);
+    uint32_t got_crc = sotu_crc32(r.p, (size_t)h);
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    if (got_crc != want_crc) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: header checksum 0x%08x, expected 0x%08x (the header, "
+                       "records or index lists are damaged)", what, got_crc, want_crc);
+        goto cleanup;
+    }
+#else
+    (void)got_crc, (void)want_crc; /* libFuzzer: mutations reach the parsing behind it */
+#endif
+    reader hr = {src, (size_t)h, 12, what}; /* the checksummed part */
+    READ(&hr, out->flags, 4, "flags", NULL);
     if (out->flags & ~(uint32_t)SOTU_DELTA_FLAG_RESCALE) {
         s = sotu_error(SOTU_ERR_DATA, "%s: flags 0x%x, only bit 0 (rescale) is defined", what,
                        out->flags);
         goto cleanup;
     }
-    READ(&r, out->task_index, 4, "task index", NULL);
-    READ(&r, x, 4, "value dtype", NULL);
+    READ(&hr, out->task_index, 4, "task index", NULL);
+    READ(&hr, x, 4, "value dtype", NULL);
     if (x != SOTU_DELTA_F32 && x != SOTU_DELTA_BF16) {
         s = sotu_error(SOTU_ERR_DATA, "%s: value dtype %llu, expected 0 (f32) or 1 (bf16)", what,
                        (unsigned long long)x);
         goto cleanup;
     }
     out->dtype = (sotu_delta_dtype)x;
-    READ(&r, out->seed, 8, "seed", NULL);
-    READ(&r, x, 8, "keep", NULL);
+    READ(&hr, out->seed, 8, "seed", NULL);
+    READ(&hr, x, 8, "keep", NULL);
     memcpy(&out->keep, &x, 8);
     if (!(out->keep > 0.0 && out->keep <= 1.0)) {
         s = sotu_error(SOTU_ERR_DATA, "%s: keep %g, expected (0, 1]", what, out->keep);
         goto cleanup;
     }
-    READ(&r, x, 4, "tensor count", NULL);
+    READ(&hr, x, 4, "tensor count", NULL);
     if (x > SOTU_DELTA_TENSORS_MAX) {
         s = sotu_error(SOTU_ERR_DATA, "%s: tensor count %llu, expected <= %d", what,
                        (unsigned long long)x, SOTU_DELTA_TENSORS_MAX);
@@ -830,41 +817,64 @@ sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table
         goto cleanup;
     }
     int n_tensors = (int)x;
-    READ(&r, x, 2, "task name length", NULL);
+    hr.pos += 4; /* H */
+    READ(&hr, x, 2, "task name length", NULL);
     if (x == 0 || x >= SOTU_DELTA_TASK_NAME_MAX) {
         s = sotu_error(SOTU_ERR_DATA, "%s: task name length %llu, expected 1..%d", what,
                        (unsigned long long)x, SOTU_DELTA_TASK_NAME_MAX - 1);
         goto cleanup;
     }
-    if (!have(&r, x)) {
-        s = truncated(&r, "task name", NULL, x);
+    if (!have(&hr, x)) {
+        s = truncated(&hr, "task name", NULL, x);
         goto cleanup;
     }
-    memcpy(out->task_name, r.p + r.pos, x);
+    memcpy(out->task_name, hr.p + hr.pos, x);
     out->task_name[x] = 0;
-    r.pos += x;
+    hr.pos += x;
     if (strlen(out->task_name) != x) {
         s = sotu_error(SOTU_ERR_DATA, "%s: task name contains a NUL byte", what);
         goto cleanup;
     }
     out->tensors = calloc((size_t)n_tensors + 1, sizeof *out->tensors);
-    if (!out->tensors) {
+    index_bytes = calloc((size_t)n_tensors + 1, sizeof *index_bytes);
+    if (!out->tensors || !index_bytes) {
         s = sotu_error(SOTU_ERR_NOMEM, "%s: %d tensor records", what, n_tensors);
         goto cleanup;
     }
     for (int i = 0; i < n_tensors; i++) {
         out->n_tensors = i + 1;
-        if ((s = read_tensor(&r, out, i, model, dctx)) != SOTU_OK)
+        if ((s = read_record(&hr, out, i, model, &index_bytes[i])) != SOTU_OK)
             goto cleanup;
     }
-    if (r.pos != n) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: %zu bytes after the last of %d tensors", what,
-                       n - r.pos, n_tensors);
+    uint64_t lists = 0;
+    for (int i = 0; i < n_tensors; i++) {
+        if (index_bytes[i] > hr.n - hr.pos - lists) {
+            s = sotu_error(SOTU_ERR_DATA, "%s: index lists of %llu bytes and more, the header "
+                           "leaves %zu", what, (unsigned long long)(lists + index_bytes[i]),
+                           hr.n - hr.pos);
+            goto cleanup;
+        }
+        lists += index_bytes[i];
+    }
+    if (hr.pos + lists != hr.n) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: records and index lists end at byte %llu, the header "
+                       "says %zu", what, (unsigned long long)(hr.pos + lists), hr.n);
         goto cleanup;
     }
-    s = verify_masks(out, what);
+    r.pos = (size_t)h + 4;
+    if ((s = read_values(&r, out, dctx)) != SOTU_OK)
+        goto cleanup;
+    for (int i = 0; i < n_tensors; i++) {
+        if (out->tensors[i].mask != SOTU_MASK_INDEXED)
+            continue;
+        if ((s = read_indices(&hr, &out->tensors[i], index_bytes[i])) != SOTU_OK)
+            goto cleanup;
+        hr.pos += (size_t)index_bytes[i];
+    }
+    out->encoded_bytes = n;
 
 cleanup:
+    free(index_bytes);
     if (s != SOTU_OK)
         sotu_delta_free(out);
     return s;

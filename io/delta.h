@@ -1,13 +1,13 @@
-/* The sparse delta format (`.sotud` files and the MPI message), version 2;
- * version 1 files still decode (they differ only in the value bits, below).
+/* The sparse delta format (`.sotud` files and the MPI message), version 3.
  *
  * A delta is what one task's fine-tuning changed, δ = θt − θ0, cut down to the
- * elements of a mask. All integers are little-endian, all offsets in bytes.
+ * elements of a mask. All integers are little-endian, all offsets in bytes;
+ * "varint" is unsigned LEB128 (at most 10 bytes).
  *
- *   file header
+ *   header
  *     0   8   magic      'S' 'O' 'T' 'U' 'D' 0x00 0x0D 0x0A  (CR LF catch
  *                        text-mode transfers, the NUL catches C-string copies)
- *     8   4   u32        format version (2; 1 is read too)
+ *     8   4   u32        format version (3)
  *     12  4   u32        flags: bit 0 = rescale requested (DARE, 1/keep at
  *                        merge time); other bits must be zero
  *     16  4   u32        task index (position in the run's manifest)
@@ -15,48 +15,59 @@
  *     24  8   u64        seed of the mask
  *     32  8   f64        keep: the keep the SEEDED values were cut at, in (0, 1]
  *     40  4   u32        tensor count, <= SOTU_DELTA_TENSORS_MAX
- *     44  2   u16        task name length Ln, 1 <= Ln < SOTU_DELTA_TASK_NAME_MAX
- *     46  Ln             task name (bytes, no NUL)
- *   then tensor count records, each
- *     2   u16            name length L, 1 <= L < SOTU_TENSOR_NAME_MAX
- *     L                  tensor name (timm name, no NUL)
- *     4   u32            table index j: the tensor's index in the model's
- *                        tensor table (the j of the mask hash)
+ *     44  4   u32        H: where the checksum sits (the header, the records
+ *                        and the index lists are bytes [0, H))
+ *     48  2   u16        task name length Ln, 1 <= Ln < SOTU_DELTA_TASK_NAME_MAX
+ *     50  Ln             task name (bytes, no NUL)
+ *   then tensor count records, in ascending table index, each
+ *     1   u8             shared: leading bytes of the name equal to the
+ *                        previous record's name (0 in the first record)
+ *     1   u8             s: bytes of the name after those
+ *     s                  the rest of the name (timm name; shared + s is
+ *                        1..SOTU_TENSOR_NAME_MAX-1, no NUL)
+ *     varint             table index j: the tensor's index in the model's
+ *                        tensor table (the j of the mask)
  *     1   u8             ndim, 1 <= ndim <= SOTU_TENSOR_NDIM_MAX
  *     1   u8             mask kind: 0 SEEDED, 1 DENSE, 2 INDEXED
- *     8*ndim u64         shape
- *     8   u64            total count n = product of shape (SEEDED and
- *                            INDEXED: n <= 2^32, indices are 32-bit in memory)
- *     8   u64            kept count k <= n (DENSE: k = n)
- *     8   u64            index bytes B (INDEXED: > 0 if k > 0; others: 0)
- *     8   u64            payload bytes Z
- *     4   u32            crc32 (zlib) of the B index bytes followed by the
- *                        Z payload bytes
- *     B                  INDEXED only: the k kept indices as unsigned LEB128
- *                        varints of gaps: g0 = i0, g_m = i_m − i_{m−1} − 1
- *                        (indices strictly increasing, < n)
- *     Z                  payload: one zstd frame with content size and
- *                        content checksum, whose content is the k kept values
- *                        in element order (f32, or bf16 = the top half of the
- *                        f32 bits rounded to nearest even), each value's bits
- *                        rotated left by one (version 2; version 1 does not
- *                        rotate): f32 u -> u << 1 | u >> 31, bf16 b ->
- *                        b << 1 | b >> 15, so the sign moves to bit 0 and the
- *                        8 exponent bits fill the top byte; then
- *                        byte-shuffled: byte 0 of every value, then byte 1
- *                        of every value, ... (little-endian byte numbering).
- *                        The exponent plane compresses to about its entropy
- *                        (2-3 bits a value on fine-tuning deltas); sign and
- *                        mantissa planes are near-random. How the frame is
- *                        cut into zstd blocks is the encoder's choice (it
- *                        ends a block after each plane).
- *   nothing may follow the last record.
+ *     varint × ndim      shape; n = product (SEEDED and INDEXED: n <= 2^32)
+ *     varint             kept count k <= n (DENSE: k = n)
+ *     varint             index bytes B (INDEXED with k > 0: > 0; others 0)
+ *   then the index lists of the INDEXED tensors, in record order: each the
+ *     k kept indices as varints of gaps g0 = i0, g_m = i_m − i_{m−1} − 1
+ *     (indices strictly increasing, < n), B bytes
+ *   H 4   u32            crc32 (zlib) of bytes [0, H)
+ *   H+4 to the end       one zstd frame with content size and content
+ *                        checksum (XXH64, which guards the values), whose
+ *                        content is every record's k values in record order
+ *                        and element order (f32, or bf16 = the top half of
+ *                        the f32 bits rounded to nearest even), each value's
+ *                        bits rotated left by one (f32 u -> u << 1 | u >> 31,
+ *                        bf16 b -> b << 1 | b >> 15: the sign moves to bit 0
+ *                        and the 8 exponent bits fill the top byte), then
+ *                        byte-shuffled over the whole delta: byte 0 of every
+ *                        value, then byte 1 of every value, ... The exponent
+ *                        plane compresses to about its entropy (2-3 bits a
+ *                        value on fine-tuning deltas); sign and mantissa
+ *                        planes are near-random. The encoder ends a zstd
+ *                        block after each plane (each plane gets literal
+ *                        statistics of its own); any block layout decodes.
+ *   nothing may follow the frame.
  *
- * Mask kinds. SEEDED: element i is kept iff
- *   sotu_mask_u(seed, task index, j, i) < keep   (common/rng.h)
- * so indices never travel and the decoder regenerates the mask to check k.
- * DENSE: every element (per-task heads travel this way). INDEXED: an explicit
- * index list, for masks no seed generates (e.g. top-k magnitude).
+ * Why one frame and front-coded names: with a frame and fixed-width fields
+ * per tensor (version 2) a small model at small keep paid ~0.5 byte per
+ * value in framing (80 records of ~84 bytes and 80 frames for 12.9 k values
+ * of the tiny ViT at keep 1/53); version 3 pays one set of plane tables and
+ * ~20 bytes a record.
+ *
+ * Mask kinds. SEEDED: element i is kept iff its mask value
+ *   u(seed, task index, j, i) < keep   (common/mask.h)
+ * so indices never travel; the decoder lists the mask (O(keep n) work, not
+ * a hash per element) and checks k against it. DENSE: every element (per-task
+ * heads travel this way). INDEXED: an explicit index list, for masks no seed
+ * generates (e.g. top-k magnitude).
+ *
+ * Versions 1 and 2 (per-tensor frames, the 24-bit hash mask) are refused
+ * with a message that names them: their masks are not this version's.
  *
  * Values are stored raw (δ itself, never multiplied by 1/keep): the rescale
  * flag is applied at merge time with the keep actually used, so a smaller
@@ -75,7 +86,7 @@
 #include "common/status.h"
 #include "common/tensor.h"
 
-#define SOTU_DELTA_VERSION 2u
+#define SOTU_DELTA_VERSION 3u
 #define SOTU_DELTA_MAGIC "SOTUD\0\r\n"
 #define SOTU_DELTA_MAGIC_LEN 8
 #define SOTU_DELTA_TASK_NAME_MAX 64
@@ -119,7 +130,6 @@ typedef struct {
      * and by sotu_delta_extract (the encoder ignores them); NULL for DENSE.
      * 32-bit: SEEDED and INDEXED tensors have at most 2^32 elements. */
     uint32_t *indices;
-    uint64_t stored_bytes;      /* after decode: index + payload bytes on the wire */
 } sotu_delta_tensor;
 
 typedef struct {
@@ -133,10 +143,11 @@ typedef struct {
     sotu_delta_tensor *tensors; /* [n_tensors], ascending table_index */
     uint32_t version;           /* after decode: the input's format version; the
                                  * encoder always writes SOTU_DELTA_VERSION */
+    uint64_t encoded_bytes;     /* after decode: the size of the input */
 } sotu_delta;
 
-/* Encoded size can never exceed this (zstd's ZSTD_compressBound per tensor
- * plus headers and worst-case varints). */
+/* Encoded size can never exceed this (zstd's ZSTD_compressBound of the
+ * values plus headers and worst-case varints). */
 size_t sotu_delta_encode_bound(const sotu_delta *d);
 
 /* Encodes d into dst[0, cap); *written gets the size. cctx is the caller's
@@ -149,9 +160,9 @@ sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu
 
 /* Decodes and verifies src[0, n) into *out (freed with sotu_delta_free; left
  * zeroed on failure). With model non-NULL every tensor must be in the table
- * at its table index with the same shape. Regenerates every SEEDED mask and
- * checks the kept count (the mask scan is vectorised, and tensors of 2^20
- * elements and more are scanned on the OpenMP threads). Fails with SOTU_ERR_DATA, the message starting with
+ * at its table index with the same shape. Lists every SEEDED mask (the
+ * tensors on the OpenMP threads, the same indices at any thread count) and
+ * checks the kept count. Fails with SOTU_ERR_DATA, the message starting with
  * `what` (a path, or "message from rank 3") and naming the tensor and the
  * problem; SOTU_ERR_NOMEM if the values do not fit in memory. */
 sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table *model,
@@ -169,9 +180,5 @@ void sotu_delta_free(sotu_delta *d); /* accepts NULL and zeroed structs */
 /* bf16 bits of x, rounded to nearest even (NaN stays NaN); and back. */
 uint16_t sotu_bf16_from_f32(float x);
 float sotu_bf16_to_f32(uint16_t b);
-
-/* The SEEDED mask rule in one place: element with mask value u is kept at
- * keep iff u < keep. */
-static inline bool sotu_delta_keeps(float u, double keep) { return (double)u < keep; }
 
 #endif

@@ -3,30 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/rng.h"
-
-enum { MASK_CHUNK = 8192 };
+#include "common/mask.h"
 
 static bool all_zero_delta(const float *a, const float *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (a[i] != b[i])
             return false;
-    return true;
-}
-
-static bool grow(sotu_delta_tensor *t, size_t *cap)
-{
-    size_t ncap = *cap * 2 + 1024;
-    float *v = realloc(t->values, ncap * sizeof *v);
-    if (v)
-        t->values = v;
-    uint32_t *ix = realloc(t->indices, ncap * sizeof *ix);
-    if (ix)
-        t->indices = ix;
-    if (!v || !ix)
-        return false;
-    *cap = ncap;
     return true;
 }
 
@@ -43,36 +26,22 @@ static bool extract_tensor(sotu_delta_tensor *t, const float *d0, const float *d
         t->kept = t->count;
         return true;
     }
-    /* Expected kept count plus a margin; grown if the draw is unlucky. */
-    size_t cap = (size_t)((double)t->count * keep * 1.05) + 64, kept = 0;
-    if (cap > t->count)
-        cap = (size_t)t->count;
-    t->values = malloc(cap * sizeof(float) + 1);
-    t->indices = malloc(cap * sizeof *t->indices + 1);
-    if (!t->values || !t->indices)
+    /* The mask lists its kept elements (at most R of them, common/mask.h),
+     * then the values are gathered at them: ascending indices, so the
+     * reads of θ0 and θt stream. */
+    sotu_mask m = sotu_mask_of(seed, task, t->table_index, t->count, keep);
+    t->indices = malloc(((size_t)m.bound + SOTU_MASK_SLACK) * sizeof *t->indices);
+    if (!t->indices)
         return false;
-    uint32_t hit[MASK_CHUNK + SOTU_MASK_SCAN_SLACK];
-    float diff[MASK_CHUNK];
-    const sotu_mask_key key = sotu_mask_key_of(seed, task, t->table_index);
-    const uint32_t bound = sotu_mask_bound(keep);
-    for (uint64_t first = 0; first < t->count; first += MASK_CHUNK) {
-        size_t n = (size_t)(t->count - first < MASK_CHUNK ? t->count - first : MASK_CHUNK);
-        size_t c = sotu_mask_scan(key, first, n, bound, hit);
-        while (kept + c > cap)
-            if (!grow(t, &cap))
-                return false;
-        /* The whole chunk's δ first, in one streaming pass over both
-         * blocks (vectorised, prefetched), then the kept values from it: at
-         * small keep picking them straight from θ0 and θt costs two cache
-         * misses per value (3-4x slower on ViT-B at keep 1/53). */
-        for (size_t k = 0; k < n; k++)
-            diff[k] = dt[first + k] - d0[first + k];
-        for (size_t k = 0; k < c; k++) {
-            uint32_t i = hit[k];
-            t->values[kept + k] = diff[i - first];
-            t->indices[kept + k] = i;
-        }
-        kept += c;
+    uint64_t kept = sotu_mask_list(&m, t->indices, m.bound, NULL);
+    if (kept == UINT64_MAX)
+        return false;
+    t->values = malloc((size_t)kept * sizeof(float) + 1);
+    if (!t->values)
+        return false;
+    for (uint64_t k = 0; k < kept; k++) {
+        uint32_t i = t->indices[k];
+        t->values[k] = dt[i] - d0[i];
     }
     t->kept = kept;
     return true;

@@ -5,7 +5,7 @@
  *   DENSE tensors (by default those whose name starts with "head.", the
  *   per-task head) ship every element of δ;
  *   the others are SEEDED: element i ships iff
- *   sotu_mask_u(seed, task, j, i) < keep, its raw δ in element order.
+ *   u(seed, task, j, i) < keep (common/mask.h), its raw δ in element order.
  * A tensor whose δ is exactly zero everywhere (frozen in practice, or not
  * moved at all) is omitted from the delta: the merge treats a missing tensor
  * as a zero delta, so nothing is lost and nothing is shipped. Tensors are

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "common/mask.h"
 #include "common/threads.h"
 #include "coordinator/merge.h"
 #include "delta_fixture.h"
@@ -86,7 +87,7 @@ static void test_disjoint(void)
             backbone += tab.t[j].count;
             for (size_t i = 0; i < tab.t[j].count && k == 0; i++) {
                 size_t x = tab.t[j].offset + i;
-                uint32_t owner = sotu_merge_owner(SEED, (uint32_t)j, i, T);
+                uint32_t owner = sotu_merge_owner(SEED, (uint32_t)j, tab.t[j].count, i, T);
                 float want = theta0[x] + (thetas[owner][x] - theta0[x]);
                 wrong += memcmp(&m[x], &want, 4) != 0;
             }
@@ -152,14 +153,17 @@ static void test_mean(void)
     sotu_merge_opts o = {SOTU_MERGE_MEAN, 0.5, 0, T};
     float *m = merge(d, NULL, o, NULL);
     int j = sotu_tensor_find(&tab, "blocks.0.mlp.fc1.weight"), checked = 0, bad = 0, coll = 0;
+    sotu_mask mk[T];
+    for (int t = 0; t < T; t++)
+        mk[t] = sotu_mask_of(SEED, (uint32_t)t, (uint32_t)j, tab.t[j].count, 0.5);
     for (size_t i = 0; i < tab.t[j].count; i++) {
         size_t x = tab.t[j].offset + i;
         int c = 0;
         for (int t = 0; t < T; t++)
-            c += sotu_mask_u(SEED, (uint32_t)t, (uint32_t)j, i) < 0.5;
+            c += sotu_mask_keeps(&mk[t], (uint32_t)i);
         float want = theta0[x];
         for (int t = 0; t < T; t++)
-            if (sotu_mask_u(SEED, (uint32_t)t, (uint32_t)j, i) < 0.5)
+            if (sotu_mask_keeps(&mk[t], (uint32_t)i))
                 want += (float)((double)(thetas[t][x] - theta0[x]) * 0.5 / c);
         bad += memcmp(&want, &m[x], 4) != 0;
         coll += c > 1;
@@ -211,10 +215,13 @@ static void test_nested_rescale(void)
     /* One element by hand: the rescale is 1/0.125 = 8. */
     int j = sotu_tensor_find(&tab, "blocks.0.attn.qkv.weight");
     int found = 0;
+    sotu_mask mk[T];
+    for (int t = 0; t < T; t++)
+        mk[t] = sotu_mask_of(SEED, (uint32_t)t, (uint32_t)j, tab.t[j].count, 0.125);
     for (size_t i = 0; i < tab.t[j].count && !found; i++) {
         int c = 0, who = -1;
         for (int t = 0; t < T; t++)
-            if (sotu_mask_u(SEED, (uint32_t)t, (uint32_t)j, i) < 0.125)
+            if (sotu_mask_keeps(&mk[t], (uint32_t)i))
                 c++, who = t;
         if (c != 1)
             continue;
@@ -263,13 +270,13 @@ static void test_decoded(void)
     free_all(back);
 }
 
-/* Tensors of several fast-path blocks (65,536 elements) merged on 1, 2 and
+/* Tensors of several fast-path blocks (262,144 elements) merged on 1, 2 and
  * 3 threads give the same bits as each other and as the general path (with
  * statistics, one thread), for sum and disjoint, with and without a nested
- * keep and a scale. */
+ * keep and a scale, with tasks shipped at keep 1 among them. */
 static void test_blocks_threads(void)
 {
-    sotu_tensor_table big = fixture_table(192); /* fc1 and fc2: 147,456 elements */
+    sotu_tensor_table big = fixture_table(384); /* fc1 and fc2: 589,824 elements */
     float *t0 = malloc(big.total * sizeof(float));
     fixture_perturb(&big, NULL, t0, SEED + 50, 0.02f);
     sotu_delta d[T];
@@ -279,8 +286,10 @@ static void test_blocks_threads(void)
         fixture_perturb(&big, t0, tt, SEED + 60 + (uint64_t)t, 1e-3f);
         char name[32];
         snprintf(name, sizeof name, "task%02d", t);
+        /* Every third task ships every element (keep 1: the streaming add). */
         sotu_extract_opts eo = {.task_index = (uint32_t)t, .task_name = name, .seed = SEED,
-                                .keep = 0.5, .rescale = t % 2 == 0, .dtype = SOTU_DELTA_F32};
+                                .keep = t % 3 == 0 ? 1.0 : 0.5, .rescale = t % 2 == 0,
+                                .dtype = SOTU_DELTA_F32};
         CHECK(sotu_delta_extract(&big, t0, tt, &eo, &d[t]) == SOTU_OK);
         list[t] = &d[t];
     }

@@ -1,5 +1,5 @@
 /* Counter-based RNG: known-answer vector, determinism across processes,
- * uniformity (chi-square), normal moments, permutations, nested masks. */
+ * uniformity (chi-square), normal moments and permutations (masks: test_mask.c). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,7 +9,6 @@
 
 #include "check.h"
 #include "common/rng.h"
-#include "common/rng_internal.h"
 
 /* Philox4x32-10 known-answer test from Random123's kat_vectors. */
 static void test_known_answer(void)
@@ -75,15 +74,6 @@ static void test_uniform_chi_square(void)
     printf("uniform chi-square (99 dof): %.1f\n", chi);
     CHECK(chi < 148.2);
 
-    /* The mask hash, too, over (task, tensor, index). */
-    memset(counts, 0, sizeof counts);
-    for (int i = 0; i < DRAWS; i++)
-        counts[(int)(sotu_mask_u(7, (uint32_t)(i % 53), (uint32_t)(i % 11), (uint64_t)i) * BINS)]++;
-    chi = 0;
-    for (int b = 0; b < BINS; b++)
-        chi += (counts[b] - expect) * (counts[b] - expect) / expect;
-    printf("mask chi-square (99 dof): %.1f\n", chi);
-    CHECK(chi < 148.2);
 }
 
 static void test_normal_moments(void)
@@ -132,72 +122,6 @@ static void test_permutation(void)
     CHECK(chi < 27.9); /* 99.9% of chi-square with 9 dof */
 }
 
-static void test_mask_fill_and_nesting(void)
-{
-    enum { N = 4099 };
-    static float u[N];
-    sotu_mask_u_fill(3, 4, 5, 1, N, u);
-    int mismatch = 0;
-    for (int i = 0; i < N; i++)
-        mismatch += u[i] != sotu_mask_u(3, 4, 5, (uint64_t)i + 1);
-    CHECK(mismatch == 0);
-    /* Keep 0.05 is a subset of keep 0.2 by construction; count both. */
-    int k20 = 0, k05 = 0, violation = 0;
-    for (int i = 0; i < N; i++) {
-        k20 += u[i] < 0.2f;
-        k05 += u[i] < 0.05f;
-        violation += (u[i] < 0.05f) && !(u[i] < 0.2f);
-    }
-    CHECK(violation == 0);
-    CHECK(abs(k20 - N / 5) < 120 && abs(k05 - N / 20) < 60);
-}
-
-/* Every mask-scan kernel the CPU runs gives the indices sotu_mask_u
- * defines, on random lengths (vector tails), keeps (0 and 1 included),
- * seeds and offsets (up to the end of the 2^32 key segment). */
-static void test_mask_scan_kernels(void)
-{
-    enum { N_MAX = 5000, CASES = 300 };
-    static uint32_t want[N_MAX + SOTU_MASK_SCAN_SLACK], got[N_MAX + SOTU_MASK_SCAN_SLACK];
-    const uint64_t seed0 = 20260323;
-    printf("mask scan: seed %llu, best kernel %s\n", (unsigned long long)seed0,
-           sotu_mask_scan_kernel());
-    sotu_rng r;
-    sotu_rng_init(&r, seed0, 99);
-    int ran[SOTU_MASK_KERNEL_COUNT] = {0}, bad = 0;
-    for (int c = 0; c < CASES; c++) {
-        uint64_t seed = sotu_rng_u32(&r);
-        uint32_t task = sotu_rng_u32(&r) % 60, tensor = sotu_rng_u32(&r) % 200;
-        size_t n = (size_t)sotu_rng_below(&r, N_MAX + 1);
-        double keeps[] = {0.0, 1.0, 1.0 / 53, 0.2, 0.5, sotu_rng_uniform_double(&r)};
-        double keep = keeps[c % 6];
-        uint64_t first = c % 5 == 0 ? ((uint64_t)1 << 32) - n : sotu_rng_below(&r, 1u << 30);
-        sotu_mask_key key = sotu_mask_key_of(seed, task, tensor);
-        uint32_t bound = sotu_mask_bound(keep);
-        size_t k = 0;
-        for (size_t e = 0; e < n; e++)
-            if ((double)sotu_mask_u(seed, task, tensor, first + e) < keep)
-                want[k++] = (uint32_t)(first + e);
-        for (int kern = 0; kern < SOTU_MASK_KERNEL_COUNT; kern++) {
-            if (!sotu_mask_kernel_available((sotu_mask_kernel_id)kern))
-                continue;
-            size_t m = sotu_mask_scan_with((sotu_mask_kernel_id)kern, key, first, n, bound, got);
-            if (m != k || memcmp(want, got, k * sizeof *got)) {
-                bad++;
-                fprintf(stderr, "case %d (seed %llu task %u tensor %u first %llu n %zu keep %g): "
-                        "%s kept %zu, expected %zu\n", c, (unsigned long long)seed, task,
-                        tensor, (unsigned long long)first, n, keep,
-                        sotu_mask_kernel_name((sotu_mask_kernel_id)kern), m, k);
-            }
-            ran[kern]++;
-        }
-    }
-    CHECK(bad == 0);
-    CHECK(ran[SOTU_MASK_KERNEL_SCALAR] == CASES);
-    for (int kern = 0; kern < SOTU_MASK_KERNEL_COUNT; kern++)
-        printf("  %-6s %d cases\n", sotu_mask_kernel_name((sotu_mask_kernel_id)kern), ran[kern]);
-}
-
 int main(void)
 {
     test_known_answer();
@@ -205,7 +129,5 @@ int main(void)
     test_uniform_chi_square();
     test_normal_moments();
     test_permutation();
-    test_mask_fill_and_nesting();
-    test_mask_scan_kernels();
     return check_finish("test_rng");
 }
