@@ -6,6 +6,12 @@
  * The settings (data normalisation, batch size, eval.*) come from the
  * configuration stored in the checkpoint, then the --set overrides.
  * Serial, or under mpiexec with the tasks shared over ranks.
+ *
+ * A CLR checkpoint ("sotu-clr-checkpoint") has no merged model: each
+ * manifest task it holds a module for is evaluated task-incrementally with
+ * its own model (frozen backbone + the task's CLR layers, BatchNorm and fc)
+ * by clr_evaluate, and the run's table printed with the new accuracies in
+ * its "clr eval" column (coordinator/clr_checkpoint.h).
  */
 #include <getopt.h>
 #include <math.h>
@@ -14,7 +20,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/threads.h"
 #include "coordinator/cli.h"
+#include "coordinator/clr_checkpoint.h"
+#include "coordinator/clr_eval.h"
 #include "coordinator/commands.h"
 #include "coordinator/evaluate.h"
 #include "coordinator/mpi_util.h"
@@ -29,7 +38,10 @@ static void eval_usage(FILE *f)
                "(task-incremental), NCM and ridge over all tasks' classes (class-incremental),\n"
                "at the checkpoint's keep and at every keep stored under /keeps. Settings come\n"
                "from the checkpoint's configuration, then --set (e.g. eval.rp_dim=1024).\n"
-               "--out DIR  also write DIR/summary.csv, report.md and report.html\n");
+               "--out DIR  also write DIR/summary.csv, report.md and report.html\n"
+               "A CLR checkpoint (method clr) is evaluated task by task, each task with its\n"
+               "own model (backbone + its CLR module), task-incremental accuracy only; --out\n"
+               "then also writes DIR/checkpoint.h5 with this evaluation.\n");
 }
 
 typedef struct {
@@ -61,6 +73,72 @@ static int load_config(const sotu_checkpoint_info *info, char *const *sets, int 
         rc = sotu_cli_config("eval", path, sets, n_sets, cfg);
     unlink(path);
     return rc;
+}
+
+/* Every rank: re-evaluates each module of the CLR checkpoint ckpt on the
+ * tasks of the manifest, rank 0 prints the run's table (and with out writes
+ * the checkpoint and reports there). */
+static sotu_status eval_clr(const char *ckpt, const char *tasks, const char *out,
+                            const sotu_cli_args *a, int rank, int nranks)
+{
+    sotu_config cfg;
+    sotu_manifest man = {0};
+    resnet_model base = {0};
+    clr_run run = {0};
+    sotu_eval_report rep = {0};
+    double *acc = NULL, t0 = sotu_now();
+    int found = 0;
+    sotu_status st = clr_checkpoint_read_config(ckpt, a->sets, a->n_sets, &cfg);
+    if (st == SOTU_OK && out) {
+        char set[SOTU_PATH_MAX + 32];
+        snprintf(set, sizeof set, "output.dir=%s", out);
+        st = sotu_config_set(&cfg, set);
+    }
+    if (st == SOTU_OK)
+        st = sotu_manifest_read(tasks, &man);
+    if (st == SOTU_OK) {
+        sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+        st = clr_checkpoint_read_backbone(ckpt, 1, &base);
+    }
+    if (st == SOTU_OK)
+        st = clr_run_init(&run, &cfg, &man, &base, false);
+    if (st == SOTU_OK && rank == 0) {
+        st = clr_checkpoint_fill_run(ckpt, &run, &found);
+        if (st == SOTU_OK && found == 0)
+            st = sotu_error(SOTU_ERR_DATA, "%s: no module for any of the %d tasks of %s (the "
+                            "checkpoint's tasks are listed by `sotu inspect %s`)", ckpt,
+                            man.n_tasks, tasks, ckpt);
+        if (st == SOTU_OK)
+            SOTU_INFO("eval %s: CLR checkpoint, %d of %d tasks have a module, %d ranks", ckpt,
+                      found, man.n_tasks, nranks);
+    }
+    if (st == SOTU_OK && !(acc = calloc((size_t)man.n_tasks, sizeof *acc)))
+        st = sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", man.n_tasks);
+    if (!sotu_mpi_all_ok(&st, nranks, "CLR evaluation setup"))
+        goto cleanup;
+    if ((st = clr_evaluate(&run, rank, nranks, acc)) != SOTU_OK || rank != 0)
+        goto cleanup;
+    clr_cost cost;
+    if ((st = clr_cost_compute(&run, &cost)) == SOTU_OK)
+        st = clr_eval_report(&run, acc, &rep);
+    if (st != SOTU_OK)
+        goto cleanup;
+    clr_print_table(&run, acc, &cost, stdout);
+    sotu_eval_report_print(&rep, stdout);
+    if (out) {
+        if ((st = sotu_mkdirs(out)) == SOTU_OK)
+            st = clr_write_outputs(&run, acc, &rep, &cost, nranks, sotu_now() - t0);
+        if (st == SOTU_OK)
+            printf("checkpoint: %s   report: %s/report.html (also report.md, summary.csv)\n",
+                   run.checkpoint_path, out);
+    }
+cleanup:
+    sotu_eval_report_free(&rep);
+    free(acc);
+    clr_run_free(&run);
+    resnet_free(&base);
+    sotu_manifest_free(&man);
+    return st;
 }
 
 int sotu_cmd_eval(int argc, char **argv)
@@ -102,6 +180,12 @@ int sotu_cmd_eval(int argc, char **argv)
     sotu_status st = sotu_mpi_init(&argc, &argv, &rank, &nranks);
     if (st != SOTU_OK)
         return sotu_cmd_fail("eval", st);
+    if (clr_checkpoint_detect(ckpt)) {
+        st = eval_clr(ckpt, tasks, out, &a, rank, nranks);
+        int crc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("eval", st);
+        sotu_mpi_finalize();
+        return crc;
+    }
 
     sotu_checkpoint_info info = {0};
     sotu_manifest man = {0};

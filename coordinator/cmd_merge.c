@@ -245,6 +245,17 @@ int sotu_cmd_merge(int argc, char **argv)
                 "sweep directory (sweep.yaml, points/)\n", dir);
         return SOTU_EXIT_USAGE;
     }
+    if (!sweep) {
+        /* Before any weights are read: a CLR run has modules, no deltas. */
+        sotu_config trained;
+        sotu_config_defaults(&trained);
+        if (sotu_config_load(&trained, path) == SOTU_OK && !strcmp(trained.method, "clr")) {
+            fprintf(stderr, "sotu merge: %s is a CLR run (method clr): its tasks ship modules, "
+                    "not deltas; nothing to merge (its checkpoint.h5 holds every task's model: "
+                    "sotu predict CKPT --task T, sotu eval CKPT --tasks MANIFEST)\n", dir);
+            return SOTU_EXIT_USAGE;
+        }
+    }
     if (sweep && (keep || mode || scale || out)) {
         fprintf(stderr, "sotu merge: %s is a sweep directory: --keep, --mode, --scale and --out "
                 "apply to one run directory (%s/points/<point>), or sweep them in the "

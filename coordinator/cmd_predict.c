@@ -1,6 +1,8 @@
 /* `sotu predict CKPT --images H5 --out H5`: logits and predicted classes of
  * every image, from a checkpoint's merged model (optionally with one task's
- * head) or a pretrained weights file (ViT or ResNet).
+ * head), a pretrained weights file (ViT or ResNet), or one task's model of a
+ * CLR checkpoint (coordinator/clr_checkpoint.h: --task is required, each
+ * task has its own model).
  *
  * Input: an HDF5 file with /images uint8 [N, H, W, C] (or [N, H, W] for
  * one channel), or a task file (its --split, test by default).
@@ -10,7 +12,8 @@
  *   root attributes: format "sotu-predictions", model (CKPT), task ("" for
  *   the merged head), images (the input path), split ("" for /images).
  * Images go through io/preprocess.h with the configuration's data.* keys
- * (defaults, --config FILE, --set overrides). */
+ * (defaults, --config FILE, --set overrides; for a CLR checkpoint without
+ * --config, the run's configuration stored in it). */
 #include <errno.h>
 #include <getopt.h>
 #include <hdf5.h>
@@ -23,6 +26,7 @@
 #include "common/status.h"
 #include "common/threads.h"
 #include "coordinator/cli.h"
+#include "coordinator/clr_checkpoint.h"
 #include "coordinator/commands.h"
 #include "coordinator/model_source.h"
 #include "io/fsutil.h"
@@ -38,16 +42,20 @@ static void predict_usage(FILE *f)
     fprintf(f,
             "usage: sotu predict CKPT --images H5 --out H5 [--task T] [--split test|train]\n"
             "                    [--batch B] [--threads N] [--config FILE] [--set key=value]\n\n"
-            "Runs the model of CKPT (a run checkpoint's /merged, or a pretrained weights file)\n"
-            "on every image and writes /logits float32 [N, K] and /pred int32 [N] to --out.\n\n"
+            "Runs the model of CKPT (a run checkpoint's /merged, a pretrained weights file, or\n"
+            "one task's model of a CLR checkpoint) on every image and writes /logits float32\n"
+            "[N, K] and /pred int32 [N] to --out.\n\n"
             "  --images H5   /images uint8 [N, H, W, C], or a task file (see --split)\n"
-            "  --task T      use task T's own head (name or index; checkpoints only)\n"
+            "  --task T      use task T's own head (name or index; checkpoints only). Required\n"
+            "                for a CLR checkpoint (method clr): each task has its own model,\n"
+            "                the frozen backbone with task T's CLR layers, BatchNorm and fc\n"
             "  --split S     the split of a task file: test (default) or train\n"
             "  --batch B     images per forward pass (default 64)\n"
             "  --threads N   threads (default: train.threads, else all cores)\n"
             "  --config F    configuration whose data.* keys set the preprocessing:\n"
             "                data.normalize scalar|inception|imagenet, data.mean, data.std,\n"
-            "                data.crop_pct (see io/preprocess.h)\n"
+            "                data.crop_pct (see io/preprocess.h); a CLR checkpoint's own\n"
+            "                configuration when --config is not given\n"
             "\nexit codes: 0 ok, 2 usage, 3 bad input data, 4 I/O error\n");
 }
 
@@ -199,6 +207,8 @@ static sotu_status write_predictions(const char *path, const float *logits, cons
 /* The model being run: a ViT or a ResNet, behind one forward. */
 typedef struct {
     bool resnet;
+    bool clr;        /* one task's model of a CLR checkpoint */
+    char clr_task[SOTU_TASK_NAME_MAX];
     vit_model vit;
     resnet_model rn;
     int S, C, K; /* input side and channels, classes */
@@ -213,7 +223,18 @@ static sotu_status net_load(const char *path, const char *task, int batch, predi
     if (s != SOTU_OK)
         return s;
     n->resnet = !strcmp(arch, "resnet");
-    if (n->resnet) {
+    if (clr_checkpoint_detect(path)) {
+        if (!task)
+            return sotu_error(SOTU_ERR_USAGE, "%s is a CLR checkpoint (method clr): it needs "
+                              "--task T (a task name or index), each task has its own model",
+                              path);
+        if ((s = clr_checkpoint_load_task(path, task, batch, &n->rn, n->clr_task)) != SOTU_OK)
+            return s;
+        n->resnet = n->clr = true;
+        n->S = n->rn.cfg.image_size;
+        n->C = n->rn.cfg.channels;
+        n->K = n->rn.cfg.classes;
+    } else if (n->resnet) {
         if ((s = sotu_model_load_resnet(path, task, batch, &n->rn)) != SOTU_OK)
             return s;
         n->S = n->rn.cfg.image_size;
@@ -301,13 +322,14 @@ static sotu_status predict(const char *ckpt, const char *images_path, const char
         }
     }
     const char *attrs[4][2] = {{"model", ckpt},
-                               {"task", task ? task : ""},
+                               {"task", m.clr ? m.clr_task : task ? task : ""},
                                {"images", images_path},
                                {"split", split ? split : ""}};
     if ((s = write_predictions(out, logits, pred, im.n, K, attrs)) != SOTU_OK)
         goto cleanup;
     printf("predicted %d images with %s%s%s: %d classes -> %s\n", (int)im.n, ckpt,
-           task ? ", head of task " : "", task ? task : "", K, out);
+           m.clr ? ", CLR model of task " : task ? ", head of task " : "",
+           m.clr ? m.clr_task : task ? task : "", K, out);
 cleanup:
     free(x);
     free(logits);
@@ -380,9 +402,13 @@ int sotu_cmd_predict(int argc, char **argv)
     if (s != SOTU_OK)
         return sotu_cmd_fail("predict", s);
     sotu_config cfg;
-    int rc = sotu_cli_config("predict", config, a.sets, a.n_sets, &cfg);
-    if (rc)
+    int rc = 0;
+    if (!config && clr_checkpoint_detect(argv[optind])) {
+        if ((s = clr_checkpoint_read_config(argv[optind], a.sets, a.n_sets, &cfg)) != SOTU_OK)
+            return sotu_cmd_fail("predict", s);
+    } else if ((rc = sotu_cli_config("predict", config, a.sets, a.n_sets, &cfg)) != 0) {
         return rc;
+    }
     if (a.print_config) {
         sotu_config_print(&cfg, stdout);
         return SOTU_EXIT_OK;

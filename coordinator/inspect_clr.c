@@ -80,15 +80,6 @@ int sotu_inspect_module(const char *path)
     return SOTU_EXIT_OK;
 }
 
-/* A double attribute of loc, NaN when absent. */
-static double attr_or_nan(hid_t loc, const char *name, const char *path)
-{
-    double v = NAN;
-    if (sotu_h5_has_attr(loc, name) > 0 && sotu_h5_read_f64_attr(loc, name, &v, path) != SOTU_OK)
-        v = NAN;
-    return v;
-}
-
 static void put_acc(double v)
 {
     if (isnan(v))
@@ -155,27 +146,27 @@ int sotu_inspect_clr_checkpoint(const char *path)
             sotu_h5_read_int_attr(t, "bytes", &bytes, path);
             sotu_h5_read_str_attr(t, "status", status, sizeof status, path);
             printf("%-28s %7lld", name, (long long)classes);
-            put_acc(attr_or_nan(t, "eval_acc", path));
-            put_acc(attr_or_nan(t, "frozen_acc", path));
-            put_acc(attr_or_nan(t, "full_finetune_acc", path));
+            put_acc(sotu_h5_f64_attr_or_nan(t, "eval_acc", path));
+            put_acc(sotu_h5_f64_attr_or_nan(t, "frozen_acc", path));
+            put_acc(sotu_h5_f64_attr_or_nan(t, "full_finetune_acc", path));
             printf(" %9lld %8s\n", (long long)bytes, status);
             H5Gclose(t);
         }
     }
     if (H5Lexists(f, "/eval", H5P_DEFAULT) > 0 && (g = H5Gopen2(f, "/eval", H5P_DEFAULT)) >= 0) {
         printf("\nfinal avg acc (TIL): clr %.4f, frozen %.4f, finetuned %.4f; forgetting %.4f\n",
-               attr_or_nan(g, "clr_task_heads_final_avg_acc", path),
-               attr_or_nan(g, "frozen_task_heads_final_avg_acc", path),
-               attr_or_nan(g, "finetuned_task_heads_final_avg_acc", path),
-               attr_or_nan(g, "clr_task_heads_forgetting", path));
+               sotu_h5_f64_attr_or_nan(g, "clr_task_heads_final_avg_acc", path),
+               sotu_h5_f64_attr_or_nan(g, "frozen_task_heads_final_avg_acc", path),
+               sotu_h5_f64_attr_or_nan(g, "finetuned_task_heads_final_avg_acc", path),
+               sotu_h5_f64_attr_or_nan(g, "clr_task_heads_forgetting", path));
         H5Gclose(g);
     } else {
         printf("\nnot evaluated (a checkpoint written after a stop signal)\n");
     }
     if (H5Lexists(f, "/cost", H5P_DEFAULT) > 0 && (g = H5Gopen2(f, "/cost", H5P_DEFAULT)) >= 0) {
         printf("cost        %.3f%% parameters added per task, FLOPs %.3f of full fine-tuning "
-               "(measured %.3f)\n", attr_or_nan(g, "added_params_pct", path),
-               attr_or_nan(g, "flops_ratio", path), attr_or_nan(g, "time_ratio", path));
+               "(measured %.3f)\n", sotu_h5_f64_attr_or_nan(g, "added_params_pct", path),
+               sotu_h5_f64_attr_or_nan(g, "flops_ratio", path), sotu_h5_f64_attr_or_nan(g, "time_ratio", path));
         H5Gclose(g);
     }
 done:

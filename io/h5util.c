@@ -1,6 +1,7 @@
 #include "io/h5util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,4 +313,12 @@ const char *sotu_h5_file_format(const char *path, char *dst, size_t cap)
     }
     H5Fclose(f);
     return r;
+}
+
+double sotu_h5_f64_attr_or_nan(hid_t loc, const char *name, const char *path)
+{
+    double v = NAN;
+    if (sotu_h5_has_attr(loc, name) > 0 && sotu_h5_read_f64_attr(loc, name, &v, path) != SOTU_OK)
+        v = NAN;
+    return v;
 }

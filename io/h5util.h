@@ -47,6 +47,8 @@ sotu_status sotu_h5_read_int_attr(hid_t loc, const char *name, int64_t *value,
                                   const char *path);
 /* Reads a scalar (or one-element) floating-point attribute. */
 sotu_status sotu_h5_read_f64_attr(hid_t loc, const char *name, double *value, const char *path);
+/* A scalar float64 attribute, NaN when absent or unreadable (optional figures). */
+double sotu_h5_f64_attr_or_nan(hid_t loc, const char *name, const char *path);
 /* Reads a 1-D string array attribute of exactly n elements, each into
  * dst + i * stride (truncated to stride bytes). */
 sotu_status sotu_h5_read_str_array_attr(hid_t loc, const char *name, int n, char *dst,

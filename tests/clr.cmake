@@ -9,3 +9,11 @@ sotu_add_script_test(mpi_clr_train COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/
                      LABELS mpi TIMEOUT 300)
 set_property(TEST mpi_clr_train APPEND PROPERTY ENVIRONMENT
              "CLR_TASK_BIN=$<TARGET_FILE:test_clr_task>")
+
+# The commands on a CLR checkpoint (tests/mpi/clr_cli.sh): predict --task T
+# against the run's recorded accuracies, predict without --task and merge on
+# a CLR run fail with a reason, eval re-evaluates every module (1 and 2 ranks).
+sotu_add_script_test(mpi_clr_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/clr_cli.sh
+                     LABELS mpi TIMEOUT 120)
+set_property(TEST mpi_clr_cli APPEND PROPERTY ENVIRONMENT
+             "CLR_TASK_BIN=$<TARGET_FILE:test_clr_task>")
