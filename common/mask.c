@@ -179,11 +179,21 @@ static inline uint64_t list_word(uint64_t w, uint32_t base, uint32_t *out)
     return count;
 }
 
-static uint64_t list_scalar(const uint64_t *bits, uint64_t n, uint32_t *out)
+/* The set bits of words [0, words) listed while they fit in cap (out has
+ * cap + SOTU_MASK_SLACK entries: list_word writes at least 4), counted
+ * after that: one pass for both, instead of a counting pass first.
+ * Returns the count; out holds the list iff the count is <= cap. */
+static uint64_t list_scalar(const uint64_t *bits, uint64_t words, uint32_t *out, uint64_t cap)
 {
-    uint64_t c = 0;
-    for (uint64_t q = 0; q * 64 < n; q++)
-        c += list_word(bits[q], (uint32_t)(q * 64), out + c);
+    uint64_t c = 0, q = 0;
+    for (; q < words; q++) {
+        uint64_t w = bits[q], k = (uint64_t)__builtin_popcountll(w);
+        if (c + k > cap)
+            break;
+        c += list_word(w, (uint32_t)(q * 64), out + c);
+    }
+    for (; q < words; q++)
+        c += (uint64_t)__builtin_popcountll(bits[q]);
     return c;
 }
 
@@ -302,38 +312,61 @@ __attribute__((target("avx2"))) static void scan_avx2(const sotu_mask *m, uint64
     scan_scalar(m, bits, full);
 }
 
-/* P^-1 of the 16 ranks r0..r0+15 into x (the sort way's inner step). */
-__attribute__((target("avx512f"))) static void elements16_avx512(const sotu_mask *m, uint32_t r0,
+/* P^-1 of the 64 ranks r0..r0+63 into x (the inner step of the ranks and
+ * sort ways). The rounds of one vector are a chain of ~60 cycles of
+ * latency (eight multiplies), so four independent vectors are in flight
+ * at a time; one vector per call left the multipliers idle (the AVX2
+ * kernel ran at 1.8 ns a rank, latency-bound). */
+#define INVERSE_ROUNDS(V, SRL, SLL, XOR, AND, OR, MIX, r, out)                                    \
+    do {                                                                                           \
+        V hi_ = SRL(r, s_lb), lo_ = AND(r, lo_mask);                                               \
+        lo_ = XOR(lo_, SRL(MIX(XOR(hi_, k3)), s_lr));                                              \
+        hi_ = XOR(hi_, SRL(MIX(XOR(lo_, k2)), s_hr));                                              \
+        lo_ = XOR(lo_, SRL(MIX(XOR(hi_, k1)), s_lr));                                              \
+        hi_ = XOR(hi_, SRL(MIX(XOR(lo_, k0)), s_hr));                                              \
+        out = OR(SLL(hi_, s_lb), lo_);                                                             \
+    } while (0)
+
+__attribute__((target("avx512f"))) static void elements64_avx512(const sotu_mask *m, uint32_t r0,
                                                                  uint32_t *x)
 {
     LANE_CONSTS(m);
     const __m512i lo_mask = _mm512_set1_epi32((int)((1u << lb) - 1u));
-    __m512i r = _mm512_add_epi32(_mm512_set1_epi32((int)r0),
-                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-                                                   14, 15));
-    __m512i hi = _mm512_srl_epi32(r, s_lb), lo = _mm512_and_si512(r, lo_mask);
-    lo = _mm512_xor_si512(lo, f16(hi, m->key[3], s_lr));
-    hi = _mm512_xor_si512(hi, f16(lo, m->key[2], s_hr));
-    lo = _mm512_xor_si512(lo, f16(hi, m->key[1], s_lr));
-    hi = _mm512_xor_si512(hi, f16(lo, m->key[0], s_hr));
-    _mm512_storeu_si512(x, _mm512_or_si512(_mm512_sll_epi32(hi, s_lb), lo));
+    const __m512i k0 = _mm512_set1_epi32((int)m->key[0]), k1 = _mm512_set1_epi32((int)m->key[1]),
+                  k2 = _mm512_set1_epi32((int)m->key[2]), k3 = _mm512_set1_epi32((int)m->key[3]);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    __m512i r[4], e[4];
+    r[0] = _mm512_add_epi32(_mm512_set1_epi32((int)r0),
+                            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    for (int v = 1; v < 4; v++)
+        r[v] = _mm512_add_epi32(r[v - 1], sixteen);
+    for (int v = 0; v < 4; v++)
+        INVERSE_ROUNDS(__m512i, _mm512_srl_epi32, _mm512_sll_epi32, _mm512_xor_si512,
+                       _mm512_and_si512, _mm512_or_si512, mix16, r[v], e[v]);
+    for (int v = 0; v < 4; v++)
+        _mm512_storeu_si512(x + 16 * v, e[v]);
 }
 
-__attribute__((target("avx2"))) static void elements16_avx2(const sotu_mask *m, uint32_t r0,
+__attribute__((target("avx2"))) static void elements64_avx2(const sotu_mask *m, uint32_t r0,
                                                             uint32_t *x)
 {
     LANE_CONSTS(m);
     const __m256i lo_mask = _mm256_set1_epi32((int)((1u << lb) - 1u));
-    for (unsigned half = 0; half < 2; half++) {
-        __m256i r = _mm256_add_epi32(_mm256_set1_epi32((int)(r0 + 8 * half)),
-                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256i hi = _mm256_srl_epi32(r, s_lb), lo = _mm256_and_si256(r, lo_mask);
-        lo = _mm256_xor_si256(lo, f8(hi, m->key[3], s_lr));
-        hi = _mm256_xor_si256(hi, f8(lo, m->key[2], s_hr));
-        lo = _mm256_xor_si256(lo, f8(hi, m->key[1], s_lr));
-        hi = _mm256_xor_si256(hi, f8(lo, m->key[0], s_hr));
-        _mm256_storeu_si256((__m256i *)(x + 8 * half),
-                            _mm256_or_si256(_mm256_sll_epi32(hi, s_lb), lo));
+    const __m256i k0 = _mm256_set1_epi32((int)m->key[0]), k1 = _mm256_set1_epi32((int)m->key[1]),
+                  k2 = _mm256_set1_epi32((int)m->key[2]), k3 = _mm256_set1_epi32((int)m->key[3]);
+    const __m256i eight = _mm256_set1_epi32(8);
+    __m256i r = _mm256_add_epi32(_mm256_set1_epi32((int)r0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int half = 0; half < 2; half++) {
+        __m256i rv[4], e[4];
+        for (int v = 0; v < 4; v++) {
+            rv[v] = r;
+            r = _mm256_add_epi32(r, eight);
+        }
+        for (int v = 0; v < 4; v++)
+            INVERSE_ROUNDS(__m256i, _mm256_srl_epi32, _mm256_sll_epi32, _mm256_xor_si256,
+                           _mm256_and_si256, _mm256_or_si256, mix8, rv[v], e[v]);
+        for (int v = 0; v < 4; v++)
+            _mm256_storeu_si256((__m256i *)(x + 32 * half + 8 * v), e[v]);
     }
 }
 #endif
@@ -372,9 +405,9 @@ static sotu_mask_kernel_id best_kernel(void)
 
 const char *sotu_mask_kernel(void) { return sotu_mask_kernel_name(best_kernel()); }
 
-static void elements16_scalar(const sotu_mask *m, uint32_t r0, uint32_t *x)
+static void elements64_scalar(const sotu_mask *m, uint32_t r0, uint32_t *x)
 {
-    for (uint32_t l = 0; l < 16; l++)
+    for (uint32_t l = 0; l < 64; l++)
         x[l] = sotu_mask_element(m, r0 + l);
 }
 
@@ -412,28 +445,29 @@ static void sort_u32(uint32_t *a, uint32_t *tmp, size_t n, unsigned bits)
         memcpy(a, src, n * sizeof *a);
 }
 
-typedef void (*elements16_fn)(const sotu_mask *m, uint32_t r0, uint32_t *x);
+typedef void (*elements64_fn)(const sotu_mask *m, uint32_t r0, uint32_t *x);
 
-static elements16_fn elements16_kernel(sotu_mask_kernel_id k)
+static elements64_fn elements64_kernel(sotu_mask_kernel_id k)
 {
 #ifdef SOTU_MASK_X86
     if (k == SOTU_MASK_KERNEL_AVX512)
-        return elements16_avx512;
+        return elements64_avx512;
     if (k == SOTU_MASK_KERNEL_AVX2)
-        return elements16_avx2;
+        return elements64_avx2;
 #endif
     (void)k;
-    return elements16_scalar;
+    return elements64_scalar;
 }
 
-/* The ranks way: bit P^-1(r) set for every rank r < R (bits zeroed). */
+/* The ranks way: bit P^-1(r) set for every rank r < R (bits zeroed; they
+ * cover all 2^b elements, so no lane needs a test). */
 static void mark_ranks(sotu_mask_kernel_id k, const sotu_mask *m, uint64_t *bits)
 {
-    elements16_fn block = elements16_kernel(k);
-    uint32_t x[16];
-    for (uint64_t r0 = 0; r0 < m->bound; r0 += 16) {
+    elements64_fn block = elements64_kernel(k);
+    uint32_t x[64];
+    for (uint64_t r0 = 0; r0 < m->bound; r0 += 64) {
         block(m, (uint32_t)r0, x);
-        unsigned lanes = m->bound - r0 < 16 ? (unsigned)(m->bound - r0) : 16;
+        unsigned lanes = m->bound - r0 < 64 ? (unsigned)(m->bound - r0) : 64;
         for (unsigned l = 0; l < lanes; l++)
             bits[x[l] >> 6] |= (uint64_t)1 << (x[l] & 63);
     }
@@ -444,12 +478,12 @@ static void mark_ranks(sotu_mask_kernel_id k, const sotu_mask *m, uint64_t *bits
  * O(R) work and no n-bit bitmap, for very small keep. */
 static uint64_t sorted_elements(sotu_mask_kernel_id k, const sotu_mask *m, uint32_t *buf)
 {
-    elements16_fn block = elements16_kernel(k);
-    uint32_t x[16];
+    elements64_fn block = elements64_kernel(k);
+    uint32_t x[64];
     uint64_t c = 0;
-    for (uint64_t r0 = 0; r0 < m->bound; r0 += 16) {
+    for (uint64_t r0 = 0; r0 < m->bound; r0 += 64) {
         block(m, (uint32_t)r0, x);
-        unsigned lanes = m->bound - r0 < 16 ? (unsigned)(m->bound - r0) : 16;
+        unsigned lanes = m->bound - r0 < 64 ? (unsigned)(m->bound - r0) : 64;
         for (unsigned l = 0; l < lanes; l++) {
             buf[c] = x[l];
             c += x[l] < m->n;
@@ -517,16 +551,18 @@ uint64_t sotu_mask_list_with(sotu_mask_kernel_id k, sotu_mask_way way, const sot
     if (n % 64)
         bits[last] &= ((uint64_t)1 << (n % 64)) - 1;
     uint64_t count = 0;
-    for (uint64_t q = 0; q <= last; q++)
-        count += (uint64_t)__builtin_popcountll(bits[q]);
-    if (count <= cap) {
 #ifdef SOTU_MASK_X86
-        if (k == SOTU_MASK_KERNEL_AVX512 && count > 8 * (last + 1))
+    /* Dense bitmaps (about R n / 2^b set bits, over 8 a word): count, then
+     * compress 16 lanes at a time. */
+    if (k == SOTU_MASK_KERNEL_AVX512 &&
+        ldexp((double)m->bound * (double)n, -(int)m->bits) > 8.0 * (double)(last + 1)) {
+        for (uint64_t q = 0; q <= last; q++)
+            count += (uint64_t)__builtin_popcountll(bits[q]);
+        if (count <= cap)
             list_avx512(bits, n, out);
-        else
+    } else
 #endif
-            list_scalar(bits, n, out);
-    }
+        count = list_scalar(bits, last + 1, out, cap);
     if (!scratch)
         free(bits);
     return count;

@@ -17,6 +17,7 @@
 #include "coordinator/bench.h"
 #include "coordinator/bench_delta.h"
 #include "coordinator/commands.h"
+#include "io/bytes.h"
 #include "io/delta.h"
 #include "worker/delta_extract.h"
 
@@ -247,7 +248,7 @@ int sotu_bench_codec(int argc, char **argv)
     const sotu_tensor_table *check = NULL;
     float *theta0 = NULL, *thetat = NULL;
     sotu_delta d = {0}, back = {0};
-    uint8_t *buf = NULL;
+    uint8_t *buf = NULL, *zraw = NULL; /* zraw: the zstd peer's output */
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     double extract_s = 0;
@@ -297,7 +298,7 @@ int sotu_bench_codec(int argc, char **argv)
             s = sotu_error(SOTU_ERR_NOMEM, "bench codec: %zu bytes", cap);
             goto cleanup;
         }
-        double enc = 1e30, dec = 1e30;
+        double enc = 1e30, dec = 1e30, zdec = 1e30;
         for (int r = 0; r < repeat; r++) {
             double t0 = sotu_now();
             if ((s = sotu_delta_encode(buf, cap, &n, &d, cctx, level)) != SOTU_OK)
@@ -309,6 +310,24 @@ int sotu_bench_codec(int argc, char **argv)
             double t2 = sotu_now();
             enc = t1 - t0 < enc ? t1 - t0 : enc;
             dec = t2 - t1 < dec ? t2 - t1 : dec;
+            /* The peer in the same run: zstd alone on the same frame (bytes
+             * [H + 4, n) of the message, io/delta.h), into a buffer that is
+             * reused, so none of the verification, mask listing, unshuffle
+             * or allocation the decoder does. */
+            size_t at = (size_t)sotu_get_le(buf + 44, 4) + 4, raw_n = (size_t)kept * (dt ? 2 : 4);
+            if (!zraw && !(zraw = malloc((size_t)kept * 4 + 1))) {
+                s = sotu_error(SOTU_ERR_NOMEM, "bench codec: %zu bytes", raw_n);
+                goto cleanup;
+            }
+            double t3 = sotu_now();
+            size_t zr = ZSTD_decompressDCtx(dctx, zraw, raw_n, buf + at, n - at);
+            double t4 = sotu_now();
+            if (ZSTD_isError(zr) || zr != raw_n) {
+                s = sotu_error(SOTU_ERR_INTERNAL, "bench codec: zstd peer: %s",
+                               ZSTD_isError(zr) ? ZSTD_getErrorName(zr) : "short");
+                goto cleanup;
+            }
+            zdec = t4 - t3 < zdec ? t4 - t3 : zdec;
         }
         if (d.dtype == SOTU_DELTA_F32)
             for (int k = 0; k < d.n_tensors; k++)
@@ -329,6 +348,8 @@ int sotu_bench_codec(int argc, char **argv)
             extract_s > 0 ? mb / extract_s : 0.0, "decode_params_m_s", (double)total / 1e6 / dec,
             "threads", threads);
         if (j) {
+            json_object_set_new(j, "zstd_decompress_mb_s", json_real(mb / zdec));
+            json_object_set_new(j, "decode_vs_zstd", json_real(zdec / dec));
             json_object_set_new(j, "model", json_string(model));
             json_object_set_new(j, "mask_kernel", json_string(sotu_mask_kernel()));
         }
@@ -342,6 +363,7 @@ cleanup:
     sotu_delta_free(&d);
     sotu_delta_free(&back);
     free(buf);
+    free(zraw);
     free(theta0);
     free(thetat);
     free(tab.t);
