@@ -194,9 +194,7 @@ static void codec_usage(FILE *f)
             "bench/peer_codec.py.\n", SOTU_DELTA_ZSTD_LEVEL);
 }
 
-/* Cuts a decoded delta's SEEDED tensors to a smaller keep in place: the
- * values a run at that keep would have shipped (masks are nested). */
-static void cut_to_keep(sotu_delta *d, double keep)
+void sotu_bench_cut_to_keep(sotu_delta *d, double keep)
 {
     for (int k = 0; k < d->n_tensors; k++) {
         sotu_delta_tensor *t = &d->tensors[k];
@@ -263,7 +261,7 @@ int sotu_bench_codec(int argc, char **argv)
             goto cleanup;
         model = "file";
         if (keep_given && keep < d.keep)
-            cut_to_keep(&d, keep); /* what a run at this keep ships: the nested sub-mask */
+            sotu_bench_cut_to_keep(&d, keep); /* what a run at this keep ships: the nested sub-mask */
         keep = d.keep;
     } else {
         if ((s = sotu_bench_vit_table(model, &tab)) != SOTU_OK ||

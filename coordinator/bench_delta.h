@@ -6,6 +6,7 @@
 
 #include "common/status.h"
 #include "common/tensor.h"
+#include "io/delta.h"
 
 /* A timm ViT tensor table for "tiny" (D 192), "small" (D 384) or "vitb"
  * (D 768), depth 12, 224 px, patch 16, 1000 classes, in block order.
@@ -17,5 +18,9 @@ sotu_status sotu_bench_vit_table(const char *model, sotu_tensor_table *tab);
  * small and their scale differs by tensor). Both blocks malloc'ed. */
 sotu_status sotu_bench_synthetic_weights(const sotu_tensor_table *tab, uint64_t seed,
                                          float **theta0, float **thetat);
+
+/* Cuts a decoded delta's SEEDED tensors to keep (<= its own) in place: the
+ * values a run at that keep would have shipped (masks are nested). */
+void sotu_bench_cut_to_keep(sotu_delta *d, double keep);
 
 #endif

@@ -25,7 +25,7 @@ static void merge_usage(FILE *f)
     fprintf(f,
             "usage: sotu bench merge [--model tiny|small|vitb] [--tasks T] [--keep K]\n"
             "                        [--mode sum|mean|disjoint] [--repeat R] [--seed S]\n"
-            "                        [--threads N] [--delta FILE.sotud ...]\n\n"
+            "                        [--threads N] [--delta FILE.sotud ... [--ship-keep K]]\n\n"
             "Merges T deltas into θ0 and prints one JSON line: the merge time without and\n"
             "with statistics, and memcpy of the same model block on the same threads,\n"
             "interleaved with the merge in the same process. merge_gb_s counts the bytes\n"
@@ -35,7 +35,9 @@ static void merge_usage(FILE *f)
             "time, less sensitive to other load), model_vs_memcpy the memcpy time over\n"
             "the merge time. Default: synthetic ViT (--model small), T 8, keep 1/T, mode\n"
             "sum. With --delta (repeatable) the given deltas are merged into a zero θ0\n"
-            "laid out from their own tensor records.\n");
+            "laid out from their own tensor records; --keep K merges them at K (cutting\n"
+            "each list inside the timed merge, as sotu merge --keep does), --ship-keep K\n"
+            "cuts them to K before timing (the deltas a run at keep K ships).\n");
 }
 
 /* CPU seconds of the whole process (all threads): unlike wall time, not
@@ -101,11 +103,12 @@ int sotu_bench_merge(int argc, char **argv)
         {"keep", required_argument, NULL, 'k'},  {"mode", required_argument, NULL, 'M'},
         {"repeat", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 't'}, {"delta", required_argument, NULL, 'd'},
+        {"ship-keep", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     const char *model = "small", *mode_name = "sum";
     const char *files[MAX_DELTA_FILES];
     int n_files = 0, T = 8, repeat = 3, threads = 1, o;
-    double keep = 0;
+    double keep = 0, ship_keep = 0;
     uint64_t seed = 1;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -113,6 +116,7 @@ int sotu_bench_merge(int argc, char **argv)
         case 'm': model = optarg; break;
         case 'T': T = atoi(optarg); break;
         case 'k': keep = atof(optarg); break;
+        case 'K': ship_keep = atof(optarg); break;
         case 'M': mode_name = optarg; break;
         case 'r': repeat = atoi(optarg); break;
         case 's': seed = strtoull(optarg, NULL, 10); break;
@@ -128,7 +132,8 @@ int sotu_bench_merge(int argc, char **argv)
         default: merge_usage(stderr); return SOTU_EXIT_USAGE;
         }
     }
-    if (optind != argc || T < 1 || repeat < 1 || threads < 1 || keep < 0 || keep > 1) {
+    if (optind != argc || T < 1 || repeat < 1 || threads < 1 || keep < 0 || keep > 1 ||
+        ship_keep < 0 || ship_keep > 1 || (ship_keep > 0 && !n_files)) {
         merge_usage(stderr);
         return SOTU_EXIT_USAGE;
     }
@@ -152,9 +157,12 @@ int sotu_bench_merge(int argc, char **argv)
         goto cleanup;
     }
     if (n_files) {
-        for (int a = 0; a < T; a++)
+        for (int a = 0; a < T; a++) {
             if ((s = sotu_delta_read_file(files[a], NULL, &d[a])) != SOTU_OK)
                 goto cleanup;
+            if (ship_keep > 0 && ship_keep < d[a].keep) /* untimed: what a run at it ships */
+                sotu_bench_cut_to_keep(&d[a], ship_keep);
+        }
         if ((s = table_from_deltas(d, T, &tab)) != SOTU_OK)
             goto cleanup;
         theta0 = calloc(tab.total + 1, sizeof *theta0);
