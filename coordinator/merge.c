@@ -34,7 +34,7 @@ static sotu_mask owner_mask(uint64_t seed, uint32_t tensor, uint64_t count)
 
 static inline uint32_t owner_of(const sotu_mask *owner, uint32_t i, uint32_t n_tasks)
 {
-    return (uint32_t)(((uint64_t)sotu_mask_rank(owner, i) * n_tasks) >> owner->bits);
+    return (uint32_t)(((uint64_t)sotu_mask_u32(owner, i) * n_tasks) >> 32);
 }
 
 uint32_t sotu_merge_owner(uint64_t seed, uint32_t tensor, uint64_t count, uint64_t i,
@@ -159,7 +159,8 @@ static task_rule rule_for(const merge_ctx *c, int a, uint32_t j)
         /* Cut once to k_use (listing the smaller mask), so the merge loops
          * see a plain list; on no memory, test each element as it goes. */
         q.mask = sotu_mask_of(d->seed, d->task_index, j, r->count, k_use);
-        size_t room = (size_t)(r->kept < q.mask.bound ? r->kept : q.mask.bound);
+        uint64_t most = sotu_mask_kept_max(&q.mask);
+        size_t room = (size_t)(r->kept < most ? r->kept : most);
         uint32_t *ix = malloc(room * sizeof *ix + 1);
         float *v = malloc(room * sizeof *v + 1);
         if (ix && v) {

@@ -15,9 +15,9 @@
  *   mean      an element written by c tasks gets the mean of their values
  *             (the sum divided by c), then λ;
  *   disjoint  element i of tensor j belongs to exactly one task of the run,
- *             t* = floor(T · P(i) / 2^b) with P the mask permutation of
- *             (seed, j) drawn under the reserved task word 0x80000000 |
- *             SOTU_STREAM_DISJOINT (common/mask.h);
+ *             t* = floor(T · floor(u(i) 2^32) / 2^32) with u the mask value
+ *             of (seed, j) drawn under the reserved task word 0x80000000 |
+ *             SOTU_STREAM_DISJOINT (common/mask.h, sotu_mask_u32);
  *             task t contributes only the kept elements it owns: no element
  *             is ever written twice (exact orthogonality). Ownership applies
  *             on top of the mask, so each task contributes a k_use / T share

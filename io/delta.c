@@ -591,30 +591,22 @@ cleanup:
     return s;
 }
 
-/* The largest bitmap scratch any SEEDED mask of d needs, and (in
- * *elements) how many elements the SEEDED tensors have in all. */
-static size_t mask_scratch_words(const sotu_delta *d, size_t *elements)
+/* How many elements the SEEDED tensors of d have in all. */
+static size_t seeded_elements(const sotu_delta *d)
 {
-    size_t words = 0;
-    *elements = 0;
-    for (int i = 0; i < d->n_tensors; i++) {
-        const sotu_delta_tensor *t = &d->tensors[i];
-        if (t->mask != SOTU_MASK_SEEDED)
-            continue;
-        sotu_mask m = sotu_mask_of(d->seed, d->task_index, t->table_index, t->count, d->keep);
-        size_t w = sotu_mask_scratch_words(&m);
-        words = w > words ? w : words;
-        *elements += (size_t)t->count;
-    }
-    return words;
+    size_t elements = 0;
+    for (int i = 0; i < d->n_tensors; i++)
+        if (d->tensors[i].mask == SOTU_MASK_SEEDED)
+            elements += (size_t)d->tensors[i].count;
+    return elements;
 }
 
 /* The frame from r's position to the end, and the SEEDED masks. Checks the
  * frame, allocates every tensor's values and index list, then in one
  * parallel region decompresses the planes of all k values and unshuffles
  * each tensor's share (one thread) while the others list the masks into
- * the index lists, whole tensors each with a bitmap scratch of its own (so
- * the indices are the same at any thread count). Errors in this order: the
+ * the index lists, whole tensors each (so the indices are the same at any
+ * thread count). Errors in this order: the
  * frame, then the first tensor, in tensor order, whose mask keeps another
  * count than its record says. */
 static sotu_status read_values(reader *r, sotu_delta *d, ZSTD_DCtx *dctx)
@@ -675,8 +667,7 @@ static sotu_status read_values(reader *r, sotu_delta *d, ZSTD_DCtx *dctx)
             goto cleanup;
         }
     }
-    size_t elements, words = mask_scratch_words(d, &elements), got = 0;
-    bool oom = false;
+    size_t elements = seeded_elements(d), got = 0;
     /* Threads only pay off past a few tensors' worth of work. */
 #pragma omp parallel if (elements >= ((size_t)1 << 20))
     {
@@ -690,20 +681,14 @@ static sotu_status read_values(reader *r, sotu_delta *d, ZSTD_DCtx *dctx)
                 at += d->tensors[i].kept;
             }
         }
-        uint64_t *scratch = words ? malloc(words * sizeof *scratch) : NULL;
 #pragma omp for schedule(dynamic, 1)
         for (int i = 0; i < d->n_tensors; i++) {
             sotu_delta_tensor *t = &d->tensors[i];
             if (t->mask != SOTU_MASK_SEEDED)
                 continue;
             sotu_mask m = sotu_mask_of(d->seed, d->task_index, t->table_index, t->count, d->keep);
-            listed[i] = scratch ? sotu_mask_list(&m, t->indices, t->kept, scratch) : UINT64_MAX;
+            listed[i] = sotu_mask_list(&m, t->indices, t->kept);
         }
-        if (words && !scratch) {
-#pragma omp atomic write
-            oom = true;
-        }
-        free(scratch);
     }
     if (ZSTD_isError(got) || got != (size_t)all * vs) {
         s = sotu_error(SOTU_ERR_DATA, "%s: zstd: %s", r->what,
@@ -715,9 +700,7 @@ static sotu_status read_values(reader *r, sotu_delta *d, ZSTD_DCtx *dctx)
         const sotu_delta_tensor *t = &d->tensors[i];
         if (t->mask != SOTU_MASK_SEEDED)
             continue;
-        if (oom)
-            s = sotu_error(SOTU_ERR_NOMEM, "%s: mask bitmaps of %zu words", r->what, words);
-        else if (listed[i] != t->kept)
+        if (listed[i] != t->kept)
             s = kept_mismatch(d, t, listed[i], r->what);
     }
 
@@ -747,7 +730,7 @@ sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table
     }
     r.pos = SOTU_DELTA_MAGIC_LEN;
     READ(&r, x, 4, "format version", NULL);
-    if (x == 1 || x == 2) {
+    if (x >= 1 && x < SOTU_DELTA_VERSION) {
         s = sotu_error(SOTU_ERR_DATA, "%s: format version %llu, written by an older sotu whose "
                        "masks this one does not regenerate (it reads version %u): re-run the "
                        "task", what, (unsigned long long)x, SOTU_DELTA_VERSION);

@@ -1,4 +1,4 @@
-/* The sparse delta format (`.sotud` files and the MPI message), version 3.
+/* The sparse delta format (`.sotud` files and the MPI message), version 4.
  *
  * A delta is what one task's fine-tuning changed, δ = θt − θ0, cut down to the
  * elements of a mask. All integers are little-endian, all offsets in bytes;
@@ -7,7 +7,7 @@
  *   header
  *     0   8   magic      'S' 'O' 'T' 'U' 'D' 0x00 0x0D 0x0A  (CR LF catch
  *                        text-mode transfers, the NUL catches C-string copies)
- *     8   4   u32        format version (3)
+ *     8   4   u32        format version (4)
  *     12  4   u32        flags: bit 0 = rescale requested (DARE, 1/keep at
  *                        merge time); other bits must be zero
  *     16  4   u32        task index (position in the run's manifest)
@@ -56,18 +56,20 @@
  * Why one frame and front-coded names: with a frame and fixed-width fields
  * per tensor (version 2) a small model at small keep paid ~0.5 byte per
  * value in framing (80 records of ~84 bytes and 80 frames for 12.9 k values
- * of the tiny ViT at keep 1/53); version 3 pays one set of plane tables and
- * ~20 bytes a record.
+ * of the tiny ViT at keep 1/53); versions 3 and 4 pay one set of plane
+ * tables and ~20 bytes a record.
  *
  * Mask kinds. SEEDED: element i is kept iff its mask value
  *   u(seed, task index, j, i) < keep   (common/mask.h)
- * so indices never travel; the decoder lists the mask (O(keep n) work, not
- * a hash per element) and checks k against it. DENSE: every element (per-task
+ * so indices never travel; the decoder lists the mask (one pass over its
+ * 64-element blocks, not a hash per element) and checks k against it. DENSE: every element (per-task
  * heads travel this way). INDEXED: an explicit index list, for masks no seed
  * generates (e.g. top-k magnitude).
  *
- * Versions 1 and 2 (per-tensor frames, the 24-bit hash mask) are refused
- * with a message that names them: their masks are not this version's.
+ * Versions 1 to 3 are refused with a message that names them: their masks
+ * are not this version's (1 and 2: per-tensor frames and a 24-bit hash
+ * mask; 3: the same layout as 4 with one permutation over the whole tensor
+ * instead of one per 64-element block, common/mask.h).
  *
  * Values are stored raw (δ itself, never multiplied by 1/keep): the rescale
  * flag is applied at merge time with the keep actually used, so a smaller
@@ -86,7 +88,7 @@
 #include "common/status.h"
 #include "common/tensor.h"
 
-#define SOTU_DELTA_VERSION 3u
+#define SOTU_DELTA_VERSION 4u
 #define SOTU_DELTA_MAGIC "SOTUD\0\r\n"
 #define SOTU_DELTA_MAGIC_LEN 8
 #define SOTU_DELTA_TASK_NAME_MAX 64

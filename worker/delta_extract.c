@@ -26,16 +26,15 @@ static bool extract_tensor(sotu_delta_tensor *t, const float *d0, const float *d
         t->kept = t->count;
         return true;
     }
-    /* The mask lists its kept elements (at most R of them, common/mask.h),
+    /* The mask lists its kept elements (at most F + 1 a block, common/mask.h),
      * then the values are gathered at them: ascending indices, so the
      * reads of θ0 and θt stream. */
     sotu_mask m = sotu_mask_of(seed, task, t->table_index, t->count, keep);
-    t->indices = malloc(((size_t)m.bound + SOTU_MASK_SLACK) * sizeof *t->indices);
+    uint64_t most = sotu_mask_kept_max(&m);
+    t->indices = malloc(((size_t)most + SOTU_MASK_SLACK) * sizeof *t->indices);
     if (!t->indices)
         return false;
-    uint64_t kept = sotu_mask_list(&m, t->indices, m.bound, NULL);
-    if (kept == UINT64_MAX)
-        return false;
+    uint64_t kept = sotu_mask_list(&m, t->indices, most);
     t->values = malloc((size_t)kept * sizeof(float) + 1);
     if (!t->values)
         return false;

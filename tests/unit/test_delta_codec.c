@@ -329,13 +329,13 @@ static record_at first_record(const uint8_t *buf)
     return r;
 }
 
-/* Versions 1 and 2 (per-tensor frames, the old hash mask) are refused by
- * name: the saved version-1 and version-2 files of the width-2 fixture. */
+/* Versions 1 to 3 (older masks) are refused by name: the saved version-1,
+ * -2 and -3 files of the width-2 fixture. */
 static void test_versions(void)
 {
     fixture f = make_fixture(2);
     const char *src = getenv("SOTU_SOURCE_DIR");
-    for (int v = 1; v <= 2; v++) {
+    for (int v = 1; v <= 3; v++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/tests/data/delta/old_v%d.sotud",
                  src ? src : SOTU_SOURCE_DIR_FALLBACK, v);
@@ -345,7 +345,7 @@ static void test_versions(void)
         snprintf(want, sizeof want, "format version %d, written by an older sotu", v);
         CHECK_MSG(strstr(sotu_last_error(), want) != NULL, "%s", sotu_last_error());
     }
-    printf("versions 1 and 2 refused by name\n");
+    printf("versions 1 to 3 refused by name\n");
     free_fixture(&f);
 }
 
@@ -396,7 +396,7 @@ static void test_corrupt(const char *corpus_dir)
     } while (0)
 
     VARIANT("bad_magic.sotud", "bad magic", n, bad[1] = 'X');
-    VARIANT("bad_version.sotud", "format version 4", n, put_le(bad + OFF_VERSION, 4, 4));
+    VARIANT("bad_version.sotud", "format version 5", n, put_le(bad + OFF_VERSION, 5, 4));
     VARIANT("version_zero.sotud", "format version 0", n, put_le(bad + OFF_VERSION, 0, 4));
     VARIANT("old_version.sotud", "written by an older sotu", n, put_le(bad + OFF_VERSION, 2, 4));
     VARIANT("header_checksum.sotud", "header checksum", n, bad[OFF_NAME_LEN + 3] ^= 1);
