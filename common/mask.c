@@ -228,11 +228,11 @@ __attribute__((target("avx2"))) static inline __m256i bound8(const sotu_mask *m,
     __m256i full = _mm256_set1_epi32((int)m->full);
     if (m->tie == 0)
         return full;
+    if (m->tie > UINT32_MAX) /* every g is below it */
+        return _mm256_add_epi32(full, _mm256_set1_epi32(1));
     __m256i at = _mm256_add_epi32(_mm256_slli_epi32(b, 6), full);
     __m256i g = mix8(_mm256_xor_si256(mix8(_mm256_xor_si256(at, _mm256_set1_epi32((int)m->key[4]))),
                                       _mm256_set1_epi32((int)m->key[5])));
-    if (m->tie > UINT32_MAX)
-        return _mm256_sub_epi32(full, _mm256_set1_epi32(-1));
     /* g < tie unsigned, as a signed compare after flipping the top bits */
     const __m256i flip = _mm256_set1_epi32(INT32_MIN);
     __m256i extra = _mm256_cmpgt_epi32(_mm256_xor_si256(_mm256_set1_epi32((int)(uint32_t)m->tie), flip),

@@ -22,31 +22,6 @@ bool clr_checkpoint_detect(const char *path)
            !strcmp(format, SOTU_CLR_CHECKPOINT_FORMAT);
 }
 
-/* A variable-length string attribute (how sotu_h5_write_str_attr writes
- * them), malloc'ed into *out. */
-static sotu_status read_vlen_attr(hid_t loc, const char *name, char **out, const char *path)
-{
-    *out = NULL;
-    if (sotu_h5_has_attr(loc, name) <= 0)
-        return sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' is missing", path, name);
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    char *v = NULL;
-    sotu_status s = SOTU_OK;
-    if (a < 0 || mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &v) < 0 || !v)
-        s = sotu_error(SOTU_ERR_DATA, "%s: attribute '%s': expected a variable-length string",
-                       path, name);
-    else if (!(*out = strdup(v)))
-        s = sotu_error(SOTU_ERR_NOMEM, "%s: attribute '%s'", path, name);
-    if (v)
-        H5free_memory(v);
-    if (mt >= 0)
-        H5Tclose(mt);
-    if (a >= 0)
-        H5Aclose(a);
-    return s;
-}
-
 static sotu_status check_format(hid_t f, const char *path)
 {
     char format[64];
@@ -72,7 +47,7 @@ sotu_status clr_checkpoint_read_config(const char *path, char *const *sets, int 
     if (s != SOTU_OK)
         return s;
     if ((s = check_format(f, path)) == SOTU_OK)
-        s = read_vlen_attr(f, "config", &yaml, path);
+        s = sotu_h5_read_str_attr_alloc(f, "config", &yaml, path);
     H5Fclose(f);
     if (s != SOTU_OK)
         return s;

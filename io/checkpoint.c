@@ -487,55 +487,6 @@ static sotu_status read_int_attr(hid_t loc, const char *name, int lo, int hi, in
     return s;
 }
 
-/* A string attribute of any length into a malloc'ed string. */
-static sotu_status read_str_alloc(hid_t loc, const char *name, char **out, const char *path)
-{
-    *out = NULL;
-    if (H5Aexists(loc, name) <= 0)
-        return sotu_error(SOTU_ERR_DATA, "%s: attribute '%s' is missing", path, name);
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
-    size_t cap = 0;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING)
-        cap = H5Tis_variable_str(t) > 0 ? 0 : H5Tget_size(t);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
-    if (cap == 0) {
-        /* Variable length: HDF5 allocates the string. */
-        hid_t aa = H5Aopen(loc, name, H5P_DEFAULT);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        char *v = NULL;
-        sotu_status s = SOTU_OK;
-        if (aa < 0 || mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
-            H5Aread(aa, mt, &v) < 0 || !v) {
-            s = sotu_error(SOTU_ERR_DATA, "%s: attribute '%s': expected a string", path, name);
-        } else {
-            *out = strdup(v);
-            if (!*out)
-                s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot copy attribute '%s'", path, name);
-        }
-        if (v)
-            H5free_memory(v);
-        if (mt >= 0)
-            H5Tclose(mt);
-        if (aa >= 0)
-            H5Aclose(aa);
-        return s;
-    }
-    char *buf = malloc(cap + 1);
-    if (!buf)
-        return sotu_error(SOTU_ERR_NOMEM, "%s: cannot allocate attribute '%s'", path, name);
-    sotu_status s = sotu_h5_read_str_attr(loc, name, buf, cap + 1, path);
-    if (s != SOTU_OK) {
-        free(buf);
-        return s;
-    }
-    *out = buf;
-    return SOTU_OK;
-}
-
 /* Opens name under loc as a group; SOTU_ERR_DATA naming obj if missing. */
 static sotu_status open_group(hid_t loc, const char *name, const char *path, const char *obj,
                               hid_t *g)
@@ -892,7 +843,7 @@ sotu_status sotu_checkpoint_read_info(const char *path, sotu_checkpoint_info *in
     if (s == SOTU_OK)
         s = sotu_h5_read_str_attr(f, "created", info->created, sizeof info->created, path);
     if (s == SOTU_OK)
-        s = read_str_alloc(f, "config", &info->config_yaml, path);
+        s = sotu_h5_read_str_attr_alloc(f, "config", &info->config_yaml, path);
     if (s == SOTU_OK)
         s = sotu_weights_read_config(path, &info->model);
     if (s != SOTU_OK)

@@ -42,6 +42,9 @@ sotu_status sotu_h5_write_str_array_attr(hid_t loc, const char *name, const char
  * attribute or a non-string type is SOTU_ERR_DATA naming path and name. */
 sotu_status sotu_h5_read_str_attr(hid_t loc, const char *name, char *dst, size_t cap,
                                   const char *path);
+/* A string attribute of any length (fixed or variable) into a malloc'ed
+ * string *out (NULL on failure); SOTU_ERR_DATA if missing or not a string. */
+sotu_status sotu_h5_read_str_attr_alloc(hid_t loc, const char *name, char **out, const char *path);
 /* Reads a scalar (or one-element) integer attribute. */
 sotu_status sotu_h5_read_int_attr(hid_t loc, const char *name, int64_t *value,
                                   const char *path);
