@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/build_info.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/commands.h"
@@ -62,7 +63,7 @@ int main(int argc, char **argv)
         return argc < 2 ? SOTU_EXIT_USAGE : SOTU_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("sotu %s\n", SOTU_VERSION);
+        printf("sotu %s (commit %s)\n", sotu_build_version(), sotu_build_commit());
         return SOTU_EXIT_OK;
     }
     for (int i = 0; i < N_COMMANDS; i++) {
