@@ -61,6 +61,16 @@ sotu_status clr_run_init(clr_run *run, const sotu_config *cfg, const sotu_manife
     }
     for (int t = 0; t < run->T; t++)
         run->tasks[t].classes = man->tasks[t].classes;
+    st = sotu_provenance_init(&run->prov,
+                              sotu_theta0_fingerprint(base->params, base->num_params,
+                                                      base->running, base->buffers.total),
+                              cfg->model.pretrained, cfg);
+    if (st == SOTU_OK)
+        st = sotu_file_xxh64(man->path, &run->manifest_xxh64);
+    if (st != SOTU_OK) {
+        clr_run_free(run);
+        return st;
+    }
     snprintf(run->dir, sizeof run->dir, "%s", cfg->output.dir);
     snprintf(run->modules_dir, sizeof run->modules_dir, "%s/modules", run->dir);
     snprintf(run->checkpoint_path, sizeof run->checkpoint_path, "%s/checkpoint.h5", run->dir);
@@ -174,6 +184,22 @@ sotu_status clr_run_accept(clr_run *run, clr_job_kind kind, int t, const void *b
             st = sotu_error(SOTU_ERR_DATA, "%s: a %s module, the run trains %s (a module of "
                             "another run?)", what, resnet_clr_name((resnet_clr)mod.kind),
                             resnet_clr_name(run->clr));
+        /* A fresh message carries its worker's task file checksum; a stored
+         * file is compared with the task file as it is now. */
+        uint64_t task_file = mod.prov.task_file;
+        if (st == SOTU_OK && !persist)
+            st = sotu_file_xxh64(run->man.tasks[t].path, &task_file);
+        sotu_provenance_verdict verdict = SOTU_PROVENANCE_SAME;
+        char why[1600];
+        if (st == SOTU_OK)
+            st = sotu_provenance_compare(&run->prov, &mod.prov, task_file, what, name,
+                                         run->man.tasks[t].path, !persist && run->retrain_changed,
+                                         sotu_retrain_hint, &verdict, why, sizeof why);
+        if (st == SOTU_OK && verdict == SOTU_PROVENANCE_RETRAIN) {
+            SOTU_WARN("%s: %s; task %s is retrained (--retrain-changed)", what, why, name);
+            sotu_module_free(&mod);
+            return SOTU_OK; /* not done: the job stays in the queue */
+        }
     }
     if (st == SOTU_OK && persist) {
         char path[SOTU_PATH_MAX + 128];
@@ -215,9 +241,19 @@ int clr_run_count_module_files(const clr_run *run)
     return sotu_count_files_with_suffix(run->modules_dir, ".clrm");
 }
 
+sotu_status clr_run_write_config(const clr_run *run)
+{
+    char path[SOTU_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", run->dir);
+    return sotu_write_file_atomic(path, run->config_yaml, strlen(run->config_yaml));
+}
+
 sotu_status clr_run_load(clr_run *run, int *n_loaded)
 {
     *n_loaded = 0;
+    int refused = 0;
+    char first[2048] = "";
+    sotu_status first_st = SOTU_OK;
     FILE *metrics = run->metrics; /* loading is not an event, and no failure is one */
     run->metrics = NULL;
     for (int t = 0; t < run->T; t++) {
@@ -244,14 +280,34 @@ sotu_status clr_run_load(clr_run *run, int *n_loaded)
             if (st == SOTU_OK)
                 st = clr_run_accept(run, (clr_job_kind)k, t, data, n, &rep, false);
             free(data);
+            if (st == SOTU_ERR_CONFIG) { /* trained from other inputs: refused, not redone */
+                if (!refused++) {
+                    first_st = st;
+                    snprintf(first, sizeof first, "%s", sotu_last_error());
+                }
+                continue;
+            }
             if (st != SOTU_OK) {
                 SOTU_WARN("%s: does not verify (%s); task %s (%s) will be redone", path,
                           sotu_last_error(), name, clr_job_kind_name((clr_job_kind)k));
                 continue;
             }
-            (*n_loaded)++;
+            if (run->tasks[t].done[k])
+                (*n_loaded)++;
         }
     }
     run->metrics = metrics;
+    if (refused) {
+        for (int t = 0; t < run->T; t++) { /* nothing half-loaded stays behind */
+            sotu_module_free(&run->tasks[t].module);
+            for (int k = 0; k < CLR_JOB_KINDS; k++)
+                run->tasks[t].done[k] = false;
+        }
+        *n_loaded = 0;
+        if (refused > 1)
+            return sotu_error(first_st, "%s (and %d more stored modules in %s)", first,
+                              refused - 1, run->modules_dir);
+        return sotu_error(first_st, "%s", first);
+    }
     return SOTU_OK;
 }
