@@ -591,6 +591,8 @@ sotu_status sotu_run_write_checkpoint_eval(sotu_run *run, const char *path, cons
         .acc_matrix = acc,
         .n_summary = n_summary,
         .summary = summary,
+        .prov = &run->prov,
+        .manifest_xxh64 = run->manifest_xxh64,
     };
     st = sotu_checkpoint_write(path ? path : run->checkpoint_path, &ck);
 cleanup:

@@ -49,6 +49,13 @@ typedef struct {
     char commit[SOTU_PROVENANCE_NAME_MAX];
 } sotu_provenance;
 
+/* The provenance an output file (a checkpoint) records as attributes, as
+ * text read back (io/h5util.h): "" where a file of an older sotu has none. */
+typedef struct {
+    char theta0_xxh64[20], manifest_xxh64[20], commit[SOTU_PROVENANCE_NAME_MAX];
+    char pretrained[SOTU_PATH_MAX];
+} sotu_provenance_attrs;
+
 /* XXH64 (seed 0) of n bytes. */
 uint64_t sotu_xxh64(const void *p, size_t n);
 
