@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+/* XXH64_state_t on the stack (its layout is part of xxhash's stable ABI
+ * since 0.8): no allocation that could fail. */
+#define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
 #include "common/build_info.h"
@@ -15,26 +18,22 @@ uint64_t sotu_xxh64(const void *p, size_t n) { return (uint64_t)XXH64(p, n, 0); 
 
 uint64_t sotu_theta0_fingerprint(const float *a, size_t n_a, const float *b, size_t n_b)
 {
-    XXH64_state_t *s = XXH64_createState();
-    if (!s) /* a few bytes: only a broken allocator fails; fall back to one part */
-        return sotu_xxh64(a, n_a * sizeof *a);
-    XXH64_reset(s, 0);
-    XXH64_update(s, a, n_a * sizeof *a);
+    XXH64_state_t s;
+    XXH64_reset(&s, 0);
+    XXH64_update(&s, a, n_a * sizeof *a);
     if (b && n_b)
-        XXH64_update(s, b, n_b * sizeof *b);
-    uint64_t h = (uint64_t)XXH64_digest(s);
-    XXH64_freeState(s);
-    return h;
+        XXH64_update(&s, b, n_b * sizeof *b);
+    return (uint64_t)XXH64_digest(&s);
 }
 
 sotu_status sotu_file_xxh64(const char *path, uint64_t *out)
 {
     enum { PIECE = 1 << 20 };
     sotu_status st = SOTU_OK;
-    XXH64_state_t *s = XXH64_createState();
+    XXH64_state_t s;
     char *buf = malloc(PIECE);
     int fd = -1;
-    if (!s || !buf) {
+    if (!buf) {
         st = sotu_error(SOTU_ERR_NOMEM, "%s: checksum state", path);
         goto cleanup;
     }
@@ -42,7 +41,7 @@ sotu_status sotu_file_xxh64(const char *path, uint64_t *out)
         st = sotu_error(SOTU_ERR_IO, "%s: cannot open to checksum: %s", path, strerror(errno));
         goto cleanup;
     }
-    XXH64_reset(s, 0);
+    XXH64_reset(&s, 0);
     for (;;) {
         ssize_t r = read(fd, buf, PIECE);
         if (r < 0 && errno == EINTR)
@@ -54,15 +53,14 @@ sotu_status sotu_file_xxh64(const char *path, uint64_t *out)
         }
         if (r == 0)
             break;
-        XXH64_update(s, buf, (size_t)r);
+        XXH64_update(&s, buf, (size_t)r);
     }
-    *out = (uint64_t)XXH64_digest(s);
+    *out = (uint64_t)XXH64_digest(&s);
 
 cleanup:
     if (fd >= 0)
         close(fd);
     free(buf);
-    XXH64_freeState(s);
     return st;
 }
 

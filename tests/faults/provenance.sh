@@ -14,6 +14,7 @@
 #  - a version-4 delta (no provenance) is redone with a message naming it;
 #  - `sotu merge` of a run whose weights file was replaced since, or with
 #    --set train.lr, exits 2 and leaves the checkpoint alone;
+#  - an array element re-run with other settings exits 2 listing the key;
 #  - CLR: a module trained from another backbone is refused on --resume.
 set -euo pipefail
 : "${SOTU_BIN:?}" "${SOTU_SOURCE_DIR:?}" "${SOTU_PYTHON:=/usr/bin/python3}" "${CLR_TASK_BIN:?}"
@@ -146,6 +147,17 @@ rc=0
 grep -q "train.epochs: 1 -> 2" "$work/m2.err" || { cat "$work/m2.err"; fail "merge: key not listed"; }
 sha256sum -c --quiet "$work/ck.sum" || fail "merge refused but the checkpoint changed"
 echo "ok: sotu merge refuses deltas of another θ0 or other settings (exit 2)"
+
+# Array mode keeps an element's stored deltas: the same comparison applies.
+arr="$work/arr"
+"$SOTU_BIN" -q train "$cfg" "${sets[@]}" --set "output.dir=$arr" --array-index 0 \
+  > "$work/p.out" 2> "$work/p.err" || { cat "$work/p.err"; fail "array element"; }
+rc=0
+"$SOTU_BIN" -q train "$cfg" "${sets[@]}" --set "output.dir=$arr" --array-index 0 \
+  --set train.label_smoothing=0.1 > "$work/q.out" 2> "$work/q.err" || rc=$?
+[[ $rc -eq 2 ]] || { cat "$work/q.err"; fail "array element, other settings: exit $rc, expected 2"; }
+grep -q "train.label_smoothing: 0 -> 0.1" "$work/q.err" || { cat "$work/q.err"; fail "array: key"; }
+echo "ok: an array element refuses its stored deltas trained with other settings (exit 2)"
 
 # CLR: a module trained from another backbone is refused on --resume.
 "$CLR_TASK_BIN" --backbone "$work/resnet.h5" 8 28 10
