@@ -637,3 +637,52 @@ void sotu_run_print_table(const sotu_run *run, const double *merged_acc, FILE *f
             run->table.total, run->keeps[0], run->keep_ship, sotu_merge_mode_name(run->mode),
             run->cfg.merge.scale);
 }
+
+void sotu_provenance_json_put(void *json_object, const char *key, const sotu_provenance *p)
+{
+    char h[3][20];
+    snprintf(h[0], sizeof h[0], "%016llx", (unsigned long long)p->theta0);
+    snprintf(h[1], sizeof h[1], "%016llx", (unsigned long long)p->task_file);
+    snprintf(h[2], sizeof h[2], "%016llx", (unsigned long long)p->config_hash);
+    json_object_set_new(json_object, key,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "theta0_xxh64", h[0],
+                                  "task_file_xxh64", h[1], "config_xxh64", h[2], "config",
+                                  p->config, "pretrained", p->pretrained, "sotu_version",
+                                  p->version, "sotu_commit", p->commit));
+}
+
+/* A member of o that is a string shorter than cap, copied into dst. */
+static bool json_str(const json_t *o, const char *key, char *dst, size_t cap)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_string(v) || strlen(json_string_value(v)) >= cap || !json_string_value(v)[0])
+        return false;
+    snprintf(dst, cap, "%s", json_string_value(v));
+    return true;
+}
+
+static bool json_hex(const json_t *o, const char *key, uint64_t *dst)
+{
+    char s[20], *end;
+    if (!json_str(o, key, s, sizeof s) || strlen(s) != 16)
+        return false;
+    *dst = strtoull(s, &end, 16);
+    return *end == '\0';
+}
+
+bool sotu_provenance_json_get(const void *json_object, const char *key, sotu_provenance *p)
+{
+    memset(p, 0, sizeof *p);
+    const json_t *o = json_object_get(json_object, key);
+    bool ok = json_is_object(o) && json_hex(o, "theta0_xxh64", &p->theta0) &&
+              json_hex(o, "task_file_xxh64", &p->task_file) &&
+              json_hex(o, "config_xxh64", &p->config_hash) &&
+              json_str(o, "config", p->config, sizeof p->config) &&
+              json_str(o, "pretrained", p->pretrained, sizeof p->pretrained) &&
+              json_str(o, "sotu_version", p->version, sizeof p->version) &&
+              json_str(o, "sotu_commit", p->commit, sizeof p->commit) &&
+              sotu_xxh64(p->config, strlen(p->config)) == p->config_hash;
+    if (!ok)
+        memset(p, 0, sizeof *p);
+    return ok;
+}

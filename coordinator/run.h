@@ -116,6 +116,13 @@ extern const char *const sotu_retrain_hint;
  * stored deltas verified against the run's configuration. */
 sotu_status sotu_run_write_config(const sotu_run *run);
 
+/* A whole provenance (io/provenance.h) as a member `key` of the jansson
+ * object json_object (hashes as 16 hex digits), for results stored as JSON
+ * (CLR's baseline results); and back: false when the member is absent or
+ * incomplete (a file of an older sotu). */
+void sotu_provenance_json_put(void *json_object, const char *key, const sotu_provenance *p);
+bool sotu_provenance_json_get(const void *json_object, const char *key, sotu_provenance *p);
+
 /* The provenance fields every output records, as JSON members added to
  * the jansson object json_object: theta0_xxh64, manifest_xxh64 (hex),
  * pretrained, sotu_version, sotu_commit. */

@@ -168,7 +168,7 @@ model: {pretrained: resnet.h5}
 data: {manifest: tasks/manifest.yaml}
 train: {epochs: 1, batch_size: 32, lr: 3.0e-2, weight_decay: 0.0, warmup_steps: 1, threads: 1,
         max_steps: 2}
-eval: {baselines: []}
+eval: {baselines: [frozen]}
 output: {dir: $work/clr}
 EOF
 cp "$work/t02.orig" "$work/tasks/t02.h5"
@@ -194,6 +194,16 @@ grep -q "is not the θ0 that $work/clr/modules/t0.*\.clrm was trained from" "$wo
 cp "$work/resnet-a.h5" "$work/resnet.h5"
 "$SOTU_BIN" train "$work/clr.yaml" --resume > "$work/n.out" 2> "$work/n.err" ||
   { cat "$work/n.err"; fail "CLR resume with the original backbone"; }
-grep -q "resume: 5 jobs" "$work/n.err" || fail "CLR: modules not kept with the original backbone"
-echo "ok: CLR modules of another backbone refused (exit 2), kept with the original"
+grep -q "resume: 10 jobs" "$work/n.err" ||
+  { cat "$work/n.err"; fail "CLR: modules and baselines not kept with the original backbone"; }
+"$SOTU_BIN" train "$work/clr.yaml" --resume --set train.lr=1e-2 > "$work/o.out" 2> "$work/o.err" &&
+  fail "CLR: other settings accepted"
+grep -q "train.lr: 0.03 -> 0.01" "$work/o.err" || { cat "$work/o.err"; fail "CLR: key not listed"; }
+"$SOTU_BIN" train "$work/clr.yaml" --resume --set train.lr=1e-2 --retrain-changed \
+  > "$work/o2.out" 2> "$work/o2.err" || { cat "$work/o2.err"; fail "CLR --retrain-changed"; }
+[[ $(grep -c "task t0[^ ]* is retrained (--retrain-changed)" "$work/o2.err") -eq 5 &&
+   $(grep -c "frozen baseline is retrained (--retrain-changed)" "$work/o2.err") -eq 5 ]] ||
+  { cat "$work/o2.err"; fail "CLR --retrain-changed: expected 5 modules and 5 baselines retrained"; }
+echo "ok: CLR modules of another backbone refused (exit 2), kept with the original;"
+echo "    other settings refused, --retrain-changed retrains modules and baselines"
 echo "provenance: all cases passed"
