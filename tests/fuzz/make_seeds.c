@@ -56,7 +56,8 @@ static void delta_seeds(void)
              {"keep1-f32", 1.0, SOTU_DELTA_F32, false}};
     for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
         sotu_extract_opts o = {.task_index = (uint32_t)k, .task_name = "t00-seed", .seed = 7,
-                               .keep = v[k].keep, .rescale = v[k].rescale, .dtype = v[k].dtype, .prov = fixture_provenance()};
+                               .keep = v[k].keep, .rescale = v[k].rescale, .dtype = v[k].dtype,
+                               .prov = fixture_provenance()};
         sotu_delta d;
         if (sotu_delta_extract(&tab, t0, t1, &o, &d) != SOTU_OK)
             die("extract");

@@ -48,7 +48,8 @@ static void free_fixture(fixture *f)
 static sotu_delta extract(const fixture *f, double keep, sotu_delta_dtype dtype)
 {
     sotu_extract_opts o = {.task_index = 3, .task_name = "t03-shirts", .seed = SEED,
-                           .keep = keep, .rescale = true, .dtype = dtype, .prov = fixture_provenance()};
+                           .keep = keep, .rescale = true, .dtype = dtype,
+                           .prov = fixture_provenance()};
     sotu_delta d;
     sotu_status s = sotu_delta_extract(&f->tab, f->theta0, f->thetat, &o, &d);
     CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());

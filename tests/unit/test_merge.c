@@ -28,7 +28,8 @@ static void extract_all(double keep, bool rescale, sotu_delta *d)
         char name[32];
         snprintf(name, sizeof name, "task%02d", t);
         sotu_extract_opts o = {.task_index = (uint32_t)t, .task_name = name, .seed = SEED,
-                               .keep = keep, .rescale = rescale, .dtype = SOTU_DELTA_F32, .prov = fixture_provenance()};
+                               .keep = keep, .rescale = rescale, .dtype = SOTU_DELTA_F32,
+                               .prov = fixture_provenance()};
         sotu_status s = sotu_delta_extract(&tab, theta0, thetas[t], &o, &d[t]);
         CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
     }
