@@ -43,6 +43,7 @@ typedef struct {
     unsigned flags;
     const char *const *choices; /* NULL-terminated */
     int min_count;              /* K_NAMES */
+    sotu_key_role role;
 } key_spec;
 
 static const char *const methods[] = {"sotu", "clr", "sequential", NULL};
@@ -56,91 +57,128 @@ static const char *const archs[] = {"vit", "resnet18", "resnet34", NULL};
 static const char *const clr_variants[] = {"clr", "clr-full", NULL};
 
 #define FIELD(m) offsetof(sotu_config, m), sizeof(((sotu_config *)0)->m)
-#define INT(k, m, d, lo, hi) {k, K_INT, FIELD(m), 0, d, lo, hi, 0, NULL, 0}
-#define U64(k, m, d) {k, K_UINT64, FIELD(m), 0, d, 0, 0, 0, NULL, 0}
-#define DBL(k, m, d, lo, hi, fl) {k, K_DOUBLE, FIELD(m), 0, d, lo, hi, fl, NULL, 0}
-#define BOOL(k, m, d) {k, K_BOOL, FIELD(m), 0, d, 0, 0, 0, NULL, 0}
-#define STR(k, m, d) {k, K_STRING, FIELD(m), 0, d, 0, 0, 0, NULL, 0}
-#define PATH(k, m, d) {k, K_PATH, FIELD(m), 0, d, 0, 0, 0, NULL, 0}
-#define CHOICE(k, m, d, c) {k, K_CHOICE, FIELD(m), 0, d, 0, 0, 0, c, 0}
-#define NAMES(k, m, n, d, c, mincount)                                                  \
+/* The last argument of every row is the key's role (sotu_key_role): what a
+ * change of its value does to a task's trained result. It is required, so a
+ * new key cannot be added without saying whether resume and merge compare
+ * it (README, "What resume and merge compare"). */
+#define INT(k, m, d, lo, hi, r) {k, K_INT, FIELD(m), 0, d, lo, hi, 0, NULL, 0, r}
+#define U64(k, m, d, r) {k, K_UINT64, FIELD(m), 0, d, 0, 0, 0, NULL, 0, r}
+#define DBL(k, m, d, lo, hi, fl, r) {k, K_DOUBLE, FIELD(m), 0, d, lo, hi, fl, NULL, 0, r}
+#define BOOL(k, m, d, r) {k, K_BOOL, FIELD(m), 0, d, 0, 0, 0, NULL, 0, r}
+#define STR(k, m, d, r) {k, K_STRING, FIELD(m), 0, d, 0, 0, 0, NULL, 0, r}
+#define PATH(k, m, d, r) {k, K_PATH, FIELD(m), 0, d, 0, 0, 0, NULL, 0, r}
+#define CHOICE(k, m, d, c, r) {k, K_CHOICE, FIELD(m), 0, d, 0, 0, 0, c, 0, r}
+#define NAMES(k, m, n, d, c, mincount, r)                                               \
     {k, K_NAMES, offsetof(sotu_config, m), sizeof(((sotu_config *)0)->m[0]),              \
-     offsetof(sotu_config, n), d, 0, 0, 0, c, mincount}
+     offsetof(sotu_config, n), d, 0, 0, 0, c, mincount, r}
+/* Short names for the roles in the table below. */
+#define TRAINS SOTU_KEY_TRAINS
+#define TRAINS_SOTU SOTU_KEY_TRAINS_SOTU
+#define TRAINS_CLR SOTU_KEY_TRAINS_CLR
+#define THETA0 SOTU_KEY_THETA0
+#define SHIP_KEEP SOTU_KEY_SHIP_KEEP
+#define TASKS SOTU_KEY_TASKS
+#define PRETRAIN SOTU_KEY_PRETRAIN
+#define RUN SOTU_KEY_RUN
 
 /* Keys of one section stay together: sotu_config_print relies on it. */
 static const key_spec keys[] = {
-    CHOICE("method", method, "sotu", methods),
+    CHOICE("method", method, "sotu", methods, TRAINS),
 
-    PATH("model.pretrained", model.pretrained, "data/pretrained/vit-tiny-fmnist.h5"),
-    CHOICE("model.arch", model.arch, "vit", archs),
-    INT("model.image_size", model.image_size, "28", 1, 4096),
-    INT("model.channels", model.channels, "1", 1, 64),
-    INT("model.patch", model.patch, "4", 1, 4096),
-    INT("model.dim", model.dim, "96", 1, 65536),
-    INT("model.depth", model.depth, "6", 1, 1024),
-    INT("model.heads", model.heads, "3", 1, 1024),
-    INT("model.mlp_ratio", model.mlp_ratio, "4", 1, 64),
-    INT("model.width", model.width, "64", 1, 65536),
-    BOOL("model.small_input", model.small_input, "true"),
+    PATH("model.pretrained", model.pretrained, "data/pretrained/vit-tiny-fmnist.h5", THETA0),
+    CHOICE("model.arch", model.arch, "vit", archs, PRETRAIN),
+    INT("model.image_size", model.image_size, "28", 1, 4096, PRETRAIN),
+    INT("model.channels", model.channels, "1", 1, 64, PRETRAIN),
+    INT("model.patch", model.patch, "4", 1, 4096, PRETRAIN),
+    INT("model.dim", model.dim, "96", 1, 65536, PRETRAIN),
+    INT("model.depth", model.depth, "6", 1, 1024, PRETRAIN),
+    INT("model.heads", model.heads, "3", 1, 1024, PRETRAIN),
+    INT("model.mlp_ratio", model.mlp_ratio, "4", 1, 64, PRETRAIN),
+    INT("model.width", model.width, "64", 1, 65536, PRETRAIN),
+    BOOL("model.small_input", model.small_input, "true", PRETRAIN),
 
-    PATH("data.manifest", data.manifest, "data/tasks/fmnist5/manifest.yaml"),
-    DBL("data.mean", data.mean, "0.5", -INFINITY, INFINITY, 0),
-    DBL("data.std", data.std, "0.5", 0, 1e3, OPEN_MIN),
-    CHOICE("data.normalize", data.normalize, "scalar", normalizations),
-    DBL("data.crop_pct", data.crop_pct, "1.0", 0, 1, OPEN_MIN),
+    PATH("data.manifest", data.manifest, "data/tasks/fmnist5/manifest.yaml", TASKS),
+    DBL("data.mean", data.mean, "0.5", -INFINITY, INFINITY, 0, TRAINS),
+    DBL("data.std", data.std, "0.5", 0, 1e3, OPEN_MIN, TRAINS),
+    CHOICE("data.normalize", data.normalize, "scalar", normalizations, TRAINS),
+    DBL("data.crop_pct", data.crop_pct, "1.0", 0, 1, OPEN_MIN, TRAINS),
 
-    INT("train.epochs", train.epochs, "2", 1, 1000000),
-    INT("train.head_epochs", train.head_epochs, "0", 0, 1000000),
-    INT("train.batch_size", train.batch_size, "64", 1, 1 << 20),
-    DBL("train.lr", train.lr, "1e-3", 0, INFINITY, OPEN_MIN),
-    CHOICE("train.optimizer", train.optimizer, "adamw", optimizers),
-    DBL("train.weight_decay", train.weight_decay, "0.05", 0, 10, 0),
-    DBL("train.momentum", train.momentum, "0.9", 0, 1, OPEN_MAX),
-    DBL("train.beta1", train.beta1, "0.9", 0, 1, OPEN_MAX),
-    DBL("train.beta2", train.beta2, "0.999", 0, 1, OPEN_MAX),
-    DBL("train.eps", train.eps, "1e-8", 0, 1, OPEN_MIN),
-    INT("train.warmup_steps", train.warmup_steps, "20", 0, INT_MAX),
-    DBL("train.grad_clip", train.grad_clip, "1.0", 0, 1e6, 0),
-    DBL("train.label_smoothing", train.label_smoothing, "0", 0, 1, OPEN_MAX),
-    STR("train.tune", train.tune, "all"),
-    INT("train.threads", train.threads, "0", 0, 4096),
-    U64("train.seed", train.seed, "0"),
-    INT("train.augment_pad", train.augment_pad, "2", 0, 1024),
-    BOOL("train.augment_flip", train.augment_flip, "false"),
-    INT("train.max_steps", train.max_steps, "0", 0, INT_MAX),
+    INT("train.epochs", train.epochs, "2", 1, 1000000, TRAINS),
+    INT("train.head_epochs", train.head_epochs, "0", 0, 1000000, TRAINS),
+    INT("train.batch_size", train.batch_size, "64", 1, 1 << 20, TRAINS),
+    DBL("train.lr", train.lr, "1e-3", 0, INFINITY, OPEN_MIN, TRAINS),
+    CHOICE("train.optimizer", train.optimizer, "adamw", optimizers, TRAINS),
+    DBL("train.weight_decay", train.weight_decay, "0.05", 0, 10, 0, TRAINS),
+    DBL("train.momentum", train.momentum, "0.9", 0, 1, OPEN_MAX, TRAINS),
+    DBL("train.beta1", train.beta1, "0.9", 0, 1, OPEN_MAX, TRAINS),
+    DBL("train.beta2", train.beta2, "0.999", 0, 1, OPEN_MAX, TRAINS),
+    DBL("train.eps", train.eps, "1e-8", 0, 1, OPEN_MIN, TRAINS),
+    INT("train.warmup_steps", train.warmup_steps, "20", 0, INT_MAX, TRAINS),
+    DBL("train.grad_clip", train.grad_clip, "1.0", 0, 1e6, 0, TRAINS),
+    DBL("train.label_smoothing", train.label_smoothing, "0", 0, 1, OPEN_MAX, TRAINS),
+    STR("train.tune", train.tune, "all", TRAINS),
+    INT("train.threads", train.threads, "0", 0, 4096, RUN),
+    U64("train.seed", train.seed, "0", TRAINS),
+    INT("train.augment_pad", train.augment_pad, "2", 0, 1024, TRAINS),
+    BOOL("train.augment_flip", train.augment_flip, "false", TRAINS),
+    INT("train.max_steps", train.max_steps, "0", 0, INT_MAX, TRAINS),
 
     {"sotu.keep", K_KEEP, FIELD(sotu.keep), offsetof(sotu_config, sotu.n_keep), "auto", 0, 1,
-     OPEN_MIN, NULL, 0},
-    BOOL("sotu.rescale", sotu.rescale, "false"),
-    CHOICE("sotu.value_dtype", sotu.value_dtype, "f32", dtypes),
+     OPEN_MIN, NULL, 0, SHIP_KEEP},
+    BOOL("sotu.rescale", sotu.rescale, "false", TRAINS_SOTU),
+    CHOICE("sotu.value_dtype", sotu.value_dtype, "f32", dtypes, TRAINS_SOTU),
 
-    CHOICE("clr.variant", clr.variant, "clr", clr_variants),
+    CHOICE("clr.variant", clr.variant, "clr", clr_variants, TRAINS_CLR),
 
-    CHOICE("merge.mode", merge.mode, "sum", merge_modes),
-    DBL("merge.scale", merge.scale, "1.0", 0, 1e3, OPEN_MIN),
+    CHOICE("merge.mode", merge.mode, "sum", merge_modes, RUN),
+    DBL("merge.scale", merge.scale, "1.0", 0, 1e3, OPEN_MIN, RUN),
 
     NAMES("eval.classifiers", eval.classifiers, eval.n_classifiers, "[task_heads, ncm, ridge]",
-          classifiers, 1),
-    INT("eval.every", eval.every, "1", 0, INT_MAX),
+          classifiers, 1, RUN),
+    INT("eval.every", eval.every, "1", 0, INT_MAX, RUN),
     NAMES("eval.baselines", eval.baselines, eval.n_baselines,
-          "[finetuned, frozen, dense, sequential]", baselines, 0),
-    INT("eval.rp_dim", eval.rp_dim, "512", 0, 1 << 16),
-    INT("eval.fit_per_task", eval.fit_per_task, "500", 0, INT_MAX),
+          "[finetuned, frozen, dense, sequential]", baselines, 0, RUN),
+    INT("eval.rp_dim", eval.rp_dim, "512", 0, 1 << 16, RUN),
+    INT("eval.fit_per_task", eval.fit_per_task, "500", 0, INT_MAX, RUN),
 
-    INT("checkpoint.every", checkpoint.every, "0", 0, INT_MAX),
+    INT("checkpoint.every", checkpoint.every, "0", 0, INT_MAX, RUN),
 
-    STR("output.dir", output.dir, "runs/quickstart"),
+    STR("output.dir", output.dir, "runs/quickstart", RUN),
 
-    BOOL("mpi.coordinator_trains", mpi.coordinator_trains, "false"),
+    BOOL("mpi.coordinator_trains", mpi.coordinator_trains, "false", RUN),
 
-    INT("pretrain.epochs", pretrain.epochs, "10", 1, 1000000),
-    INT("pretrain.batch_size", pretrain.batch_size, "128", 1, 1 << 20),
-    DBL("pretrain.lr", pretrain.lr, "1e-3", 0, INFINITY, OPEN_MIN),
-    INT("pretrain.warmup_steps", pretrain.warmup_steps, "200", 0, INT_MAX),
-    PATH("pretrain.data_dir", pretrain.data_dir, "/usr/share/datasets/fashion-mnist"),
-    PATH("pretrain.out", pretrain.out, "data/pretrained/vit-tiny-fmnist.h5"),
+    INT("pretrain.epochs", pretrain.epochs, "10", 1, 1000000, PRETRAIN),
+    INT("pretrain.batch_size", pretrain.batch_size, "128", 1, 1 << 20, PRETRAIN),
+    DBL("pretrain.lr", pretrain.lr, "1e-3", 0, INFINITY, OPEN_MIN, PRETRAIN),
+    INT("pretrain.warmup_steps", pretrain.warmup_steps, "200", 0, INT_MAX, PRETRAIN),
+    PATH("pretrain.data_dir", pretrain.data_dir, "/usr/share/datasets/fashion-mnist", PRETRAIN),
+    PATH("pretrain.out", pretrain.out, "data/pretrained/vit-tiny-fmnist.h5", PRETRAIN),
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
+
+int sotu_config_key_count(void) { return N_KEYS; }
+
+const char *sotu_config_key_name(int i) { return i >= 0 && i < N_KEYS ? keys[i].key : NULL; }
+
+sotu_key_role sotu_config_key_role(int i)
+{
+    return i >= 0 && i < N_KEYS ? keys[i].role : (sotu_key_role)0;
+}
+
+const char *sotu_key_role_name(sotu_key_role r)
+{
+    switch (r) {
+    case SOTU_KEY_TRAINS: return "trains";
+    case SOTU_KEY_TRAINS_SOTU: return "trains (sotu)";
+    case SOTU_KEY_TRAINS_CLR: return "trains (clr)";
+    case SOTU_KEY_THETA0: return "theta0";
+    case SOTU_KEY_SHIP_KEEP: return "shipped keep";
+    case SOTU_KEY_TASKS: return "tasks";
+    case SOTU_KEY_PRETRAIN: return "pretrain";
+    case SOTU_KEY_RUN: return "run";
+    }
+    return "?";
+}
 
 static const key_spec *find_key(const char *key)
 {
@@ -859,6 +897,62 @@ static bool emit_value(yaml_emitter_t *e, const sotu_config *cfg, const key_spec
     }
     }
     return emit_scalar(e, buf);
+}
+
+/* Key k's value as one line of text, lists as "[a, b]" (paths as stored). */
+static void format_value(const sotu_config *cfg, const key_spec *k, char *buf, size_t cap)
+{
+    char one[64];
+    switch (k->type) {
+    case K_INT: snprintf(buf, cap, "%d", *(const int *)cfield(cfg, k)); return;
+    case K_UINT64: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)cfield(cfg, k)); return;
+    case K_DOUBLE: format_double(*(const double *)cfield(cfg, k), buf, cap); return;
+    case K_BOOL: snprintf(buf, cap, "%s", *(const bool *)cfield(cfg, k) ? "true" : "false"); return;
+    case K_STRING:
+    case K_PATH:
+    case K_CHOICE: snprintf(buf, cap, "%s", (const char *)cfield(cfg, k)); return;
+    case K_NAMES:
+    case K_KEEP: {
+        int n = ccount(cfg, k);
+        if (k->type == K_KEEP && n == 0) {
+            snprintf(buf, cap, "auto");
+            return;
+        }
+        snprintf(buf, cap, "[");
+        for (int i = 0; i < n; i++) {
+            if (k->type == K_KEEP)
+                format_double(((const double *)cfield(cfg, k))[i], one, sizeof one);
+            else
+                snprintf(one, sizeof one, "%s", (const char *)cfield(cfg, k) + (size_t)i * k->size);
+            snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", i ? ", " : "", one);
+        }
+        snprintf(buf + strlen(buf), cap - strlen(buf), "]");
+        return;
+    }
+    }
+}
+
+char *sotu_config_training_text(const sotu_config *cfg)
+{
+    bool clr = !strcmp(cfg->method, "clr");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    char value[SOTU_PATH_MAX * 2];
+    for (int i = 0; i < N_KEYS; i++) {
+        sotu_key_role r = keys[i].role;
+        if (r != SOTU_KEY_TRAINS && r != (clr ? SOTU_KEY_TRAINS_CLR : SOTU_KEY_TRAINS_SOTU))
+            continue;
+        format_value(cfg, &keys[i], value, sizeof value);
+        fprintf(f, "%s: %s\n", keys[i].key, value);
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }
 
 static bool emit_config(yaml_emitter_t *e, const sotu_config *cfg)

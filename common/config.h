@@ -123,6 +123,38 @@ typedef struct {
     char source_path[SOTU_PATH_MAX];  /* the file loaded, "" for defaults only */
 } sotu_config;
 
+/* What a change of a key's value does to a task's trained result (a SoTU
+ * delta, a CLR module). Every key of the table in config.c has exactly one;
+ * `sotu train --resume` and `sotu merge` compare the TRAINS* keys a stored
+ * result was trained with (sotu_config_training_text) against the run's. */
+typedef enum {
+    SOTU_KEY_TRAINS = 1,  /* every method's training reads it (train.*, data preprocessing,
+                           * method) */
+    SOTU_KEY_TRAINS_SOTU, /* what a SoTU delta ships (sotu.rescale, sotu.value_dtype) */
+    SOTU_KEY_TRAINS_CLR,  /* what a CLR module is (clr.variant) */
+    SOTU_KEY_THETA0,      /* model.pretrained: compared through θ0's fingerprint, not the path */
+    SOTU_KEY_SHIP_KEEP,   /* sotu.keep: compared as the keep deltas are shipped at (the
+                           * largest); smaller keeps are nested sub-masks of it */
+    SOTU_KEY_TASKS,       /* data.manifest: compared per task (name, index, file checksum) */
+    SOTU_KEY_PRETRAIN,    /* read by `sotu pretrain` only (train takes the architecture
+                           * from model.pretrained's file) */
+    SOTU_KEY_RUN,         /* evaluation, merge, output, resources: no task result depends
+                           * on it */
+} sotu_key_role;
+
+/* The key table, for tests and docs: key i's dotted name and role. */
+int sotu_config_key_count(void);
+const char *sotu_config_key_name(int i);
+sotu_key_role sotu_config_key_role(int i);
+const char *sotu_key_role_name(sotu_key_role r); /* "trains", ..., "run"; "?" if none */
+
+/* The canonical text of the keys cfg's method trains with: one
+ * "key: value\n" line per SOTU_KEY_TRAINS key, plus the SOTU_KEY_TRAINS_SOTU
+ * keys (methods sotu, sequential) or the SOTU_KEY_TRAINS_CLR keys (clr), in
+ * table order, values as sotu_config_print writes them. malloc'ed; NULL on
+ * OOM. Two configurations train a task alike iff their texts are equal. */
+char *sotu_config_training_text(const sotu_config *cfg);
+
 /* Fills cfg with the defaults of every key. */
 void sotu_config_defaults(sotu_config *cfg);
 

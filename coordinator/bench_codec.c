@@ -268,8 +268,14 @@ int sotu_bench_codec(int argc, char **argv)
             (s = sotu_bench_synthetic_weights(&tab, seed, &theta0, &thetat)) != SOTU_OK)
             goto cleanup;
         check = &tab;
+        sotu_config defaults;
+        sotu_config_defaults(&defaults);
+        static sotu_provenance prov; /* what a run from these weights would stamp */
+        if ((s = sotu_provenance_init(&prov, sotu_theta0_fingerprint(theta0, tab.total, NULL, 0),
+                                      "synthetic", &defaults)) != SOTU_OK)
+            goto cleanup;
         sotu_extract_opts eo = {.task_index = 0, .task_name = "bench", .seed = seed,
-                                .keep = keep, .dtype = SOTU_DELTA_F32};
+                                .keep = keep, .dtype = SOTU_DELTA_F32, .prov = &prov};
         double t0 = sotu_now();
         if ((s = sotu_delta_extract(&tab, theta0, thetat, &eo, &d)) != SOTU_OK)
             goto cleanup;

@@ -376,6 +376,8 @@ static sotu_status write_body(hid_t f, const clr_run *run, const double *acc,
     if (st == SOTU_OK)
         st = sotu_h5_write_str_attr(f, "clr_variant", resnet_clr_name(run->clr), path);
     if (st == SOTU_OK)
+        st = sotu_h5_write_provenance(f, &run->prov, run->manifest_xxh64, path);
+    if (st == SOTU_OK)
         st = resnet_weights_write_config_attrs((int64_t)f, &run->base->cfg, path);
     if (st == SOTU_OK)
         st = resnet_weights_write_group((int64_t)f, "/backbone", run->base, path);

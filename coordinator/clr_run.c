@@ -61,6 +61,16 @@ sotu_status clr_run_init(clr_run *run, const sotu_config *cfg, const sotu_manife
     }
     for (int t = 0; t < run->T; t++)
         run->tasks[t].classes = man->tasks[t].classes;
+    st = sotu_provenance_init(&run->prov,
+                              sotu_theta0_fingerprint(base->params, base->num_params,
+                                                      base->running, base->buffers.total),
+                              cfg->model.pretrained, cfg);
+    if (st == SOTU_OK)
+        st = sotu_file_xxh64(man->path, &run->manifest_xxh64);
+    if (st != SOTU_OK) {
+        clr_run_free(run);
+        return st;
+    }
     snprintf(run->dir, sizeof run->dir, "%s", cfg->output.dir);
     snprintf(run->modules_dir, sizeof run->modules_dir, "%s/modules", run->dir);
     snprintf(run->checkpoint_path, sizeof run->checkpoint_path, "%s/checkpoint.h5", run->dir);
@@ -120,17 +130,24 @@ void clr_run_fail(clr_run *run, clr_job_kind kind, int t, const sotu_task_report
     clr_run_metric(run, "task_failed", o);
 }
 
+/* A job's report; a baseline's (its result) also records prov, what it was
+ * trained with (the module's provenance is in the .clrm). */
 static sotu_status write_report(const clr_run *run, clr_job_kind kind, int t,
-                                const sotu_task_report *rep)
+                                const sotu_task_report *rep, const sotu_provenance *prov)
 {
     char path[SOTU_PATH_MAX + 128];
     job_path(run, kind, t, true, path, sizeof path);
-    return sotu_task_report_store(path, report_json(run, kind, t, rep));
+    json_t *o = report_json(run, kind, t, rep);
+    if (prov)
+        sotu_provenance_json_put(o, "provenance", prov);
+    return sotu_task_report_store(path, o);
 }
 
 /* A stored report: true when it is readable and names this task and kind
- * (a baseline's result is its report, so it must be whole). */
-static bool read_report(const clr_run *run, clr_job_kind kind, int t, sotu_task_report *rep)
+ * (a baseline's result is its report, so it must be whole); *has_prov says
+ * whether it records a provenance (into prov). */
+static bool read_report(const clr_run *run, clr_job_kind kind, int t, sotu_task_report *rep,
+                        sotu_provenance *prov, bool *has_prov)
 {
     char path[SOTU_PATH_MAX + 128];
     job_path(run, kind, t, true, path, sizeof path);
@@ -139,6 +156,7 @@ static bool read_report(const clr_run *run, clr_job_kind kind, int t, sotu_task_
               !strcmp(json_string_value(v), run->man.tasks[t].name) &&
               (v = json_object_get(o, "kind")) && json_is_string(v) &&
               !strcmp(json_string_value(v), clr_job_kind_name(kind)) && !isnan(rep->finetuned_acc);
+    *has_prov = o && sotu_provenance_json_get(o, "provenance", prov);
     json_decref(o);
     return ok;
 }
@@ -174,14 +192,40 @@ sotu_status clr_run_accept(clr_run *run, clr_job_kind kind, int t, const void *b
             st = sotu_error(SOTU_ERR_DATA, "%s: a %s module, the run trains %s (a module of "
                             "another run?)", what, resnet_clr_name((resnet_clr)mod.kind),
                             resnet_clr_name(run->clr));
+        /* A fresh message carries its worker's task file checksum; a stored
+         * file is compared with the task file as it is now. */
+        uint64_t task_file = mod.prov.task_file;
+        if (st == SOTU_OK && !persist)
+            st = sotu_file_xxh64(run->man.tasks[t].path, &task_file);
+        sotu_provenance_verdict verdict = SOTU_PROVENANCE_SAME;
+        char why[1600];
+        if (st == SOTU_OK)
+            st = sotu_provenance_compare(&run->prov, &mod.prov, task_file, what, name,
+                                         run->man.tasks[t].path, !persist && run->retrain_changed,
+                                         sotu_retrain_hint, &verdict, why, sizeof why);
+        if (st == SOTU_OK && verdict == SOTU_PROVENANCE_RETRAIN) {
+            SOTU_WARN("%s: %s; task %s is retrained (--retrain-changed)", what, why, name);
+            sotu_module_free(&mod);
+            return SOTU_OK; /* not done: the job stays in the queue */
+        }
     }
     if (st == SOTU_OK && persist) {
         char path[SOTU_PATH_MAX + 128];
         job_path(run, kind, t, false, path, sizeof path);
-        if (kind == CLR_JOB_MODULE)
+        /* A baseline result records the run's provenance with the task
+         * file's checksum as the coordinator finds it now. */
+        sotu_provenance *prov = NULL;
+        if (kind != CLR_JOB_MODULE && (prov = malloc(sizeof *prov))) {
+            *prov = run->prov;
+            st = sotu_file_xxh64(run->man.tasks[t].path, &prov->task_file);
+        } else if (kind != CLR_JOB_MODULE) {
+            st = sotu_error(SOTU_ERR_NOMEM, "%s: provenance", path);
+        }
+        if (st == SOTU_OK && kind == CLR_JOB_MODULE)
             st = sotu_write_file_atomic(path, bytes, n);
         if (st == SOTU_OK)
-            st = write_report(run, kind, t, rep);
+            st = write_report(run, kind, t, rep, prov);
+        free(prov);
     }
     if (st != SOTU_OK) {
         sotu_module_free(&mod);
@@ -215,9 +259,22 @@ int clr_run_count_module_files(const clr_run *run)
     return sotu_count_files_with_suffix(run->modules_dir, ".clrm");
 }
 
+sotu_status clr_run_write_config(const clr_run *run)
+{
+    char path[SOTU_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", run->dir);
+    return sotu_write_file_atomic(path, run->config_yaml, strlen(run->config_yaml));
+}
+
 sotu_status clr_run_load(clr_run *run, int *n_loaded)
 {
     *n_loaded = 0;
+    int refused = 0;
+    char first[2048] = "";
+    sotu_status first_st = SOTU_OK;
+    sotu_provenance *prov = malloc(sizeof *prov); /* a baseline result's */
+    if (!prov)
+        return sotu_error(SOTU_ERR_NOMEM, "%s: provenance", run->modules_dir);
     FILE *metrics = run->metrics; /* loading is not an event, and no failure is one */
     run->metrics = NULL;
     for (int t = 0; t < run->T; t++) {
@@ -227,7 +284,8 @@ sotu_status clr_run_load(clr_run *run, int *n_loaded)
             if (!run->want[k])
                 continue;
             sotu_task_report rep;
-            bool have_report = read_report(run, (clr_job_kind)k, t, &rep);
+            bool has_prov = false;
+            bool have_report = read_report(run, (clr_job_kind)k, t, &rep, prov, &has_prov);
             job_path(run, (clr_job_kind)k, t, k != CLR_JOB_MODULE, path, sizeof path);
             if (!sotu_file_exists(path))
                 continue;
@@ -236,22 +294,64 @@ sotu_status clr_run_load(clr_run *run, int *n_loaded)
                           clr_job_kind_name((clr_job_kind)k), name);
                 continue;
             }
+            sotu_status st = SOTU_OK;
+            if (k != CLR_JOB_MODULE && !has_prov) {
+                SOTU_WARN("%s: written by an older sotu that did not record what the baseline "
+                          "was trained with; task %s's %s baseline will be redone", path, name,
+                          clr_job_kind_name((clr_job_kind)k));
+                continue;
+            }
+            if (k != CLR_JOB_MODULE) { /* the baseline's provenance, as a module's */
+                uint64_t task_file = 0;
+                sotu_provenance_verdict verdict = SOTU_PROVENANCE_SAME;
+                char why[1600];
+                st = sotu_file_xxh64(run->man.tasks[t].path, &task_file);
+                if (st == SOTU_OK)
+                    st = sotu_provenance_compare(&run->prov, prov, task_file, path, name,
+                                                 run->man.tasks[t].path, run->retrain_changed,
+                                                 sotu_retrain_hint, &verdict, why, sizeof why);
+                if (st == SOTU_OK && verdict == SOTU_PROVENANCE_RETRAIN) {
+                    SOTU_WARN("%s: %s; task %s's %s baseline is retrained (--retrain-changed)",
+                              path, why, name, clr_job_kind_name((clr_job_kind)k));
+                    continue;
+                }
+            }
             char *data = NULL;
             size_t n = 0;
-            sotu_status st = SOTU_OK;
-            if (k == CLR_JOB_MODULE)
+            if (st == SOTU_OK && k == CLR_JOB_MODULE)
                 st = sotu_read_file(path, (size_t)1 << 34, &data, &n);
             if (st == SOTU_OK)
                 st = clr_run_accept(run, (clr_job_kind)k, t, data, n, &rep, false);
             free(data);
+            if (st == SOTU_ERR_CONFIG) { /* trained from other inputs: refused, not redone */
+                if (!refused++) {
+                    first_st = st;
+                    snprintf(first, sizeof first, "%s", sotu_last_error());
+                }
+                continue;
+            }
             if (st != SOTU_OK) {
                 SOTU_WARN("%s: does not verify (%s); task %s (%s) will be redone", path,
                           sotu_last_error(), name, clr_job_kind_name((clr_job_kind)k));
                 continue;
             }
-            (*n_loaded)++;
+            if (run->tasks[t].done[k])
+                (*n_loaded)++;
         }
     }
     run->metrics = metrics;
+    free(prov);
+    if (refused) {
+        for (int t = 0; t < run->T; t++) { /* nothing half-loaded stays behind */
+            sotu_module_free(&run->tasks[t].module);
+            for (int k = 0; k < CLR_JOB_KINDS; k++)
+                run->tasks[t].done[k] = false;
+        }
+        *n_loaded = 0;
+        if (refused > 1)
+            return sotu_error(first_st, "%s (and %d more stored modules in %s)", first,
+                              refused - 1, run->modules_dir);
+        return sotu_error(first_st, "%s", first);
+    }
     return SOTU_OK;
 }

@@ -53,12 +53,16 @@ typedef struct {
     clr_run_task *tasks;         /* [T] */
     FILE *metrics;
     ZSTD_DCtx *dctx;
+    sotu_provenance prov;        /* what this run trains with (task_file 0) */
+    uint64_t manifest_xxh64;     /* checksum of the manifest file */
+    bool retrain_changed;        /* load: retrain stored modules trained otherwise */
 } clr_run;
 
 /* Checks the config for CLR (clr.variant clr | clr-full, eval.baselines
  * only frozen/finetuned among the ones that apply), sets the paths and job
- * kinds. With create (the coordinator) makes the directories, writes
- * config.yaml and opens metrics.jsonl. */
+ * kinds, and the provenance (θ0 = base's parameters and running statistics).
+ * With create (the coordinator) makes the directories, writes config.yaml
+ * if there is none yet and opens metrics.jsonl. */
 sotu_status clr_run_init(clr_run *run, const sotu_config *cfg, const sotu_manifest *man,
                          const resnet_model *base, bool create);
 void clr_run_free(clr_run *run);
@@ -81,9 +85,15 @@ sotu_status clr_run_accept(clr_run *run, clr_job_kind kind, int t, const void *b
 void clr_run_fail(clr_run *run, clr_job_kind kind, int t, const sotu_task_report *rep);
 
 /* Loads every module and baseline result in modules/ that verifies
- * (resume). A corrupt or partial file is logged and its job redone.
- * *n_loaded gets the number of jobs now done. */
+ * (resume). A corrupt or partial file, or a module of an older format, is
+ * logged and its job redone. A module whose provenance differs from the
+ * run's is refused (SOTU_ERR_CONFIG, nothing loaded) or, for other settings
+ * or task data with run->retrain_changed, retrained, as in
+ * sotu_run_load_deltas. *n_loaded gets the number of jobs now done. */
 sotu_status clr_run_load(clr_run *run, int *n_loaded);
+
+/* Writes the run's config.yaml atomically (after clr_run_load verified). */
+sotu_status clr_run_write_config(const clr_run *run);
 
 /* Number of .clrm files in the run's modules directory. */
 int clr_run_count_module_files(const clr_run *run);

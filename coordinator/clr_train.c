@@ -45,8 +45,8 @@ static void clr_job_run(void *ctx, int job, int rank, ZSTD_CCtx *cctx, sotu_task
     rep->task = job;
     rep->rank = rank;
     SOTU_INFO("task %s (%s, %d/%d) starts", name, clr_job_kind_name(kind), t + 1, c->T);
-    sotu_status st = sotu_clr_task_run(c->base, c->cfg, &c->man->tasks[t], (uint32_t)t, kind,
-                                       cctx, res);
+    sotu_status st = sotu_clr_task_run(c->base, c->cfg, &c->run->prov, &c->man->tasks[t],
+                                       (uint32_t)t, kind, cctx, res);
     if (!sotu_dispatch_report(rep, st, res))
         return;
     SOTU_INFO("task %s (%s) trained: test accuracy %.4f, %lld steps, %.1fs, %zu bytes", name,
@@ -222,7 +222,8 @@ static sotu_status finish(clr_coordinator *c, const double *acc, int nranks, dou
     return st;
 }
 
-int sotu_clr_train(const sotu_config *cfg, bool resume, bool array_mode, int rank, int nranks)
+int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bool array_mode,
+                   int rank, int nranks)
 {
     double t_start = sotu_now();
     sotu_status st = SOTU_OK;
@@ -248,6 +249,7 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool array_mode, int ran
     if ((st = load_backbone(cfg->model.pretrained, rank, nranks, &base)) != SOTU_OK)
         goto done;
     st = clr_run_init(&run, cfg, &man, &base, rank == 0);
+    run.retrain_changed = retrain_changed;
     if (st == SOTU_OK && rank == 0) {
         int on_disk = clr_run_count_module_files(&run), loaded = 0;
         if (on_disk > 0 && !resume)
@@ -256,6 +258,9 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool array_mode, int ran
                             "another output.dir", run.modules_dir, on_disk);
         else if (resume && (st = clr_run_load(&run, &loaded)) == SOTU_OK && loaded)
             SOTU_INFO("resume: %d jobs of %s already done, verified and kept", loaded, run.dir);
+        /* Only now: the stored modules verified against this configuration. */
+        if (st == SOTU_OK)
+            st = clr_run_write_config(&run);
         if (st == SOTU_OK)
             st = queue_build(&c);
     }
@@ -268,11 +273,11 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool array_mode, int ran
                   resnet_clr_name(run.clr), run.T, c.d.queue.n_tasks, c.d.queue.n_done, nranks,
                   nranks == 1 ? "serial" : "rank 0 coordinates", base.cfg.depth, base.cfg.width,
                   pc.backbone, sotu_threads_get());
-        clr_run_metric(&run, "run_start",
-                       json_pack("{s:s, s:s, s:i, s:i, s:b, s:i, s:i}", "method", "clr",
-                                 "variant", resnet_clr_name(run.clr), "tasks", run.T, "ranks",
-                                 nranks, "resume", resume, "jobs", c.d.queue.n_tasks,
-                                 "jobs_done", c.d.queue.n_done));
+        json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:b, s:i, s:i}", "method", "clr", "variant",
+                              resnet_clr_name(run.clr), "tasks", run.T, "ranks", nranks, "resume",
+                              resume, "jobs", c.d.queue.n_tasks, "jobs_done", c.d.queue.n_done);
+        sotu_run_provenance_json(&run.prov, run.manifest_xxh64, o);
+        clr_run_metric(&run, "run_start", o);
     }
 
     sotu_dispatch_ops ops = {.ctx = &c, .run = clr_job_run, .record = clr_job_record,

@@ -22,6 +22,7 @@
 
 /* Every rank, after MPI and the thread count are set up: runs the CLR job
  * of cfg and returns the process exit code (MPI is not finalised here). */
-int sotu_clr_train(const sotu_config *cfg, bool resume, bool array_mode, int rank, int nranks);
+int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bool array_mode,
+                   int rank, int nranks);
 
 #endif

@@ -271,6 +271,10 @@ int sotu_cmd_merge(int argc, char **argv)
     int rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_exit_code(st);
     if (st != SOTU_OK && rank == 0)
         fprintf(stderr, "sotu merge: %s\n", sotu_last_error());
+    /* Every rank exits with rank 0's code (mpiexec reports the first non-zero
+     * one: a refusal on rank 0 must not read as the others' exit 1). */
+    if (nranks > 1)
+        SOTU_MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
     sotu_mpi_finalize();
     return rc;
 }

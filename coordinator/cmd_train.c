@@ -47,12 +47,18 @@ static void train_usage(FILE *f)
 {
     fprintf(f,
             "usage: [mpiexec -n N | srun --mpi=pmix] sotu train CONFIG [--set key=value ...]\n"
-            "                  [--resume] [--print-config]\n"
+            "                  [--resume [--retrain-changed]] [--print-config]\n"
             "Fine-tunes every task of data.manifest from model.pretrained (rank 0 coordinates,\n"
             "ranks 1..N-1 fine-tune), merges the sparse deltas and writes output.dir:\n"
             "  checkpoint.h5, deltas/<task>.sotud, metrics.jsonl, config.yaml.\n"
             "--resume  keep every delta already in output.dir/deltas that verifies and train\n"
-            "          only the rest (automatic when Slurm restarts the job).\n"
+            "          only the rest (automatic when Slurm restarts the job). A stored delta\n"
+            "          trained from another model.pretrained (θ0 fingerprint) is refused (exit\n"
+            "          2); so is one trained with other training settings (train.*, data\n"
+            "          preprocessing, sotu.rescale/value_dtype, method; the differing keys are\n"
+            "          listed) or on a task file that changed since, unless:\n"
+            "--retrain-changed  retrain exactly the tasks whose stored delta was trained\n"
+            "          with other settings or task data (config.yaml is then updated).\n"
             "A `sweep:` block trains (point x task) jobs on one queue; every point gets its run\n"
             "directory output.dir/points/<label>/ and output.dir/sweep.{csv,md} ranks them.\n"
             "--array-index I   array mode (default: $SLURM_ARRAY_TASK_ID when set): train\n"
@@ -94,6 +100,7 @@ static const sotu_config *job_config(const job_space *js, int job)
 typedef struct {
     job_space js;
     const float *theta0; /* [table.total], every rank */
+    uint64_t theta0_fp;  /* its fingerprint (io/provenance.h), every rank */
     sotu_run **runs;     /* [n_groups]: the groups with jobs here, else NULL */
     sotu_dispatch d;     /* the queue over this process's jobs */
     int since_checkpoint;
@@ -114,8 +121,12 @@ static void coord_run(void *ctx, int job, int rank, ZSTD_CCtx *cctx, sotu_task_r
     rep->task = job;
     rep->rank = rank;
     SOTU_INFO("task %s%s%s (%d/%d) starts", label, label[0] ? "/" : "", name, t + 1, js->T);
-    sotu_status st = sotu_task_run(js->vc, theta0, job_config(js, job), &js->man->tasks[t],
-                                   (uint32_t)t, js->sweep->groups[g].keep_ship, cctx, res);
+    const sotu_config *cfg = job_config(js, job);
+    sotu_provenance prov;
+    sotu_status st = sotu_provenance_init(&prov, c->theta0_fp, cfg->model.pretrained, cfg);
+    if (st == SOTU_OK)
+        st = sotu_task_run(js->vc, theta0, cfg, &prov, &js->man->tasks[t], (uint32_t)t,
+                           js->sweep->groups[g].keep_ship, cctx, res);
     if (!sotu_dispatch_report(rep, st, res))
         return;
     SOTU_INFO("task %s%s%s done: fine-tuned accuracy %.4f, %lld steps, %.1fs, %zu bytes", label,
@@ -245,15 +256,17 @@ static bool array_element(int option_index, int *element)
 
 int sotu_cmd_train(int argc, char **argv)
 {
-    enum { OPT_ARRAY_INDEX = 0x2000, OPT_SHARD_COUNT, OPT_ARRAY_SIZE };
+    enum { OPT_ARRAY_INDEX = 0x2000, OPT_SHARD_COUNT, OPT_ARRAY_SIZE, OPT_RETRAIN_CHANGED };
     static const struct option opts[] = {SOTU_CLI_OPTIONS,
                                          {"resume", no_argument, NULL, 'r'},
                                          {"array-index", required_argument, NULL, OPT_ARRAY_INDEX},
                                          {"shard-count", required_argument, NULL, OPT_SHARD_COUNT},
                                          {"array-size", no_argument, NULL, OPT_ARRAY_SIZE},
+                                         {"retrain-changed", no_argument, NULL,
+                                          OPT_RETRAIN_CHANGED},
                                          {NULL, 0, NULL, 0}};
     sotu_cli_args a = {0};
-    bool resume = false, print_array_size = false;
+    bool resume = false, print_array_size = false, retrain_changed = false;
     int array_index = -1, shard_count = 1;
     int o;
     optind = 0;
@@ -277,6 +290,8 @@ int sotu_cmd_train(int argc, char **argv)
             *(o == OPT_ARRAY_INDEX ? &array_index : &shard_count) = (int)v;
         } else if (o == OPT_ARRAY_SIZE) {
             print_array_size = true;
+        } else if (o == OPT_RETRAIN_CHANGED) {
+            retrain_changed = true;
         } else {
             train_usage(stderr);
             return SOTU_EXIT_USAGE;
@@ -313,7 +328,8 @@ int sotu_cmd_train(int argc, char **argv)
     sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
     sotu_signals_install();
     if (!strcmp(cfg.method, "clr")) {
-        rc = sotu_clr_train(&cfg, resume, array_mode || print_array_size, rank, nranks);
+        rc = sotu_clr_train(&cfg, resume, retrain_changed, array_mode || print_array_size, rank,
+                            nranks);
         sotu_mpi_finalize();
         return rc;
     }
@@ -364,14 +380,13 @@ int sotu_cmd_train(int argc, char **argv)
                              .name = coord_name, .stopping = coord_stopping};
     c.runs = calloc((size_t)sw.n_groups, sizeof *c.runs);
     st = c.runs ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "run state of %d groups", sw.n_groups);
-    if (st == SOTU_OK && rank == 0 && sw.active)
-        st = sotu_sweep_write_config(&sw, &cfg);
     /* Group 0's run on every rank: the single-run evaluation below uses it. */
     if (st == SOTU_OK && rank == 0 && only_group <= 0)
         st = sotu_sweep_prepare_group(&sw, 0);
     if (st == SOTU_OK)
         st = sotu_run_init(&run, &sw.points[sw.groups[0].first_point].cfg, &man, &vc, &base.table,
                            base.params, rank == 0 && only_group <= 0);
+    c.theta0_fp = run.prov.theta0;
     for (int g = 0; st == SOTU_OK && rank == 0 && g < sw.n_groups; g++) {
         if (only_group >= 0 && g != only_group)
             continue;
@@ -383,6 +398,8 @@ int sotu_cmd_train(int argc, char **argv)
             st = sotu_run_init(c.runs[g], &sw.points[sw.groups[g].first_point].cfg, &man, &vc,
                                &base.table, base.params, true);
         }
+        if (st == SOTU_OK)
+            c.runs[g]->retrain_changed = retrain_changed;
         if (st == SOTU_OK && c.runs[g]->keep_ship != sw.groups[g].keep_ship)
             st = sotu_error(SOTU_ERR_INTERNAL, "group %d: the run ships at keep %g, the sweep "
                             "at %g", g, c.runs[g]->keep_ship, sw.groups[g].keep_ship);
@@ -428,6 +445,12 @@ int sotu_cmd_train(int argc, char **argv)
                 sizes[n_jobs++] = man.tasks[t].n_train;
             }
         }
+        /* Only now: the stored deltas verified against this configuration. */
+        for (int g = 0; st == SOTU_OK && g < sw.n_groups; g++)
+            if (c.runs[g])
+                st = sotu_run_write_config(c.runs[g]);
+        if (st == SOTU_OK && sw.active)
+            st = sotu_sweep_write_config(&sw, &cfg);
         if (st == SOTU_OK)
             st = sotu_queue_init(&c.d.queue, n_jobs, sizes);
         free(sizes);
@@ -438,13 +461,16 @@ int sotu_cmd_train(int argc, char **argv)
                 loaded_total++;
             }
         }
-        for (int g = 0; st == SOTU_OK && g < sw.n_groups; g++)
-            if (c.runs[g])
-                sotu_run_metric(c.runs[g], "run_start",
-                                json_pack("{s:i, s:i, s:f, s:b, s:i, s:i, s:i}", "tasks", n_tasks,
-                                          "ranks", nranks, "keep", c.runs[g]->keeps[0],
-                                          "resume", resume, "jobs", n_jobs, "jobs_done",
-                                          loaded_total, "array_element", element));
+        for (int g = 0; st == SOTU_OK && g < sw.n_groups; g++) {
+            if (!c.runs[g])
+                continue;
+            json_t *ev = json_pack("{s:i, s:i, s:f, s:b, s:i, s:i, s:i}", "tasks", n_tasks,
+                                  "ranks", nranks, "keep", c.runs[g]->keeps[0], "resume", resume,
+                                  "jobs", n_jobs, "jobs_done", loaded_total, "array_element",
+                                  element);
+            sotu_run_provenance_json(&c.runs[g]->prov, c.runs[g]->manifest_xxh64, ev);
+            sotu_run_metric(c.runs[g], "run_start", ev);
+        }
     }
     if (!all_ok(st, "train"))
         goto done;

@@ -85,6 +85,8 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
         st = sotu_run_init(&run, &pt->cfg, man, vc, table, theta0, rank == 0);
         if (st == SOTU_OK && rank == 0)
             st = sotu_run_load_deltas(&run, &loaded);
+        if (st == SOTU_OK && rank == 0) /* only once the deltas verified against it */
+            st = sotu_run_write_config(&run);
         if (finish_all_ok(st, nranks)) {
             if (rank == 0)
                 SOTU_INFO("point %s: merging %d of %d tasks", pt->label, loaded, run.T);

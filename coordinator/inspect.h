@@ -8,6 +8,8 @@
 #ifndef SOTU_COORDINATOR_INSPECT_H
 #define SOTU_COORDINATOR_INSPECT_H
 
+#include "io/provenance.h"
+
 /* Task file ("sotu-task"): name, classes and class names, image shape,
  * per split: count, label histogram, pixel mean. */
 int sotu_inspect_task(const char *path);
@@ -33,6 +35,12 @@ int sotu_inspect_clr_checkpoint(const char *path);
 
 /* Delta (.sotud): task, seed, keep, dtype, kept counts and bytes; per tensor at -v. */
 int sotu_inspect_delta(const char *path);
+
+/* The provenance lines of a delta or module (θ0 fingerprint and path, task
+ * file checksum, sotu version and commit, the training keys) and of a
+ * checkpoint's attributes ("not recorded" where an older file has none). */
+void sotu_inspect_print_provenance(const sotu_provenance *p);
+void sotu_inspect_print_provenance_attrs(const sotu_provenance_attrs *a);
 
 /* safetensors file or sharded index (.safetensors, .safetensors.index.json):
  * shards, tensors, values, dtypes and __metadata__; per tensor at -v. */

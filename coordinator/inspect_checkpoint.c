@@ -95,6 +95,7 @@ int sotu_inspect_checkpoint(const char *path)
     printf("checkpoint  %s\n", path);
     printf("format      %s v%d, written by sotu %s at %s\n", SOTU_CHECKPOINT_FORMAT,
            ck.format_version, ck.sotu_version, ck.created);
+    sotu_inspect_print_provenance_attrs(&ck.prov);
     printf("model       image %d, channels %d, patch %d, dim %d, depth %d, heads %d, "
            "mlp %d, classes %d\n",
            c->image_size, c->channels, c->patch, c->dim, c->depth, c->heads, c->mlp_hidden,

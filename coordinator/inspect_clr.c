@@ -57,6 +57,7 @@ int sotu_inspect_module(const char *path)
     printf("bytes       %zu file, %zu payload (one zstd frame), %.3f per value (dense f32 "
            "%zu)\n", n, payload, layout.total ? (double)payload / (double)layout.total : 0.0,
            layout.total * 4);
+    sotu_inspect_print_provenance(&head.prov);
     if (sotu_log_get_level() >= SOTU_LOG_DEBUG) {
         printf("\n%-40s %-18s %10s %12s\n", "tensor", "shape", "elements", "mean |x|");
         for (int i = 0; i < layout.n; i++) {
@@ -124,6 +125,9 @@ int sotu_inspect_clr_checkpoint(const char *path)
     printf("method      clr, variant %s, on a frozen ResNet-%lld of width %lld (%lldx%lld "
            "images)\n", variant, (long long)depth, (long long)width, (long long)image,
            (long long)image);
+    sotu_provenance_attrs prov;
+    sotu_h5_read_provenance(f, &prov, path);
+    sotu_inspect_print_provenance_attrs(&prov);
     printf("\n%-28s %7s %9s %9s %9s %9s %8s\n", "task", "classes", "clr", "frozen", "finetuned",
            "bytes", "status");
     /* By index: the link order is alphabetical. */

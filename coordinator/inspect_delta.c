@@ -1,11 +1,38 @@
 /* `sotu inspect FILE.sotud`: header, per-tensor kept counts, bytes. */
 #include <stdio.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/commands.h"
 #include "coordinator/inspect.h"
 #include "io/delta.h"
+
+void sotu_inspect_print_provenance(const sotu_provenance *p)
+{
+    printf("theta0      XXH64 %016llx (model.pretrained %s)\n", (unsigned long long)p->theta0,
+           p->pretrained);
+    printf("task file   XXH64 %016llx\n", (unsigned long long)p->task_file);
+    printf("trained by  sotu %s, commit %s\n", p->version, p->commit);
+    printf("settings    XXH64 %016llx:\n", (unsigned long long)p->config_hash);
+    for (const char *l = p->config; *l;) {
+        const char *end = strchr(l, '\n');
+        int n = end ? (int)(end - l) : (int)strlen(l);
+        printf("            %.*s\n", n, l);
+        l += n + (end != NULL);
+    }
+}
+
+void sotu_inspect_print_provenance_attrs(const sotu_provenance_attrs *a)
+{
+    if (!a->theta0_xxh64[0]) {
+        printf("provenance  not recorded (written by an older sotu)\n");
+        return;
+    }
+    printf("theta0      XXH64 %s (model.pretrained %s)\n", a->theta0_xxh64, a->pretrained);
+    printf("manifest    XXH64 %s\n", a->manifest_xxh64);
+    printf("written by  commit %s\n", a->commit[0] ? a->commit : "(not recorded)");
+}
 
 static const char *mask_name(sotu_mask_kind k)
 {
@@ -49,6 +76,7 @@ int sotu_inspect_delta(const char *path)
            (unsigned long long)d.encoded_bytes,
            kept ? (double)d.encoded_bytes / (double)kept : 0.0,
            (unsigned long long)count * 4);
+    sotu_inspect_print_provenance(&d.prov);
     sotu_delta_free(&d);
     return SOTU_EXIT_OK;
 }

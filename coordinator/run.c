@@ -65,6 +65,15 @@ sotu_status sotu_run_init(sotu_run *run, const sotu_config *cfg, const sotu_mani
     }
     memcpy(run->table.t, table->t, sizeof *table->t * (size_t)table->n);
     memcpy(run->theta0, theta0, sizeof(float) * table->total);
+    /* Each rank fingerprints the θ0 it holds, as broadcast (about 10 GB/s). */
+    st = sotu_provenance_init(&run->prov, sotu_theta0_fingerprint(theta0, table->total, NULL, 0),
+                              cfg->model.pretrained, cfg);
+    if (st == SOTU_OK)
+        st = sotu_file_xxh64(man->path, &run->manifest_xxh64);
+    if (st != SOTU_OK) {
+        sotu_run_free(run);
+        return st;
+    }
     for (int t = 0; t < run->T; t++)
         run->tasks[t].classes = man->tasks[t].classes;
 
@@ -88,7 +97,8 @@ sotu_status sotu_run_dir_create(const char *dir, const char *subdir, const char 
         return st;
     char path[SOTU_PATH_MAX + 32];
     path_in(path, sizeof path, dir, "config", ".yaml");
-    if ((st = sotu_write_file_atomic(path, config_yaml, strlen(config_yaml))) != SOTU_OK)
+    if (!sotu_file_exists(path) &&
+        (st = sotu_write_file_atomic(path, config_yaml, strlen(config_yaml))) != SOTU_OK)
         return st;
     path_in(path, sizeof path, dir, "metrics", ".jsonl");
     *metrics = fopen(path, "a");
@@ -271,8 +281,16 @@ void *sotu_task_report_load(const char *path, int t, sotu_task_report *rep)
     return o;
 }
 
-sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
-                            const sotu_task_report *rep, bool persist)
+/* What a user can do about a refused stored delta or module. */
+const char *const sotu_retrain_hint =
+    "either use the settings it was trained with (the run's config.yaml), or retrain the "
+    "tasks concerned with `sotu train CONFIG --resume --retrain-changed`";
+
+/* sotu_run_accept; for a stored file (persist false) *retrain (may be NULL
+ * for messages) is set when its provenance asks for the task to be trained
+ * again (run->retrain_changed), the delta then not kept. */
+static sotu_status accept_delta(sotu_run *run, int t, const void *bytes, size_t n,
+                                const sotu_task_report *rep, bool persist, bool *retrain)
 {
     sotu_run_task *task = &run->tasks[t];
     const char *name = run->man.tasks[t].name;
@@ -295,6 +313,25 @@ sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
         st = sotu_error(SOTU_ERR_DATA, "%s: carries task %u '%s', expected task %d '%s'", what,
                         d.task_index, d.task_name, t, name);
         goto fail;
+    }
+    /* A fresh message carries the checksum its worker computed; a stored
+     * file is compared with the task file as it is now. */
+    uint64_t task_file = d.prov.task_file;
+    if (!persist && (st = sotu_file_xxh64(run->man.tasks[t].path, &task_file)) != SOTU_OK)
+        goto fail;
+    sotu_provenance_verdict verdict;
+    char why[1600];
+    st = sotu_provenance_compare(&run->prov, &d.prov, task_file, what, name,
+                                 run->man.tasks[t].path, !persist && run->retrain_changed,
+                                 sotu_retrain_hint, &verdict, why, sizeof why);
+    if (st != SOTU_OK)
+        goto fail;
+    if (verdict == SOTU_PROVENANCE_RETRAIN) {
+        SOTU_WARN("%s: %s; task %s is retrained (--retrain-changed)", what, why, name);
+        if (retrain)
+            *retrain = true;
+        sotu_delta_free(&d);
+        return SOTU_OK;
     }
     if (d.seed != run->cfg.train.seed || fabs(d.keep - run->keep_ship) > 1e-12 * run->keep_ship) {
         st = sotu_error(SOTU_ERR_DATA, "%s: seed %llu keep %g, the run has seed %llu keep %g "
@@ -330,6 +367,8 @@ sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
 
 fail:
     sotu_delta_free(&d);
+    if (!persist)
+        return st; /* a file on disk: the caller says what happens to it */
     {
         sotu_task_report r = *rep;
         snprintf(r.error, sizeof r.error, "%s", sotu_last_error());
@@ -337,6 +376,12 @@ fail:
         sotu_run_fail(run, t, &r);
     }
     return st;
+}
+
+sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
+                            const sotu_task_report *rep, bool persist)
+{
+    return accept_delta(run, t, bytes, n, rep, persist, NULL);
 }
 
 int sotu_run_count_delta_files(const sotu_run *run)
@@ -363,11 +408,15 @@ int sotu_count_files_with_suffix(const char *path, const char *suffix)
 sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded)
 {
     *n_loaded = 0;
+    int refused = 0, stored = 0;
+    char first[2048] = "";
+    sotu_status first_st = SOTU_OK;
     for (int t = 0; t < run->T; t++) {
         char path[SOTU_PATH_MAX + 96];
         path_in(path, sizeof path, run->deltas_dir, run->man.tasks[t].name, ".sotud");
         if (!sotu_file_exists(path))
             continue;
+        stored++;
         char *data;
         size_t n;
         sotu_status st = sotu_read_file(path, (size_t)1 << 40, &data, &n);
@@ -380,18 +429,60 @@ sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded)
         /* Not persisted again, and a failure here is not a failed task. */
         FILE *metrics = run->metrics;
         run->metrics = NULL;
-        st = sotu_run_accept(run, t, data, n, &rep, false);
+        bool retrain = false;
+        st = accept_delta(run, t, data, n, &rep, false, &retrain);
         run->metrics = metrics;
         free(data);
+        if (st == SOTU_ERR_CONFIG) { /* trained from other inputs: refused, not redone */
+            run->tasks[t].failed = false;
+            if (!refused++) {
+                first_st = st;
+                snprintf(first, sizeof first, "%s", sotu_last_error());
+            }
+            continue;
+        }
         if (st != SOTU_OK) {
             run->tasks[t].failed = false;
             SOTU_WARN("%s: does not verify (%s); task %s will be redone", path, sotu_last_error(),
                       run->man.tasks[t].name);
             continue;
         }
-        (*n_loaded)++;
+        if (!retrain)
+            (*n_loaded)++;
+    }
+    if (refused) {
+        for (int t = 0; t < run->T; t++) { /* nothing half-loaded stays behind */
+            sotu_delta_free(&run->tasks[t].delta);
+            run->tasks[t].done = false;
+        }
+        *n_loaded = 0;
+        if (refused > 1)
+            return sotu_error(first_st, "%s (and %d more of the %d stored deltas in %s)", first,
+                              refused - 1, stored, run->deltas_dir);
+        return sotu_error(first_st, "%s", first);
     }
     return SOTU_OK;
+}
+
+sotu_status sotu_run_write_config(const sotu_run *run)
+{
+    char path[SOTU_PATH_MAX + 32];
+    path_in(path, sizeof path, run->dir, "config", ".yaml");
+    return sotu_write_file_atomic(path, run->config_yaml, strlen(run->config_yaml));
+}
+
+void sotu_run_provenance_json(const sotu_provenance *prov, uint64_t manifest_xxh64,
+                              void *json_object)
+{
+    char hex[2][20];
+    snprintf(hex[0], sizeof hex[0], "%016llx", (unsigned long long)prov->theta0);
+    snprintf(hex[1], sizeof hex[1], "%016llx", (unsigned long long)manifest_xxh64);
+    json_t *o = json_object;
+    json_object_set_new(o, "theta0_xxh64", json_string(hex[0]));
+    json_object_set_new(o, "pretrained", json_string(prov->pretrained));
+    json_object_set_new(o, "manifest_xxh64", json_string(hex[1]));
+    json_object_set_new(o, "sotu_version", json_string(prov->version));
+    json_object_set_new(o, "sotu_commit", json_string(prov->commit));
 }
 
 sotu_status sotu_run_merge(sotu_run *run, double keep, float *merged, sotu_merge_stats *stats)
@@ -500,6 +591,8 @@ sotu_status sotu_run_write_checkpoint_eval(sotu_run *run, const char *path, cons
         .acc_matrix = acc,
         .n_summary = n_summary,
         .summary = summary,
+        .prov = &run->prov,
+        .manifest_xxh64 = run->manifest_xxh64,
     };
     st = sotu_checkpoint_write(path ? path : run->checkpoint_path, &ck);
 cleanup:
@@ -543,4 +636,53 @@ void sotu_run_print_table(const sotu_run *run, const double *merged_acc, FILE *f
     fprintf(f, "backbone parameters %zu, keep %g (shipped at %g), merge %s scale %g\n",
             run->table.total, run->keeps[0], run->keep_ship, sotu_merge_mode_name(run->mode),
             run->cfg.merge.scale);
+}
+
+void sotu_provenance_json_put(void *json_object, const char *key, const sotu_provenance *p)
+{
+    char h[3][20];
+    snprintf(h[0], sizeof h[0], "%016llx", (unsigned long long)p->theta0);
+    snprintf(h[1], sizeof h[1], "%016llx", (unsigned long long)p->task_file);
+    snprintf(h[2], sizeof h[2], "%016llx", (unsigned long long)p->config_hash);
+    json_object_set_new(json_object, key,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "theta0_xxh64", h[0],
+                                  "task_file_xxh64", h[1], "config_xxh64", h[2], "config",
+                                  p->config, "pretrained", p->pretrained, "sotu_version",
+                                  p->version, "sotu_commit", p->commit));
+}
+
+/* A member of o that is a string shorter than cap, copied into dst. */
+static bool json_str(const json_t *o, const char *key, char *dst, size_t cap)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_string(v) || strlen(json_string_value(v)) >= cap || !json_string_value(v)[0])
+        return false;
+    snprintf(dst, cap, "%s", json_string_value(v));
+    return true;
+}
+
+static bool json_hex(const json_t *o, const char *key, uint64_t *dst)
+{
+    char s[20], *end;
+    if (!json_str(o, key, s, sizeof s) || strlen(s) != 16)
+        return false;
+    *dst = strtoull(s, &end, 16);
+    return *end == '\0';
+}
+
+bool sotu_provenance_json_get(const void *json_object, const char *key, sotu_provenance *p)
+{
+    memset(p, 0, sizeof *p);
+    const json_t *o = json_object_get(json_object, key);
+    bool ok = json_is_object(o) && json_hex(o, "theta0_xxh64", &p->theta0) &&
+              json_hex(o, "task_file_xxh64", &p->task_file) &&
+              json_hex(o, "config_xxh64", &p->config_hash) &&
+              json_str(o, "config", p->config, sizeof p->config) &&
+              json_str(o, "pretrained", p->pretrained, sizeof p->pretrained) &&
+              json_str(o, "sotu_version", p->version, sizeof p->version) &&
+              json_str(o, "sotu_commit", p->commit, sizeof p->commit) &&
+              sotu_xxh64(p->config, strlen(p->config)) == p->config_hash;
+    if (!ok)
+        memset(p, 0, sizeof *p);
+    return ok;
 }

@@ -1,7 +1,9 @@
 /* The state of one run, as the coordinator keeps it: the run directory is
  * the state, so a restarted coordinator rebuilds this from disk.
  *
- *   <output.dir>/config.yaml          resolved configuration of the run
+ *   <output.dir>/config.yaml          resolved configuration of the run (written
+ *                                     when the stored deltas verified against it:
+ *                                     never what they were not trained with)
  *   <output.dir>/deltas/<task>.sotud  each finished task's delta (atomic)
  *   <output.dir>/deltas/<task>.json   its worker report (atomic, after .sotud)
  *   <output.dir>/checkpoint.h5        merged weights and statistics (atomic)
@@ -67,11 +69,17 @@ typedef struct {
     sotu_run_task *tasks;          /* [T] */
     FILE *metrics;                 /* metrics.jsonl, append mode */
     ZSTD_DCtx *dctx;
+    sotu_provenance prov;          /* what this run trains with (task_file 0) */
+    uint64_t manifest_xxh64;       /* checksum of the manifest file */
+    bool retrain_changed;          /* load: retrain stored deltas trained otherwise */
 } sotu_run;
 
 /* Resolves keeps (auto = 1/T), the merge mode and the paths of a run over
- * man with backbone table/θ0 (copied). With create set (the coordinator),
- * makes the directories, writes config.yaml and opens metrics.jsonl. */
+ * man with backbone table/θ0 (copied; its fingerprint, cfg's training text
+ * and the manifest's checksum go to run->prov and run->manifest_xxh64).
+ * With create set (the coordinator), makes the directories, writes
+ * config.yaml if there is none yet (sotu_run_write_config rewrites it once
+ * the stored deltas verified) and opens metrics.jsonl. */
 sotu_status sotu_run_init(sotu_run *run, const sotu_config *cfg, const sotu_manifest *man,
                           const vit_config *vc, const sotu_tensor_table *table,
                           const float *theta0, bool create);
@@ -79,9 +87,11 @@ void sotu_run_free(sotu_run *run);
 
 /* Verifies and records task t's delta message bytes[0, n): decoded against
  * the task's table, task index/seed/keep checked against the run, the head
- * taken out. With persist, writes deltas/<task>.sotud then .json atomically
- * and logs a metrics event. A bad delta leaves the task failed (not merged)
- * and returns the decoder's status. */
+ * taken out, its provenance compared with the run's (sotu_provenance_compare:
+ * θ0, training keys, task file). With persist (a worker's message), writes
+ * deltas/<task>.sotud then .json atomically and logs a metrics event; a bad
+ * delta leaves the task failed (not merged) and returns the status. A stored
+ * file (persist false) only returns the status. */
 sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
                             const sotu_task_report *rep, bool persist);
 
@@ -89,17 +99,45 @@ sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
 void sotu_run_fail(sotu_run *run, int t, const sotu_task_report *rep);
 
 /* Loads every deltas/<task>.sotud that verifies (resume; sotu merge).
- * A corrupt or partial file is logged and left for the task to be redone.
- * *n_loaded gets the number of tasks now done. */
+ * A corrupt or partial file, or one of an older format, is logged and left
+ * for the task to be redone. A delta whose provenance differs from the
+ * run's (sotu_provenance_compare: another θ0, other training keys, a task
+ * file that changed) is refused: SOTU_ERR_CONFIG naming the file and the
+ * difference, nothing loaded; with run->retrain_changed, other settings or
+ * a changed task file only log that the task is retrained. *n_loaded gets
+ * the number of tasks now done. */
 sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded);
+
+/* What a user can do about a stored delta or module refused for other
+ * settings (the end of sotu_provenance_compare's message). */
+extern const char *const sotu_retrain_hint;
+
+/* Writes run->config_yaml to <dir>/config.yaml atomically: after the
+ * stored deltas verified against the run's configuration. */
+sotu_status sotu_run_write_config(const sotu_run *run);
+
+/* A whole provenance (io/provenance.h) as a member `key` of the jansson
+ * object json_object (hashes as 16 hex digits), for results stored as JSON
+ * (CLR's baseline results); and back: false when the member is absent or
+ * incomplete (a file of an older sotu). */
+void sotu_provenance_json_put(void *json_object, const char *key, const sotu_provenance *p);
+bool sotu_provenance_json_get(const void *json_object, const char *key, sotu_provenance *p);
+
+/* The provenance fields every output records, as JSON members added to
+ * the jansson object json_object: theta0_xxh64, manifest_xxh64 (hex),
+ * pretrained, sotu_version, sotu_commit. */
+void sotu_run_provenance_json(const sotu_provenance *prov, uint64_t manifest_xxh64,
+                              void *json_object);
 
 /* Number of .sotud files in the run's delta directory. */
 int sotu_run_count_delta_files(const sotu_run *run);
 
 /* ---- pieces every method's run directory shares (coordinator/clr_run.h) ---- */
 
-/* Makes subdir (with parents), writes dir/config.yaml atomically and opens
- * dir/metrics.jsonl for appending into *metrics. */
+/* Makes subdir (with parents), writes dir/config.yaml atomically unless
+ * one exists (a resumed run rewrites it only once its stored results
+ * verified against the new configuration) and opens dir/metrics.jsonl for
+ * appending into *metrics. */
 sotu_status sotu_run_dir_create(const char *dir, const char *subdir, const char *config_yaml,
                                 FILE **metrics);
 

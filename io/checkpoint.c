@@ -194,6 +194,8 @@ static sotu_status write_root_attrs(hid_t f, const char *path, const sotu_checkp
         s = sotu_h5_write_str_attr(f, "config", ck->config_yaml ? ck->config_yaml : "", path);
     if (s == SOTU_OK)
         s = sotu_weights_write_config_attrs((int64_t)f, &ck->model, path);
+    if (s == SOTU_OK && ck->prov)
+        s = sotu_h5_write_provenance(f, ck->prov, ck->manifest_xxh64, path);
     return s;
 }
 
@@ -842,6 +844,8 @@ sotu_status sotu_checkpoint_read_info(const char *path, sotu_checkpoint_info *in
                                   sizeof info->sotu_version, path);
     if (s == SOTU_OK)
         s = sotu_h5_read_str_attr(f, "created", info->created, sizeof info->created, path);
+    if (s == SOTU_OK)
+        sotu_h5_read_provenance(f, &info->prov, path);
     if (s == SOTU_OK)
         s = sotu_h5_read_str_attr_alloc(f, "config", &info->config_yaml, path);
     if (s == SOTU_OK)

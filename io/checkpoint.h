@@ -8,6 +8,10 @@
  *                              format_version 1 (int32), sotu_version,
  *                              created (ISO 8601 UTC, "2024-05-01T12:00:00Z"),
  *                              config (the run's YAML text, "" if none),
+ *                              provenance (where the run had it):
+ *                              theta0_xxh64, manifest_xxh64 (16 hex
+ *                              digits, io/provenance.h), model_pretrained,
+ *                              sotu_commit (io/h5util.h),
  *                              and the model config as int32 attrs
  *                              image_size, channels, patch, dim, depth,
  *                              heads, mlp_hidden, classes (io/weights.h)
@@ -55,6 +59,7 @@
 
 #include "common/status.h"
 #include "common/tensor.h"
+#include "io/provenance.h"
 
 #define SOTU_CHECKPOINT_FORMAT "sotu-checkpoint"
 #define SOTU_CHECKPOINT_VERSION 1
@@ -111,6 +116,9 @@ typedef struct {
     const double *acc_matrix;         /* [T*T] row-major, NaN where not evaluated; NULL: all NaN */
     int n_summary;
     const sotu_checkpoint_figure *summary;
+
+    const sotu_provenance *prov;      /* θ0 fingerprint, pretrained, commit; NULL: not written */
+    uint64_t manifest_xxh64;          /* the manifest's checksum, with prov */
 } sotu_checkpoint;
 
 /* Writes ck to path atomically (see above). Invalid input (a bad task name,
@@ -136,6 +144,7 @@ typedef struct {
     int format_version;
     char sotu_version[32];
     char created[40];
+    sotu_provenance_attrs prov;       /* "" fields: not recorded (older sotu) */
     char *config_yaml;                /* malloc'ed, "" if none */
     sotu_vit_config model;
 

@@ -127,7 +127,7 @@ static uint64_t total_kept(const sotu_delta *d)
 
 size_t sotu_delta_encode_bound(const sotu_delta *d)
 {
-    size_t n = FIXED_HEADER + strlen(d->task_name) + 4;
+    size_t n = FIXED_HEADER + strlen(d->task_name) + sotu_provenance_size(&d->prov) + 4;
     for (int i = 0; i < d->n_tensors; i++)
         n += record_bound(&d->tensors[i]);
     /* + the block headers of the per-plane flushes (compress_planes) */
@@ -152,6 +152,11 @@ static sotu_status check_for_encode(const sotu_delta *d)
     if (d->n_tensors < 0 || d->n_tensors > SOTU_DELTA_TENSORS_MAX)
         return sotu_error(SOTU_ERR_DATA, "delta encode: task '%s': %d tensors, expected <= %d",
                           d->task_name, d->n_tensors, SOTU_DELTA_TENSORS_MAX);
+    char what[SOTU_DELTA_TASK_NAME_MAX + 32];
+    snprintf(what, sizeof what, "delta encode: task '%s'", d->task_name);
+    sotu_status ps = sotu_provenance_check(&d->prov, what);
+    if (ps != SOTU_OK)
+        return ps;
     for (int i = 0; i < d->n_tensors; i++) {
         const sotu_delta_tensor *t = &d->tensors[i];
         size_t l = strlen(t->name);
@@ -297,6 +302,7 @@ sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu
     p = sotu_put_le(p, ln, 2);
     memcpy(p, d->task_name, ln);
     p += ln;
+    p = sotu_provenance_put(p, &d->prov);
 
     const char *prev = "";
     uint64_t at = 0; /* the tensor's first value in the planes */
@@ -730,7 +736,14 @@ sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table
     }
     r.pos = SOTU_DELTA_MAGIC_LEN;
     READ(&r, x, 4, "format version", NULL);
-    if (x >= 1 && x < SOTU_DELTA_VERSION) {
+    if (x == 4) {
+        s = sotu_error(SOTU_ERR_DATA, "%s: format version 4, written by an older sotu that did "
+                       "not record the pretrained weights, training settings and task file a "
+                       "delta was trained with (this sotu reads version %u): re-run the task",
+                       what, SOTU_DELTA_VERSION);
+        goto cleanup;
+    }
+    if (x >= 1 && x < 4) {
         s = sotu_error(SOTU_ERR_DATA, "%s: format version %llu, written by an older sotu whose "
                        "masks this one does not regenerate (it reads version %u): re-run the "
                        "task", what, (unsigned long long)x, SOTU_DELTA_VERSION);
@@ -818,6 +831,8 @@ sotu_status sotu_delta_decode(const void *src, size_t n, const sotu_tensor_table
         s = sotu_error(SOTU_ERR_DATA, "%s: task name contains a NUL byte", what);
         goto cleanup;
     }
+    if ((s = sotu_provenance_get(hr.p, hr.n, &hr.pos, &out->prov, what)) != SOTU_OK)
+        goto cleanup;
     out->tensors = calloc((size_t)n_tensors + 1, sizeof *out->tensors);
     index_bytes = calloc((size_t)n_tensors + 1, sizeof *index_bytes);
     if (!out->tensors || !index_bytes) {

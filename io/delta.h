@@ -1,4 +1,4 @@
-/* The sparse delta format (`.sotud` files and the MPI message), version 4.
+/* The sparse delta format (`.sotud` files and the MPI message), version 5.
  *
  * A delta is what one task's fine-tuning changed, δ = θt − θ0, cut down to the
  * elements of a mask. All integers are little-endian, all offsets in bytes;
@@ -7,7 +7,7 @@
  *   header
  *     0   8   magic      'S' 'O' 'T' 'U' 'D' 0x00 0x0D 0x0A  (CR LF catch
  *                        text-mode transfers, the NUL catches C-string copies)
- *     8   4   u32        format version (4)
+ *     8   4   u32        format version (5)
  *     12  4   u32        flags: bit 0 = rescale requested (DARE, 1/keep at
  *                        merge time); other bits must be zero
  *     16  4   u32        task index (position in the run's manifest)
@@ -19,6 +19,14 @@
  *                        and the index lists are bytes [0, H))
  *     48  2   u16        task name length Ln, 1 <= Ln < SOTU_DELTA_TASK_NAME_MAX
  *     50  Ln             task name (bytes, no NUL)
+ *     50+Ln              provenance block (io/provenance.h), 34 bytes and up:
+ *       8  u64           θ0 fingerprint (XXH64 of the pretrained parameters)
+ *       8  u64           task file checksum (XXH64 of its bytes)
+ *       8  u64           XXH64 of the training configuration text below
+ *       2  u16 + Lc      the training configuration, "key: value\n" lines
+ *       2  u16 + Lp      model.pretrained as the run named it
+ *       1  u8  + Lv      sotu version
+ *       1  u8  + Lg      sotu git commit
  *   then tensor count records, in ascending table index, each
  *     1   u8             shared: leading bytes of the name equal to the
  *                        previous record's name (0 in the first record)
@@ -66,10 +74,17 @@
  * heads travel this way). INDEXED: an explicit index list, for masks no seed
  * generates (e.g. top-k magnitude).
  *
- * Versions 1 to 3 are refused with a message that names them: their masks
- * are not this version's (1 and 2: per-tensor frames and a 24-bit hash
- * mask; 3: the same layout as 4 with one permutation over the whole tensor
- * instead of one per 64-element block, common/mask.h).
+ * Versions 1 to 4 are refused with a message that names them: 1 to 3 have
+ * masks that are not this version's (1 and 2: per-tensor frames and a
+ * 24-bit hash mask; 3: the same layout as 4 with one permutation over the
+ * whole tensor instead of one per 64-element block, common/mask.h); 4 has
+ * this version's masks and values but no provenance block, so nothing
+ * says which θ0, settings and task file it was trained with. A resumed run
+ * retrains such tasks (the run logs why).
+ *
+ * The provenance is under the header checksum: `sotu train --resume` and
+ * `sotu merge` compare it with the run's (io/provenance.h,
+ * sotu_provenance_compare) before a stored delta is kept.
  *
  * Values are stored raw (δ itself, never multiplied by 1/keep): the rescale
  * flag is applied at merge time with the keep actually used, so a smaller
@@ -87,8 +102,9 @@
 
 #include "common/status.h"
 #include "common/tensor.h"
+#include "io/provenance.h"
 
-#define SOTU_DELTA_VERSION 4u
+#define SOTU_DELTA_VERSION 5u
 #define SOTU_DELTA_MAGIC "SOTUD\0\r\n"
 #define SOTU_DELTA_MAGIC_LEN 8
 #define SOTU_DELTA_TASK_NAME_MAX 64
@@ -143,6 +159,7 @@ typedef struct {
     sotu_delta_dtype dtype;     /* how values travel; in memory always f32 */
     int n_tensors;
     sotu_delta_tensor *tensors; /* [n_tensors], ascending table_index */
+    sotu_provenance prov;       /* what trained it (checked by the encoder, read by decode) */
     uint32_t version;           /* after decode: the input's format version; the
                                  * encoder always writes SOTU_DELTA_VERSION */
     uint64_t encoded_bytes;     /* after decode: the size of the input */

@@ -370,3 +370,36 @@ sotu_status sotu_h5_read_str_attr_alloc(hid_t loc, const char *name, char **out,
     *out = buf;
     return SOTU_OK;
 }
+
+sotu_status sotu_h5_write_provenance(hid_t loc, const sotu_provenance *p,
+                                     uint64_t manifest_xxh64, const char *path)
+{
+    char theta0[20], manifest[20];
+    snprintf(theta0, sizeof theta0, "%016llx", (unsigned long long)p->theta0);
+    snprintf(manifest, sizeof manifest, "%016llx", (unsigned long long)manifest_xxh64);
+    sotu_status s = sotu_h5_write_str_attr(loc, "theta0_xxh64", theta0, path);
+    if (s == SOTU_OK)
+        s = sotu_h5_write_str_attr(loc, "model_pretrained", p->pretrained, path);
+    if (s == SOTU_OK)
+        s = sotu_h5_write_str_attr(loc, "manifest_xxh64", manifest, path);
+    if (s == SOTU_OK)
+        s = sotu_h5_write_str_attr(loc, "sotu_commit", p->commit, path);
+    return s;
+}
+
+void sotu_h5_read_provenance(hid_t loc, sotu_provenance_attrs *out, const char *path)
+{
+    memset(out, 0, sizeof *out);
+    struct {
+        const char *name;
+        char *dst;
+        size_t cap;
+    } f[] = {{"theta0_xxh64", out->theta0_xxh64, sizeof out->theta0_xxh64},
+             {"manifest_xxh64", out->manifest_xxh64, sizeof out->manifest_xxh64},
+             {"sotu_commit", out->commit, sizeof out->commit},
+             {"model_pretrained", out->pretrained, sizeof out->pretrained}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (sotu_h5_has_attr(loc, f[i].name) > 0 &&
+            sotu_h5_read_str_attr(loc, f[i].name, f[i].dst, f[i].cap, path) != SOTU_OK)
+            f[i].dst[0] = '\0';
+}

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/status.h"
+#include "io/provenance.h"
 
 /* Turns off HDF5's own error-stack printing (once per process); sotu
  * reports its own messages. */
@@ -37,6 +38,16 @@ sotu_status sotu_h5_write_f64_dataset(hid_t loc, const char *name, int ndim, con
 /* A 1-D array of n variable-length strings. */
 sotu_status sotu_h5_write_str_array_attr(hid_t loc, const char *name, const char *const *values,
                                          int n, const char *path);
+
+/* The provenance attributes of an output file (checkpoints): theta0_xxh64
+ * and manifest_xxh64 (16 lowercase hex digits, io/provenance.h),
+ * model_pretrained, sotu_commit (sotu_version is written by each file's
+ * writer). */
+sotu_status sotu_h5_write_provenance(hid_t loc, const sotu_provenance *p,
+                                     uint64_t manifest_xxh64, const char *path);
+
+/* Those attributes as read back, "" where absent (files of an older sotu). */
+void sotu_h5_read_provenance(hid_t loc, sotu_provenance_attrs *out, const char *path);
 
 /* Reads a scalar string attribute into dst (truncated to cap). Missing
  * attribute or a non-string type is SOTU_ERR_DATA naming path and name. */

@@ -18,9 +18,10 @@ static size_t records_size(const sotu_tensor_table *layout)
     return n;
 }
 
-size_t sotu_module_encode_bound(const sotu_tensor_table *layout, size_t name_len)
+size_t sotu_module_encode_bound(const sotu_tensor_table *layout, const sotu_module *m)
 {
-    return FIXED_HEADER + name_len + records_size(layout) + 4 +
+    return FIXED_HEADER + strlen(m->task_name) + sotu_provenance_size(&m->prov) +
+           records_size(layout) + 4 +
            ZSTD_compressBound(layout->total * sizeof(float));
 }
 
@@ -65,11 +66,15 @@ sotu_status sotu_module_encode(void *dst, size_t cap, size_t *written, const sot
                               layout->t[i].name);
     }
     sotu_status st = check_packed(layout, m->task_name);
+    char what[SOTU_MODULE_TASK_NAME_MAX + 32];
+    snprintf(what, sizeof what, "module of task %s", m->task_name);
+    if (st == SOTU_OK)
+        st = sotu_provenance_check(&m->prov, what);
     if (st != SOTU_OK)
         return st;
-    if (cap < sotu_module_encode_bound(layout, ln))
+    if (cap < sotu_module_encode_bound(layout, m))
         return sotu_error(SOTU_ERR_NOMEM, "module of task %s: %zu bytes of room, the bound is %zu",
-                          m->task_name, cap, sotu_module_encode_bound(layout, ln));
+                          m->task_name, cap, sotu_module_encode_bound(layout, m));
 
     uint8_t *base = dst, *p = base;
     memcpy(p, SOTU_MODULE_MAGIC, SOTU_MODULE_MAGIC_LEN);
@@ -85,6 +90,7 @@ sotu_status sotu_module_encode(void *dst, size_t cap, size_t *written, const sot
     p = sotu_put_le(p, ln, 2);
     memcpy(p, m->task_name, ln);
     p += ln;
+    p = sotu_provenance_put(p, &m->prov);
     for (int i = 0; i < layout->n; i++) {
         const sotu_tensor_info *t = &layout->t[i];
         size_t l = strlen(t->name);
@@ -157,6 +163,11 @@ static sotu_status parse_head(reader *r, const sotu_tensor_table *expect, sotu_m
             return st;                                                                             \
     } while (0)
     TAKE_R(4, version, "the format version");
+    if (version == 1)
+        return sotu_error(SOTU_ERR_DATA, "%s: format version 1, written by an older sotu that "
+                          "did not record the pretrained weights, training settings and task "
+                          "file a module was trained with (this sotu reads version %u): re-run "
+                          "the task", what, SOTU_MODULE_VERSION);
     if (version != SOTU_MODULE_VERSION)
         return sotu_error(SOTU_ERR_DATA, "%s: format version %llu, this sotu reads %u", what,
                           (unsigned long long)version, SOTU_MODULE_VERSION);
@@ -175,6 +186,8 @@ static sotu_status parse_head(reader *r, const sotu_tensor_table *expect, sotu_m
     memcpy(out->task_name, rr.p + rr.pos, ln);
     out->task_name[ln] = '\0';
     rr.pos += ln;
+    if ((st = sotu_provenance_get(rr.p, rr.n, &rr.pos, &out->prov, what)) != SOTU_OK)
+        return st;
     if ((int64_t)counter < 0)
         return sotu_error(SOTU_ERR_DATA, "%s: counter %lld, expected >= 0", what,
                           (long long)(int64_t)counter);

@@ -1,4 +1,4 @@
-/* The task-module format (`.clrm` files and the MPI message), version 1:
+/* The task-module format (`.clrm` files and the MPI message), version 2:
  * a small set of dense float tensors a worker trained for one task (CLR:
  * its depthwise layers, BatchNorm affine parameters and running statistics,
  * and fc), shipped whole. Unlike a delta (io/delta.h) nothing is masked, so
@@ -7,7 +7,7 @@
  * All integers little-endian, offsets in bytes:
  *
  *   0   8   magic       'S' 'O' 'T' 'U' 'M' 0x00 0x0D 0x0A
- *   8   4   u32         format version (1)
+ *   8   4   u32         format version (2)
  *   12  4   u32         task index (position in the run's manifest)
  *   16  4   u32         kind: what the tensors are, the caller's enum
  *                       (CLR: 1 = clr, 2 = clr-full; worker/clr_task.h)
@@ -18,6 +18,15 @@
  *   40  8   u64         payload bytes Z
  *   48  2   u16         task name length Ln, 1 <= Ln < SOTU_MODULE_TASK_NAME_MAX
  *   50  Ln              task name (bytes, no NUL)
+ *   50+Ln               provenance block (io/provenance.h), 34 bytes and up:
+ *       8   u64         θ0 fingerprint (XXH64 of the backbone's parameters
+ *                       then its BatchNorm running statistics)
+ *       8   u64         task file checksum (XXH64 of its bytes)
+ *       8   u64         XXH64 of the training configuration text below
+ *       2   u16 + Lc    the training configuration, "key: value\n" lines
+ *       2   u16 + Lp    model.pretrained as the run named it
+ *       1   u8  + Lv    sotu version
+ *       1   u8  + Lg    sotu git commit
  *   then n records, each
  *       2   u16         name length L, 1 <= L < SOTU_TENSOR_NAME_MAX
  *       L               tensor name (no NUL)
@@ -29,6 +38,11 @@
  *                       and content checksum; the content is the V values
  *                       as f32, tensor after tensor in record order
  *   nothing may follow the payload.
+ *
+ * Version 1 (no provenance block) is refused by name; a resumed run
+ * retrains its tasks. The provenance is under the header checksum and is
+ * compared with the run's (sotu_provenance_compare) before a stored module
+ * is kept.
  *
  * The decoder checks all of it against the layout the coordinator expects
  * for the task (names, order and shapes), plus finite values, so a module
@@ -44,8 +58,9 @@
 
 #include "common/status.h"
 #include "common/tensor.h"
+#include "io/provenance.h"
 
-#define SOTU_MODULE_VERSION 1u
+#define SOTU_MODULE_VERSION 2u
 #define SOTU_MODULE_MAGIC "SOTUM\0\r\n"
 #define SOTU_MODULE_MAGIC_LEN 8
 #define SOTU_MODULE_TASK_NAME_MAX 64
@@ -58,10 +73,11 @@ typedef struct {
     int64_t counter;
     size_t count;     /* values: the layout's total */
     float *values;    /* [count] in layout order (a module layout is packed: no gaps) */
+    sotu_provenance prov; /* what trained it */
 } sotu_module;
 
-/* Largest encoding of a module over layout with a task name of name_len bytes. */
-size_t sotu_module_encode_bound(const sotu_tensor_table *layout, size_t name_len);
+/* Largest encoding of module m (its task name and provenance) over layout. */
+size_t sotu_module_encode_bound(const sotu_tensor_table *layout, const sotu_module *m);
 
 /* Encodes m's values laid out by layout (tensor offsets into m->values) into
  * dst[0, cap); *written gets the size. cctx is the caller's, reused.

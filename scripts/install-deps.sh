@@ -8,7 +8,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   libopenblas-dev
   libhdf5-dev hdf5-tools
-  libzstd-dev zlib1g-dev
+  libzstd-dev libxxhash-dev zlib1g-dev
   libyaml-dev libjansson-dev
   libpng-dev libjpeg-dev libstb-dev
   dataset-fashion-mnist

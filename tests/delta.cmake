@@ -17,3 +17,7 @@ sotu_add_script_test(test_bench_merge_ship_keep
 set_tests_properties(test_bench_merge_ship_keep PROPERTIES
                      PASS_REGULAR_EXPRESSION "\"keep\":0\\.29999")
 set_tests_properties(test_bench_codec_smoke PROPERTIES PASS_REGULAR_EXPRESSION "\"decode_vs_zstd\":")
+
+# Provenance (io/provenance.h): the block's round trip and truncations, the
+# file checksum, the key diff, and the comparison resume and merge make.
+sotu_add_test(test_provenance SOURCES unit/test_provenance.c LABELS unit)

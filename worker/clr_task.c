@@ -126,7 +126,8 @@ void clr_module_apply(resnet_model *m, const sotu_tensor_table *layout, const fl
 
 /* The encoded module of a trained model into res->message. */
 static sotu_status ship_module(const resnet_model *m, const sotu_manifest_task *task,
-                               uint32_t index, ZSTD_CCtx *cctx, sotu_task_result *res)
+                               uint32_t index, const sotu_provenance *prov, ZSTD_CCtx *cctx,
+                               sotu_task_result *res)
 {
     sotu_tensor_table layout;
     sotu_status st = clr_module_layout(m, &layout);
@@ -135,8 +136,9 @@ static sotu_status ship_module(const resnet_model *m, const sotu_manifest_task *
     sotu_module mod = {.task_index = index, .kind = (uint32_t)m->cfg.clr,
                        .counter = m->num_batches_tracked, .count = layout.total};
     snprintf(mod.task_name, sizeof mod.task_name, "%s", task->name);
+    mod.prov = *prov;
     mod.values = malloc(sizeof(float) * (layout.total ? layout.total : 1));
-    size_t cap = sotu_module_encode_bound(&layout, strlen(mod.task_name));
+    size_t cap = sotu_module_encode_bound(&layout, &mod);
     res->message = malloc(cap);
     if (!mod.values || !res->message) {
         st = sotu_error(SOTU_ERR_NOMEM, "task %s: %zu bytes for the module", task->name, cap);
@@ -153,8 +155,9 @@ static sotu_status ship_module(const resnet_model *m, const sotu_manifest_task *
 }
 
 sotu_status sotu_clr_task_run(const resnet_model *base, const sotu_config *cfg,
-                              const sotu_manifest_task *task, uint32_t index, clr_job_kind kind,
-                              ZSTD_CCtx *cctx, sotu_task_result *res)
+                              const sotu_provenance *prov, const sotu_manifest_task *task,
+                              uint32_t index, clr_job_kind kind, ZSTD_CCtx *cctx,
+                              sotu_task_result *res)
 {
     *res = (sotu_task_result){0};
     double start = sotu_now();
@@ -166,6 +169,10 @@ sotu_status sotu_clr_task_run(const resnet_model *base, const sotu_config *cfg,
         st = resnet_parse_clr(cfg->clr.variant, "clr.variant", &clr);
     if (st == SOTU_OK && kind == CLR_JOB_MODULE && clr == RESNET_CLR_NONE)
         st = sotu_error(SOTU_ERR_CONFIG, "clr.variant: none, expected clr or clr-full");
+    sotu_provenance p = *prov;
+    /* The checksum first: the reader below then finds the file in the page cache. */
+    if (st == SOTU_OK && kind == CLR_JOB_MODULE)
+        st = sotu_file_xxh64(task->path, &p.task_file);
     if (st == SOTU_OK)
         st = sotu_taskset_read(task->path, &ts);
     if (st == SOTU_OK)
@@ -186,7 +193,7 @@ sotu_status sotu_clr_task_run(const resnet_model *base, const sotu_config *cfg,
     sotu_finetune_result fr;
     if ((st = sotu_finetune_run_resnet(&m, &ts, cfg, &fo, &fr)) != SOTU_OK)
         goto cleanup;
-    if (kind == CLR_JOB_MODULE && (st = ship_module(&m, task, index, cctx, res)) != SOTU_OK)
+    if (kind == CLR_JOB_MODULE && (st = ship_module(&m, task, index, &p, cctx, res)) != SOTU_OK)
         goto cleanup;
     res->finetuned_acc = fr.test_acc;
     res->train_loss = fr.train_loss;

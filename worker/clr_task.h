@@ -67,12 +67,16 @@ void clr_module_apply(resnet_model *m, const sotu_tensor_table *layout, const fl
  * NULL. res->finetuned_acc is the test accuracy. On failure the status names
  * the task and res holds no message.
  *
+ * A module carries prov (io/provenance.h) with the task file's checksum,
+ * computed here from the file's bytes, set in.
+ *
  * Fault injection for the reliability tests: SOTU_FAULT_DIVERGE_TASK=<task>
  * diverges as in worker/task.c; SOTU_FAULT_CORRUPT_MODULE=<task> flips a
  * byte of that task's encoded module after encoding (the coordinator must
  * reject it). */
 sotu_status sotu_clr_task_run(const resnet_model *base, const sotu_config *cfg,
-                              const sotu_manifest_task *task, uint32_t index, clr_job_kind kind,
-                              ZSTD_CCtx *cctx, sotu_task_result *res);
+                              const sotu_provenance *prov, const sotu_manifest_task *task,
+                              uint32_t index, clr_job_kind kind, ZSTD_CCtx *cctx,
+                              sotu_task_result *res);
 
 #endif

@@ -60,6 +60,8 @@ sotu_status sotu_delta_extract(const sotu_tensor_table *model, const float *thet
                           o->task_name, o->keep);
 
     out->task_index = o->task_index;
+    if (o->prov)
+        out->prov = *o->prov;
     memcpy(out->task_name, o->task_name, ln + 1);
     out->seed = o->seed;
     out->keep = o->keep;

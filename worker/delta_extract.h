@@ -33,6 +33,8 @@ typedef struct {
     sotu_delta_dtype dtype;   /* how the values will travel */
     const bool *include;      /* [model->n]: tensors to consider; NULL = all */
     const bool *dense;        /* [model->n]: DENSE tensors; NULL = names "head.*" */
+    const sotu_provenance *prov; /* copied into the delta; NULL leaves it empty, which
+                                  * the encoder refuses (io/provenance.h) */
 } sotu_extract_opts;
 
 /* Builds *out from θ0 and θt (flat blocks laid out by model). Fails with

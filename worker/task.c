@@ -66,8 +66,8 @@ static sotu_delta_dtype parse_dtype(const char *s)
 }
 
 sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_config *cfg,
-                          const sotu_manifest_task *task, uint32_t index, double keep,
-                          ZSTD_CCtx *cctx, sotu_task_result *res)
+                          const sotu_provenance *prov, const sotu_manifest_task *task,
+                          uint32_t index, double keep, ZSTD_CCtx *cctx, sotu_task_result *res)
 {
     *res = (sotu_task_result){0};
     double start = sotu_now();
@@ -75,7 +75,11 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     vit_model m = {0};
     float *start_params = NULL;
     sotu_delta d = {0};
-    sotu_status st = sotu_taskset_read(task->path, &ts);
+    uint64_t task_file = 0;
+    /* The checksum first: the reader below then finds the file in the page cache. */
+    sotu_status st = sotu_file_xxh64(task->path, &task_file);
+    if (st == SOTU_OK)
+        st = sotu_taskset_read(task->path, &ts);
     if (st != SOTU_OK)
         goto cleanup;
     if ((st = vit_init(&m, vc, cfg->train.batch_size)) != SOTU_OK)
@@ -110,6 +114,8 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     sotu_config diverge;
     cfg = sotu_task_fault_config(cfg, task->name, &diverge);
     sotu_finetune_result fr;
+    sotu_provenance stamped = *prov;
+    stamped.task_file = task_file;
     st = sotu_finetune_run(&m, &ts, cfg, &fo, &fr);
     if (st == SOTU_OK) {
         sotu_extract_opts eo = {
@@ -120,6 +126,7 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
             .rescale = cfg->sotu.rescale,
             .dtype = parse_dtype(cfg->sotu.value_dtype),
             .include = include,
+            .prov = &stamped,
         };
         st = sotu_delta_extract(&m.table, start_params, m.params, &eo, &d);
     }

@@ -16,6 +16,7 @@
 
 #include "common/config.h"
 #include "common/status.h"
+#include "io/provenance.h"
 #include "io/taskset.h"
 #include "worker/vit.h"
 
@@ -30,12 +31,14 @@ typedef struct {
 
 /* Runs task `index` (its entry in the manifest) from θ0 (laid out by the
  * backbone model config vc) with cfg's train.* settings, shipping SEEDED
- * values at keep. cctx is the rank's reused zstd context. On failure the
+ * values at keep. The delta carries prov (θ0's fingerprint, cfg's training
+ * text, ...; io/provenance.h) with the task file's checksum, computed here
+ * from the file's bytes, set in. cctx is the rank's reused zstd context. On failure the
  * status names the task (e.g. SOTU_ERR_NUMERIC from a diverging loss) and
  * res holds no message. */
 sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_config *cfg,
-                          const sotu_manifest_task *task, uint32_t index, double keep,
-                          ZSTD_CCtx *cctx, sotu_task_result *res);
+                          const sotu_provenance *prov, const sotu_manifest_task *task,
+                          uint32_t index, double keep, ZSTD_CCtx *cctx, sotu_task_result *res);
 
 void sotu_task_result_free(sotu_task_result *res); /* accepts NULL */
 

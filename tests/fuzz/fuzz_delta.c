@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sotu_delta_encode(buf, cap, &written, &d, cctx, 1) != SOTU_OK ||
         sotu_delta_decode(buf, written, NULL, &again, dctx, "re-encoded fuzz input") != SOTU_OK)
         abort();
-    if (again.n_tensors != d.n_tensors)
+    if (again.n_tensors != d.n_tensors || memcmp(&again.prov, &d.prov, sizeof d.prov) != 0)
         abort();
     for (int i = 0; i < d.n_tensors; i++) {
         const sotu_delta_tensor *a = &d.tensors[i], *b = &again.tensors[i];

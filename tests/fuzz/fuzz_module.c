@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (!parsed || head.counter != m.counter || strcmp(head.task_name, m.task_name) != 0)
         abort();
-    size_t cap = sotu_module_encode_bound(layout, strlen(m.task_name)), written = 0;
+    size_t cap = sotu_module_encode_bound(layout, &m), written = 0;
     void *buf = malloc(cap);
     if (!buf)
         abort();
@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sotu_module_decode(buf, written, layout, &again, dctx, "re-encoded fuzz input") != SOTU_OK)
         abort();
     if (again.task_index != m.task_index || again.kind != m.kind || again.counter != m.counter ||
-        strcmp(again.task_name, m.task_name) != 0 ||
+        strcmp(again.task_name, m.task_name) != 0 || again.prov.theta0 != m.prov.theta0 ||
+        strcmp(again.prov.config, m.prov.config) != 0 ||
         memcmp(again.values, m.values, sizeof(float) * layout->total) != 0)
         abort();
     free(buf);

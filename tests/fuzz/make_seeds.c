@@ -56,7 +56,8 @@ static void delta_seeds(void)
              {"keep1-f32", 1.0, SOTU_DELTA_F32, false}};
     for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
         sotu_extract_opts o = {.task_index = (uint32_t)k, .task_name = "t00-seed", .seed = 7,
-                               .keep = v[k].keep, .rescale = v[k].rescale, .dtype = v[k].dtype};
+                               .keep = v[k].keep, .rescale = v[k].rescale, .dtype = v[k].dtype,
+                               .prov = fixture_provenance()};
         sotu_delta d;
         if (sotu_delta_extract(&tab, t0, t1, &o, &d) != SOTU_OK)
             die("extract");
@@ -76,7 +77,7 @@ static void delta_seeds(void)
     fixture_perturb(&wide, NULL, w0, 3, 0.5f);
     fixture_perturb(&wide, w0, w1, 4, 0.01f);
     sotu_extract_opts wo = {.task_index = 5, .task_name = "t05-planes", .seed = 7, .keep = 0.6,
-                            .dtype = SOTU_DELTA_F32};
+                            .dtype = SOTU_DELTA_F32, .prov = fixture_provenance()};
     sotu_delta dw;
     if (sotu_delta_extract(&wide, w0, w1, &wo, &dw) != SOTU_OK ||
         sotu_delta_write_file(path_of("delta", "planes-f32"), &dw, SOTU_DELTA_ZSTD_LEVEL) !=
@@ -188,6 +189,7 @@ static void module_seeds(void)
         sotu_module m = {.task_index = (uint32_t)k, .kind = 1 + (uint32_t)k, .counter = 40 * k,
                          .count = 35, .values = v};
         snprintf(m.task_name, sizeof m.task_name, "t%02d", k);
+        m.prov = *fixture_provenance();
         uint8_t buf[4096];
         size_t n = 0;
         if (!cctx || sotu_module_encode(buf, sizeof buf, &n, &m, &fuzz_module_layout, cctx, 3))

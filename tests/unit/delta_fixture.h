@@ -6,8 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "common/rng.h"
 #include "common/tensor.h"
+#include "io/provenance.h"
+
+/* A fixed provenance for the deltas and modules the tests and the seed
+ * corpus make (fixed strings: the committed fixtures do not change with the
+ * commit that regenerates them). */
+static inline const sotu_provenance *fixture_provenance(void)
+{
+    static sotu_provenance p;
+    if (!p.config[0]) {
+        p.theta0 = 0x0123456789abcdefull;
+        p.task_file = 0x0f1e2d3c4b5a6978ull;
+        snprintf(p.config, sizeof p.config, "method: sotu\ntrain.lr: 0.001\ntrain.seed: 0\n");
+        p.config_hash = sotu_xxh64(p.config, strlen(p.config));
+        snprintf(p.pretrained, sizeof p.pretrained, "data/pretrained/fixture.h5");
+        snprintf(p.version, sizeof p.version, "0.1.0");
+        snprintf(p.commit, sizeof p.commit, "fixture");
+    }
+    return &p;
+}
 
 typedef struct {
     const char *name;

@@ -13,10 +13,12 @@
 #include <string.h>
 
 #include "check.h"
+#include "unit/delta_fixture.h"
 #include "unit/quadrants_task.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/rng.h"
+#include "io/fsutil.h"
 #include "io/module.h"
 #include "io/taskset.h"
 #include "worker/clr_task.h"
@@ -157,12 +159,13 @@ static void test_codec(const resnet_model *base)
     sotu_module mod = {.task_index = 1, .kind = RESNET_CLR_ALL, .counter = 42,
                        .count = layout.total};
     snprintf(mod.task_name, sizeof mod.task_name, "t01");
+    mod.prov = *fixture_provenance();
     mod.values = malloc(sizeof(float) * layout.total);
     sotu_rng r;
     sotu_rng_init(&r, SEED, SOTU_STREAM_DATA + 1);
     for (size_t i = 0; i < layout.total; i++)
         mod.values[i] = sotu_rng_normal(&r);
-    size_t cap = sotu_module_encode_bound(&layout, 3), n = 0;
+    size_t cap = sotu_module_encode_bound(&layout, &mod), n = 0;
     uint8_t *buf = malloc(cap + 1);
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
@@ -175,6 +178,8 @@ static void test_codec(const resnet_model *base)
     CHECK(out.task_index == 1 && out.kind == RESNET_CLR_ALL && out.counter == 42);
     CHECK(!strcmp(out.task_name, "t01") && out.count == layout.total);
     CHECK(!memcmp(out.values, mod.values, sizeof(float) * layout.total));
+    CHECK(out.prov.theta0 == mod.prov.theta0 && out.prov.task_file == mod.prov.task_file);
+    CHECK(!strcmp(out.prov.config, mod.prov.config) && !strcmp(out.prov.commit, "fixture"));
     sotu_module_free(&out);
 
     /* Every single-byte flip is caught (header CRC, zstd frame checks and
@@ -209,6 +214,28 @@ static void test_codec(const resnet_model *base)
     CHECK(sotu_module_encode(buf, cap, &n, &mod, &layout, cctx, 3) == SOTU_OK);
     CHECK(sotu_module_decode(buf, n, &layout, &out, dctx, "nan") == SOTU_ERR_DATA);
     CHECK(strstr(sotu_last_error(), "NaN") != NULL);
+
+    /* The provenance is under the header checksum (the flips above cover
+     * it too); a module without one is not encoded; a version-1 module
+     * (tests/data/module/old_v1.clrm, before the provenance) is refused by
+     * name. */
+    sotu_provenance saved = mod.prov;
+    memset(&mod.prov, 0, sizeof mod.prov);
+    CHECK(sotu_module_encode(buf, cap, &n, &mod, &layout, cctx, 3) == SOTU_ERR_DATA);
+    CHECK(strstr(sotu_last_error(), "provenance") != NULL);
+    mod.prov = saved;
+    const char *src = getenv("SOTU_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/module/old_v1.clrm", src ? src : ".");
+    char *old = NULL;
+    size_t old_n = 0;
+    CHECK_MSG(sotu_read_file(path, 1 << 20, &old, &old_n) == SOTU_OK, "%s", sotu_last_error());
+    sotu_tensor_table found;
+    size_t payload;
+    CHECK(sotu_module_read_head(old, old_n, &out, &found, &payload, path) == SOTU_ERR_DATA);
+    CHECK_MSG(strstr(sotu_last_error(), "format version 1, written by an older sotu"), "%s",
+              sotu_last_error());
+    free(old);
 
     ZSTD_freeCCtx(cctx);
     ZSTD_freeDCtx(dctx);

@@ -429,6 +429,69 @@ static void test_validate(void)
     CHECK_MSG(contains(sotu_last_error(), "model.patch"), "%s", sotu_last_error());
 }
 
+/* Every key of the table has a role (what resume and merge compare), and
+ * the training text holds exactly the keys that train the method. */
+static void test_key_roles(void)
+{
+    int n = sotu_config_key_count(), trains = 0;
+    CHECK(n > 40);
+    for (int i = 0; i < n; i++) {
+        sotu_key_role r = sotu_config_key_role(i);
+        CHECK_MSG(r >= SOTU_KEY_TRAINS && r <= SOTU_KEY_RUN, "%s: no role",
+                  sotu_config_key_name(i));
+        CHECK(strcmp(sotu_key_role_name(r), "?") != 0);
+        trains += r == SOTU_KEY_TRAINS;
+    }
+    CHECK(sotu_config_key_role(n) == 0 && sotu_config_key_name(n) == NULL);
+    struct {
+        const char *key;
+        sotu_key_role role;
+    } want[] = {{"train.lr", SOTU_KEY_TRAINS},          {"train.seed", SOTU_KEY_TRAINS},
+                {"train.max_steps", SOTU_KEY_TRAINS},   {"data.normalize", SOTU_KEY_TRAINS},
+                {"method", SOTU_KEY_TRAINS},            {"train.threads", SOTU_KEY_RUN},
+                {"sotu.value_dtype", SOTU_KEY_TRAINS_SOTU}, {"clr.variant", SOTU_KEY_TRAINS_CLR},
+                {"model.pretrained", SOTU_KEY_THETA0},  {"sotu.keep", SOTU_KEY_SHIP_KEEP},
+                {"data.manifest", SOTU_KEY_TASKS},      {"model.dim", SOTU_KEY_PRETRAIN},
+                {"eval.baselines", SOTU_KEY_RUN},       {"merge.scale", SOTU_KEY_RUN},
+                {"output.dir", SOTU_KEY_RUN}};
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        int i = 0;
+        while (i < n && strcmp(sotu_config_key_name(i), want[w].key))
+            i++;
+        CHECK_MSG(i < n && sotu_config_key_role(i) == want[w].role, "%s: role %s", want[w].key,
+                  i < n ? sotu_key_role_name(sotu_config_key_role(i)) : "(no such key)");
+    }
+
+    sotu_config cfg;
+    sotu_config_defaults(&cfg);
+    char *text = sotu_config_training_text(&cfg);
+    CHECK(text && contains(text, "train.lr: 0.001\n") && contains(text, "train.seed: 0\n"));
+    CHECK(contains(text, "sotu.value_dtype: f32\n") && !contains(text, "clr.variant"));
+    CHECK(!contains(text, "train.threads") && !contains(text, "eval.") &&
+          !contains(text, "merge.") && !contains(text, "output.") && !contains(text, "pretrain"));
+    int lines = 0;
+    for (const char *p = text; p && *p; p++)
+        lines += *p == '\n';
+    CHECK_MSG(lines == trains + 2, "%d lines for %d trains keys + 2 sotu keys", lines, trains);
+    /* A key that cannot change a delta leaves the text as it was; one that can changes it. */
+    CHECK(sotu_config_set(&cfg, "eval.fit_per_task=7") == SOTU_OK);
+    CHECK(sotu_config_set(&cfg, "train.threads=3") == SOTU_OK);
+    CHECK(sotu_config_set(&cfg, "sotu.keep=[0.1, 0.05]") == SOTU_OK);
+    char *same = sotu_config_training_text(&cfg);
+    CHECK(same && !strcmp(same, text));
+    CHECK(sotu_config_set(&cfg, "train.lr=5e-4") == SOTU_OK);
+    char *other = sotu_config_training_text(&cfg);
+    CHECK(other && contains(other, "train.lr: 0.0005\n"));
+    CHECK(sotu_config_set(&cfg, "method=clr") == SOTU_OK);
+    char *clr = sotu_config_training_text(&cfg);
+    CHECK(clr && contains(clr, "clr.variant: clr\n") && !contains(clr, "sotu.value_dtype"));
+    free(text);
+    free(same);
+    free(other);
+    free(clr);
+    printf("key roles: %d keys, %d train every method\n", n, trains);
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) {
@@ -443,6 +506,7 @@ int main(void)
     test_load();
     test_load_errors();
     test_validate();
+    test_key_roles();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

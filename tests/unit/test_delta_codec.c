@@ -48,7 +48,8 @@ static void free_fixture(fixture *f)
 static sotu_delta extract(const fixture *f, double keep, sotu_delta_dtype dtype)
 {
     sotu_extract_opts o = {.task_index = 3, .task_name = "t03-shirts", .seed = SEED,
-                           .keep = keep, .rescale = true, .dtype = dtype};
+                           .keep = keep, .rescale = true, .dtype = dtype,
+                           .prov = fixture_provenance()};
     sotu_delta d;
     sotu_status s = sotu_delta_extract(&f->tab, f->theta0, f->thetat, &o, &d);
     CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
@@ -201,7 +202,7 @@ static void test_decode_threads(void)
     fixture_perturb(&tab, NULL, t0, SEED, 0.02f);
     fixture_perturb(&tab, t0, t1, SEED + 1, 1e-3f);
     sotu_extract_opts o = {.task_index = 7, .task_name = "t07-big", .seed = SEED, .keep = 0.05,
-                           .dtype = SOTU_DELTA_F32};
+                           .dtype = SOTU_DELTA_F32, .prov = fixture_provenance()};
     sotu_delta d;
     CHECK(sotu_delta_extract(&tab, t0, t1, &o, &d) == SOTU_OK);
     size_t n;
@@ -320,22 +321,38 @@ typedef struct {
     int ndim;
 } record_at;
 
+/* Offset of the provenance block (after the task name) and of the first
+ * record (after the block). */
+static size_t provenance_at(const uint8_t *buf)
+{
+    return 50 + (size_t)get_le(buf + OFF_NAME_LEN, 2);
+}
+
+static size_t records_at(const uint8_t *buf)
+{
+    size_t pos = provenance_at(buf);
+    sotu_provenance p;
+    CHECK(sotu_provenance_get(buf, (size_t)get_le(buf + OFF_CRC_AT, 4), &pos, &p, "fixture") ==
+          SOTU_OK);
+    return pos;
+}
+
 static record_at first_record(const uint8_t *buf)
 {
-    size_t rec = 50 + (size_t)get_le(buf + OFF_NAME_LEN, 2);
+    size_t rec = records_at(buf);
     size_t rest = buf[rec + 1];
     record_at r = {.mask_kind = rec + 2 + rest + 2, .ndim = buf[rec + 2 + rest + 1]};
     r.shape = r.mask_kind + 1;
     return r;
 }
 
-/* Versions 1 to 3 (older masks) are refused by name: the saved version-1,
- * -2 and -3 files of the width-2 fixture. */
+/* Versions 1 to 3 (older masks) and 4 (no provenance) are refused by name:
+ * the saved version-1 to -4 files of the width-2 fixture. */
 static void test_versions(void)
 {
     fixture f = make_fixture(2);
     const char *src = getenv("SOTU_SOURCE_DIR");
-    for (int v = 1; v <= 3; v++) {
+    for (int v = 1; v <= 4; v++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/tests/data/delta/old_v%d.sotud",
                  src ? src : SOTU_SOURCE_DIR_FALLBACK, v);
@@ -345,7 +362,57 @@ static void test_versions(void)
         snprintf(want, sizeof want, "format version %d, written by an older sotu", v);
         CHECK_MSG(strstr(sotu_last_error(), want) != NULL, "%s", sotu_last_error());
     }
-    printf("versions 1 to 3 refused by name\n");
+    CHECK(strstr(sotu_last_error(), "did not record the pretrained weights") != NULL);
+    printf("versions 1 to 4 refused by name\n");
+    free_fixture(&f);
+}
+
+/* The provenance block round-trips, and sits under the header checksum:
+ * every byte of it flipped is refused as a damaged header. */
+static void test_provenance_header(void)
+{
+    fixture f = make_fixture(2);
+    sotu_delta d = extract(&f, 0.5, SOTU_DELTA_F32);
+    const sotu_provenance *want = fixture_provenance();
+    size_t n;
+    uint8_t *buf = encode(&d, &n);
+    sotu_delta back;
+    CHECK(decode(buf, n, &f.tab, &back) == SOTU_OK);
+    CHECK(back.version == 5);
+    CHECK(back.prov.theta0 == want->theta0 && back.prov.task_file == want->task_file);
+    CHECK(back.prov.config_hash == want->config_hash && !strcmp(back.prov.config, want->config));
+    CHECK(!strcmp(back.prov.pretrained, want->pretrained));
+    CHECK(!strcmp(back.prov.version, "0.1.0") && !strcmp(back.prov.commit, "fixture"));
+    sotu_delta_free(&back);
+    size_t from = provenance_at(buf), to = records_at(buf);
+    CHECK(to - from == sotu_provenance_size(want));
+    int accepted = 0;
+    for (size_t i = from; i < to; i++) {
+        buf[i] ^= 0x40;
+        if (decode(buf, n, &f.tab, &back) == SOTU_OK) {
+            accepted++;
+            sotu_delta_free(&back);
+        } else {
+            CHECK_MSG(strstr(sotu_last_error(), "header checksum"), "byte %zu: %s", i,
+                      sotu_last_error());
+        }
+        buf[i] ^= 0x40;
+    }
+    CHECK_MSG(accepted == 0, "%d provenance byte flips accepted", accepted);
+    /* An encoder refuses a delta without provenance. */
+    sotu_provenance saved = d.prov;
+    memset(&d.prov, 0, sizeof d.prov);
+    size_t cap = sotu_delta_encode_bound(&d), m = 0;
+    uint8_t *out = malloc(cap);
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    CHECK(sotu_delta_encode(out, cap, &m, &d, cctx, 3) == SOTU_ERR_DATA);
+    CHECK(strstr(sotu_last_error(), "provenance") != NULL);
+    d.prov = saved;
+    ZSTD_freeCCtx(cctx);
+    free(out);
+    printf("provenance: %zu bytes, round trip and checksum over every byte\n", to - from);
+    free(buf);
+    sotu_delta_free(&d);
     free_fixture(&f);
 }
 
@@ -379,7 +446,7 @@ static void test_corrupt(const char *corpus_dir)
     struct {
         const char *file, *needle;
         size_t len;
-    } cases[20];
+    } cases[32];
     int n_cases = 0;
 #define VARIANT(file_, needle_, len_, ...)                                                        \
     do {                                                                                          \
@@ -396,7 +463,7 @@ static void test_corrupt(const char *corpus_dir)
     } while (0)
 
     VARIANT("bad_magic.sotud", "bad magic", n, bad[1] = 'X');
-    VARIANT("bad_version.sotud", "format version 5", n, put_le(bad + OFF_VERSION, 5, 4));
+    VARIANT("bad_version.sotud", "format version 6", n, put_le(bad + OFF_VERSION, 6, 4));
     VARIANT("version_zero.sotud", "format version 0", n, put_le(bad + OFF_VERSION, 0, 4));
     VARIANT("old_version.sotud", "written by an older sotu", n, put_le(bad + OFF_VERSION, 2, 4));
     VARIANT("header_checksum.sotud", "header checksum", n, bad[OFF_NAME_LEN + 3] ^= 1);
@@ -413,6 +480,12 @@ static void test_corrupt(const char *corpus_dir)
     VARIANT("keep_above_one.sotud", "keep 1.5", n, put_le(bad + OFF_KEEP, bits, 8); reseal(bad));
     memcpy(&bits, &nan, 8);
     VARIANT("keep_nan.sotud", "expected (0, 1]", n, put_le(bad + OFF_KEEP, bits, 8); reseal(bad));
+    /* The provenance block's own checks, behind the checksum. */
+    size_t prov = provenance_at(good);
+    VARIANT("prov_config_hash.sotud", "does not match its text", n, bad[prov + 26] ^= 1;
+            reseal(bad));
+    VARIANT("prov_config_len.sotud", "provenance training configuration of 0 bytes", n,
+            put_le(bad + prov + 24, 0, 2); reseal(bad));
     record_at rec = first_record(good);
     VARIANT("bad_mask_kind.sotud", "mask kind 9", n, bad[rec.mask_kind] = 9; reseal(bad));
     VARIANT("checksum.sotud", "checksum", n, bad[n - 3] ^= 0x10);
@@ -490,7 +563,7 @@ static void test_corrupt(const char *corpus_dir)
         float *w0 = calloc(wide.total, sizeof(float)), *w1 = malloc(wide.total * sizeof(float));
         fixture_perturb(&wide, w0, w1, 9, 1e-3f);
         sotu_extract_opts o = {.task_index = 3, .task_name = "t03-shirts", .seed = SEED,
-                               .keep = 0.5, .dtype = SOTU_DELTA_F32};
+                               .keep = 0.5, .dtype = SOTU_DELTA_F32, .prov = fixture_provenance()};
         sotu_delta dw;
         CHECK(sotu_delta_extract(&wide, w0, w1, &o, &dw) == SOTU_OK);
         char p[1024];
@@ -566,6 +639,7 @@ int main(int argc, char **argv)
         test_round_trip_large();
         test_indexed();
         test_versions();
+        test_provenance_header();
         test_corrupt(NULL);
         test_corpus();
     }

@@ -22,7 +22,7 @@ static float *theta0, *thetat;
 static sotu_delta extract(double keep, uint32_t task)
 {
     sotu_extract_opts o = {.task_index = task, .task_name = "mask-test", .seed = SEED,
-                           .keep = keep, .dtype = SOTU_DELTA_F32};
+                           .keep = keep, .dtype = SOTU_DELTA_F32, .prov = fixture_provenance()};
     sotu_delta d;
     sotu_status s = sotu_delta_extract(&tab, theta0, thetat, &o, &d);
     CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
@@ -164,7 +164,7 @@ static void test_omitted(void)
     for (int j = 0; j < tab.n; j++)
         include[j] = j != jp;
     sotu_extract_opts o = {.task_index = 0, .task_name = "omit", .seed = SEED, .keep = 0.5,
-                           .include = include};
+                           .include = include, .prov = fixture_provenance()};
     sotu_delta d;
     CHECK(sotu_delta_extract(&tab, theta0, t2, &o, &d) == SOTU_OK);
     CHECK(d.n_tensors == tab.n - 2);

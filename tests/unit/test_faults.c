@@ -79,8 +79,10 @@ static void test_delta_write_fails(const char *dir)
     float *t0 = malloc(tab.total * sizeof *t0), *t1 = malloc(tab.total * sizeof *t1);
     fixture_perturb(&tab, NULL, t0, 1, 0.5f);
     fixture_perturb(&tab, t0, t1, 2, 0.01f);
-    sotu_extract_opts small = {.task_name = "small", .seed = 3, .keep = 0.01},
-                      large = {.task_name = "large", .seed = 3, .keep = 1.0};
+    sotu_extract_opts small = {.task_name = "small", .seed = 3, .keep = 0.01,
+                               .prov = fixture_provenance()},
+                      large = {.task_name = "large", .seed = 3, .keep = 1.0,
+                               .prov = fixture_provenance()};
     sotu_delta a, b, back;
     CHECK(sotu_delta_extract(&tab, t0, t1, &small, &a) == SOTU_OK);
     CHECK(sotu_delta_extract(&tab, t0, t1, &large, &b) == SOTU_OK);

@@ -28,7 +28,8 @@ static void extract_all(double keep, bool rescale, sotu_delta *d)
         char name[32];
         snprintf(name, sizeof name, "task%02d", t);
         sotu_extract_opts o = {.task_index = (uint32_t)t, .task_name = name, .seed = SEED,
-                               .keep = keep, .rescale = rescale, .dtype = SOTU_DELTA_F32};
+                               .keep = keep, .rescale = rescale, .dtype = SOTU_DELTA_F32,
+                               .prov = fixture_provenance()};
         sotu_status s = sotu_delta_extract(&tab, theta0, thetas[t], &o, &d[t]);
         CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
     }
@@ -289,7 +290,7 @@ static void test_blocks_threads(void)
         /* Every third task ships every element (keep 1: the streaming add). */
         sotu_extract_opts eo = {.task_index = (uint32_t)t, .task_name = name, .seed = SEED,
                                 .keep = t % 3 == 0 ? 1.0 : 0.5, .rescale = t % 2 == 0,
-                                .dtype = SOTU_DELTA_F32};
+                                .dtype = SOTU_DELTA_F32, .prov = fixture_provenance()};
         CHECK(sotu_delta_extract(&big, t0, tt, &eo, &d[t]) == SOTU_OK);
         list[t] = &d[t];
     }
