@@ -10,4 +10,4 @@ set_target_properties(sotu_sgemm_peak PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAK
 # weights must beat the frozen backbone with a trained head.
 sotu_add_script_test(test_finetune_vs_frozen
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/finetune_vs_frozen.sh
-  LABELS slow TIMEOUT 900)
+  LABELS slow TIMEOUT 900 NEEDS fmnist)
