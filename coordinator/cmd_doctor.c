@@ -141,6 +141,10 @@ static void print_text(const node_report *r, const rank_report *ranks, int nrank
     printf("ranks here     %d on this node, %d sharing these CPUs (%s)\n", p->node_ranks,
            p->ranks_sharing, p->sharing_from);
     printf("threads        %d per process: %s\n", p->threads, p->why);
+    if (p->node_ranks * p->threads > p->node_cpus)
+        printf("               warning: %d rank%s x %d thread%s = %d threads on %d CPUs\n",
+               p->node_ranks, p->node_ranks == 1 ? "" : "s", p->threads,
+               p->threads == 1 ? "" : "s", p->node_ranks * p->threads, p->node_cpus);
     printf("               every command: --threads N, then train.threads, then "
            "OMP_NUM_THREADS (%s),\n               then the CPUs granted / ranks sharing them, "
            "at most SLURM_CPUS_PER_TASK;\n               OpenBLAS gets the same count "
@@ -195,10 +199,11 @@ static int print_json(const node_report *r, const rank_report *ranks, int nranks
                                 str_or_null(getenv("SLURM_CPUS_PER_TASK")), "SLURM_JOB_ID",
                                 str_or_null(getenv("SLURM_JOB_ID")), "OMP_NUM_THREADS",
                                 str_or_null(getenv("OMP_NUM_THREADS")));
-    json_t *threads = json_pack("{s:i, s:s, s:s, s:i, s:i, s:s, s:i}", "threads", p->threads,
+    json_t *threads = json_pack("{s:i, s:s, s:s, s:i, s:i, s:s, s:i, s:b}", "threads", p->threads,
                                 "source", p->source, "why", p->why, "ranks_sharing",
                                 p->ranks_sharing, "node_ranks", p->node_ranks, "sharing_from",
-                                p->sharing_from, "node_cpus", p->node_cpus);
+                                p->sharing_from, "node_cpus", p->node_cpus, "oversubscribed",
+                                p->node_ranks * p->threads > p->node_cpus);
     json_t *check = json_pack("{s:b, s:f}", "ok", r->check_ok, "max_error", r->check_error);
     if (check && !r->check_ok)
         json_object_set_new(check, "message", json_string(r->check_message));
