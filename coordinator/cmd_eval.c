@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/clr_checkpoint.h"
 #include "coordinator/clr_eval.h"

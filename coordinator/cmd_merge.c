@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/commands.h"
 #include "coordinator/finish.h"

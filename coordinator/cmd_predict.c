@@ -24,7 +24,6 @@
 
 #include "common/log.h"
 #include "common/status.h"
-#include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/clr_checkpoint.h"
 #include "coordinator/commands.h"
