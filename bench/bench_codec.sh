@@ -11,10 +11,19 @@
 # second (θ0 read, merged written, 4-byte value + 4-byte index of each kept
 # value read) over memcpy's bytes per second (read + write of the model
 # block) on the same threads, interleaved in the same process.
-# Environment: SOTU_BIN (default build/sotu), SOTU_PYTHON (default /usr/bin/python3).
+# Environment: SOTU_BIN (default build/sotu, or PREFIX/bin/sotu when installed),
+# SOTU_PYTHON (default /usr/bin/python3).
 set -euo pipefail
+# Run from the source tree (bench/, binaries in build/) or installed by cmake
+# --install as PREFIX/bin/sotu_bench_codec.sh (binaries beside it, the Python peers in
+# PREFIX/share/sotu/bench).
 here=$(cd "$(dirname "$0")" && pwd)
-sotu=${SOTU_BIN:-$here/../build/sotu}
+if [ -d "$here/../share/sotu/bench" ]; then
+    bin_dir=$here peers=$here/../share/sotu/bench
+else
+    bin_dir=$here/../build peers=$here
+fi
+sotu=${SOTU_BIN:-$bin_dir/sotu}
 py=${SOTU_PYTHON:-/usr/bin/python3}
 model=small keep="" tasks=8 delta="" threads=1 repeat=5
 while [ $# -gt 0 ]; do
@@ -46,7 +55,7 @@ else
 fi
 total=$("$py" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["params"])' \
   "$tmp/codec.jsonl")
-"$py" "$here/peer_codec.py" "$tmp/raw" --total "$total" | tee "$tmp/peer.jsonl"
+"$py" "$peers/peer_codec.py" "$tmp/raw" --total "$total" | tee "$tmp/peer.jsonl"
 
 "$py" - "$tmp" <<'PY'
 import json, sys

@@ -6,15 +6,22 @@
 #   bench/bench_ingest.sh [RANKS=8] [TASKS=200] [DIM=96] [DEPTH=6]
 set -euo pipefail
 ranks=${1:-8} tasks=${2:-200} dim=${3:-96} depth=${4:-6}
-src=$(cd "$(dirname "$0")/.." && pwd)
-sotu=${SOTU_BIN:-$src/build/sotu}
+# From the source tree, or installed by cmake --install as PREFIX/bin/sotu_bench_ingest.sh.
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -d "$here/../share/sotu/bench" ]; then
+  sotu=${SOTU_BIN:-$here/sotu} weights_py=$here/../share/sotu/bench/make_random_weights.py
+  example=$here/../share/sotu/examples/quickstart.yaml
+else
+  sotu=${SOTU_BIN:-$here/../build/sotu} weights_py=$here/../tests/reference/make_random_weights.py
+  example=$here/../examples/quickstart.yaml
+fi
 py=${SOTU_PYTHON:-/usr/bin/python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/sotu-ingest.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 "$sotu" -q data fmnist --preset fmnist5 --out "$work/tasks" --train 32 --test 16
-"$py" "$src/tests/reference/make_random_weights.py" "$work/vit.h5" 28 1 4 "$dim" "$depth" 3 $((4 * dim)) 10
+"$py" "$weights_py" "$work/vit.h5" 28 1 4 "$dim" "$depth" 3 $((4 * dim)) 10
 "$py" - "$work/tasks" "$tasks" <<'PY'
 import sys, yaml
 d, n = sys.argv[1], int(sys.argv[2])
@@ -23,7 +30,7 @@ tasks = [dict(src[i % len(src)], name=f"x{i:04d}") for i in range(n)]
 yaml.safe_dump({"name": "ingest", "tasks": tasks}, open(f"{d}/many.yaml", "w"))
 PY
 start=$(date +%s.%N)
-mpiexec --oversubscribe -n "$ranks" "$sotu" -q train "$src/examples/quickstart.yaml" \
+mpiexec --oversubscribe -n "$ranks" "$sotu" -q train "$example" \
   --set "data.manifest=$work/tasks/many.yaml" --set "model.pretrained=$work/vit.h5" \
   --set train.epochs=1 --set train.batch_size=32 --set train.max_steps=1 \
   --set train.warmup_steps=0 --set train.threads=1 --set "output.dir=$work/run" \

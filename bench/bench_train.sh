@@ -7,8 +7,16 @@
 #   bench/bench_train.sh [BUILD_DIR] [--steps S] [--warmup W] [--models "tiny small vitb"]
 #                        [--threads "1 2"]
 set -euo pipefail
+# Run from the source tree (bench/, binaries in build/) or installed by cmake
+# --install as PREFIX/bin/sotu_bench_train.sh (binaries beside it, the Python peers in
+# PREFIX/share/sotu/bench).
 here=$(cd "$(dirname "$0")" && pwd)
-build=$here/../build
+if [ -d "$here/../share/sotu/bench" ]; then
+    bin_dir=$here peers=$here/../share/sotu/bench
+else
+    bin_dir=$here/../build peers=$here
+fi
+build=$bin_dir
 steps=20
 warmup=3
 models="tiny small vitb"
@@ -39,7 +47,7 @@ for t in $threads_list; do
         b=$(batch_of "$m")
         OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$sotu" -q bench train --model "$m" \
             --threads "$t" --batch "$b" --steps "$steps" --warmup "$warmup" | tee -a "$out" >&2
-        OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$py" "$here/peer_torch_train.py" --model "$m" \
+        OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$py" "$peers/peer_torch_train.py" --model "$m" \
             --threads "$t" --batch "$b" --steps "$steps" --warmup "$warmup" | tee -a "$out" >&2
     done
 done

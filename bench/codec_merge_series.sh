@@ -9,9 +9,16 @@
 set -euo pipefail
 deltas=${1:?usage: bench/codec_merge_series.sh DELTAS_DIR [RUNS] [OUT.jsonl]}
 runs=${2:-3}
-src=$(cd "$(dirname "$0")/.." && pwd)
 out=${3:-$(mktemp "${TMPDIR:-/tmp}/sotu-series.XXXXXX.jsonl")}
-sotu=${SOTU_BIN:-$src/build/sotu}
+# From the source tree, or installed by cmake --install as PREFIX/bin/sotu_codec_merge_series.sh.
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -d "$here/../share/sotu/bench" ]; then
+  sotu=${SOTU_BIN:-$here/sotu} ingest=$here/sotu_bench_ingest.sh
+else
+  sotu=${SOTU_BIN:-$here/../build/sotu} ingest=$here/bench_ingest.sh
+fi
+# One thread unless a line says --threads (the figures of bench/RESULTS.md).
+export OMP_NUM_THREADS=1
 py=${SOTU_PYTHON:-/usr/bin/python3}
 all=()
 for f in "$deltas"/t0*.sotud; do all+=(--delta "$f"); done
@@ -35,8 +42,8 @@ for r in $(seq "$runs"); do
   "$sotu" bench merge "${all[@]}" --ship-keep 0.2 --repeat 20 | tag merge-real-shipped-0.2
   "$sotu" bench merge "${all[@]}" --keep 0.2 --repeat 20 | tag merge-real-cut-0.2
 done
-SOTU_BIN=$sotu bash "$src/bench/bench_ingest.sh" 3 40 | tag ingest-3-40
-SOTU_BIN=$sotu bash "$src/bench/bench_ingest.sh" 8 200 | tag ingest-8-200
+SOTU_BIN=$sotu bash "$ingest" 3 40 | tag ingest-3-40
+SOTU_BIN=$sotu bash "$ingest" 8 200 | tag ingest-8-200
 "$py" - "$out" <<'PY'
 import collections, json, statistics, sys
 rows = collections.defaultdict(list)

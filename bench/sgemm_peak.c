@@ -4,12 +4,16 @@
  *    "seconds":..,"gflops":..}
  * Shapes: large squares (1024, 2048) and the ViT-B/16 training GEMMs at
  * batch 8 (8 * 197 tokens; qkv, proj, fc1, fc2 forward shapes).
+ * with "core" naming the OpenBLAS core, picked as sotu picks it (common/blas_core.h:
+ * a faster core than OpenBLAS's own choice when OPENBLAS_CORETYPE is unset).
  * usage: sotu_sgemm_peak [--threads N] [--min-seconds S] */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "common/blas_core.h"
 
 static double now(void)
 {
@@ -54,6 +58,10 @@ static double time_sgemm(int m, int n, int k, double min_seconds, double *best_o
 
 int main(int argc, char **argv)
 {
+    if (sotu_blas_select(argv) != SOTU_OK) {
+        fprintf(stderr, "sotu_sgemm_peak: %s\n", sotu_last_error());
+        return 5;
+    }
     int threads = 1;
     double min_seconds = 1.0;
     for (int i = 1; i < argc; i++) {
@@ -83,8 +91,9 @@ int main(int argc, char **argv)
         double secs;
         double gf = time_sgemm(shapes[i].m, shapes[i].n, shapes[i].k, min_seconds, &secs);
         printf("{\"bench\":\"sgemm\",\"threads\":%d,\"shape\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,"
-               "\"seconds\":%.6f,\"gflops\":%.2f}\n",
-               threads, shapes[i].shape, shapes[i].m, shapes[i].n, shapes[i].k, secs, gf);
+               "\"seconds\":%.6f,\"gflops\":%.2f,\"core\":\"%s\"}\n",
+               threads, shapes[i].shape, shapes[i].m, shapes[i].n, shapes[i].k, secs, gf,
+               openblas_get_corename());
         fflush(stdout);
     }
     return 0;

@@ -17,6 +17,7 @@
 #include "coordinator/bench.h"
 #include "coordinator/bench_delta.h"
 #include "coordinator/commands.h"
+#include "coordinator/node.h"
 #include "io/bytes.h"
 #include "io/delta.h"
 #include "worker/delta_extract.h"
@@ -187,7 +188,8 @@ static void codec_usage(FILE *f)
             "per dtype: bytes per kept value, encode and decode MB/s of kept values (4 bytes\n"
             "each, as in memory). Decoding verifies everything, including listing the\n"
             "seeded masks (mask_kernel names the vector kernel; with --threads one thread\n"
-            "decompresses while the others list masks). --level is zstd's (default %d).\n"
+            "decompresses while the others list masks; default: the thread rule of\n"
+            "README.md, Threads). --level is zstd's (default %d).\n"
             "Default input: synthetic ViT weights (--model small), keep 0.2,\n"
             "deltas normal with per-tensor scales; --delta benches a real .sotud instead.\n"
             "--export writes PREFIX.f32 (kept values) and PREFIX.i64 (flat indices) for\n"
@@ -218,7 +220,7 @@ int sotu_bench_codec(int argc, char **argv)
     const char *model = "small", *delta_path = NULL, *export_prefix = NULL;
     double keep = 0.2;
     bool keep_given = false;
-    int level = SOTU_DELTA_ZSTD_LEVEL, repeat = 3, threads = 1, o;
+    int level = SOTU_DELTA_ZSTD_LEVEL, repeat = 3, threads = 0, o;
     uint64_t seed = 1;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -235,13 +237,16 @@ int sotu_bench_codec(int argc, char **argv)
         default: codec_usage(stderr); return SOTU_EXIT_USAGE;
         }
     }
-    if (optind != argc || repeat < 1 || threads < 1 || !(keep > 0 && keep <= 1)) {
+    if (optind != argc || repeat < 1 || threads < 0 || !(keep > 0 && keep <= 1)) {
         codec_usage(stderr);
         return SOTU_EXIT_USAGE;
     }
-    sotu_threads_set(threads);
+    sotu_threads_plan plan;
+    sotu_status s = sotu_node_setup(threads, 0, &plan);
+    if (s != SOTU_OK)
+        return sotu_cmd_fail("bench codec", s);
+    threads = plan.threads;
 
-    sotu_status s = SOTU_OK;
     sotu_tensor_table tab = {0};
     const sotu_tensor_table *check = NULL;
     float *theta0 = NULL, *thetat = NULL;

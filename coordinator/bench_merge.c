@@ -15,6 +15,7 @@
 #include "coordinator/bench_delta.h"
 #include "coordinator/commands.h"
 #include "coordinator/merge.h"
+#include "coordinator/node.h"
 #include "io/delta.h"
 #include "worker/delta_extract.h"
 
@@ -34,7 +35,7 @@ static void merge_usage(FILE *f)
             "write); bandwidth_vs_memcpy is their ratio (the _cpu variant uses process CPU\n"
             "time, less sensitive to other load), model_vs_memcpy the memcpy time over\n"
             "the merge time. Default: synthetic ViT (--model small), T 8, keep 1/T, mode\n"
-            "sum. With --delta (repeatable) the given deltas are merged into a zero θ0\n"
+            "sum, threads by the rule of README.md (Threads). With --delta (repeatable) the given deltas are merged into a zero θ0\n"
             "laid out from their own tensor records; --keep K merges them at K (cutting\n"
             "each list inside the timed merge, as sotu merge --keep does), --ship-keep K\n"
             "cuts them to K before timing (the deltas a run at keep K ships).\n");
@@ -107,7 +108,7 @@ int sotu_bench_merge(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     const char *model = "small", *mode_name = "sum";
     const char *files[MAX_DELTA_FILES];
-    int n_files = 0, T = 8, repeat = 3, threads = 1, o;
+    int n_files = 0, T = 8, repeat = 3, threads = 0, o;
     double keep = 0, ship_keep = 0;
     uint64_t seed = 1;
     optind = 0;
@@ -132,7 +133,7 @@ int sotu_bench_merge(int argc, char **argv)
         default: merge_usage(stderr); return SOTU_EXIT_USAGE;
         }
     }
-    if (optind != argc || T < 1 || repeat < 1 || threads < 1 || keep < 0 || keep > 1 ||
+    if (optind != argc || T < 1 || repeat < 1 || threads < 0 || keep < 0 || keep > 1 ||
         ship_keep < 0 || ship_keep > 1 || (ship_keep > 0 && !n_files)) {
         merge_usage(stderr);
         return SOTU_EXIT_USAGE;
@@ -141,7 +142,10 @@ int sotu_bench_merge(int argc, char **argv)
     sotu_status s = sotu_merge_mode_parse(mode_name, &mode);
     if (s != SOTU_OK)
         return sotu_cmd_fail("bench merge", s);
-    sotu_threads_set(threads);
+    sotu_threads_plan plan;
+    if ((s = sotu_node_setup(threads, 0, &plan)) != SOTU_OK)
+        return sotu_cmd_fail("bench merge", s);
+    threads = plan.threads;
     if (n_files)
         T = n_files;
     if (keep == 0 && !n_files)

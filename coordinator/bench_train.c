@@ -12,6 +12,7 @@
 #include "common/threads.h"
 #include "coordinator/bench.h"
 #include "coordinator/commands.h"
+#include "coordinator/node.h"
 #include "worker/optim.h"
 #include "worker/resnet.h"
 #include "worker/vit.h"
@@ -44,7 +45,7 @@ static void bench_train_usage(FILE *f)
                "model with CLR layers and CLR's set, all every weight of the plain ResNet\n"
                "(full fine-tuning), fc the head of the plain ResNet; flops_ratio is the\n"
                "step's FLOPs relative to full fine-tuning.\n"
-               "Defaults: threads from OMP_NUM_THREADS/SLURM_CPUS_PER_TASK, batch 64,\n"
+               "Defaults: threads by the rule of README.md (Threads), batch 64,\n"
                "steps 20, warmup 3, tune clr.\n");
 }
 
@@ -204,7 +205,7 @@ int sotu_bench_train(int argc, char **argv)
         {"tune", required_argument, NULL, 'u'},   {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *model_name = "tiny", *tune = "clr";
-    int threads = sotu_threads_default(), batch = 64, steps = 20, warmup = 3, seed = 0;
+    int threads = 0, batch = 64, steps = 20, warmup = 3, seed = 0;
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -227,12 +228,16 @@ int sotu_bench_train(int argc, char **argv)
         bench_train_usage(stderr);
         return SOTU_EXIT_USAGE;
     }
+    sotu_threads_plan plan;
+    sotu_status node = sotu_node_setup(threads, 0, &plan);
+    if (node != SOTU_OK)
+        return sotu_cmd_fail("bench train", node);
+    threads = plan.threads;
     if (!strcmp(model_name, "resnet18-w8")) {
         if (strcmp(tune, "clr") && strcmp(tune, "all") && strcmp(tune, "fc")) {
             fprintf(stderr, "sotu bench train: --tune '%s', expected clr, all or fc\n", tune);
             return SOTU_EXIT_USAGE;
         }
-        sotu_threads_set(threads);
         return bench_train_resnet(tune, threads, batch, steps, warmup, seed);
     }
     const bench_model *bm = NULL;
@@ -245,7 +250,6 @@ int sotu_bench_train(int argc, char **argv)
         return SOTU_EXIT_USAGE;
     }
 
-    sotu_threads_set(threads);
     vit_model m;
     memset(&m, 0, sizeof m);
     optim_state opt;

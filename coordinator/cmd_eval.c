@@ -20,13 +20,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/clr_checkpoint.h"
 #include "coordinator/clr_eval.h"
 #include "coordinator/commands.h"
 #include "coordinator/evaluate.h"
 #include "coordinator/mpi_util.h"
+#include "coordinator/node.h"
 #include "coordinator/report.h"
 #include "io/checkpoint.h"
 #include "io/fsutil.h"
@@ -96,10 +96,10 @@ static sotu_status eval_clr(const char *ckpt, const char *tasks, const char *out
     }
     if (st == SOTU_OK)
         st = sotu_manifest_read(tasks, &man);
-    if (st == SOTU_OK) {
-        sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+    if (st == SOTU_OK)
+        st = sotu_node_setup(0, cfg.train.threads, NULL);
+    if (st == SOTU_OK)
         st = clr_checkpoint_read_backbone(ckpt, 1, &base);
-    }
     if (st == SOTU_OK)
         st = clr_run_init(&run, &cfg, &man, &base, false);
     if (st == SOTU_OK && rank == 0) {
@@ -208,7 +208,10 @@ int sotu_cmd_eval(int argc, char **argv)
     }
     if ((rc = load_config(&info, a.sets, a.n_sets, &cfg)) != 0)
         goto done;
-    if ((st = vit_init(&m, &info.model, 1)) != SOTU_OK) {
+    st = sotu_node_setup(0, cfg.train.threads, NULL);
+    if (st == SOTU_OK)
+        st = vit_init(&m, &info.model, 1);
+    if (st != SOTU_OK) {
         rc = sotu_cmd_fail("eval", st);
         goto done;
     }

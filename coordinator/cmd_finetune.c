@@ -11,6 +11,7 @@
 #include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/commands.h"
+#include "coordinator/node.h"
 #include "io/taskset.h"
 #include "io/weights.h"
 #include "worker/finetune.h"
@@ -91,8 +92,9 @@ int sotu_cmd_finetune(int argc, char **argv)
     sotu_manifest man = {0};
     sotu_taskset t = {0};
     vit_model m = {0};
-    sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
-    sotu_status st = sotu_manifest_read(cfg.data.manifest, &man);
+    sotu_status st = sotu_node_setup(0, cfg.train.threads, NULL);
+    if (st == SOTU_OK)
+        st = sotu_manifest_read(cfg.data.manifest, &man);
     if (st != SOTU_OK)
         goto cleanup;
     int ti = find_task(&man, task_arg);

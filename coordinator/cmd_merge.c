@@ -13,11 +13,11 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/commands.h"
 #include "coordinator/finish.h"
 #include "coordinator/mpi_util.h"
+#include "coordinator/node.h"
 #include "coordinator/run.h"
 #include "coordinator/sweep.h"
 #include "io/fsutil.h"
@@ -123,10 +123,10 @@ static sotu_status merge_run_dir(const char *dir, const sotu_cli_args *a, const 
     double t0 = sotu_now(), mean = NAN;
     int loaded = 0, done = 0;
     sotu_status st = merge_config(path, dir, a->sets, a->n_sets, keep, mode, scale, &man, &cfg);
-    if (st == SOTU_OK) {
-        sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+    if (st == SOTU_OK)
+        st = sotu_node_setup(0, cfg.train.threads, NULL);
+    if (st == SOTU_OK)
         st = read_theta0(cfg.model.pretrained, &vc, &base);
-    }
     if (st == SOTU_OK)
         st = sotu_run_init(&run, &cfg, &man, &vc, &base.table, base.params, false);
     if (st == SOTU_OK && rank == 0) {
@@ -178,10 +178,10 @@ static sotu_status merge_sweep_dir(const char *dir, const sotu_cli_args *a, int 
         st = sotu_manifest_read(cfg.data.manifest, &man);
     if (st == SOTU_OK)
         st = sotu_sweep_expand(&cfg, man.n_tasks, &sw);
-    if (st == SOTU_OK) {
-        sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+    if (st == SOTU_OK)
+        st = sotu_node_setup(0, cfg.train.threads, NULL);
+    if (st == SOTU_OK)
         st = read_theta0(cfg.model.pretrained, &vc, &base);
-    }
     for (int g = 0; st == SOTU_OK && rank == 0 && g < sw.n_groups; g++)
         st = sotu_sweep_prepare_group(&sw, g);
     if (!all_fail(st, nranks))

@@ -24,11 +24,11 @@
 
 #include "common/log.h"
 #include "common/status.h"
-#include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/clr_checkpoint.h"
 #include "coordinator/commands.h"
 #include "coordinator/model_source.h"
+#include "coordinator/node.h"
 #include "io/fsutil.h"
 #include "io/h5util.h"
 #include "io/preprocess.h"
@@ -413,8 +413,8 @@ int sotu_cmd_predict(int argc, char **argv)
         sotu_config_print(&cfg, stdout);
         return SOTU_EXIT_OK;
     }
-    sotu_threads_set(threads ? threads
-                             : cfg.train.threads ? cfg.train.threads : sotu_threads_default());
-    s = predict(argv[optind], images, out, task, split, batch, &cfg);
+    s = sotu_node_setup(threads, cfg.train.threads, NULL);
+    if (s == SOTU_OK)
+        s = predict(argv[optind], images, out, task, split, batch, &cfg);
     return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("predict", s);
 }

@@ -18,6 +18,7 @@
 #include "common/threads.h"
 #include "coordinator/cli.h"
 #include "coordinator/commands.h"
+#include "coordinator/node.h"
 #include "io/fsutil.h"
 #include "io/idx.h"
 #include "io/taskset.h"
@@ -293,8 +294,9 @@ int sotu_cmd_pretrain(int argc, char **argv)
     char dir[SOTU_PATH_MAX];
     if (refuses_other_arch(out, cfg.model.arch))
         return sotu_cmd_fail("pretrain", SOTU_ERR_USAGE);
-    sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
-    sotu_status st = read_fmnist(cfg.pretrain.data_dir, &t);
+    sotu_status st = sotu_node_setup(0, cfg.train.threads, NULL);
+    if (st == SOTU_OK)
+        st = read_fmnist(cfg.pretrain.data_dir, &t);
     if (st != SOTU_OK)
         goto cleanup;
     if (cfg.model.image_size != t.height || t.height != t.width || cfg.model.channels != 1) {

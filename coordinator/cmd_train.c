@@ -35,6 +35,7 @@
 #include "coordinator/evaluate.h"
 #include "coordinator/finish.h"
 #include "coordinator/mpi_util.h"
+#include "coordinator/node.h"
 #include "coordinator/run.h"
 #include "coordinator/schedule.h"
 #include "coordinator/signals.h"
@@ -325,7 +326,11 @@ int sotu_cmd_train(int argc, char **argv)
         sotu_mpi_finalize();
         return rc;
     }
-    sotu_threads_set(cfg.train.threads ? cfg.train.threads : sotu_threads_default());
+    st = sotu_node_setup(0, cfg.train.threads, NULL);
+    if (!all_ok(st, "train")) {
+        sotu_mpi_finalize();
+        return st != SOTU_OK ? sotu_exit_code(st) : SOTU_EXIT_OTHER;
+    }
     sotu_signals_install();
     if (!strcmp(cfg.method, "clr")) {
         rc = sotu_clr_train(&cfg, resume, retrain_changed, array_mode || print_array_size, rank,

@@ -16,6 +16,7 @@ int sotu_cmd_import(int argc, char **argv);
 int sotu_cmd_export(int argc, char **argv);
 int sotu_cmd_inspect(int argc, char **argv);
 int sotu_cmd_bench(int argc, char **argv);
+int sotu_cmd_doctor(int argc, char **argv);
 
 /* Prints the error recorded with sotu_error() as "sotu <cmd>: message" and
  * returns the exit code for s. */

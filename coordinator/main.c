@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/blas_core.h"
 #include "common/build_info.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -25,6 +26,7 @@ static const command commands[] = {
     {"export", sotu_cmd_export, "export a checkpoint as safetensors"},
     {"inspect", sotu_cmd_inspect, "describe a .h5, manifest, .sotud or .safetensors file"},
     {"bench", sotu_cmd_bench, "benchmarks: train, codec, merge (one JSON line each)"},
+    {"doctor", sotu_cmd_doctor, "this node's CPU, cores, threads, BLAS kernel and libraries"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -43,6 +45,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* Before anything else (MPI_Init included): may restart this process with
+     * a faster OpenBLAS core (common/blas_core.h). */
+    sotu_status blas = sotu_blas_select(argv);
     /* Global flags may stand anywhere; strip them before dispatch. */
     int n = 1;
     for (int i = 1; i < argc; i++) {
@@ -65,6 +70,12 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "--version")) {
         printf("sotu %s (commit %s)\n", sotu_build_version(), sotu_build_commit());
         return SOTU_EXIT_OK;
+    }
+    /* A BLAS that computes wrong products stops every command but the one
+     * that reports it. */
+    if (blas != SOTU_OK && strcmp(argv[1], "doctor")) {
+        fprintf(stderr, "sotu: %s\n", sotu_last_error());
+        return SOTU_EXIT_NUMERIC;
     }
     for (int i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name))

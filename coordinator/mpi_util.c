@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "coordinator/node.h"
 
 static size_t chunk_limit = SOTU_MPI_CHUNK_MAX;
 static int we_initialised;
@@ -111,6 +112,7 @@ sotu_status sotu_mpi_init(int *argc, char ***argv, int *rank, int *nranks)
         sotu_mpi_finalize();
         return s;
     }
+    sotu_node_layout_mpi();
     if (rank)
         *rank = r;
     if (nranks)

@@ -9,4 +9,4 @@ target_link_libraries(ckpt_torch_fixture PRIVATE sotu_coordinator)
 sotu_add_script_test(test_checkpoint_torch
   COMMAND ${SOTU_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_checkpoint_torch.py
           $<TARGET_FILE:ckpt_torch_fixture> ckpt_torch.d
-  LABELS reference TIMEOUT 120)
+  LABELS reference TIMEOUT 120 NEEDS numpy h5py torch)

@@ -17,7 +17,7 @@ timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-f
   --disable-background-networking --disable-component-update --disable-sync \
   --user-data-dir="$work/profile" --screenshot="$work/out.png" --window-size=1200,1600 \
   "file://$html" >"$work/chromium.log" 2>&1 || { cat "$work/chromium.log"; exit 1; }
-/usr/bin/python3 - "$work/out.png" <<'PY'
+"${SOTU_PYTHON:-/usr/bin/python3}" - "$work/out.png" <<'PY'
 import struct, sys, zlib
 data = open(sys.argv[1], "rb").read()
 assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"

@@ -3,13 +3,13 @@
 # file and ranks killed with SIGKILL (then --resume).
 sotu_add_test(test_faults SOURCES unit/test_faults.c LABELS unit TIMEOUT 60)
 sotu_add_script_test(faults_train COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/faults/faults_train.sh
-                     LABELS mpi TIMEOUT 400)
+                     LABELS mpi TIMEOUT 400 NEEDS numpy h5py torch fmnist)
 
 # Provenance of stored results (issue 14, defect 2): resume and merge refuse
 # deltas and modules of another θ0, other training settings or a changed task
 # file (exit 2, nothing rewritten), --retrain-changed retrains exactly those
 # tasks, a version-4 delta is redone (tests/faults/provenance.sh).
 sotu_add_script_test(faults_provenance COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/faults/provenance.sh
-                     LABELS mpi TIMEOUT 600)
+                     LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
 set_property(TEST faults_provenance APPEND PROPERTY ENVIRONMENT
              "CLR_TASK_BIN=$<TARGET_FILE:test_clr_task>")

@@ -7,8 +7,8 @@ sotu_add_test(test_preprocess SOURCES unit/test_preprocess.c LABELS unit TIMEOUT
 sotu_add_script_test(test_safetensors_torch
   COMMAND ${SOTU_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_safetensors_interop.py
           safetensors_torch.d $<TARGET_FILE:ckpt_torch_fixture>
-  LABELS reference TIMEOUT 120)
+  LABELS reference TIMEOUT 120 NEEDS numpy h5py torch)
 sotu_add_script_test(test_import_images
   COMMAND ${SOTU_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_import_images.py
           import_images.d
-  LABELS reference TIMEOUT 120)
+  LABELS reference TIMEOUT 120 NEEDS numpy h5py)

@@ -2,12 +2,9 @@
 # used by bench/bench_train.sh.
 sotu_add_test(test_finetune SOURCES unit/test_finetune.c LABELS unit TIMEOUT 120)
 
-add_executable(sotu_sgemm_peak ${CMAKE_SOURCE_DIR}/bench/sgemm_peak.c)
-target_link_libraries(sotu_sgemm_peak PRIVATE PkgConfig::OPENBLAS)
-set_target_properties(sotu_sgemm_peak PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
 
 # fmnist5 task 0 from the committed pretrained backbone: fine-tuning all
 # weights must beat the frozen backbone with a trained head.
 sotu_add_script_test(test_finetune_vs_frozen
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/finetune_vs_frozen.sh
-  LABELS slow TIMEOUT 900)
+  LABELS slow TIMEOUT 900 NEEDS fmnist)
