@@ -286,8 +286,7 @@ int sotu_cmd_train(int argc, char **argv)
         train_usage(stdout);
         return SOTU_EXIT_OK;
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "sotu train: expected one CONFIG file\n");
+    if (sotu_cli_positionals("train", argc, argv, optind, 1, 1, "CONFIG file")) {
         train_usage(stderr);
         return SOTU_EXIT_USAGE;
     }
@@ -333,6 +332,9 @@ int sotu_cmd_train(int argc, char **argv)
 
     st = cctx ? sotu_manifest_read(cfg.data.manifest, &man)
               : sotu_error(SOTU_ERR_NOMEM, "zstd compression context");
+    /* Before any training: a task file that contradicts the manifest. */
+    if (st == SOTU_OK && rank == 0)
+        st = sotu_manifest_check_files(&man, true);
     if (st == SOTU_OK)
         st = sotu_sweep_expand(&cfg, man.n_tasks, &sw);
     if (!all_ok(st, "train"))
