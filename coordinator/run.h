@@ -67,6 +67,11 @@ typedef struct {
     sotu_run_task *tasks;          /* [T] */
     FILE *metrics;                 /* metrics.jsonl, append mode */
     ZSTD_DCtx *dctx;
+    /* `sotu merge`: a task without a verified delta is left out of this
+     * merge (status "left_out"), not trained again; results go to dir (a
+     * new result directory) under the name title. */
+    bool merging;
+    char title[SOTU_PATH_MAX];     /* how the reports name the run; "" = dir */
 } sotu_run;
 
 /* Resolves keeps (auto = 1/T), the merge mode and the paths of a run over
@@ -79,9 +84,11 @@ void sotu_run_free(sotu_run *run);
 
 /* Verifies and records task t's delta message bytes[0, n): decoded against
  * the task's table, task index/seed/keep checked against the run, the head
- * taken out. With persist, writes deltas/<task>.sotud then .json atomically
- * and logs a metrics event. A bad delta leaves the task failed (not merged)
- * and returns the decoder's status. */
+ * taken out. With persist (a delta received from a worker), writes
+ * deltas/<task>.sotud then .json atomically and logs a metrics event; a bad
+ * delta leaves the task failed (logged, not merged). Without persist (a
+ * stored file) a bad one leaves the task as it was. Returns the decoder's
+ * status. */
 sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
                             const sotu_task_report *rep, bool persist);
 
@@ -89,9 +96,14 @@ sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
 void sotu_run_fail(sotu_run *run, int t, const sotu_task_report *rep);
 
 /* Loads every deltas/<task>.sotud that verifies (resume; sotu merge).
- * A corrupt or partial file is logged and left for the task to be redone.
- * *n_loaded gets the number of tasks now done. */
+ * A corrupt or partial file is logged: its task is redone by a resume, left
+ * out by a merge (run->merging). *n_loaded gets the number of tasks now done. */
 sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded);
+
+/* Task t's status as checkpoints and reports name it: "ok" (done),
+ * "failed" (its training or its delta failed), "left_out" (merging: no
+ * verified delta) or "not_run" (not trained, e.g. stopped by a signal). */
+const char *sotu_run_task_status(const sotu_run *run, int t);
 
 /* Number of .sotud files in the run's delta directory. */
 int sotu_run_count_delta_files(const sotu_run *run);

@@ -4,3 +4,13 @@
 sotu_add_test(test_faults SOURCES unit/test_faults.c LABELS unit TIMEOUT 60)
 sotu_add_script_test(faults_train COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/faults/faults_train.sh
                      LABELS mpi TIMEOUT 400)
+# `sotu merge` writes a new result directory and never touches the run's
+# files: complete, partial (missing/truncated delta: exit 3), --out refusals,
+# full disk (tmpfs as root: exit 4, nothing left).
+sotu_add_script_test(faults_merge COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/merge_result.sh
+                     LABELS mpi TIMEOUT 600)
+# Inputs refused at the start (classes differing from the manifest, no test
+# images, a newer format_version, an empty config, method sequential, a
+# stray key=value) and stopped tasks shown as not run (issue 14, defect 9).
+sotu_add_script_test(faults_inputs COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/inputs_status.sh
+                     LABELS mpi TIMEOUT 400)
