@@ -178,6 +178,13 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                     sum += run.tasks[t].report.finetuned_acc, n++;
             res[p].finetuned_acc = n ? sum / n : NAN;
         }
+        if (merge && run.metrics) { /* a merge's result must be whole: check the last write */
+            bool bad = ferror(run.metrics) != 0;
+            bad |= fclose(run.metrics) != 0;
+            run.metrics = NULL;
+            if (bad && st == SOTU_OK)
+                st = sotu_error(SOTU_ERR_IO, "%s/metrics.jsonl: write failed (disk full?)", out);
+        }
         sotu_run_free(&run);
         if (st != SOTU_OK)
             break;
