@@ -153,10 +153,11 @@ for pages in $((ck_pages + 4)) $((ck_pages / 2)); do
   left=$(ls -A "$work/mnt")
   umount "$work/mnt"
   mnt=
-  if [[ $rc -eq 139 ]] && grep -q "H5F__close_cb" "$work/full.err"; then
+  if [[ $rc -ne 4 ]] && grep -q "in H5F__close_cb\|(H5F__close_cb+" "$work/full.err"; then
     # issue 14 defect 1 (HDF5 shuts down with a file still open after a failed
-    # write), fixed on another branch: remove this exception once merged.
-    echo "KNOWN (defect 1): a full disk during the checkpoint write crashes at HDF5 shutdown (exit 139)"
+    # write: SIGSEGV, exit 139, or 1 under ASan), fixed on another branch:
+    # remove this exception once that is merged.
+    echo "KNOWN (defect 1): a full disk during the checkpoint write crashes at HDF5 shutdown (exit $rc)"
   else
     [[ $rc -eq 4 ]] || { cat "$work/full.err"; fail "full disk ($pages pages): exit $rc, expected 4"; }
   fi
