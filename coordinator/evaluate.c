@@ -1100,8 +1100,13 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         classes[t] = run->man.tasks[t].classes;
         ft[t] = run->tasks[t].done ? run->tasks[t].report.finetuned_acc : NAN;
     }
+    char note[SOTU_PATH_MAX + 64] = "";
+    if (run->merging)
+        snprintf(note, sizeof note, "Merged by sotu merge from the deltas in %s.",
+                 run->deltas_dir);
     sotu_report_info info = {
         .title = run->title[0] ? run->title : run->dir,
+        .note = note[0] ? note : NULL,
         .T = T,
         .task_names = task_names,
         .status = status,
