@@ -46,7 +46,7 @@ typedef struct {
     sotu_key_role role;
 } key_spec;
 
-static const char *const methods[] = {"sotu", "clr", "sequential", NULL};
+static const char *const methods[] = {"sotu", "clr", NULL}; /* sequential: a baseline */
 static const char *const optimizers[] = {"adamw", "sgd", NULL};
 static const char *const dtypes[] = {"f32", "bf16", NULL};
 static const char *const merge_modes[] = {"sum", "mean", "disjoint", NULL};
@@ -300,6 +300,11 @@ static sotu_status fail_expected(const load_ctx *c, const key_spec *k, const yam
     char want[512], got[80];
     describe(k, want, sizeof want);
     describe_node(n, got, sizeof got);
+    if (k->choices == methods && n->type == YAML_SCALAR_NODE &&
+        !strcmp((const char *)n->data.scalar.value, "sequential"))
+        return fail_at(c, n, "%s: expected %s, got %s: sequential fine-tuning is a baseline, "
+                       "evaluated beside the method when eval.baselines lists it", k->key, want,
+                       got);
     return fail_at(c, n, "%s: expected %s, got %s", k->key, want, got);
 }
 
@@ -723,16 +728,22 @@ sotu_status sotu_config_load(sotu_config *cfg, const char *path)
         snprintf(c->dir, sizeof c->dir, "%.*s", (int)(slash - path + 1), path);
 
     const yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root) {
-        if (root->type != YAML_MAPPING_NODE) {
-            char got[80];
-            describe_node(root, got, sizeof got);
-            s = fail_at(c, root, "expected a mapping of configuration keys, got %s", got);
-            goto cleanup;
-        }
-        if ((s = apply_mapping(c, next, "", root, apply_key)))
-            goto cleanup;
+    if (!root) {
+        /* An empty file is most likely a mistake (a truncated copy, a wrong
+         * path); a configuration of only the defaults is written `{}`. */
+        s = sotu_error(SOTU_ERR_CONFIG, "%s: the file is empty (no configuration keys); expected "
+                       "a mapping of keys such as examples/quickstart.yaml (write {} for the "
+                       "defaults)", path);
+        goto cleanup;
     }
+    if (root->type != YAML_MAPPING_NODE) {
+        char got[80];
+        describe_node(root, got, sizeof got);
+        s = fail_at(c, root, "expected a mapping of configuration keys, got %s", got);
+        goto cleanup;
+    }
+    if ((s = apply_mapping(c, next, "", root, apply_key)))
+        goto cleanup;
     snprintf(next->source_path, sizeof next->source_path, "%s", path);
     *cfg = *next;
 

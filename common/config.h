@@ -32,7 +32,7 @@ typedef struct {
 } sotu_sweep_axis;
 
 typedef struct {
-    char method[32];                  /* sotu | clr | sequential */
+    char method[32];                  /* sotu | clr */
 
     struct {
         char pretrained[SOTU_PATH_MAX];

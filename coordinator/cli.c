@@ -1,6 +1,9 @@
 #include "coordinator/cli.h"
 
+#include <ctype.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "common/status.h"
 #include "coordinator/commands.h"
@@ -28,6 +31,38 @@ int sotu_cli_option(sotu_cli_args *a, const char *cmd, int opt, char *arg)
     case 'h': a->help = true; return 1;
     default: return 0;
     }
+}
+
+/* "train.lr=3e-4": a configuration key (letters, digits, '_', '.') and '='. */
+static bool looks_like_override(const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        return false;
+    for (const char *c = arg; c < eq; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '.')
+            return false;
+    return true;
+}
+
+int sotu_cli_positionals(const char *cmd, int argc, char **argv, int first, int min, int max,
+                         const char *what)
+{
+    for (int i = first; i < argc; i++)
+        if (looks_like_override(argv[i]) && access(argv[i], F_OK) != 0) {
+            fprintf(stderr, "sotu %s: '%s' looks like a configuration override without its "
+                    "--set: each override needs its own --set (--set %s)\n", cmd, argv[i],
+                    argv[i]);
+            return SOTU_EXIT_USAGE;
+        }
+    int n = argc - first;
+    if (n >= min && n <= max)
+        return 0;
+    if (min == max)
+        fprintf(stderr, "sotu %s: expected one %s, got %d arguments\n", cmd, what, n);
+    else
+        fprintf(stderr, "sotu %s: expected at most one %s, got %d arguments\n", cmd, what, n);
+    return SOTU_EXIT_USAGE;
 }
 
 int sotu_cli_config(const char *cmd, const char *config_path, char *const *sets, int n_sets,

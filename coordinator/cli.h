@@ -63,6 +63,14 @@ typedef struct {
  * the command then exits with SOTU_EXIT_USAGE. */
 int sotu_cli_option(sotu_cli_args *a, const char *cmd, int opt, char *arg);
 
+/* Checks the positional arguments argv[first..argc) of command cmd, which
+ * takes min to max of them (what names one, e.g. "CONFIG file"). A stray
+ * "key=value" among them (`--set a=1 b=2`: an override without its own
+ * --set) is named with the fix. Prints "sotu CMD: ..." and returns
+ * SOTU_EXIT_USAGE, or returns 0. */
+int sotu_cli_positionals(const char *cmd, int argc, char **argv, int first, int min, int max,
+                         const char *what);
+
 /* Builds a checked configuration: loads config_path over the defaults (or
  * takes the defaults when config_path is NULL), applies the n_sets "k=v"
  * overrides in order, and validates. On failure prints "sotu CMD: message"

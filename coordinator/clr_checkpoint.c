@@ -151,8 +151,9 @@ sotu_status clr_checkpoint_find_task(const char *path, const char *task, char *n
         }
         H5Gclose(g);
         if (s == SOTU_OK && found && strcmp(status, "ok"))
-            s = sotu_error(SOTU_ERR_DATA, "%s: task %s has no module (status %s: its training "
-                           "failed; `sotu train --resume` redoes it)", path, n, status);
+            s = sotu_error(SOTU_ERR_DATA, "%s: task %s has no module (status %s: %s; `sotu "
+                           "train --resume` trains it)", path, n, status,
+                           strcmp(status, "failed") ? "not trained" : "its training failed");
     }
     if (s == SOTU_OK && !found) {
         char names[2048];

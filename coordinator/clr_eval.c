@@ -253,7 +253,9 @@ static sotu_status write_task_record(hid_t tasks, const clr_run *run, int t, con
     if (st == SOTU_OK)
         st = sotu_h5_write_int_attr(g, "classes", k->classes, path);
     if (st == SOTU_OK)
-        st = sotu_h5_write_str_attr(g, "status", ok ? "ok" : "failed", path);
+        st = sotu_h5_write_str_attr(g, "status",
+                                    ok ? "ok" : k->failed[CLR_JOB_MODULE] ? "failed" : "not_run",
+                                    path);
     for (size_t i = 0; st == SOTU_OK && i < sizeof f64 / sizeof f64[0]; i++)
         st = sotu_h5_write_f64_attr(g, f64[i].name, f64[i].v, path);
     if (st == SOTU_OK)
@@ -441,15 +443,19 @@ sotu_status clr_write_outputs(const clr_run *run, const double *acc, const sotu_
     if (st != SOTU_OK)
         return st;
     const char **names = calloc((size_t)T, sizeof *names);
+    const char **status = calloc((size_t)T, sizeof *status);
     int *classes = calloc((size_t)T, sizeof *classes);
     double *ft = calloc((size_t)T, sizeof *ft);
-    if (!names || !classes || !ft) {
+    if (!names || !status || !classes || !ft) {
         st = sotu_error(SOTU_ERR_NOMEM, "report of %d tasks", T);
         goto cleanup;
     }
     for (int t = 0; t < T; t++) {
         const clr_run_task *k = &run->tasks[t];
         names[t] = run->man.tasks[t].name;
+        status[t] = k->done[CLR_JOB_MODULE]     ? "ok"
+                    : k->failed[CLR_JOB_MODULE] ? "failed"
+                                                : "not_run";
         classes[t] = k->classes;
         ft[t] = k->done[CLR_JOB_FINETUNED] ? k->report[CLR_JOB_FINETUNED].finetuned_acc : NAN;
     }
@@ -478,11 +484,13 @@ sotu_status clr_write_outputs(const clr_run *run, const double *acc, const sotu_
         .seconds = seconds,
         .ranks = nranks,
         .method = "clr",
+        .status = status,
         .cost = &rc,
     };
     st = sotu_report_write(run->dir, &info, rep);
 cleanup:
     free(names);
+    free(status);
     free(classes);
     free(ft);
     return st;
@@ -519,7 +527,7 @@ void clr_print_table(const clr_run *run, const double *acc, const clr_cost *cost
         if (k->done[CLR_JOB_MODULE])
             fprintf(f, " %9lld %8.1f\n", (long long)k->bytes, k->report[CLR_JOB_MODULE].seconds);
         else
-            fprintf(f, " %9s %8s\n", k->failed[CLR_JOB_MODULE] ? "failed" : "-", "-");
+            fprintf(f, " %9s %8s\n", k->failed[CLR_JOB_MODULE] ? "failed" : "not run", "-");
     }
     fprintf(f, "%-28s %7s", "mean", "");
     for (int c = 0; c < 4; c++)

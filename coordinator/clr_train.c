@@ -243,6 +243,8 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bo
         st = sotu_error(SOTU_ERR_NOMEM, "zstd compression context");
     else
         st = sotu_manifest_read(cfg->data.manifest, &man);
+    if (st == SOTU_OK && rank == 0)
+        st = sotu_manifest_check_files(&man, true);
     if (!sotu_mpi_all_ok(&st, nranks, "train"))
         goto done;
     c.T = man.n_tasks;

@@ -97,6 +97,8 @@ static sotu_status eval_clr(const char *ckpt, const char *tasks, const char *out
     if (st == SOTU_OK)
         st = sotu_manifest_read(tasks, &man);
     if (st == SOTU_OK)
+        st = sotu_manifest_check_files(&man, false);
+    if (st == SOTU_OK)
         st = sotu_node_setup(0, cfg.train.threads, NULL);
     if (st == SOTU_OK)
         st = clr_checkpoint_read_backbone(ckpt, 1, &base);
@@ -202,6 +204,8 @@ int sotu_cmd_eval(int argc, char **argv)
 
     if ((st = sotu_checkpoint_read_info(ckpt, &info)) == SOTU_OK)
         st = sotu_manifest_read(tasks, &man);
+    if (st == SOTU_OK)
+        st = sotu_manifest_check_files(&man, false);
     if (st != SOTU_OK) {
         rc = sotu_cmd_fail("eval", st);
         goto done;

@@ -71,9 +71,12 @@ int sotu_cmd_finetune(int argc, char **argv)
         finetune_usage(stdout);
         return SOTU_EXIT_OK;
     }
-    if (optind < argc - 1 || (!task_arg && !a.print_config)) {
-        fprintf(stderr, "sotu finetune: %s\n",
-                task_arg ? "one CONFIG at most" : "--task NAME|INDEX is required");
+    if (sotu_cli_positionals("finetune", argc, argv, optind, 0, 1, "CONFIG file")) {
+        finetune_usage(stderr);
+        return SOTU_EXIT_USAGE;
+    }
+    if (!task_arg && !a.print_config) {
+        fprintf(stderr, "sotu finetune: --task NAME|INDEX is required\n");
         finetune_usage(stderr);
         return SOTU_EXIT_USAGE;
     }
@@ -103,7 +106,12 @@ int sotu_cmd_finetune(int argc, char **argv)
                         "or an index 0..%d)", task_arg, man.path, man.n_tasks, man.n_tasks - 1);
         goto cleanup;
     }
-    st = sotu_taskset_read(man.tasks[ti].path, &t);
+    sotu_manifest one = man; /* this task only */
+    one.tasks = &man.tasks[ti];
+    one.n_tasks = 1;
+    st = sotu_manifest_check_files(&one, true);
+    if (st == SOTU_OK)
+        st = sotu_taskset_read(man.tasks[ti].path, &t);
     if (st != SOTU_OK)
         goto cleanup;
     vit_config vc;

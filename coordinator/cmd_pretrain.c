@@ -274,7 +274,7 @@ int sotu_cmd_pretrain(int argc, char **argv)
         pretrain_usage(stdout);
         return SOTU_EXIT_OK;
     }
-    if (optind < argc - 1) {
+    if (sotu_cli_positionals("pretrain", argc, argv, optind, 0, 1, "CONFIG file")) {
         pretrain_usage(stderr);
         return SOTU_EXIT_USAGE;
     }

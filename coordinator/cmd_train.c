@@ -66,7 +66,8 @@ static void train_usage(FILE *f)
             "          only element I = group * N + shard of the sweep's training groups x\n"
             "          --shard-count N shards (task t is in shard t %% N) and write its deltas\n"
             "          without merging; an element always keeps its verified deltas. Then\n"
-            "          `sotu merge output.dir` (slurm/merge-after.sbatch).\n"
+            "          `sotu merge output.dir` (slurm/merge-after.sbatch) merges them into\n"
+            "          output.dir/merges/.\n"
             "--shard-count N   split each group's tasks over N array elements (default 1)\n"
             "--array-size      print the number of array elements (groups x shards) and exit\n"
             "Exit status 75: stopped by SIGTERM/SIGUSR1 with the finished tasks saved; run\n"
@@ -302,8 +303,7 @@ int sotu_cmd_train(int argc, char **argv)
         train_usage(stdout);
         return SOTU_EXIT_OK;
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "sotu train: expected one CONFIG file\n");
+    if (sotu_cli_positionals("train", argc, argv, optind, 1, 1, "CONFIG file")) {
         train_usage(stderr);
         return SOTU_EXIT_USAGE;
     }
@@ -354,6 +354,9 @@ int sotu_cmd_train(int argc, char **argv)
 
     st = cctx ? sotu_manifest_read(cfg.data.manifest, &man)
               : sotu_error(SOTU_ERR_NOMEM, "zstd compression context");
+    /* Before any training: a task file that contradicts the manifest. */
+    if (st == SOTU_OK && rank == 0)
+        st = sotu_manifest_check_files(&man, true);
     if (st == SOTU_OK)
         st = sotu_sweep_expand(&cfg, man.n_tasks, &sw);
     if (!all_ok(st, "train"))
@@ -523,7 +526,7 @@ int sotu_cmd_train(int argc, char **argv)
         goto finish;
     }
     if (sw.active) {
-        st = sotu_finish_sweep(&sw, &man, &vc, &base.table, base.params, rank, nranks);
+        st = sotu_finish_sweep(&sw, &man, &vc, &base.table, base.params, rank, nranks, NULL);
         if (st == SOTU_OK && rank == 0 && c.d.queue.n_failed)
             st = sotu_error(SOTU_ERR_DATA, "%d of %d jobs failed (see the log and metrics.jsonl "
                             "of the points); rerun with --resume to train them", c.d.queue.n_failed,

@@ -1065,10 +1065,11 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
     sotu_checkpoint_figure *fig = calloc((size_t)cap, sizeof *fig);
     char (*names)[64] = calloc((size_t)cap, sizeof *names);
     const char **task_names = calloc((size_t)T, sizeof *task_names);
+    const char **status = calloc((size_t)T, sizeof *status);
     int *classes = calloc((size_t)T, sizeof *classes);
     double *ft = calloc((size_t)T, sizeof *ft);
     sotu_status st = SOTU_OK;
-    if (!fig || !names || !task_names || !classes || !ft) {
+    if (!fig || !names || !task_names || !status || !classes || !ft) {
         st = sotu_error(SOTU_ERR_NOMEM, "evaluation outputs");
         goto cleanup;
     }
@@ -1095,13 +1096,20 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         goto cleanup;
     for (int t = 0; t < T; t++) {
         task_names[t] = run->man.tasks[t].name;
+        status[t] = sotu_run_task_status(run, t);
         classes[t] = run->man.tasks[t].classes;
         ft[t] = run->tasks[t].done ? run->tasks[t].report.finetuned_acc : NAN;
     }
+    char note[SOTU_PATH_MAX + 64] = "";
+    if (run->merging)
+        snprintf(note, sizeof note, "Merged by sotu merge from the deltas in %s.",
+                 run->deltas_dir);
     sotu_report_info info = {
-        .title = run->dir,
+        .title = run->title[0] ? run->title : run->dir,
+        .note = note[0] ? note : NULL,
         .T = T,
         .task_names = task_names,
+        .status = status,
         .classes = classes,
         .finetuned = ft,
         .keep = run->keeps[0],
@@ -1115,6 +1123,7 @@ cleanup:
     free(fig);
     free(names);
     free(task_names);
+    free(status);
     free(classes);
     free(ft);
     return st;

@@ -1,13 +1,16 @@
 #include "coordinator/finish.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "coordinator/evaluate.h"
 #include "coordinator/mpi_util.h"
+#include "io/fsutil.h"
 
 /* True on every rank iff st is OK on every rank. */
 static bool finish_all_ok(sotu_status st, int nranks)
@@ -58,7 +61,8 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
                                       stats.collision_rate, "seconds", sotu_now() - t_start));
             sotu_run_print_table(run, acc, stdout);
             sotu_eval_report_print(&rep, stdout);
-            printf("checkpoint: %s\n", run->checkpoint_path);
+            if (!run->merging) /* a merge's directory gets its name at the end */
+                printf("checkpoint: %s\n", run->checkpoint_path);
         }
     }
     if (!finish_all_ok(st, nranks) && st == SOTU_OK)
@@ -71,9 +75,69 @@ cleanup:
     return st;
 }
 
+/* Appends text to buf (cap bytes) unless it is full; then once "...". */
+static void append_capped(char *buf, size_t cap, const char *text)
+{
+    size_t len = strlen(buf), add = strlen(text);
+    if (len + add + 4 < cap)
+        memcpy(buf + len, text, add + 1);
+    else if (len + 4 < cap && (len < 3 || strcmp(buf + len - 3, "...")))
+        memcpy(buf + len, "...", 4);
+}
+
+sotu_status sotu_finish_merge_setup(sotu_run *run, const char *out_dir, const char *out_name,
+                                    const char *prefix, sotu_finish_merge *merge)
+{
+    sotu_status st = sotu_mkdirs(out_dir);
+    if (st != SOTU_OK)
+        return st;
+    snprintf(run->dir, sizeof run->dir, "%s", out_dir);
+    snprintf(run->title, sizeof run->title, "%s", out_name);
+    sotu_path_join(run->checkpoint_path, sizeof run->checkpoint_path, out_dir, "checkpoint.h5");
+    char path[SOTU_PATH_MAX + 32];
+    sotu_path_join(path, sizeof path, out_dir, "metrics.jsonl");
+    if (run->metrics)
+        fclose(run->metrics);
+    if (!(run->metrics = fopen(path, "a")))
+        return sotu_error(SOTU_ERR_IO, "%s: cannot open for appending: %s", path,
+                          strerror(errno));
+    json_t *left = json_array();
+    int merged = 0;
+    for (int t = 0; t < run->T; t++) {
+        const char *name = run->man.tasks[t].name;
+        if (run->tasks[t].done) {
+            merged++;
+            continue;
+        }
+        char file[SOTU_PATH_MAX + 96], item[SOTU_PATH_MAX + 256];
+        snprintf(file, sizeof file, "%s/%s.sotud", run->deltas_dir, name);
+        bool there = sotu_file_exists(file);
+        snprintf(item, sizeof item, "%s%s%s (%s %s)", merge->n_left_out ? ", " : "", prefix, name,
+                 there ? "delta does not verify:" : "no delta file", file);
+        append_capped(merge->left_out, sizeof merge->left_out, item);
+        merge->n_left_out++;
+        json_array_append_new(left, json_pack("{s:s, s:s}", "task", name, "why",
+                                              there ? "does not verify" : "no delta file"));
+        if (!there) /* a file that does not verify was logged with its reason */
+            SOTU_WARN("%s: no such file; task %s%s is left out of this merge", file, prefix,
+                      name);
+    }
+    sotu_run_metric(run, "merge",
+                    json_pack("{s:s, s:s, s:f, s:f, s:s, s:f, s:i, s:i, s:o, s:b}", "result",
+                              out_name, "deltas", run->deltas_dir, "keep", run->keeps[0],
+                              "keep_shipped", run->keep_ship, "mode",
+                              sotu_merge_mode_name(run->mode), "scale", run->cfg.merge.scale,
+                              "tasks", run->T, "merged_tasks", merged, "left_out", left,
+                              "partial", merged < run->T));
+    if (ferror(run->metrics))
+        return sotu_error(SOTU_ERR_IO, "%s: write failed (disk full?)", path);
+    return SOTU_OK;
+}
+
 sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                               const vit_config *vc, const sotu_tensor_table *table,
-                              const float *theta0, int rank, int nranks)
+                              const float *theta0, int rank, int nranks,
+                              sotu_finish_merge *merge)
 {
     sotu_sweep_result *res = calloc((size_t)sw->n_points, sizeof *res);
     sotu_status st = res ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
@@ -82,16 +146,30 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
         sotu_run run = {0};
         int loaded = 0;
         double t0 = sotu_now();
-        st = sotu_run_init(&run, &pt->cfg, man, vc, table, theta0, rank == 0);
+        st = sotu_run_init(&run, &pt->cfg, man, vc, table, theta0, rank == 0 && !merge);
+        run.merging = merge != NULL;
         if (st == SOTU_OK && rank == 0)
             st = sotu_run_load_deltas(&run, &loaded);
-        if (st == SOTU_OK && rank == 0) /* only once the deltas verified against it */
+        if (st == SOTU_OK && rank == 0 && !merge) /* once the deltas verified against it */
             st = sotu_run_write_config(&run);
+        char out[SOTU_PATH_MAX], name[SOTU_PATH_MAX], prefix[sizeof pt->label + 1];
+        if (merge) {
+            snprintf(out, sizeof out, "%s/points/%s", merge->dir, pt->label);
+            snprintf(name, sizeof name, "%s/points/%s", merge->final_dir, pt->label);
+            snprintf(prefix, sizeof prefix, "%s/", pt->label);
+            if (st == SOTU_OK && rank == 0)
+                st = sotu_finish_merge_setup(&run, out, name, prefix, merge);
+        }
         if (finish_all_ok(st, nranks)) {
             if (rank == 0)
                 SOTU_INFO("point %s: merging %d of %d tasks", pt->label, loaded, run.T);
             res[p].tasks = run.T;
-            snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s", run.checkpoint_path);
+            if (merge)
+                sotu_path_join(res[p].checkpoint, sizeof res[p].checkpoint, name,
+                               "checkpoint.h5");
+            else
+                snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s",
+                         run.checkpoint_path);
             st = sotu_finish_run(&run, rank, nranks, t0, &res[p].merged_acc, &res[p].tasks_done);
         }
         if (st == SOTU_OK && rank == 0) {
@@ -102,14 +180,25 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                     sum += run.tasks[t].report.finetuned_acc, n++;
             res[p].finetuned_acc = n ? sum / n : NAN;
         }
+        if (merge && run.metrics) { /* a merge's result must be whole: check the last write */
+            bool bad = ferror(run.metrics) != 0;
+            bad |= fclose(run.metrics) != 0;
+            run.metrics = NULL;
+            if (bad && st == SOTU_OK)
+                st = sotu_error(SOTU_ERR_IO, "%s/metrics.jsonl: write failed (disk full?)", out);
+        }
         sotu_run_free(&run);
         if (st != SOTU_OK)
             break;
     }
-    if (st == SOTU_OK && rank == 0 && (st = sotu_sweep_write_summary(sw, res)) == SOTU_OK) {
+    sotu_sweep into = *sw; /* shallow: only dir differs */
+    if (merge)
+        snprintf(into.dir, sizeof into.dir, "%s", merge->dir);
+    if (st == SOTU_OK && rank == 0 && (st = sotu_sweep_write_summary(&into, res)) == SOTU_OK) {
         printf("\n");
         sotu_sweep_print_ranking(sw, res, stdout);
-        printf("sweep summary: %s/sweep.csv and %s/sweep.md\n", sw->dir, sw->dir);
+        if (!merge)
+            printf("sweep summary: %s/sweep.csv and %s/sweep.md\n", sw->dir, sw->dir);
     }
     finish_all_ok(st, nranks);
     free(res);

@@ -18,12 +18,36 @@
 sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
                             double *mean_merged_acc, int *n_done);
 
+/* A merge's result directory (`sotu merge`, coordinator/result_dir.h) and
+ * what it left out. */
+typedef struct {
+    const char *dir;         /* where the result is built (a temporary name) */
+    const char *final_dir;   /* what dir is renamed to: the reports name it */
+    /* rank 0, filled by the merge: */
+    int n_left_out;          /* tasks without a verified delta */
+    char left_out[1536];     /* "t03 (no delta file deltas/t03.sotud), ..." */
+} sotu_finish_merge;
+
+/* `sotu merge`, rank 0, once run's deltas are loaded (run->merging set):
+ * points the run's outputs (checkpoint.h5, report.*, summary.csv,
+ * metrics.jsonl) at the directory out_dir (created here) that reports call
+ * out_name, and records in metrics.jsonl and the log what the merge takes
+ * and leaves out. Each task left out is appended to merge->left_out as
+ * "<prefix>name (why)" and counted in merge->n_left_out. */
+sotu_status sotu_finish_merge_setup(sotu_run *run, const char *out_dir, const char *out_name,
+                                    const char *prefix, sotu_finish_merge *merge);
+
 /* Every point of sw in order: its run directory's deltas loaded on rank 0,
  * then sotu_finish_run; rank 0 then writes and prints the ranking
  * (sotu_sweep_write_summary). A point whose deltas are missing is merged
- * from the ones present (its summary row says how many). */
+ * from the ones present (its summary row says how many). merge NULL (sotu
+ * train): each point's results go into its run directory, the ranking into
+ * sw->dir. Otherwise (sotu merge) nothing in sw->dir is written: point p's
+ * results go to merge->dir/points/<label>/, the ranking to merge->dir, and
+ * the tasks left out of every point are listed in merge. */
 sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                               const vit_config *vc, const sotu_tensor_table *table,
-                              const float *theta0, int rank, int nranks);
+                              const float *theta0, int rank, int nranks,
+                              sotu_finish_merge *merge);
 
 #endif

@@ -1,6 +1,7 @@
 /* `sotu inspect CKPT`: a run checkpoint (io/checkpoint.h) on stdout. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "common/status.h"
@@ -82,10 +83,12 @@ int sotu_inspect_checkpoint(const char *path)
     sotu_status s = sotu_checkpoint_read_info(path, &ck);
     if (s != SOTU_OK)
         return sotu_cmd_fail("inspect", s);
-    int T = ck.n_tasks, failed = 0;
+    int T = ck.n_tasks, failed = 0, not_run = 0, left_out = 0;
     int64_t kept = 0, bytes = 0;
     for (int i = 0; i < T; i++) {
-        failed += ck.tasks[i].failed;
+        failed += !strcmp(ck.tasks[i].status, "failed");
+        not_run += !strcmp(ck.tasks[i].status, "not_run");
+        left_out += !strcmp(ck.tasks[i].status, "left_out");
         if (!ck.tasks[i].failed) {
             kept += ck.tasks[i].kept_values;
             bytes += ck.tasks[i].bytes;
@@ -113,8 +116,13 @@ int sotu_inspect_checkpoint(const char *path)
     print_cosine_summary(&ck);
     int row = last_evaluated_row(ck.acc_matrix, T);
     print_accuracy_summary(&ck, row);
-    printf("tasks       %d (%d failed), %lld kept values, %lld bytes shipped", T, failed,
-           (long long)kept, (long long)bytes);
+    printf("tasks       %d", T);
+    if (failed + not_run + left_out == 0)
+        printf(" (all merged)");
+    else
+        printf(" (PARTIAL: %d merged; %d failed, %d not run, %d left out of the merge)",
+               T - failed - not_run - left_out, failed, not_run, left_out);
+    printf(", %lld kept values, %lld bytes shipped", (long long)kept, (long long)bytes);
     if (kept > 0)
         printf(", %.3f bytes per kept value", (double)bytes / (double)kept);
     printf("\n\n%4s  %-24s %7s %8s %12s %10s %8s %9s %9s %8s  %s\n", "#", "task", "classes",
@@ -130,7 +138,7 @@ int sotu_inspect_checkpoint(const char *path)
             snprintf(merged, sizeof merged, "%.4f", ck.acc_matrix[(size_t)row * T + i]);
         printf("%4d  %-24s %7d %8.4g %12lld %10lld %8s %9s %9s %8.1f  %s%s\n", i, t->name,
                t->classes, t->keep, (long long)t->kept_values, (long long)t->bytes, bpv, ft,
-               merged, t->train_seconds, t->failed ? "failed" : "ok",
+               merged, t->train_seconds, t->status,
                t->head_weight ? "" : " (no head)");
     }
     if (sotu_log_get_level() >= SOTU_LOG_DEBUG) {

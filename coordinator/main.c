@@ -19,7 +19,7 @@ static const command commands[] = {
     {"pretrain", sotu_cmd_pretrain, "supervised pretraining of a small ViT (the quick start's backbone)"},
     {"finetune", sotu_cmd_finetune, "fine-tune one task in one process and print its accuracy"},
     {"data", sotu_cmd_data, "build task datasets (fmnist presets, IDX and image import)"},
-    {"merge", sotu_cmd_merge, "re-merge stored deltas of a run without retraining"},
+    {"merge", sotu_cmd_merge, "re-merge stored deltas of a run into a new result directory"},
     {"eval", sotu_cmd_eval, "evaluate a checkpoint on a task manifest"},
     {"predict", sotu_cmd_predict, "logits and predicted classes for images"},
     {"import", sotu_cmd_import, "import safetensors weights"},
@@ -39,7 +39,9 @@ static void usage(FILE *f)
         if (commands[i].run)
             fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\noptions: -v more logging, -q errors only, --version\n"
-               "exit codes: 0 ok, 2 usage/config, 3 input data, 4 I/O, 5 numerical, 1 other\n");
+               "exit codes: 0 ok, 2 usage/config, 3 input data (also: tasks failed or left out,\n"
+               "the rest written), 4 I/O, 5 numerical, 75 stopped by a signal (run again with\n"
+               "--resume), 1 other\n");
 }
 
 

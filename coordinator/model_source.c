@@ -36,7 +36,7 @@ static sotu_status load_task(const char *path, const char *task, int batch_cap, 
     const sotu_checkpoint_task_info *ti = &info.tasks[t];
     if (!ti->head_weight) {
         s = sotu_error(SOTU_ERR_DATA, "%s: task '%s' has no head (/heads/%s; status %s)", path,
-                       ti->name, ti->name, ti->failed ? "failed" : "ok");
+                       ti->name, ti->name, ti->status);
         goto cleanup;
     }
     sotu_vit_config c = info.model;

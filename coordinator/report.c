@@ -67,14 +67,57 @@ static double last_row(const sotu_eval_method *m, int c, int T, int j)
     return m->acc[c][(size_t)m->metrics[c].last_row * T + j];
 }
 
+/* Task j's status as people read it: "ok", "failed", "not run", "left out". */
+static const char *status_text(const sotu_report_info *info, int j)
+{
+    const char *s = info->status && info->status[j] ? info->status[j] : "ok";
+    if (!strcmp(s, "not_run"))
+        return "not run";
+    if (!strcmp(s, "left_out"))
+        return "left out";
+    return s;
+}
+
+static int tasks_merged(const sotu_report_info *info)
+{
+    int n = 0;
+    for (int j = 0; j < info->T; j++)
+        n += !strcmp(status_text(info, j), "ok");
+    return n;
+}
+
+/* "Partial result: 4 of 5 tasks merged; not in it: t03 (left out of this
+ * merge), ..." with esc writing each task name; nothing when complete. */
+static void write_partial(FILE *f, const sotu_report_info *info, void (*esc)(FILE *, const char *))
+{
+    int merged = tasks_merged(info);
+    if (merged == info->T)
+        return;
+    fprintf(f, "Partial result: %d of %d tasks merged; not in it:", merged, info->T);
+    for (int j = 0, k = 0; j < info->T; j++) {
+        const char *st = status_text(info, j);
+        if (!strcmp(st, "ok"))
+            continue;
+        fputs(k++ ? ", " : " ", f);
+        esc(f, info->task_names[j]);
+        fprintf(f, " (%s)", !strcmp(st, "left out") ? "left out of this merge" : st);
+    }
+    fputc('.', f);
+}
+
+static void put_plain(FILE *f, const char *s)
+{
+    fputs(s, f);
+}
+
 /* ------------------------------------------------------------------------ */
 /* summary.csv and report.md                                                 */
 /* ------------------------------------------------------------------------ */
 
-static void write_csv(FILE *f, const sotu_eval_report *rep)
+static void write_csv(FILE *f, const sotu_report_info *info, const sotu_eval_report *rep)
 {
     fprintf(f, "method,keep,classifier,setting,final_avg_acc,avg_inc_acc,forgetting,bwt,rows,"
-               "seconds\n");
+               "seconds,tasks_merged,tasks\n");
     for (int i = 0; i < rep->n_methods; i++) {
         const sotu_eval_method *m = &rep->methods[i];
         for (int c = 0; c < SOTU_EV_N; c++) {
@@ -92,7 +135,7 @@ static void write_csv(FILE *f, const sotu_eval_report *rep)
             put_num(f, x->forgetting, "%.6f");
             fputc(',', f);
             put_num(f, x->bwt, "%.6f");
-            fprintf(f, ",%d,%.2f\n", x->rows, m->seconds);
+            fprintf(f, ",%d,%.2f,%d,%d\n", x->rows, m->seconds, tasks_merged(info), info->T);
         }
     }
 }
@@ -150,7 +193,15 @@ static void write_md(FILE *f, const sotu_report_info *info, const sotu_eval_repo
         fprintf(f, ", collision rate %.4f", info->collision_rate);
     if (!isnan(info->seconds))
         fprintf(f, ", wall time %.1fs", info->seconds);
-    fprintf(f, ".\n\nTIL: task-incremental (task id given). CIL: class-incremental over the "
+    fprintf(f, ".\n\n");
+    if (info->note)
+        fprintf(f, "%s\n\n", info->note);
+    if (tasks_merged(info) < T) {
+        fputs("**", f);
+        write_partial(f, info, put_plain);
+        fputs("**\n\n", f);
+    }
+    fprintf(f, "TIL: task-incremental (task id given). CIL: class-incremental over the "
                "classes of the tasks merged so far.\n\n");
     fprintf(f, "| method | keep | classifier | setting | final avg acc | avg inc acc | "
                "forgetting | BWT |\n|---|---|---|---|---|---|---|---|\n");
@@ -177,17 +228,18 @@ static void write_md(FILE *f, const sotu_report_info *info, const sotu_eval_repo
     if (info->cost)
         write_cost_md(f, info->cost);
     const char *cols[] = {primary(info), "dense", "frozen", "sequential"};
-    fprintf(f, "\n## Per task (final row, task heads)\n\n| task | classes | fine-tuned |");
+    fprintf(f, "\n## Per task (final row, task heads)\n\n| task | classes | status | fine-tuned |");
     for (int k = 0; k < 4; k++)
         if (sotu_eval_report_find(rep, cols[k]))
             fprintf(f, " %s |", cols[k]);
-    fprintf(f, "\n|---|---|---|");
+    fprintf(f, "\n|---|---|---|---|");
     for (int k = 0; k < 4; k++)
         if (sotu_eval_report_find(rep, cols[k]))
             fprintf(f, "---|");
     fputc('\n', f);
     for (int j = 0; j < T; j++) {
-        fprintf(f, "| %s | %d |", info->task_names[j], info->classes[j]);
+        fprintf(f, "| %s | %d | %s |", info->task_names[j], info->classes[j],
+                status_text(info, j));
         md_num(f, info->finetuned[j]);
         for (int k = 0; k < 4; k++) {
             const sotu_eval_method *m = sotu_eval_report_find(rep, cols[k]);
@@ -493,6 +545,16 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
         fprintf(f, ", wall time %.1f s", info->seconds);
     fputs(". TIL: task-incremental (task id given); CIL: class-incremental over the classes "
           "of the tasks merged so far.</p>\n", f);
+    if (info->note) {
+        fputs("<p>", f);
+        put_html(f, info->note);
+        fputs("</p>\n", f);
+    }
+    if (tasks_merged(info) < info->T) {
+        fputs("<p id=\"partial\"><strong>", f);
+        write_partial(f, info, put_html);
+        fputs("</strong></p>\n", f);
+    }
 
     fputs("<h2>Summary</h2>\n<table id=\"summary\"><tr><th>method</th><th>keep</th>"
           "<th>classifier</th><th>setting</th><th>final avg acc</th><th>avg inc acc</th>"
@@ -566,7 +628,7 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
         free(kbuf);
     }
     fputs("<h2>Per task</h2>\n<table id=\"tasks\"><tr><th>task</th><th>classes</th>"
-          "<th>fine-tuned</th>", f);
+          "<th>status</th><th>fine-tuned</th>", f);
     const char *cols[] = {primary(info), "dense", "frozen", "sequential"};
     for (int k = 0; k < 4; k++)
         if (sotu_eval_report_find(rep, cols[k]))
@@ -575,7 +637,7 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
     for (int j = 0; j < info->T; j++) {
         fputs("<tr><td>", f);
         put_html(f, info->task_names[j]);
-        fprintf(f, "</td><td>%d</td>", info->classes[j]);
+        fprintf(f, "</td><td>%d</td><td>%s</td>", info->classes[j], status_text(info, j));
         html_num(f, info->finetuned[j]);
         for (int k = 0; k < 4; k++) {
             const sotu_eval_method *m = sotu_eval_report_find(rep, cols[k]);
@@ -601,7 +663,7 @@ sotu_status sotu_report_write(const char *dir, const sotu_report_info *info,
         if (!f)
             return sotu_error(SOTU_ERR_NOMEM, "%s: cannot format the file", path);
         if (k == 0)
-            write_csv(f, rep);
+            write_csv(f, info, rep);
         else if (k == 1)
             write_md(f, info, rep);
         else

@@ -3,7 +3,9 @@
  *
  *   summary.csv   one row per method and classifier: method, keep,
  *                 classifier, setting (TIL | CIL), final_avg_acc,
- *                 avg_inc_acc, forgetting, bwt, rows, seconds (empty = NaN)
+ *                 avg_inc_acc, forgetting, bwt, rows, seconds (empty = NaN),
+ *                 tasks_merged, tasks (fewer merged than tasks: a partial
+ *                 result, which report.md and report.html say in bold)
  *   report.md     the same tables, per-task accuracies and the accuracy
  *                 matrix of the run's method (SoTU or CLR), as Markdown; for
  *                 CLR also its cost table (parameters added per task as a
@@ -48,6 +50,9 @@ typedef struct {
     double seconds;                  /* wall time of the run, NaN unknown */
     int ranks;
     const char *method;              /* the run's own method, NULL = "sotu" */
+    const char *const *status;       /* [T] "ok" | "failed" | "not_run" | "left_out"
+                                        (coordinator/run.h); NULL: every task ok */
+    const char *note;                /* a line under the heading, or NULL */
     const sotu_report_cost *cost;    /* method clr: its cost table, else NULL */
 } sotu_report_info;
 

@@ -368,7 +368,7 @@ static sotu_status accept_delta(sotu_run *run, int t, const void *bytes, size_t 
 fail:
     sotu_delta_free(&d);
     if (!persist)
-        return st; /* a file on disk: the caller says what happens to it */
+        return st; /* a stored file (resume, merge): the caller says what happens to it */
     {
         sotu_task_report r = *rep;
         snprintf(r.error, sizeof r.error, "%s", sotu_last_error());
@@ -382,6 +382,16 @@ sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
                             const sotu_task_report *rep, bool persist)
 {
     return accept_delta(run, t, bytes, n, rep, persist, NULL);
+}
+
+const char *sotu_run_task_status(const sotu_run *run, int t)
+{
+    const sotu_run_task *task = &run->tasks[t];
+    if (task->done)
+        return "ok";
+    if (task->failed)
+        return "failed";
+    return run->merging ? "left_out" : "not_run";
 }
 
 int sotu_run_count_delta_files(const sotu_run *run)
@@ -405,6 +415,12 @@ int sotu_count_files_with_suffix(const char *path, const char *suffix)
     return n;
 }
 
+/* What happens to a task whose stored delta cannot be used. */
+static const char *redo_note(const sotu_run *run)
+{
+    return run->merging ? "is left out of this merge" : "will be redone";
+}
+
 sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded)
 {
     *n_loaded = 0;
@@ -421,7 +437,8 @@ sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded)
         size_t n;
         sotu_status st = sotu_read_file(path, (size_t)1 << 40, &data, &n);
         if (st != SOTU_OK) {
-            SOTU_WARN("%s; task %s will be redone", sotu_last_error(), run->man.tasks[t].name);
+            SOTU_WARN("%s; task %s %s", sotu_last_error(), run->man.tasks[t].name,
+                      redo_note(run));
             continue;
         }
         sotu_task_report rep;
@@ -442,9 +459,8 @@ sotu_status sotu_run_load_deltas(sotu_run *run, int *n_loaded)
             continue;
         }
         if (st != SOTU_OK) {
-            run->tasks[t].failed = false;
-            SOTU_WARN("%s: does not verify (%s); task %s will be redone", path, sotu_last_error(),
-                      run->man.tasks[t].name);
+            SOTU_WARN("%s: does not verify (%s); task %s %s", path, sotu_last_error(),
+                      run->man.tasks[t].name, redo_note(run));
             continue;
         }
         if (!retrain)
@@ -555,6 +571,7 @@ sotu_status sotu_run_write_checkpoint_eval(sotu_run *run, const char *path, cons
             .kept_values = task->kept_values,
             .bytes = task->bytes,
             .failed = !task->done,
+            .status = sotu_run_task_status(run, t),
             .head_weight = task->done ? task->head_weight : NULL,
             .head_bias = task->done ? task->head_bias : NULL,
         };
@@ -615,8 +632,12 @@ void sotu_run_print_table(const sotu_run *run, const double *merged_acc, FILE *f
     for (int t = 0; t < run->T; t++) {
         const sotu_run_task *task = &run->tasks[t];
         if (!task->done) {
+            char status[16];
+            snprintf(status, sizeof status, "%s", sotu_run_task_status(run, t));
+            for (char *c = status; *c; c++)
+                *c = *c == '_' ? ' ' : *c; /* "left out", "not run" */
             fprintf(f, "%-28s %7d %9s %9s %12s %10s %8s\n", run->man.tasks[t].name, task->classes,
-                    "failed", "-", "-", "-", "-");
+                    status, "-", "-", "-", "-");
             continue;
         }
         double ft = task->report.finetuned_acc, m = merged_acc ? merged_acc[t] : NAN;

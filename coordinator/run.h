@@ -72,6 +72,11 @@ typedef struct {
     sotu_provenance prov;          /* what this run trains with (task_file 0) */
     uint64_t manifest_xxh64;       /* checksum of the manifest file */
     bool retrain_changed;          /* load: retrain stored deltas trained otherwise */
+    /* `sotu merge`: a task without a verified delta is left out of this
+     * merge (status "left_out"), not trained again; results go to dir (a
+     * new result directory) under the name title. */
+    bool merging;
+    char title[SOTU_PATH_MAX];     /* how the reports name the run; "" = dir */
 } sotu_run;
 
 /* Resolves keeps (auto = 1/T), the merge mode and the paths of a run over
@@ -99,8 +104,8 @@ sotu_status sotu_run_accept(sotu_run *run, int t, const void *bytes, size_t n,
 void sotu_run_fail(sotu_run *run, int t, const sotu_task_report *rep);
 
 /* Loads every deltas/<task>.sotud that verifies (resume; sotu merge).
- * A corrupt or partial file, or one of an older format, is logged and left
- * for the task to be redone. A delta whose provenance differs from the
+ * A corrupt or partial file, or one of an older format, is logged: its task
+ * is redone by a resume, left out by a merge (run->merging). A delta whose provenance differs from the
  * run's (sotu_provenance_compare: another θ0, other training keys, a task
  * file that changed) is refused: SOTU_ERR_CONFIG naming the file and the
  * difference, nothing loaded; with run->retrain_changed, other settings or
@@ -128,6 +133,11 @@ bool sotu_provenance_json_get(const void *json_object, const char *key, sotu_pro
  * pretrained, sotu_version, sotu_commit. */
 void sotu_run_provenance_json(const sotu_provenance *prov, uint64_t manifest_xxh64,
                               void *json_object);
+
+/* Task t's status as checkpoints and reports name it: "ok" (done),
+ * "failed" (its training or its delta failed), "left_out" (merging: no
+ * verified delta) or "not_run" (not trained, e.g. stopped by a signal). */
+const char *sotu_run_task_status(const sotu_run *run, int t);
 
 /* Number of .sotud files in the run's delta directory. */
 int sotu_run_count_delta_files(const sotu_run *run);

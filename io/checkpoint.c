@@ -134,6 +134,22 @@ static int valid_link_name(const char *name)
            strlen(name) < SOTU_CHECKPOINT_NAME_MAX;
 }
 
+static const char *const task_statuses[] = {"ok", "failed", "not_run", "left_out", NULL};
+
+/* A task's status attribute (io/checkpoint.h). */
+static const char *task_status(const sotu_checkpoint_task *t)
+{
+    return t->status ? t->status : t->failed ? "failed" : "ok";
+}
+
+static bool known_status(const char *status)
+{
+    for (int i = 0; task_statuses[i]; i++)
+        if (!strcmp(status, task_statuses[i]))
+            return true;
+    return false;
+}
+
 static sotu_status validate_input(const char *path, const sotu_checkpoint *ck)
 {
     if (!ck->table || !ck->merged)
@@ -162,6 +178,10 @@ static sotu_status validate_input(const char *path, const sotu_checkpoint *ck)
         else if (t->head_weight && t->classes <= 0)
             s = sotu_error(SOTU_ERR_DATA, "%s: task '%s' has a head with %d classes", path,
                            t->name, t->classes);
+        else if (!known_status(task_status(t)) || !strcmp(task_status(t), "ok") == t->failed)
+            s = sotu_error(SOTU_ERR_DATA, "%s: task '%s' status '%s' with failed %d: expected "
+                           "ok (not failed), failed, not_run or left_out", path, t->name,
+                           task_status(t), (int)t->failed);
         else
             seen[t->index] = 1;
         for (int j = 0; j < i && s == SOTU_OK; j++)
@@ -231,7 +251,7 @@ static sotu_status write_task(hid_t tasks, hid_t heads, const char *path,
     if (s == SOTU_OK)
         s = write_typed_attr(g, "bytes", H5T_STD_I64LE, H5T_NATIVE_INT64, &t->bytes, path, obj);
     if (s == SOTU_OK)
-        s = sotu_h5_write_str_attr(g, "status", t->failed ? "failed" : "ok", path);
+        s = sotu_h5_write_str_attr(g, "status", task_status(t), path);
     H5Gclose(g);
     if (s != SOTU_OK || !t->head_weight)
         return s;
@@ -321,8 +341,13 @@ static sotu_status write_body(hid_t f, const char *path, const sotu_checkpoint *
                        h5_reason(why));
         goto cleanup;
     }
-    for (int i = 0; i < ck->n_tasks && s == SOTU_OK; i++)
+    int partial = 0;
+    for (int i = 0; i < ck->n_tasks && s == SOTU_OK; i++) {
         s = write_task(tasks, heads, path, ck, &ck->tasks[i]);
+        partial |= ck->tasks[i].failed;
+    }
+    if (s == SOTU_OK)
+        s = sotu_h5_write_int_attr(f, "partial", partial, path);
     if (s != SOTU_OK)
         goto cleanup;
 
@@ -670,15 +695,16 @@ static sotu_status read_task(hid_t tasks, hid_t heads, const char *name, const c
         s = read_num_attr(g, "bytes", H5T_NATIVE_INT64, &bytes, path, obj);
     if (s == SOTU_OK)
         s = sotu_h5_read_str_attr(g, "status", status, sizeof status, path);
-    if (s == SOTU_OK && strcmp(status, "ok") && strcmp(status, "failed"))
-        s = sotu_error(SOTU_ERR_DATA, "%s: %s status '%s', expected 'ok' or 'failed'", path, obj,
-                       status);
+    if (s == SOTU_OK && !known_status(status))
+        s = sotu_error(SOTU_ERR_DATA, "%s: %s status '%s', expected ok, failed, not_run or "
+                       "left_out", path, obj, status);
     H5Gclose(g);
     if (s != SOTU_OK)
         return s;
     t->kept_values = kept;
     t->bytes = bytes;
-    t->failed = !strcmp(status, "failed");
+    t->failed = strcmp(status, "ok") != 0;
+    snprintf(t->status, sizeof t->status, "%s", status);
 
     if (H5Lexists(heads, name, H5P_DEFAULT) <= 0)
         return SOTU_OK;

@@ -32,7 +32,11 @@
  *                              train_seconds, finetuned_acc (doubles, NaN
  *                              when not measured), seed (uint64), epochs
  *                              (int32), kept_values, bytes (int64), status
- *                              ("ok" | "failed")
+ *                              ("ok" | "failed" | "not_run": not trained,
+ *                              e.g. stopped by a signal | "left_out": a
+ *                              `sotu merge` without its verified delta)
+ *                              root attr partial (int32): 1 when some task
+ *                              is not "ok", i.e. /merged lacks its delta
  *   /merge/cosine              float64 [T, T], cosine of the masked deltas
  *                              (by task index); attrs collision_rate (double),
  *                              mode ("sum" | "mean" | "disjoint"), scale
@@ -80,7 +84,9 @@ typedef struct {
     double finetuned_acc;      /* NaN if not measured */
     int64_t kept_values;
     int64_t bytes;             /* bytes of the delta as shipped */
-    bool failed;               /* status "failed"; its head may be NULL */
+    bool failed;               /* not merged (status "failed"); its head may be NULL */
+    const char *status;        /* NULL: "failed" or "ok" by failed; else one of
+                                  the statuses above, "ok" exactly when !failed */
     const float *head_weight;  /* [K_t, D] or NULL (no /heads/<task>) */
     const float *head_bias;    /* [K_t], NULL exactly when head_weight is */
 } sotu_checkpoint_task;
@@ -135,7 +141,8 @@ typedef struct {
     double keep, lr, train_seconds, finetuned_acc;
     uint64_t seed;
     int64_t kept_values, bytes;
-    bool failed;
+    bool failed;                      /* status is not "ok": not merged */
+    char status[16];                  /* "ok" | "failed" | "not_run" | "left_out" */
     float *head_weight;               /* [classes, D], NULL if the file has no head */
     float *head_bias;                 /* [classes] */
 } sotu_checkpoint_task_info;

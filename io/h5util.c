@@ -403,3 +403,22 @@ void sotu_h5_read_provenance(hid_t loc, sotu_provenance_attrs *out, const char *
             sotu_h5_read_str_attr(loc, f[i].name, f[i].dst, f[i].cap, path) != SOTU_OK)
             f[i].dst[0] = '\0';
 }
+
+sotu_status sotu_h5_check_format_version(hid_t file, int newest, const char *kind,
+                                         const char *path)
+{
+    if (!sotu_h5_has_attr(file, "format_version"))
+        return SOTU_OK;
+    int64_t v = 0;
+    sotu_status s = sotu_h5_read_int_attr(file, "format_version", &v, path);
+    if (s != SOTU_OK)
+        return s;
+    if (v > newest)
+        return sotu_error(SOTU_ERR_DATA, "%s: %s of format_version %lld, newer than this sotu "
+                          "reads (up to %d): it was written by a newer sotu; read it with that "
+                          "version", path, kind, (long long)v, newest);
+    if (v < 1)
+        return sotu_error(SOTU_ERR_DATA, "%s: %s format_version %lld, expected 1..%d", path,
+                          kind, (long long)v, newest);
+    return SOTU_OK;
+}

@@ -78,4 +78,11 @@ hid_t sotu_h5_gcpl(void);
  * caller decides what that means). */
 const char *sotu_h5_file_format(const char *path, char *dst, size_t cap);
 
+/* Refuses a root "format_version" attribute outside 1..newest (a file
+ * written by a newer sotu, or nonsense) with SOTU_ERR_DATA naming path, the
+ * file's version and the newest this sotu reads (kind: "task file", ...).
+ * A file without the attribute (made by another tool) passes. */
+sotu_status sotu_h5_check_format_version(hid_t file, int newest, const char *kind,
+                                         const char *path);
+
 #endif

@@ -305,6 +305,9 @@ static sotu_status read_task_file(hid_t f, const char *path, sotu_taskset *t)
             goto cleanup;
         }
     }
+    if ((s = sotu_h5_check_format_version(f, SOTU_TASK_FORMAT_VERSION, "task file", path)) !=
+        SOTU_OK)
+        goto cleanup;
     if ((s = sotu_h5_read_int_attr(f, "classes", &classes, path)) != SOTU_OK)
         goto cleanup;
     if (classes < 1 || classes > SOTU_TASK_MAX_CLASSES) {
@@ -373,6 +376,83 @@ sotu_status sotu_taskset_read_image(const void *buf, size_t size, const char *wh
     if (f < 0)
         return sotu_error(SOTU_ERR_DATA, "%s: HDF5 file cannot be opened (damaged?)", what);
     return read_task_file(f, what, t);
+}
+
+/* Rows of the 1-D dataset name (SOTU_ERR_DATA naming it if missing or not 1-D). */
+static sotu_status dataset_rows(hid_t f, const char *name, const char *path, int64_t *rows)
+{
+    hsize_t dims[1];
+    hid_t d, t;
+    sotu_status s = open_dataset(f, name, 1, dims, path, &d, &t);
+    if (s != SOTU_OK)
+        return s;
+    *rows = (int64_t)dims[0];
+    H5Tclose(t);
+    H5Dclose(d);
+    return SOTU_OK;
+}
+
+sotu_status sotu_taskset_read_header(const char *path, sotu_taskset_header *h)
+{
+    memset(h, 0, sizeof *h);
+    hid_t f;
+    sotu_status s = sotu_h5_open_read(path, &f);
+    if (s != SOTU_OK)
+        return s;
+    char format[64];
+    int64_t classes = 0;
+    if (sotu_h5_has_attr(f, "format")) {
+        s = sotu_h5_read_str_attr(f, "format", format, sizeof format, path);
+        if (s == SOTU_OK && strcmp(format, SOTU_TASK_FORMAT) != 0)
+            s = sotu_error(SOTU_ERR_DATA, "%s: attribute format is '%s', expected '%s'", path,
+                           format, SOTU_TASK_FORMAT);
+    }
+    if (s == SOTU_OK)
+        s = sotu_h5_check_format_version(f, SOTU_TASK_FORMAT_VERSION, "task file", path);
+    if (s == SOTU_OK)
+        s = sotu_h5_read_int_attr(f, "classes", &classes, path);
+    if (s == SOTU_OK && (classes < 1 || classes > SOTU_TASK_MAX_CLASSES))
+        s = sotu_error(SOTU_ERR_DATA, "%s: attribute classes is %lld, expected 1..%d", path,
+                       (long long)classes, SOTU_TASK_MAX_CLASSES);
+    h->classes = (int)classes;
+    if (s == SOTU_OK && sotu_h5_has_attr(f, "name"))
+        s = sotu_h5_read_str_attr(f, "name", h->name, sizeof h->name, path);
+    else if (s == SOTU_OK)
+        file_stem(h->name, sizeof h->name, path);
+    if (s == SOTU_OK)
+        s = dataset_rows(f, "/train/labels", path, &h->n_train);
+    if (s == SOTU_OK)
+        s = dataset_rows(f, "/test/labels", path, &h->n_test);
+    H5Fclose(f);
+    if (s != SOTU_OK)
+        memset(h, 0, sizeof *h);
+    return s;
+}
+
+sotu_status sotu_manifest_check_files(const sotu_manifest *m, bool training)
+{
+    for (int i = 0; i < m->n_tasks; i++) {
+        const sotu_manifest_task *t = &m->tasks[i];
+        sotu_taskset_header h;
+        sotu_status s = sotu_taskset_read_header(t->path, &h);
+        if (s != SOTU_OK)
+            return sotu_error_context(s, "%s: task '%s'", m->path, t->name);
+        if (h.classes != t->classes)
+            return sotu_error(SOTU_ERR_DATA, "%s: task '%s' lists classes %d, but its file %s "
+                              "has classes %d: fix the manifest (sotu data manifest DIR writes "
+                              "it from the files)", m->path, t->name, t->classes, t->path,
+                              h.classes);
+        if (h.n_test == 0)
+            return sotu_error(SOTU_ERR_DATA, "%s: task '%s': its file %s has no test images "
+                              "(/test/labels is empty), so it cannot be evaluated: add test "
+                              "images or leave the task out of the manifest", m->path, t->name,
+                              t->path);
+        if (training && h.n_train == 0)
+            return sotu_error(SOTU_ERR_DATA, "%s: task '%s': its file %s has no training "
+                              "images (/train/labels is empty): add some or leave the task out "
+                              "of the manifest", m->path, t->name, t->path);
+    }
+    return SOTU_OK;
 }
 
 void sotu_taskset_free(sotu_taskset *t)

@@ -19,6 +19,7 @@
 #ifndef SOTU_IO_TASKSET_H
 #define SOTU_IO_TASKSET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,21 @@ sotu_status sotu_taskset_read_image(const void *buf, size_t size, const char *wh
 
 void sotu_taskset_free(sotu_taskset *t); /* accepts NULL and zeroed structs */
 
+/* What a task file says about itself without its images (cheap: root
+ * attributes and dataset shapes). */
+typedef struct {
+    char name[SOTU_TASK_NAME_MAX];  /* the file's stem when absent */
+    int classes;
+    int64_t n_train, n_test;        /* rows of /train/labels, /test/labels */
+} sotu_taskset_header;
+
+/* Reads the header of the task file at path: format (when present)
+ * "sotu-task" of format_version 1..SOTU_TASK_FORMAT_VERSION, classes in
+ * 1..SOTU_TASK_MAX_CLASSES, the two label datasets 1-D. SOTU_ERR_IO if it
+ * cannot be opened, SOTU_ERR_DATA naming the file and the attribute or
+ * dataset otherwise. */
+sotu_status sotu_taskset_read_header(const char *path, sotu_taskset_header *h);
+
 typedef struct {
     char name[SOTU_TASK_NAME_MAX];
     char path[SOTU_PATH_MAX]; /* resolved (manifest dir + file) */
@@ -81,6 +97,13 @@ typedef struct {
 /* Reads a manifest; every listed file must exist. Fails with SOTU_ERR_IO or
  * SOTU_ERR_DATA naming the manifest, the line and the problem. */
 sotu_status sotu_manifest_read(const char *path, sotu_manifest *m);
+
+/* Checks every task file of m against m before a run (headers only, so it
+ * is cheap): it must be readable in a format version this sotu reads, have
+ * the classes the manifest lists, and hold test images (training images
+ * too when training). SOTU_ERR_DATA naming the manifest, the task and its
+ * file; SOTU_ERR_IO when a file cannot be opened. */
+sotu_status sotu_manifest_check_files(const sotu_manifest *m, bool training);
 
 /* Writes m to path atomically, with each task's file as given in .file. */
 sotu_status sotu_manifest_write(const char *path, const sotu_manifest *m);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/checkpoint.h"
 #include "io/fsutil.h"
 #include "io/h5util.h"
 
@@ -134,6 +135,18 @@ sotu_status sotu_weights_write(const char *path, const sotu_vit_config *cfg,
     return sotu_weights_write_file(path, fill_vit, &v);
 }
 
+sotu_status sotu_weights_check_version(int64_t file, const char *path)
+{
+    hid_t f = (hid_t)file;
+    char format[64] = "";
+    if (sotu_h5_has_attr(f, "format") &&
+        sotu_h5_read_str_attr(f, "format", format, sizeof format, path) != SOTU_OK)
+        format[0] = '\0'; /* another tool's file: its format_version, if any, is checked below */
+    if (!strcmp(format, SOTU_CHECKPOINT_FORMAT))
+        return sotu_h5_check_format_version(f, SOTU_CHECKPOINT_VERSION, "checkpoint", path);
+    return sotu_h5_check_format_version(f, WEIGHTS_FORMAT_VERSION, "weights file", path);
+}
+
 sotu_status sotu_weights_read_config(const char *path, sotu_vit_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -141,6 +154,7 @@ sotu_status sotu_weights_read_config(const char *path, sotu_vit_config *cfg)
     sotu_status s = sotu_h5_open_read(path, &f);
     if (s != SOTU_OK)
         return s;
+    s = sotu_weights_check_version((int64_t)f, path);
     for (int i = 0; i < N_CONFIG && s == SOTU_OK; i++) {
         int64_t v = 0;
         s = sotu_h5_read_int_attr(f, config_names[i], &v, path);

@@ -34,9 +34,14 @@ sotu_status sotu_weights_write(const char *path, const sotu_vit_config *cfg,
 typedef sotu_status (*sotu_weights_fill_fn)(int64_t file, const void *ctx, const char *path);
 sotu_status sotu_weights_write_file(const char *path, sotu_weights_fill_fn fill, const void *ctx);
 
+/* Refuses a weights or checkpoint file (an open HDF5 file id as int64_t)
+ * whose format_version is newer than this sotu reads (SOTU_ERR_DATA naming
+ * path and both versions); files without the attribute pass. */
+sotu_status sotu_weights_check_version(int64_t file, const char *path);
+
 /* Reads the model config attributes of a weights or checkpoint file.
- * SOTU_ERR_IO if it cannot be opened, SOTU_ERR_DATA naming a missing or
- * non-positive attribute. */
+ * SOTU_ERR_IO if it cannot be opened, SOTU_ERR_DATA naming a newer
+ * format_version or a missing or non-positive attribute. */
 sotu_status sotu_weights_read_config(const char *path, sotu_vit_config *cfg);
 
 /* Reads every tensor of tab from <group>/<name> into params. A missing

@@ -1,3 +1,4 @@
 sotu_add_test(test_schedule SOURCES unit/test_schedule.c LABELS unit)
 sotu_add_script_test(train_determinism COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi/train_determinism.sh
                      LABELS mpi reference TIMEOUT 600 NEEDS numpy h5py torch fmnist)
+sotu_add_test(test_result_dir SOURCES unit/test_result_dir.c LABELS unit)

@@ -13,3 +13,13 @@ sotu_add_script_test(faults_provenance COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/fault
                      LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
 set_property(TEST faults_provenance APPEND PROPERTY ENVIRONMENT
              "CLR_TASK_BIN=$<TARGET_FILE:test_clr_task>")
+# `sotu merge` writes a new result directory and never touches the run's
+# files: complete, partial (missing/truncated delta: exit 3), --out refusals,
+# full disk (tmpfs as root: exit 4, nothing left).
+sotu_add_script_test(faults_merge COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/merge_result.sh
+                     LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
+# Inputs refused at the start (classes differing from the manifest, no test
+# images, a newer format_version, an empty config, method sequential, a
+# stray key=value) and stopped tasks shown as not run (issue 14, defect 9).
+sotu_add_script_test(faults_inputs COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/inputs_status.sh
+                     LABELS mpi TIMEOUT 400 NEEDS numpy h5py torch fmnist)

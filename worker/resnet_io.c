@@ -156,7 +156,9 @@ sotu_status resnet_weights_read_config(const char *path, resnet_config *cfg)
     if (s != SOTU_OK)
         return s;
     char arch[32];
-    s = file_arch(f, path, arch, sizeof arch);
+    s = sotu_weights_check_version((int64_t)f, path);
+    if (s == SOTU_OK)
+        s = file_arch(f, path, arch, sizeof arch);
     if (s == SOTU_OK && strcmp(arch, RESNET_ARCH))
         s = sotu_error(SOTU_ERR_DATA, "%s: holds a %s, not a resnet", path, arch);
     int64_t v[N_ATTRS] = {0};

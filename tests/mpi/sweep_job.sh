@@ -3,9 +3,10 @@
 # {train.lr: [1e-3, 3e-4], sotu.keep: [0.3, 0.1]} runs 2 training groups x 5
 # tasks on one queue (keep is applied at merge time: 10 trainings, not 20),
 # writes a run directory and checkpoint per point and ranks the 4 points.
-# `sotu merge` of a point directory with another keep reproduces the point
-# of that keep bitwise; the same sweep through --array-index elements and
-# `sotu merge DIR` gives the same ranking.
+# `sotu merge` of a point directory with another keep (--out DIR) reproduces
+# the point of that keep bitwise; the same sweep through --array-index
+# elements and `sotu merge DIR` gives the same ranking, in the merge's result
+# directory DIR/merges/sweep (the sweep directory's own files untouched).
 set -euo pipefail
 source "$SOTU_SOURCE_DIR/tests/slurm/common.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sotu-sweep.XXXXXX")
@@ -20,7 +21,7 @@ mpiexec --oversubscribe -n 3 "$SOTU_BIN" -q train "$work/tiny.yaml" --set "outpu
   > "$work/sw.out" 2> "$work/sw.err" || { cat "$work/sw.err"; exit 1; }
 cat "$work/sw/sweep.md"
 [[ -L "$work/sw/points/p01_lr1.0e-3_keep0.1/deltas" ]]
-"$SOTU_BIN" -q merge "$work/sw/points/p00_lr1.0e-3_keep0.3" --keep 0.1 --out "$work/k01.h5" \
+"$SOTU_BIN" -q merge "$work/sw/points/p00_lr1.0e-3_keep0.3" --keep 0.1 --out "$work/k01" \
   > /dev/null 2> "$work/merge.err" || { cat "$work/merge.err"; exit 1; }
 
 for e in 0 1; do
@@ -49,10 +50,16 @@ def merged(p):
     with h5py.File(p) as f:
         return {n: v[()] for n, v in f["merged"].items()}
 a = merged(f"{work}/sw/points/p01_lr1.0e-3_keep0.1/checkpoint.h5")
-b = merged(f"{work}/k01.h5")
+b = merged(f"{work}/k01/checkpoint.h5")
 assert all(np.array_equal(a[n], b[n]) for n in a), "sotu merge --keep 0.1 differs from point p01"
-rows2 = list(csv.DictReader(open(f"{work}/arr/sweep.csv")))
+import os
+assert not os.path.exists(f"{work}/arr/sweep.csv"), "the merge wrote into the sweep directory"
+rows2 = list(csv.DictReader(open(f"{work}/arr/merges/sweep/sweep.csv")))
 assert [(r["point"], r["merged_acc"]) for r in rows] == [(r["point"], r["merged_acc"]) for r in rows2], (rows, rows2)
+for r in rows2:
+    assert r["checkpoint"] == f"{work}/arr/merges/sweep/points/{r['point']}/checkpoint.h5", r
+    with h5py.File(r["checkpoint"]) as f:
+        assert len(f["heads"]) == 5 and int(f.attrs["partial"]) == 0
 print("sweep: 4 points from 10 trainings, ranked; merge-time keep bitwise; array mode agrees")
 PY
 echo "sweep_job passed in $(elapsed)"

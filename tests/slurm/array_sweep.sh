@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A 3-point sweep (train.lr) as a job array throttled to 2 at a time
 # (slurm/sweep-array.sbatch), then slurm/merge-after.sbatch with
-# --dependency=afterok on the array: every point gets a checkpoint and
-# sweep.csv/sweep.md rank the 3 points by mean merged accuracy.
+# --dependency=afterok on the array: the merge's result directory
+# (sweep/merges/sweep/) holds a checkpoint per point and sweep.csv/sweep.md
+# ranking the 3 points by mean merged accuracy; the array wrote no results
+# of its own into the sweep directory.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 work=$(mktemp -d "$PWD/array-sweep.XXXXXX")
@@ -21,9 +23,11 @@ jid=$(sbatch --parsable --array=0-$((n - 1))%2 --overcommit --output="$work/elem
 timeout 240 sbatch --wait --dependency=afterok:"$jid" --overcommit --output="$work/merge.out" \
   "$SOTU_SOURCE_DIR/slurm/merge-after.sbatch" "$work/sweep" \
   || { tail -n 20 "$work"/*.out; exit 1; }
-cat "$work/sweep/sweep.md"
+cat "$work/sweep/merges/sweep/sweep.md"
+grep -q "merged result: $work/sweep/merges/sweep " "$work/merge.out" || { cat "$work/merge.out"; exit 1; }
+[[ ! -e "$work/sweep/sweep.csv" ]] || { echo "the merge wrote into the sweep directory"; exit 1; }
 for e in 0 1 2; do grep -q "array element $e " "$work/elem-$e.out"; done
-"$SOTU_PYTHON" - "$work/sweep" <<'PY'
+"$SOTU_PYTHON" - "$work/sweep/merges/sweep" <<'PY'
 import csv, math, os, sys
 import h5py
 rows = list(csv.DictReader(open(os.path.join(sys.argv[1], "sweep.csv"))))
@@ -33,8 +37,9 @@ accs = [float(r["merged_acc"]) for r in rows]
 assert all(not math.isnan(a) for a in accs) and accs == sorted(accs, reverse=True), accs
 for r in rows:
     assert r["tasks_done"] == "5", r
+    assert r["checkpoint"] == os.path.join(sys.argv[1], "points", r["point"], "checkpoint.h5"), r
     with h5py.File(r["checkpoint"]) as f:
-        assert len(f["tasks"]) == 5
+        assert len(f["tasks"]) == 5 and int(f.attrs["partial"]) == 0
 print("summary ranks 3 points:", [(r["point"], r["merged_acc"]) for r in rows])
 PY
 echo "array_sweep passed in $(elapsed)"

@@ -117,7 +117,7 @@ static void fixture_init(fixture *fx, uint64_t seed)
             .seed = 0xfedcba9876543210ull + (uint64_t)t, .lr = 1e-3 * (t + 1), .epochs = 2 + t,
             .train_seconds = 1.5 * t, .finetuned_acc = t == 2 ? NAN : 0.9 - 0.1 * t,
             .kept_values = 1000 + t, .bytes = 3500 + (int64_t)t * 7, .failed = t == 2,
-            .head_weight = t == 2 ? NULL : fx->hw[t], .head_bias = t == 2 ? NULL : fx->hb[t]};
+            .status = t == 2 ? "left_out" : NULL, .head_weight = t == 2 ? NULL : fx->hw[t], .head_bias = t == 2 ? NULL : fx->hb[t]};
     }
     for (int i = 0; i < T * T; i++) {
         fx->cosine[i] = i % (T + 1) == 0 ? 1.0 : 0.01 * i;
@@ -179,6 +179,7 @@ static void check_info(const fixture *fx, const sotu_checkpoint_info *info)
         CHECK(same_or_both_nan(r->finetuned_acc, w->finetuned_acc));
         CHECK(r->seed == w->seed && r->kept_values == w->kept_values && r->bytes == w->bytes);
         CHECK(r->failed == w->failed);
+        CHECK(!strcmp(r->status, w->status ? w->status : "ok"));
         CHECK(!r->head_weight == !w->head_weight && !r->head_bias == !w->head_bias);
         if (r->head_weight && w->head_weight) {
             CHECK(floats_equal(r->head_weight, w->head_weight, (size_t)w->classes * fx->cfg.dim));

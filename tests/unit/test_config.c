@@ -355,8 +355,8 @@ static void test_load(void)
     CHECK(!strcmp(c.source_path, p));
     CHECK(sotu_config_validate(&c) == SOTU_OK);
 
-    /* An empty file is the defaults. */
-    s = sotu_config_load(&c, write_yaml("empty.yaml", "# nothing\n"));
+    /* Only the defaults are written {}; an empty file is refused (below). */
+    s = sotu_config_load(&c, write_yaml("defaults.yaml", "{}\n"));
     CHECK(s == SOTU_OK && c.train.epochs == 2);
 
     /* A file in the working directory keeps relative paths as written. */
@@ -370,6 +370,13 @@ static void test_load(void)
 
 static void test_load_errors(void)
 {
+    /* issue 14: an empty file (or only comments) is a mistake, not the defaults. */
+    expect_load_error("empty.yaml", "", SOTU_ERR_CONFIG, "the file is empty", "{}");
+    expect_load_error("comments.yaml", "# nothing\n", SOTU_ERR_CONFIG, "the file is empty",
+                      NULL);
+    /* issue 14: sequential is a baseline, not a method that trains. */
+    expect_load_error("sequential.yaml", "method: sequential\n", SOTU_ERR_CONFIG,
+                      ":1: method: expected one of sotu, clr", "eval.baselines");
     expect_load_error("unknown.yaml", "train:\n  epochs: 3\n  lrr: 0.1\n", SOTU_ERR_CONFIG,
                       ":3: unknown key \"train.lrr\"", "lr");
     expect_load_error("unknown_top.yaml", "method: sotu\nbogus: 1\n", SOTU_ERR_CONFIG,
