@@ -205,10 +205,10 @@ static void write_stop_checkpoint(clr_coordinator *c, int sig, double t_start)
                              "mpiexec_kill", c->d.killing, "stop_seconds", sotu_now() - t0,
                              "seconds", sotu_now() - t_start));
     fprintf(stderr, "sotu train: stopped by %s%s: %d of %d jobs done and kept in %s; %s (not "
-            "evaluated); run again with --resume (exit status %d)\n", sotu_signals_name(sig),
+            "evaluated); run again with --resume%s\n", sotu_signals_name(sig),
             c->d.killing ? " from mpiexec" : "", c->d.queue.n_done, c->d.queue.n_tasks,
             run->dir, st == SOTU_OK ? "checkpoint.h5 written" : "the checkpoint could NOT be "
-            "written (see above)", SOTU_EXIT_REQUEUE);
+            "written (see above)", c->d.killing ? "" : " (exit status 75)");
     if (c->d.killing)
         fprintf(stderr, "sotu train: Open MPI's mpiexec ends the job itself on SIGTERM/SIGINT "
                 "and exits 1 whatever the ranks return; start it through scripts/sotu-mpiexec "

@@ -252,13 +252,13 @@ static void write_stop_checkpoints(coordinator *c, double t_start)
     SOTU_INFO("stop path: checkpoint%s written in %.2fs", groups == 1 ? "" : "s",
               sotu_now() - t0);
     fprintf(stderr, "sotu train: stopped by %s%s: %d of %d tasks done and kept in %s%s; %s "
-            "(merged, not evaluated); run again with --resume (exit status %d)\n",
+            "(merged, not evaluated); run again with --resume%s\n",
             sotu_signals_name(c->d.stop_signal), c->d.killing ? " from mpiexec" : "",
             c->d.queue.n_done, c->d.queue.n_tasks, groups == 1 && where ? where : c->js.sweep->dir,
             groups == 1 ? "/deltas" : "/points/*/deltas",
             written == groups ? (groups == 1 ? "checkpoint.h5 written" : "checkpoints written")
                               : "the checkpoint could NOT be written (see above)",
-            SOTU_EXIT_REQUEUE);
+            c->d.killing ? "" : " (exit status 75)");
     if (c->d.killing)
         fprintf(stderr, "sotu train: Open MPI's mpiexec ends the job itself on SIGTERM/SIGINT "
                 "and exits 1 whatever the ranks return; start it through scripts/sotu-mpiexec "

@@ -116,7 +116,7 @@ const char *sotu_signals_name(int sig)
     switch (sig) {
     case SIGTERM: return "SIGTERM";
     case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
+    case SIGUSR2: return "SIGUSR2 (a stop forwarded by sotu-mpiexec)";
     case SIGINT: return "SIGINT";
     default: return "a signal";
     }

@@ -1,0 +1,7 @@
+# The run's life cycle under faults of the launcher and the machine
+# (docs/RELIABILITY.md): SIGTERM/SIGINT to mpiexec and to scripts/sotu-mpiexec,
+# a worker stopped mid-task (mpi.task_timeout), two runs into one directory.
+sotu_add_script_test(mpi_launcher_stop COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/launcher_stop.sh
+                     LABELS mpi TIMEOUT 300)
+sotu_add_script_test(mpi_hung_worker COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/hung_worker.sh
+                     LABELS mpi TIMEOUT 400)
