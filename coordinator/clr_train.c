@@ -12,6 +12,7 @@
 #include "coordinator/dispatch.h"
 #include "coordinator/mpi_util.h"
 #include "coordinator/signals.h"
+#include "io/dirlock.h"
 #include "io/weights.h"
 #include "worker/resnet_io.h"
 
@@ -274,6 +275,11 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool array_mode, int ran
     if (!sotu_mpi_all_ok(&st, nranks, "train"))
         goto done;
     c.T = man.n_tasks;
+    /* Before anything is written there (io/dirlock.h). */
+    if (rank == 0)
+        st = sotu_dir_lock(cfg->output.dir, -1);
+    if (!sotu_mpi_all_ok(&st, nranks, "train"))
+        goto done;
     if ((st = load_backbone(cfg->model.pretrained, rank, nranks, &base)) != SOTU_OK)
         goto done;
     st = clr_run_init(&run, cfg, &man, &base, rank == 0);

@@ -39,6 +39,7 @@
 #include "coordinator/schedule.h"
 #include "coordinator/signals.h"
 #include "coordinator/sweep.h"
+#include "io/dirlock.h"
 #include "io/weights.h"
 #include "worker/finetune.h"
 #include "worker/task.h"
@@ -265,6 +266,18 @@ static void write_stop_checkpoints(coordinator *c, double t_start)
                 "to stop with exit status 75 (README, Signals)\n");
 }
 
+/* Rank 0: locks every run directory this process writes (io/dirlock.h):
+ * the sweep's and its points' (only group only_group's in array mode), as
+ * array element `element` (-1: a whole run). */
+static sotu_status lock_run_dirs(const sotu_sweep *sw, int only_group, int element)
+{
+    sotu_status st = sotu_dir_lock(sw->dir, element);
+    for (int p = 0; st == SOTU_OK && sw->active && p < sw->n_points; p++)
+        if (only_group < 0 || sw->points[p].group == only_group)
+            st = sotu_dir_lock(sw->points[p].cfg.output.dir, element);
+    return st;
+}
+
 /* The array element's (group, shard), from --array-index or
  * SLURM_ARRAY_TASK_ID; false when this is not an array run. */
 static bool array_element(int option_index, int *element)
@@ -393,6 +406,12 @@ int sotu_cmd_train(int argc, char **argv)
             fprintf(stderr, "sotu train: %s\n", sotu_last_error());
         goto done;
     }
+    /* Before anything is read or written there: another run in any of the
+     * directories this one writes refuses this one (exit status 2). */
+    if (rank == 0)
+        st = lock_run_dirs(&sw, array_mode ? element / shard_count : -1, array_mode ? element : -1);
+    if (!all_ok(st, "train"))
+        goto done;
     if ((st = load_theta0(cfg.model.pretrained, rank, &vc, &base)) != SOTU_OK)
         goto done;
     int n_tasks = man.n_tasks, only_group = array_mode ? element / shard_count : -1;

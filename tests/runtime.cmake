@@ -5,3 +5,7 @@ sotu_add_script_test(mpi_launcher_stop COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/
                      LABELS mpi TIMEOUT 300)
 sotu_add_script_test(mpi_hung_worker COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/hung_worker.sh
                      LABELS mpi TIMEOUT 400)
+sotu_add_script_test(mpi_run_lock COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/run_lock.sh
+                     LABELS mpi TIMEOUT 300)
+set_property(TEST mpi_run_lock APPEND PROPERTY ENVIRONMENT
+             "CLR_TASK_BIN=$<TARGET_FILE:test_clr_task>")
