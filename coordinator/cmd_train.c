@@ -216,6 +216,15 @@ static sotu_status load_theta0(const char *path, int rank, vit_config *vc, vit_m
     return SOTU_OK;
 }
 
+/* CPU seconds of this process (stop-path timing beside wall time, which
+ * other processes' load inflates). */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* After a stop signal (rank 0): each group's checkpoint of its done tasks,
  * without evaluation (the job is about to lose its allocation), then the
  * message saying what was saved. */
@@ -231,15 +240,18 @@ static void write_stop_checkpoints(coordinator *c, double t_start)
         int done = 0;
         for (int t = 0; t < run->T; t++)
             done += run->tasks[t].done;
+        double t_merge = sotu_now(), cpu0 = cpu_seconds();
         sotu_status st = sotu_run_merge(run, 0, c->scratch, NULL);
+        double t_write = sotu_now();
         if (st == SOTU_OK)
             st = sotu_run_write_checkpoint(run, NULL, c->scratch, NULL, NULL);
         if (st != SOTU_OK)
             SOTU_ERROR("checkpoint after the stop signal: %s (the deltas on disk are intact)",
                        sotu_last_error());
         else
-            SOTU_INFO("checkpoint %s written (%d of %d tasks merged, not evaluated)",
-                      run->checkpoint_path, done, run->T);
+            SOTU_INFO("checkpoint %s written (%d of %d tasks merged, not evaluated): merge %.2fs, "
+                      "write %.2fs, %.2fs of CPU", run->checkpoint_path, done, run->T,
+                      t_write - t_merge, sotu_now() - t_write, cpu_seconds() - cpu0);
         groups++;
         written += st == SOTU_OK;
         where = run->dir;
