@@ -242,16 +242,16 @@ static void write_stop_checkpoints(coordinator *c, double t_start)
             done += run->tasks[t].done;
         double t_merge = sotu_now(), cpu0 = cpu_seconds();
         sotu_status st = sotu_run_merge(run, 0, c->scratch, NULL);
-        double t_write = sotu_now();
+        double t_write = sotu_now(), cpu1 = cpu_seconds();
         if (st == SOTU_OK)
             st = sotu_run_write_checkpoint(run, NULL, c->scratch, NULL, NULL);
         if (st != SOTU_OK)
             SOTU_ERROR("checkpoint after the stop signal: %s (the deltas on disk are intact)",
                        sotu_last_error());
         else
-            SOTU_INFO("checkpoint %s written (%d of %d tasks merged, not evaluated): merge %.2fs, "
-                      "write %.2fs, %.2fs of CPU", run->checkpoint_path, done, run->T,
-                      t_write - t_merge, sotu_now() - t_write, cpu_seconds() - cpu0);
+            SOTU_INFO("checkpoint %s written (%d of %d tasks merged, not evaluated): merge %.2fs "
+                      "(CPU %.2fs), write %.2fs (CPU %.2fs)", run->checkpoint_path, done, run->T,
+                      t_write - t_merge, cpu1 - cpu0, sotu_now() - t_write, cpu_seconds() - cpu1);
         groups++;
         written += st == SOTU_OK;
         where = run->dir;

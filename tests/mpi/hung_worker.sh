@@ -23,6 +23,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 sotu_tiny_setup "$work"
 sets=(--set train.epochs=400 --set train.max_steps=60)
 mpi=(mpiexec --oversubscribe -n 3)
+# mpi.task_timeout of the stopped case: longer than rank 1 needs for the
+# other four tasks (raise it for slow builds, e.g. ASan: HUNG_TIMEOUT=120).
+timeout=${HUNG_TIMEOUT:-25}
 
 "${mpi[@]}" "$SOTU_BIN" -q train "$work/tiny.yaml" "${sets[@]}" --set "output.dir=$work/ref" \
   > "$work/ref.out" 2> "$work/ref.err" || { cat "$work/ref.err"; exit 1; }
@@ -84,7 +87,7 @@ PY
 }
 
 # 1. Stopped for good.
-start stopped 25
+start stopped "$timeout"
 # Rank 1 trains the other four tasks, then waits for rank 2's to be late:
 # measure rank 0 and rank 1 in 1-s slices until the task is handed again.
 for _ in $(seq 2400); do
@@ -104,7 +107,7 @@ while ! grep -q "is late" "$work/stopped.err"; do
 done
 ((slices >= 2)) || fail "only $slices idle seconds measured before the timeout (machine too loaded?)"
 finish stopped 0
-grep -q "task $late_task on rank 2 is late: running [0-9]*s, over mpi.task_timeout 25s" \
+grep -q "task $late_task on rank 2 is late: running [0-9]*s, over mpi.task_timeout ${timeout}s" \
   "$work/stopped.err" || fail "the log does not name rank 2 and task $late_task as late"
 grep -q "task $late_task handed again, to rank 1" "$work/stopped.err" || fail "not handed again"
 grep -q "rank 2 has not answered for [0-9]*s (task $late_task, done by another rank)" \
