@@ -221,8 +221,8 @@ static void dispatch_check_late(sotu_dispatch *d, const sotu_dispatch_ops *ops)
         bool again = !d->stop_signal && job_running(d, wk->job);
         SOTU_WARN("task %s on rank %d is late: running %.0fs, over mpi.task_timeout %.0fs%s; %s",
                   name, w, now - wk->since, timeout, how,
-                  again ? "offering it to the next free rank (a result from rank that comes "
-                          "later is compared and dropped)"
+                  again ? "offering it to the next free rank (whichever result comes second is "
+                          "compared with the first and dropped)"
                         : "not offered again");
         emit(ops, wk->job, "task_late",
              json_pack("{s:i, s:f, s:f, s:b}", "rank", w, "seconds", now - wk->since, "timeout",
