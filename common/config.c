@@ -29,6 +29,7 @@ typedef enum {
     K_CHOICE, /* char[size], one of choices */
     K_NAMES,  /* char[SOTU_LIST_MAX][size] + int count, each one of choices */
     K_KEEP,   /* auto | number | list of numbers, each in (min, max] */
+    K_AUTO,   /* auto (stored as SOTU_CONFIG_AUTO) | double in min..max, min >= 0 */
 } key_type;
 
 enum { OPEN_MIN = 1u << 0, OPEN_MAX = 1u << 1 };
@@ -64,6 +65,7 @@ static const char *const clr_variants[] = {"clr", "clr-full", NULL};
 #define INT(k, m, d, lo, hi, r) {k, K_INT, FIELD(m), 0, d, lo, hi, 0, NULL, 0, r}
 #define U64(k, m, d, r) {k, K_UINT64, FIELD(m), 0, d, 0, 0, 0, NULL, 0, r}
 #define DBL(k, m, d, lo, hi, fl, r) {k, K_DOUBLE, FIELD(m), 0, d, lo, hi, fl, NULL, 0, r}
+#define AUTO(k, m, d, lo, hi, r) {k, K_AUTO, FIELD(m), 0, d, lo, hi, 0, NULL, 0, r}
 #define BOOL(k, m, d, r) {k, K_BOOL, FIELD(m), 0, d, 0, 0, 0, NULL, 0, r}
 #define STR(k, m, d, r) {k, K_STRING, FIELD(m), 0, d, 0, 0, 0, NULL, 0, r}
 #define PATH(k, m, d, r) {k, K_PATH, FIELD(m), 0, d, 0, 0, 0, NULL, 0, r}
@@ -146,6 +148,7 @@ static const key_spec keys[] = {
     STR("output.dir", output.dir, "runs/quickstart", RUN),
 
     BOOL("mpi.coordinator_trains", mpi.coordinator_trains, "false", RUN),
+    AUTO("mpi.task_timeout", mpi.task_timeout, "auto", 0, 1e9, RUN),
 
     INT("pretrain.epochs", pretrain.epochs, "10", 1, 1000000, PRETRAIN),
     INT("pretrain.batch_size", pretrain.batch_size, "128", 1, 1 << 20, PRETRAIN),
@@ -216,7 +219,7 @@ static int ccount(const sotu_config *cfg, const key_spec *k)
 static void describe(const key_spec *k, char *buf, size_t cap)
 {
     char range[96] = "";
-    if (k->type == K_INT || k->type == K_DOUBLE || k->type == K_KEEP) {
+    if (k->type == K_INT || k->type == K_DOUBLE || k->type == K_KEEP || k->type == K_AUTO) {
         bool has_min = k->min > -INFINITY;
         bool has_max = k->max < INFINITY && !(k->type == K_INT && k->max == INT_MAX);
         int prec = k->type == K_INT ? 10 : 6; /* integers in full, not 1e+06 */
@@ -239,6 +242,7 @@ static void describe(const key_spec *k, char *buf, size_t cap)
     case K_INT: snprintf(buf, cap, "an integer%s", range); break;
     case K_UINT64: snprintf(buf, cap, "an integer in [0, 2^64)"); break;
     case K_DOUBLE: snprintf(buf, cap, "a number%s", range); break;
+    case K_AUTO: snprintf(buf, cap, "auto or a number%s", range); break;
     case K_BOOL: snprintf(buf, cap, "true or false"); break;
     case K_STRING:
     case K_PATH: snprintf(buf, cap, "a non-empty string shorter than %zu bytes", k->size); break;
@@ -417,9 +421,12 @@ static sotu_status apply_value(const load_ctx *c, sotu_config *cfg, const key_sp
         *(uint64_t *)field(cfg, k) = (uint64_t)v;
         return SOTU_OK;
     }
-    case K_DOUBLE: {
+    case K_DOUBLE:
+    case K_AUTO: {
         double v;
-        if (!parse_double(s, &v) || !in_range(k, v))
+        if (k->type == K_AUTO && !strcmp(s, "auto"))
+            v = SOTU_CONFIG_AUTO;
+        else if (!parse_double(s, &v) || !in_range(k, v))
             return fail_expected(c, k, n);
         *(double *)field(cfg, k) = v;
         return SOTU_OK;
@@ -867,6 +874,11 @@ static bool emit_value(yaml_emitter_t *e, const sotu_config *cfg, const key_spec
     case K_INT: snprintf(buf, sizeof buf, "%d", *(const int *)cfield(cfg, k)); break;
     case K_UINT64: snprintf(buf, sizeof buf, "%" PRIu64, *(const uint64_t *)cfield(cfg, k)); break;
     case K_DOUBLE: format_double(*(const double *)cfield(cfg, k), buf, sizeof buf); break;
+    case K_AUTO:
+        if (*(const double *)cfield(cfg, k) == SOTU_CONFIG_AUTO)
+            return emit_scalar(e, "auto");
+        format_double(*(const double *)cfield(cfg, k), buf, sizeof buf);
+        break;
     case K_BOOL: snprintf(buf, sizeof buf, "%s", *(const bool *)cfield(cfg, k) ? "true" : "false"); break;
     case K_STRING:
     case K_CHOICE: snprintf(buf, sizeof buf, "%s", (const char *)cfield(cfg, k)); break;
@@ -918,6 +930,12 @@ static void format_value(const sotu_config *cfg, const key_spec *k, char *buf, s
     case K_INT: snprintf(buf, cap, "%d", *(const int *)cfield(cfg, k)); return;
     case K_UINT64: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)cfield(cfg, k)); return;
     case K_DOUBLE: format_double(*(const double *)cfield(cfg, k), buf, cap); return;
+    case K_AUTO:
+        if (*(const double *)cfield(cfg, k) == SOTU_CONFIG_AUTO)
+            snprintf(buf, cap, "auto");
+        else
+            format_double(*(const double *)cfield(cfg, k), buf, cap);
+        return;
     case K_BOOL: snprintf(buf, cap, "%s", *(const bool *)cfield(cfg, k) ? "true" : "false"); return;
     case K_STRING:
     case K_PATH:

@@ -22,6 +22,7 @@
 #define SOTU_PATH_MAX 1024
 #define SOTU_LIST_MAX 16
 #define SOTU_SWEEP_MAX 8
+#define SOTU_CONFIG_AUTO (-1.0) /* a number key set to `auto` */
 
 /* One sweep axis: `sweep: {train.lr: [1e-3, 3e-4]}`. Each value was checked
  * against the key when loaded; apply one with sotu_config_set("key=value"). */
@@ -106,6 +107,9 @@ typedef struct {
 
     struct {
         bool coordinator_trains;      /* rank 0 also fine-tunes (small N) */
+        double task_timeout;          /* seconds before a running task is late and
+                                       * handed to another rank; 0 = never;
+                                       * SOTU_CONFIG_AUTO: coordinator/dispatch.h */
     } mpi;
 
     struct {                          /* `sotu pretrain` */

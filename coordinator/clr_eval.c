@@ -112,7 +112,7 @@ sotu_status clr_evaluate(clr_run *run, int rank, int nranks, double *acc)
     if (!sotu_mpi_all_ok(&st, nranks, "CLR evaluation"))
         goto cleanup;
     if (nranks > 1)
-        SOTU_MPI_CHECK(MPI_Reduce(mine, acc, T, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD));
+        SOTU_MPI_CHECK(MPI_Reduce(mine, acc, T, MPI_DOUBLE, MPI_SUM, 0, sotu_mpi_comm()));
     else
         memcpy(acc, mine, sizeof(double) * (size_t)T);
     if (rank == 0) {

@@ -12,6 +12,7 @@
 #include "coordinator/dispatch.h"
 #include "coordinator/mpi_util.h"
 #include "coordinator/signals.h"
+#include "io/dirlock.h"
 #include "io/weights.h"
 #include "worker/resnet_io.h"
 
@@ -79,6 +80,20 @@ static void clr_job_name(void *ctx, int job, char *dst, size_t cap)
     snprintf(dst, cap, "%s (%s)", c->man->tasks[t].name, clr_job_kind_name(kind));
 }
 
+static void clr_job_event(void *ctx, int job, const char *event, void *json_object)
+{
+    clr_coordinator *c = ctx;
+    json_t *o = json_object;
+    if (job >= 0) {
+        clr_job_kind kind;
+        int t;
+        job_split(c, job, &kind, &t);
+        json_object_set_new(o, "task", json_string(c->man->tasks[t].name));
+        json_object_set_new(o, "job", json_string(clr_job_kind_name(kind)));
+    }
+    clr_run_metric(c->run, event, o);
+}
+
 static void clr_job_stopping(void *ctx, int sig, int running, int done)
 {
     clr_coordinator *c = ctx;
@@ -118,7 +133,7 @@ static sotu_status load_backbone(const char *path, int rank, int nranks, resnet_
         return st;
     if (nranks == 1)
         return SOTU_OK;
-    SOTU_MPI_CHECK(MPI_Bcast(v, 6, MPI_INT, 0, MPI_COMM_WORLD));
+    sotu_mpi_bcast_bytes(v, sizeof v, 0);
     if (rank != 0) {
         resnet_config rc = {.depth = v[0], .width = v[1], .channels = v[2], .image_size = v[3],
                             .classes = v[4], .small_input = v[5] != 0,
@@ -169,10 +184,12 @@ static sotu_status queue_build(clr_coordinator *c)
     return st;
 }
 
-/* Rank 0 after a stop signal: the modules done so far, not evaluated. */
+/* Rank 0 after a stop signal: the modules done so far, not evaluated, and
+ * the message saying what was saved. */
 static void write_stop_checkpoint(clr_coordinator *c, int sig, double t_start)
 {
     clr_run *run = c->run;
+    double t0 = sotu_now();
     int done = 0;
     for (int t = 0; t < run->T; t++)
         done += run->tasks[t].done[CLR_JOB_MODULE];
@@ -184,9 +201,19 @@ static void write_stop_checkpoint(clr_coordinator *c, int sig, double t_start)
         SOTU_INFO("checkpoint %s written (%d of %d modules, not evaluated)", run->checkpoint_path,
                   done, run->T);
     clr_run_metric(run, "run_stopped",
-                   json_pack("{s:i, s:i, s:i, s:b, s:f}", "signal", sig, "modules", done,
-                             "exit_status", SOTU_EXIT_REQUEUE, "abandoned", c->d.abandoned,
+                   json_pack("{s:i, s:i, s:i, s:b, s:b, s:f, s:f}", "signal", sig, "modules",
+                             done, "exit_status", SOTU_EXIT_REQUEUE, "abandoned", c->d.abandoned,
+                             "mpiexec_kill", c->d.killing, "stop_seconds", sotu_now() - t0,
                              "seconds", sotu_now() - t_start));
+    fprintf(stderr, "sotu train: stopped by %s%s: %d of %d jobs done and kept in %s; %s (not "
+            "evaluated); run again with --resume%s\n", sotu_signals_name(sig),
+            c->d.killing ? " from mpiexec" : "", c->d.queue.n_done, c->d.queue.n_tasks,
+            run->dir, st == SOTU_OK ? "checkpoint.h5 written" : "the checkpoint could NOT be "
+            "written (see above)", c->d.killing ? "" : " (exit status 75)");
+    if (c->d.killing)
+        fprintf(stderr, "sotu train: Open MPI's mpiexec ends the job itself on SIGTERM/SIGINT "
+                "and exits 1 whatever the ranks return; start it through scripts/sotu-mpiexec "
+                "to stop with exit status 75 (README, Signals)\n");
 }
 
 /* Rank 0: evaluation figures, outputs and the final table. */
@@ -231,6 +258,9 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bo
     resnet_model base = {0};
     clr_run run = {0};
     clr_coordinator c = {.run = &run, .base = &base, .cfg = cfg, .man = &man};
+    sotu_dispatch_ops ops = {.ctx = &c, .run = clr_job_run, .record = clr_job_record,
+                             .name = clr_job_name, .stopping = clr_job_stopping,
+                             .event = clr_job_event};
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     double *acc = NULL;
     int rc = SOTU_EXIT_OK;
@@ -248,6 +278,11 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bo
     if (!sotu_mpi_all_ok(&st, nranks, "train"))
         goto done;
     c.T = man.n_tasks;
+    /* Before anything is written there (io/dirlock.h). */
+    if (rank == 0)
+        st = sotu_dir_lock(cfg->output.dir, -1);
+    if (!sotu_mpi_all_ok(&st, nranks, "train"))
+        goto done;
     if ((st = load_backbone(cfg->model.pretrained, rank, nranks, &base)) != SOTU_OK)
         goto done;
     st = clr_run_init(&run, cfg, &man, &base, rank == 0);
@@ -282,32 +317,32 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bo
         clr_run_metric(&run, "run_start", o);
     }
 
-    sotu_dispatch_ops ops = {.ctx = &c, .run = clr_job_run, .record = clr_job_record,
-                             .name = clr_job_name, .stopping = clr_job_stopping};
+    c.d.task_timeout = cfg->mpi.task_timeout;
     if (rank == 0) {
-        st = sotu_dispatch_serve(&c.d, &ops, nranks, nranks == 1 || cfg->mpi.coordinator_trains,
+        st = sotu_dispatch_serve(&c.d, &ops, &nranks, nranks == 1 || cfg->mpi.coordinator_trains,
                                  cctx);
         if (c.d.abandoned) {
+            /* Workers are still busy: no collective can run. */
             write_stop_checkpoint(&c, c.d.stop_signal, t_start);
-            fprintf(stderr, "sotu train: stopped by signal %d with tasks still running; "
-                    "finished tasks are saved, run again with --resume\n", c.d.stop_signal);
+            fflush(stdout);
             MPI_Abort(MPI_COMM_WORLD, SOTU_EXIT_REQUEUE);
         }
     } else {
-        sotu_dispatch_work(&ops, rank, cctx);
+        int left_out_status;
+        if (!sotu_dispatch_work(&ops, &rank, &nranks, cctx, &left_out_status)) {
+            rc = left_out_status;
+            goto cleanup;
+        }
     }
+    /* From here on the collectives run over the live ranks. */
     if (!sotu_mpi_all_ok(&st, nranks, "train"))
         goto done;
     int stopped = c.d.stop_signal;
     if (nranks > 1)
-        SOTU_MPI_CHECK(MPI_Bcast(&stopped, 1, MPI_INT, 0, MPI_COMM_WORLD));
+        sotu_mpi_bcast_bytes(&stopped, sizeof stopped, 0);
     if (stopped) {
-        if (rank == 0) {
+        if (rank == 0)
             write_stop_checkpoint(&c, stopped, t_start);
-            fprintf(stderr, "sotu train: stopped by signal %d after %d of %d jobs; run again "
-                    "with --resume (exit status %d)\n", stopped, c.d.queue.n_done,
-                    c.d.queue.n_tasks, SOTU_EXIT_REQUEUE);
-        }
         rc = SOTU_EXIT_REQUEUE;
         goto cleanup;
     }
@@ -324,18 +359,20 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bo
     }
     /* Only rank 0 can have failed here, and it has said why. */
     if (nranks > 1)
-        SOTU_MPI_CHECK(MPI_Bcast(&st, sizeof st, MPI_BYTE, 0, MPI_COMM_WORLD));
+        sotu_mpi_bcast_bytes(&st, sizeof st, 0);
 
 done:
     rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_exit_code(st);
     if (st != SOTU_OK && rank == 0 && !reported)
         fprintf(stderr, "sotu train: %s\n", sotu_last_error());
-cleanup:
+cleanup:;
+    /* A rank left out that answered since is told to stop with rc. */
+    bool released = sotu_dispatch_release(&c.d, &ops, rc);
     free(acc);
     sotu_dispatch_free(&c.d);
     clr_run_free(&run);
     resnet_free(&base);
     sotu_manifest_free(&man);
     ZSTD_freeCCtx(cctx);
-    return rc;
+    return sotu_mpi_end(rc, released);
 }

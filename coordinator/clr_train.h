@@ -20,8 +20,9 @@
 
 #include "common/config.h"
 
-/* Every rank, after MPI and the thread count are set up: runs the CLR job
- * of cfg and returns the process exit code (MPI is not finalised here). */
+/* Every rank, after MPI, the thread count and the stop signals are set up:
+ * runs the CLR job of cfg, ends MPI (sotu_mpi_end) and returns the process
+ * exit code. */
 int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bool array_mode,
                    int rank, int nranks);
 

@@ -40,6 +40,7 @@
 #include "coordinator/schedule.h"
 #include "coordinator/signals.h"
 #include "coordinator/sweep.h"
+#include "io/dirlock.h"
 #include "io/weights.h"
 #include "worker/finetune.h"
 #include "worker/task.h"
@@ -70,19 +71,23 @@ static void train_usage(FILE *f)
             "          output.dir/merges/.\n"
             "--shard-count N   split each group's tasks over N array elements (default 1)\n"
             "--array-size      print the number of array elements (groups x shards) and exit\n"
-            "Exit status 75: stopped by SIGTERM/SIGUSR1 with the finished tasks saved; run\n"
-            "again with --resume (slurm/sotu.sbatch requeues the job).\n");
+            "output.dir is locked while the run lasts (output.dir/.sotu.lock): a second run into\n"
+            "it exits 2 naming the holder. mpi.task_timeout (auto | seconds | 0) hands a task\n"
+            "whose rank stops answering to another rank.\n"
+            "Exit status 75: stopped by SIGTERM/SIGINT/SIGUSR1/SIGUSR2 with the finished tasks\n"
+            "saved; run again with --resume (slurm/sotu.sbatch requeues the job). Open MPI's\n"
+            "mpiexec exits 1 on SIGTERM/SIGINT whatever the ranks return: start it through\n"
+            "scripts/sotu-mpiexec to get 75 (README, Signals).\n");
 }
 
 /* True on every rank iff st is OK on every rank. A failing rank prints its
  * own message (rank 0's message is the one users usually see). */
 static bool all_ok(sotu_status st, const char *cmd)
 {
-    int bad = st != SOTU_OK, any = 0;
+    bool bad = st != SOTU_OK;
     if (bad)
         SOTU_ERROR("sotu %s: %s", cmd, sotu_last_error());
-    SOTU_MPI_CHECK(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    return !any;
+    return !sotu_mpi_any(bad);
 }
 
 /* What every rank knows about the jobs: job j is task j % T of training
@@ -172,6 +177,21 @@ static void coord_name(void *ctx, int job, char *dst, size_t cap)
              c->js.sweep->active ? "/" : "", c->js.man->tasks[job % T].name);
 }
 
+static void coord_event(void *ctx, int job, const char *event, void *json_object)
+{
+    coordinator *c = ctx;
+    json_t *o = json_object;
+    sotu_run *run = job >= 0 ? c->runs[job / c->js.T] : NULL;
+    for (int g = 0; !run && g < c->js.sweep->n_groups; g++)
+        run = c->runs[g];
+    if (job >= 0)
+        json_object_set_new(o, "task", json_string(c->js.man->tasks[job % c->js.T].name));
+    if (run)
+        sotu_run_metric(run, event, o);
+    else
+        json_decref(o);
+}
+
 static void coord_stopping(void *ctx, int sig, int running, int done)
 {
     coordinator *c = ctx;
@@ -201,7 +221,7 @@ static sotu_status load_theta0(const char *path, int rank, vit_config *vc, vit_m
     }
     if (!all_ok(st, "train"))
         return st != SOTU_OK ? st : SOTU_ERR_IO;
-    SOTU_MPI_CHECK(MPI_Bcast(cfgv, 8, MPI_INT, 0, MPI_COMM_WORLD));
+    sotu_mpi_bcast_bytes(cfgv, sizeof cfgv, 0);
     if (rank != 0) {
         *vc = (vit_config){cfgv[0], cfgv[1], cfgv[2], cfgv[3], cfgv[4], cfgv[5], cfgv[6], cfgv[7]};
         st = vit_init(base, vc, 1);
@@ -212,10 +232,23 @@ static sotu_status load_theta0(const char *path, int rank, vit_config *vc, vit_m
     return SOTU_OK;
 }
 
+/* CPU seconds of this process (stop-path timing beside wall time, which
+ * other processes' load inflates). */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* After a stop signal (rank 0): each group's checkpoint of its done tasks,
- * without evaluation (the job is about to lose its allocation). */
+ * without evaluation (the job is about to lose its allocation), then the
+ * message saying what was saved. */
 static void write_stop_checkpoints(coordinator *c, double t_start)
 {
+    double t0 = sotu_now();
+    int written = 0, groups = 0;
+    const char *where = NULL;
     for (int g = 0; g < c->js.sweep->n_groups; g++) {
         sotu_run *run = c->runs[g];
         if (!run)
@@ -223,20 +256,54 @@ static void write_stop_checkpoints(coordinator *c, double t_start)
         int done = 0;
         for (int t = 0; t < run->T; t++)
             done += run->tasks[t].done;
+        double t_merge = sotu_now(), cpu0 = cpu_seconds();
         sotu_status st = sotu_run_merge(run, 0, c->scratch, NULL);
+        double t_write = sotu_now(), cpu1 = cpu_seconds();
         if (st == SOTU_OK)
             st = sotu_run_write_checkpoint(run, NULL, c->scratch, NULL, NULL);
         if (st != SOTU_OK)
             SOTU_ERROR("checkpoint after the stop signal: %s (the deltas on disk are intact)",
                        sotu_last_error());
         else
-            SOTU_INFO("checkpoint %s written (%d of %d tasks merged, not evaluated)",
-                      run->checkpoint_path, done, run->T);
+            SOTU_INFO("checkpoint %s written (%d of %d tasks merged, not evaluated): merge %.2fs "
+                      "(CPU %.2fs), write %.2fs (CPU %.2fs)", run->checkpoint_path, done, run->T,
+                      t_write - t_merge, cpu1 - cpu0, sotu_now() - t_write, cpu_seconds() - cpu1);
+        groups++;
+        written += st == SOTU_OK;
+        where = run->dir;
         sotu_run_metric(run, "run_stopped",
-                        json_pack("{s:i, s:i, s:i, s:b, s:f}", "signal", c->d.stop_signal,
-                                  "merged_tasks", done, "exit_status", SOTU_EXIT_REQUEUE,
-                                  "abandoned", c->d.abandoned, "seconds", sotu_now() - t_start));
+                        json_pack("{s:i, s:i, s:i, s:b, s:b, s:f, s:f}", "signal",
+                                  c->d.stop_signal, "merged_tasks", done, "exit_status",
+                                  SOTU_EXIT_REQUEUE, "abandoned", c->d.abandoned,
+                                  "mpiexec_kill", c->d.killing, "stop_seconds", sotu_now() - t0,
+                                  "seconds", sotu_now() - t_start));
     }
+    SOTU_INFO("stop path: checkpoint%s written in %.2fs", groups == 1 ? "" : "s",
+              sotu_now() - t0);
+    fprintf(stderr, "sotu train: stopped by %s%s: %d of %d tasks done and kept in %s%s; %s "
+            "(merged, not evaluated); run again with --resume%s\n",
+            sotu_signals_name(c->d.stop_signal), c->d.killing ? " from mpiexec" : "",
+            c->d.queue.n_done, c->d.queue.n_tasks, groups == 1 && where ? where : c->js.sweep->dir,
+            groups == 1 ? "/deltas" : "/points/*/deltas",
+            written == groups ? (groups == 1 ? "checkpoint.h5 written" : "checkpoints written")
+                              : "the checkpoint could NOT be written (see above)",
+            c->d.killing ? "" : " (exit status 75)");
+    if (c->d.killing)
+        fprintf(stderr, "sotu train: Open MPI's mpiexec ends the job itself on SIGTERM/SIGINT "
+                "and exits 1 whatever the ranks return; start it through scripts/sotu-mpiexec "
+                "to stop with exit status 75 (README, Signals)\n");
+}
+
+/* Rank 0: locks every run directory this process writes (io/dirlock.h):
+ * the sweep's and its points' (only group only_group's in array mode), as
+ * array element `element` (-1: a whole run). */
+static sotu_status lock_run_dirs(const sotu_sweep *sw, int only_group, int element)
+{
+    sotu_status st = sotu_dir_lock(sw->dir, element);
+    for (int p = 0; st == SOTU_OK && sw->active && p < sw->n_points; p++)
+        if (only_group < 0 || sw->points[p].group == only_group)
+            st = sotu_dir_lock(sw->points[p].cfg.output.dir, element);
+    return st;
 }
 
 /* The array element's (group, shard), from --array-index or
@@ -331,13 +398,11 @@ int sotu_cmd_train(int argc, char **argv)
         sotu_mpi_finalize();
         return st != SOTU_OK ? sotu_exit_code(st) : SOTU_EXIT_OTHER;
     }
-    sotu_signals_install();
-    if (!strcmp(cfg.method, "clr")) {
-        rc = sotu_clr_train(&cfg, resume, retrain_changed, array_mode || print_array_size, rank,
-                            nranks);
-        sotu_mpi_finalize();
-        return rc;
-    }
+    /* Rank 0 notices a stop only between its own tasks when it trains. */
+    sotu_signals_install(rank == 0 && (nranks == 1 || cfg.mpi.coordinator_trains));
+    if (!strcmp(cfg.method, "clr"))
+        return sotu_clr_train(&cfg, resume, retrain_changed, array_mode || print_array_size, rank,
+                              nranks);
 
     sotu_manifest man = {0};
     sotu_sweep sw = {0};
@@ -351,6 +416,9 @@ int sotu_cmd_train(int argc, char **argv)
     float *merged = NULL;
     sotu_merge_stats stats = {0};
     double t_start = sotu_now();
+    sotu_dispatch_ops ops = {.ctx = &c, .run = coord_run, .record = coord_record,
+                             .name = coord_name, .stopping = coord_stopping,
+                             .event = coord_event};
 
     st = cctx ? sotu_manifest_read(cfg.data.manifest, &man)
               : sotu_error(SOTU_ERR_NOMEM, "zstd compression context");
@@ -377,6 +445,12 @@ int sotu_cmd_train(int argc, char **argv)
             fprintf(stderr, "sotu train: %s\n", sotu_last_error());
         goto done;
     }
+    /* Before anything is read or written there: another run in any of the
+     * directories this one writes refuses this one (exit status 2). */
+    if (rank == 0)
+        st = lock_run_dirs(&sw, array_mode ? element / shard_count : -1, array_mode ? element : -1);
+    if (!all_ok(st, "train"))
+        goto done;
     if ((st = load_theta0(cfg.model.pretrained, rank, &vc, &base)) != SOTU_OK)
         goto done;
     int n_tasks = man.n_tasks, only_group = array_mode ? element / shard_count : -1;
@@ -384,8 +458,7 @@ int sotu_cmd_train(int argc, char **argv)
     c.js = (job_space){.sweep = &sw, .man = &man, .vc = &vc, .T = n_tasks};
     c.theta0 = base.params;
     c.d.n_jobs = sw.n_groups * n_tasks;
-    sotu_dispatch_ops ops = {.ctx = &c, .run = coord_run, .record = coord_record,
-                             .name = coord_name, .stopping = coord_stopping};
+    c.d.task_timeout = cfg.mpi.task_timeout;
     c.runs = calloc((size_t)sw.n_groups, sizeof *c.runs);
     st = c.runs ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "run state of %d groups", sw.n_groups);
     /* Group 0's run on every rank: the single-run evaluation below uses it. */
@@ -484,29 +557,31 @@ int sotu_cmd_train(int argc, char **argv)
         goto done;
 
     if (rank == 0) {
-        st = sotu_dispatch_serve(&c.d, &ops, nranks, nranks == 1 || cfg.mpi.coordinator_trains,
+        st = sotu_dispatch_serve(&c.d, &ops, &nranks, nranks == 1 || cfg.mpi.coordinator_trains,
                                  cctx);
         if (c.d.abandoned) {
+            /* Workers are still busy: no collective can run. */
             write_stop_checkpoints(&c, t_start);
-            fprintf(stderr, "sotu train: stopped by signal %d with tasks still running; "
-                    "finished tasks are saved, run again with --resume\n", c.d.stop_signal);
+            fflush(stdout);
             MPI_Abort(MPI_COMM_WORLD, SOTU_EXIT_REQUEUE);
         }
     } else {
-        sotu_dispatch_work(&ops, rank, cctx);
+        int left_out_status;
+        if (!sotu_dispatch_work(&ops, &rank, &nranks, cctx, &left_out_status)) {
+            rc = left_out_status;
+            goto cleanup;
+        }
     }
+    /* From here on the collectives run over the live ranks (rank numbers
+     * may have changed: rank 0 stays 0). */
     if (!all_ok(st, "train"))
         goto done;
     /* 0: merge and evaluate; 1: stopped by a signal; 2: array element. */
     int phase = c.d.stop_signal ? 1 : array_mode ? 2 : 0;
-    SOTU_MPI_CHECK(MPI_Bcast(&phase, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    sotu_mpi_bcast_bytes(&phase, sizeof phase, 0);
     if (phase == 1) {
-        if (rank == 0) {
+        if (rank == 0)
             write_stop_checkpoints(&c, t_start);
-            fprintf(stderr, "sotu train: stopped by signal %d after %d of %d tasks; run again "
-                    "with --resume (exit status %d)\n", c.d.stop_signal, c.d.queue.n_done,
-                    c.d.queue.n_tasks, SOTU_EXIT_REQUEUE);
-        }
         all_ok(SOTU_OK, "train");
         rc = SOTU_EXIT_REQUEUE;
         goto cleanup;
@@ -576,7 +651,9 @@ finish:
 
 done:
     rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_exit_code(st);
-cleanup:
+cleanup:;
+    /* A rank left out that answered since is told to stop with rc. */
+    bool released = sotu_dispatch_release(&c.d, &ops, rc);
     sotu_merge_stats_free(&stats);
     sotu_eval_report_free(&evr);
     free(acc_matrix);
@@ -594,6 +671,5 @@ cleanup:
     vit_free(&base);
     sotu_manifest_free(&man);
     ZSTD_freeCCtx(cctx);
-    sotu_mpi_finalize();
-    return rc;
+    return sotu_mpi_end(rc, released);
 }

@@ -8,10 +8,39 @@
  *   TAG_RESULT   worker -> 0   sotu_task_report (its task field holds the job
  *                              index), then the method's message bytes (none
  *                              when report.status != OK); also a request
+ *   TAG_END      0 -> worker   after -1: int32 {kind, exit status, n, ranks[n]}:
+ *                              kind 0: the run goes on with world ranks[n]
+ *                              (sotu_mpi_use_ranks); kind 1: this rank was
+ *                              left out (below) and ends with the status
+ * A worker waits for its answer without spinning (mpi_util.h); rank 0
+ * polls with sleeps (0.1 ms doubling to 10 ms while nothing happens).
+ *
+ * A request with no job to give while jobs still run elsewhere is parked:
+ * a running job may yet be late and need another rank.
+ *
+ * Late ranks (mpi.task_timeout, seconds; 0 = never; auto = 10 x the median
+ * time of the jobs finished so far, at least 60 s, none before the first
+ * finishes): a job running longer is logged as late with its rank, and
+ * offered again (first in line) to the next free worker, or run on rank 0
+ * when rank 0 trains or no worker is left to take it. Its first result
+ * wins, whoever sends it: a result for a job already done is compared with
+ * the kept one (crc32 and length of the message) and dropped, identical or
+ * not, so nothing is merged twice and no stored delta is replaced; a good
+ * late result replaces a failure. A late rank that answers again takes
+ * jobs as before.
+ *
+ * The end: when no job is left, every worker that asked is told -1 and
+ * then TAG_END. A rank still late at that point (its job done by another)
+ * is left out: the live ranks form the run communicator
+ * (sotu_mpi_use_ranks) and evaluate without it. At the very end
+ * sotu_dispatch_release tells a left-out rank that has answered since to
+ * stop, and sotu_mpi_end finalizes MPI when every left-out rank was so
+ * released, else ends the job with MPI_Abort and the run's exit status.
  *
  * Stop signals (coordinator/signals.h): the coordinator answers requests
- * with -1 and waits for running jobs up to the grace period; if they do not
- * finish, `abandoned` is set and the caller writes what is done.
+ * with -1 and waits for running jobs up to the grace period (not at all
+ * once mpiexec's own kill sequence has begun); if they do not finish,
+ * `abandoned` is set and the caller writes what is done.
  *
  * What a job is, how it runs and how its result is recorded belong to the
  * method (sotu_dispatch_ops); this file only moves jobs and bytes.
@@ -21,6 +50,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <zstd.h>
 
@@ -29,6 +59,10 @@
 #include "coordinator/run.h"
 #include "coordinator/schedule.h"
 #include "worker/task.h"
+
+/* The floor and factor of mpi.task_timeout: auto. */
+#define SOTU_TASK_TIMEOUT_FLOOR 60.0
+#define SOTU_TASK_TIMEOUT_FACTOR 10.0
 
 typedef struct {
     void *ctx;
@@ -43,35 +77,85 @@ typedef struct {
     void (*name)(void *ctx, int job, char *dst, size_t cap);
     /* Rank 0, may be NULL: a stop signal arrived with `running` jobs out. */
     void (*stopping)(void *ctx, int sig, int running, int done);
+    /* Rank 0, may be NULL: an event about job for the run's metrics
+     * ("task_late", "task_duplicate", "rank_lost"), fields in a jansson
+     * json_t * that the callee takes. */
+    void (*event)(void *ctx, int job, const char *event, void *json_object);
 } sotu_dispatch_ops;
+
+typedef enum {
+    SOTU_WORKER_NEW = 0, /* has not asked yet */
+    SOTU_WORKER_BUSY,    /* running job */
+    SOTU_WORKER_LATE,    /* running job past the timeout (or silent since the start) */
+    SOTU_WORKER_PARKED,  /* asked; waits for a job or -1 */
+    SOTU_WORKER_STOPPED, /* told -1 */
+    SOTU_WORKER_LOST,    /* left out at the end, still late */
+} sotu_worker_state;
+
+typedef struct {
+    sotu_worker_state state;
+    int job;             /* BUSY, LATE, LOST: the job it runs; else -1 */
+    double since;        /* when it got that job (NEW: the start) */
+    bool released;       /* LOST: answered at the end and was told to stop */
+} sotu_dispatch_worker;
 
 typedef struct {
     sotu_queue queue;    /* over this process's jobs */
     int *jobs;           /* [queue.n_tasks] queue index -> job */
     int *slot;           /* [n_jobs] job -> queue index, -1 when not ours */
     int n_jobs;          /* job indices are 0..n_jobs-1 */
+    double task_timeout; /* mpi.task_timeout: seconds, 0 never, SOTU_CONFIG_AUTO */
     sotu_progress progress;
     int stop_signal;     /* the signal that stopped the hand-out, 0 none */
     double stop_deadline;
+    bool killing;        /* mpiexec's kill sequence has begun */
     bool abandoned;      /* jobs were still running when the grace period ended */
+    /* Rank 0's bookkeeping, set up by sotu_dispatch_serve: */
+    int n_workers;                 /* world size; [0] unused */
+    sotu_dispatch_worker *workers; /* [n_workers] */
+    bool *retried;       /* [n_jobs] handed out more than once */
+    uint32_t *digest;    /* [n_jobs] crc32 of a retried job's kept message */
+    size_t *digest_len;  /* [n_jobs] its length */
+    double *durations;   /* [queue.n_tasks] seconds of the jobs done here */
+    int n_durations;
+    int n_lost;          /* ranks left out at the end */
 } sotu_dispatch;
 
-/* Rank 0: serves workers until every one has been told to stop; with
- * rank0_trains runs jobs here between messages. Polls (MPI_Iprobe, then a
- * 1 ms sleep) so a stop signal is noticed while waiting and rank 0 does not
- * spin a core. d->queue, jobs, slot and n_jobs are set by the caller;
- * progress is begun and ended here. */
-sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, int nranks,
+/* Rank 0: serves workers until every one has been told to stop (or is left
+ * out, late); with rank0_trains runs jobs here between messages. Polls so a
+ * stop signal is noticed while waiting and rank 0 does not spin a core.
+ * d->queue, jobs, slot, n_jobs and task_timeout are set by the caller;
+ * progress is begun and ended here. Unless abandoned, ends with TAG_END to
+ * the live workers and sotu_mpi_use_ranks: *nranks becomes the number of
+ * live ranks (rank 0 stays 0). */
+sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, int *nranks,
                                 bool rank0_trains, ZSTD_CCtx *cctx);
 
 /* Ranks 1..N-1: asks for jobs, runs them and sends the results until told
- * to stop. */
-void sotu_dispatch_work(const sotu_dispatch_ops *ops, int rank, ZSTD_CCtx *cctx);
+ * to stop, then takes TAG_END. True when the run goes on with this rank:
+ * *rank and *nranks are its place in the run communicator. False when it
+ * was left out: *exit_status is the run's, and it only ends MPI. */
+bool sotu_dispatch_work(const sotu_dispatch_ops *ops, int *rank, int *nranks, ZSTD_CCtx *cctx,
+                        int *exit_status);
 
-void sotu_dispatch_free(sotu_dispatch *d); /* the queue, jobs and slot; accepts zeroed */
+/* Rank 0, at the very end of a run whose exit status is rc: each left-out
+ * rank that has answered since (its late result is compared and dropped)
+ * is told -1 and TAG_END kind 1 with rc. True when no rank is left out or
+ * every one was released: MPI can then finalize (sotu_mpi_end). Other
+ * ranks: true, nothing done. */
+bool sotu_dispatch_release(sotu_dispatch *d, const sotu_dispatch_ops *ops, int rc);
+
+void sotu_dispatch_free(sotu_dispatch *d); /* accepts zeroed */
 
 /* For ops->run: fills rep's status and, on success, its figures from res;
  * on failure rep->error gets sotu_last_error(). Returns st == SOTU_OK. */
 bool sotu_dispatch_report(sotu_task_report *rep, sotu_status st, const sotu_task_result *res);
+
+/* The timeout in force after n finished jobs of the given durations
+ * (seconds; n may be 0): setting itself when > 0, INFINITY for 0 (never),
+ * and for SOTU_CONFIG_AUTO: INFINITY before the first, then
+ * max(SOTU_TASK_TIMEOUT_FLOOR, SOTU_TASK_TIMEOUT_FACTOR x their median).
+ * durations is reordered. */
+double sotu_dispatch_timeout(double setting, double *durations, int n);
 
 #endif

@@ -50,7 +50,7 @@ static void ev_sum_to_root(const double *in, double *out, int n, int nranks)
         memcpy(out, in, sizeof(double) * (size_t)n);
         return;
     }
-    SOTU_MPI_CHECK(MPI_Reduce(in, out, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD));
+    SOTU_MPI_CHECK(MPI_Reduce(in, out, n, MPI_DOUBLE, MPI_SUM, 0, sotu_mpi_comm()));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -920,7 +920,7 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
                 sotu_mpi_send_bytes(seq_acc, sizeof(double) * (size_t)T * T, 0, TAG_EV_SEQ);
             else if (rank == 0)
                 SOTU_MPI_CHECK(MPI_Recv(seq_acc, T * T, MPI_DOUBLE, nranks - 1, TAG_EV_SEQ,
-                                        MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+                                        sotu_mpi_comm(), MPI_STATUS_IGNORE));
         }
         if (!sotu_mpi_all_ok(&st, nranks, "baselines"))
             goto cleanup;

@@ -15,12 +15,10 @@
 /* True on every rank iff st is OK on every rank. */
 static bool finish_all_ok(sotu_status st, int nranks)
 {
-    int bad = st != SOTU_OK, any = bad;
+    bool bad = st != SOTU_OK;
     if (bad)
         SOTU_ERROR("%s", sotu_last_error());
-    if (nranks > 1)
-        SOTU_MPI_CHECK(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    return !any;
+    return !(nranks > 1 ? sotu_mpi_any(bad) : bad);
 }
 
 sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,

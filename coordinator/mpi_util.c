@@ -6,12 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "coordinator/node.h"
 
 static size_t chunk_limit = SOTU_MPI_CHUNK_MAX;
 static int we_initialised;
+static MPI_Comm run_comm = MPI_COMM_NULL; /* NULL: MPI_COMM_WORLD */
+static bool left_out;
 
 void sotu_mpi_set_chunk_limit(size_t elements)
 {
@@ -125,18 +129,125 @@ void sotu_mpi_finalize(void)
     int fin = 0;
     if (!we_initialised || MPI_Finalized(&fin) != MPI_SUCCESS || fin)
         return;
+    if (run_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&run_comm);
     MPI_Finalize();
     we_initialised = 0;
+}
+
+/* ---- the run communicator ---- */
+
+MPI_Comm sotu_mpi_comm(void)
+{
+    return run_comm == MPI_COMM_NULL ? MPI_COMM_WORLD : run_comm;
+}
+
+bool sotu_mpi_ranks_left_out(void)
+{
+    return left_out;
+}
+
+void sotu_mpi_use_ranks(const int *world_ranks, int n, int *rank, int *nranks)
+{
+    int world = 0;
+    SOTU_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world));
+    if (n < world) {
+        assert(run_comm == MPI_COMM_NULL && n >= 1 && world_ranks[0] == 0);
+        MPI_Group all, live;
+        SOTU_MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &all));
+        SOTU_MPI_CHECK(MPI_Group_incl(all, n, world_ranks, &live));
+        /* Collective over the live group only: the ranks left out may be
+         * stopped. The tag keeps it apart from any other creation. */
+        SOTU_MPI_CHECK(MPI_Comm_create_group(MPI_COMM_WORLD, live, 0x50747, &run_comm));
+        SOTU_MPI_CHECK(MPI_Comm_set_errhandler(run_comm, MPI_ERRORS_RETURN));
+        SOTU_MPI_CHECK(MPI_Group_free(&live));
+        SOTU_MPI_CHECK(MPI_Group_free(&all));
+        left_out = true;
+    }
+    SOTU_MPI_CHECK(MPI_Comm_rank(sotu_mpi_comm(), rank));
+    SOTU_MPI_CHECK(MPI_Comm_size(sotu_mpi_comm(), nranks));
+}
+
+int sotu_mpi_end(int rc, bool released)
+{
+    int world_rank = 0, fin = 0;
+    if (!we_initialised || MPI_Finalized(&fin) != MPI_SUCCESS || fin)
+        return rc;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    int finalize = !left_out || (world_rank == 0 && released);
+    if (left_out)
+        sotu_mpi_bcast_bytes(&finalize, sizeof finalize, 0);
+    if (finalize) {
+        sotu_mpi_finalize();
+        return rc;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    if (world_rank == 0) {
+        /* Open MPI's MPI_Abort ends every rank, the missing ones too, and
+         * mpiexec exits with rc. */
+        MPI_Abort(MPI_COMM_WORLD, rc);
+        abort();
+    }
+    /* Another live rank: rank 0 is about to end the job. */
+    for (;;)
+        pause();
+}
+
+/* ---- waiting without spinning ---- */
+
+void sotu_mpi_wait(MPI_Request *req, MPI_Status *status)
+{
+    sotu_mpi_wait_for(req, status, true);
+}
+
+void sotu_mpi_wait_for(MPI_Request *req, MPI_Status *status, bool warn)
+{
+    long ns = 50000;
+    double start = sotu_now(), warn_at = 600;
+    for (;;) {
+        int done = 0;
+        SOTU_MPI_CHECK(MPI_Test(req, &done, status ? status : MPI_STATUS_IGNORE));
+        if (done)
+            return;
+        nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = ns}, NULL);
+        if (ns < 10000000)
+            ns *= 2;
+        if (warn && sotu_now() - start > warn_at) {
+            /* A rank that stopped outside a task (mpi.task_timeout covers
+             * tasks only) leaves the others waiting here: say so. */
+            SOTU_WARN("waiting for another rank for %.0fs; if one is stopped or hung, end the "
+                      "job and run it again with --resume", sotu_now() - start);
+            warn_at *= 2;
+        }
+    }
+}
+
+void sotu_mpi_barrier(void)
+{
+    MPI_Request req;
+    SOTU_MPI_CHECK(MPI_Ibarrier(sotu_mpi_comm(), &req));
+    sotu_mpi_wait(&req, NULL);
+}
+
+bool sotu_mpi_any(bool flag)
+{
+    int mine = flag, any = 0;
+    MPI_Request req;
+    SOTU_MPI_CHECK(MPI_Iallreduce(&mine, &any, 1, MPI_INT, MPI_MAX, sotu_mpi_comm(), &req));
+    sotu_mpi_wait(&req, NULL);
+    return any != 0;
 }
 
 /* ---- broadcasts ---- */
 
 static void bcast_chunked(char *buf, size_t n, size_t elem, MPI_Datatype type, int root)
 {
+    sotu_mpi_barrier();
     for (size_t off = 0; off < n;) {
         size_t piece = n - off < chunk_limit ? n - off : chunk_limit;
         assert(piece <= INT_MAX);
-        SOTU_MPI_CHECK(MPI_Bcast(buf + off * elem, (int)piece, type, root, MPI_COMM_WORLD));
+        SOTU_MPI_CHECK(MPI_Bcast(buf + off * elem, (int)piece, type, root, sotu_mpi_comm()));
         off += piece;
     }
 }
@@ -181,10 +292,17 @@ static void bytes_type(size_t n, MPI_Datatype *type, int *count, int *derived)
 
 void sotu_mpi_send_bytes(const void *data, size_t n, int dest, int tag)
 {
+    sotu_mpi_send_bytes_on(sotu_mpi_comm(), data, n, dest, tag);
+}
+
+void sotu_mpi_send_bytes_on(MPI_Comm comm, const void *data, size_t n, int dest, int tag)
+{
     MPI_Datatype type;
     int count, derived;
     bytes_type(n, &type, &count, &derived);
-    SOTU_MPI_CHECK(MPI_Send(data, count, type, dest, tag, MPI_COMM_WORLD));
+    MPI_Request req;
+    SOTU_MPI_CHECK(MPI_Isend(data, count, type, dest, tag, comm, &req));
+    sotu_mpi_wait(&req, NULL);
     if (derived)
         SOTU_MPI_CHECK(MPI_Type_free(&type));
 }
@@ -200,8 +318,20 @@ void sotu_mpi_buffer_free(sotu_mpi_buffer *b)
 sotu_status sotu_mpi_recv_any(sotu_mpi_buffer *buf, int source, int tag, int *source_out,
                               int *tag_out)
 {
+    return sotu_mpi_recv_any_on(sotu_mpi_comm(), buf, source, tag, source_out, tag_out);
+}
+
+sotu_status sotu_mpi_recv_any_on(MPI_Comm comm, sotu_mpi_buffer *buf, int source, int tag,
+                                 int *source_out, int *tag_out)
+{
     MPI_Status st;
-    SOTU_MPI_CHECK(MPI_Probe(source, tag, MPI_COMM_WORLD, &st));
+    int found = 0;
+    for (long ns = 50000;; ns = ns < 10000000 ? 2 * ns : ns) {
+        SOTU_MPI_CHECK(MPI_Iprobe(source, tag, comm, &found, &st));
+        if (found)
+            break;
+        nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = ns}, NULL);
+    }
     int count = 0;
     size_t n;
     SOTU_MPI_CHECK(MPI_Get_count(&st, MPI_BYTE, &count));
@@ -226,7 +356,7 @@ sotu_status sotu_mpi_recv_any(sotu_mpi_buffer *buf, int source, int tag, int *so
     int c, derived;
     bytes_type(n, &type, &c, &derived);
     SOTU_MPI_CHECK(
-        MPI_Recv(buf->data, c, type, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        MPI_Recv(buf->data, c, type, st.MPI_SOURCE, st.MPI_TAG, comm, MPI_STATUS_IGNORE));
     if (derived)
         SOTU_MPI_CHECK(MPI_Type_free(&type));
     buf->len = n;
@@ -262,10 +392,10 @@ bool sotu_mpi_all_ok(sotu_status *st, int nranks, const char *what)
 {
     if (nranks == 1)
         return *st == SOTU_OK;
-    int bad = *st != SOTU_OK, any = 0;
+    bool bad = *st != SOTU_OK;
     if (bad)
         SOTU_ERROR("%s: %s", what, sotu_last_error());
-    SOTU_MPI_CHECK(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    bool any = sotu_mpi_any(bad);
     if (any && !bad)
         *st = sotu_error(SOTU_ERR_INTERNAL, "%s failed on another rank (see its message)", what);
     return !any;

@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const int64_t *sort_sizes;
 
@@ -20,7 +21,8 @@ sotu_status sotu_queue_init(sotu_queue *q, int n_tasks, const int64_t *sizes)
     q->state = calloc((size_t)(n_tasks ? n_tasks : 1), sizeof(sotu_task_state));
     q->owner = malloc(sizeof(int) * (size_t)(n_tasks ? n_tasks : 1));
     q->started = calloc((size_t)(n_tasks ? n_tasks : 1), sizeof(double));
-    if (!q->order || !q->state || !q->owner || !q->started) {
+    q->retry = malloc(sizeof(int) * (size_t)(n_tasks ? n_tasks : 1));
+    if (!q->order || !q->state || !q->owner || !q->started || !q->retry) {
         sotu_queue_free(q);
         return sotu_error(SOTU_ERR_NOMEM, "task queue of %d tasks: out of memory", n_tasks);
     }
@@ -42,6 +44,7 @@ void sotu_queue_free(sotu_queue *q)
     free(q->state);
     free(q->owner);
     free(q->started);
+    free(q->retry);
     *q = (sotu_queue){0};
 }
 
@@ -54,6 +57,15 @@ void sotu_queue_mark_done(sotu_queue *q, int t)
 
 int sotu_queue_take(sotu_queue *q, int rank, double now)
 {
+    while (q->n_retry > 0) {
+        int t = q->retry[0];
+        memmove(q->retry, q->retry + 1, sizeof(int) * (size_t)--q->n_retry);
+        if (q->state[t] != SOTU_TASK_RUNNING)
+            continue; /* its first attempt reported meanwhile */
+        q->owner[t] = rank;
+        q->started[t] = now;
+        return t;
+    }
     while (q->next < q->n_tasks) {
         int t = q->order[q->next++];
         if (q->state[t] != SOTU_TASK_PENDING)
@@ -65,6 +77,35 @@ int sotu_queue_take(sotu_queue *q, int rank, double now)
         return t;
     }
     return -1;
+}
+
+void sotu_queue_retry(sotu_queue *q, int t)
+{
+    assert(t >= 0 && t < q->n_tasks && q->state[t] == SOTU_TASK_RUNNING);
+    assert(q->n_retry < q->n_tasks);
+    for (int i = 0; i < q->n_retry; i++)
+        if (q->retry[i] == t)
+            return;
+    q->retry[q->n_retry++] = t;
+}
+
+bool sotu_queue_has_work(const sotu_queue *q)
+{
+    for (int i = 0; i < q->n_retry; i++)
+        if (q->state[q->retry[i]] == SOTU_TASK_RUNNING)
+            return true;
+    for (int i = q->next; i < q->n_tasks; i++)
+        if (q->state[q->order[i]] == SOTU_TASK_PENDING)
+            return true;
+    return false;
+}
+
+void sotu_queue_recover(sotu_queue *q, int t)
+{
+    assert(t >= 0 && t < q->n_tasks && q->state[t] == SOTU_TASK_FAILED);
+    q->state[t] = SOTU_TASK_DONE;
+    q->n_failed--;
+    q->n_done++;
 }
 
 void sotu_queue_finish(sotu_queue *q, int t, bool ok)

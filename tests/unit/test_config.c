@@ -94,7 +94,7 @@ static void test_defaults(void)
     CHECK(c.eval.every == 1 && c.eval.n_baselines == 4 &&
           !strcmp(c.eval.baselines[0], "finetuned") && !strcmp(c.eval.baselines[3], "sequential"));
     CHECK(c.checkpoint.every == 0 && !strcmp(c.output.dir, "runs/quickstart"));
-    CHECK(!c.mpi.coordinator_trains);
+    CHECK(!c.mpi.coordinator_trains && c.mpi.task_timeout == SOTU_CONFIG_AUTO);
     CHECK(c.pretrain.epochs == 10 && c.pretrain.batch_size == 128 && c.pretrain.lr == 1e-3 &&
           c.pretrain.warmup_steps == 200);
     CHECK(!strcmp(c.pretrain.data_dir, "/usr/share/datasets/fashion-mnist"));
@@ -232,6 +232,11 @@ static void test_set_errors(void)
     expect_set_error(&c, "sweep.train.lr=0.1", "list of values");
     expect_set_error(&c, "sweep.train.lr=[0.1, -1]", "sweep.train.lr: expected a number");
     expect_set_error(&c, "sweep=3", "sweep: expected a mapping");
+    expect_set_error(&c, "mpi.task_timeout=-1", "mpi.task_timeout: expected auto or a number in [0");
+    expect_set_error(&c, "mpi.task_timeout=soon", "got \"soon\"");
+    CHECK(sotu_config_set(&c, "mpi.task_timeout=0") == SOTU_OK && c.mpi.task_timeout == 0);
+    CHECK(sotu_config_set(&c, "mpi.task_timeout=auto") == SOTU_OK &&
+          c.mpi.task_timeout == SOTU_CONFIG_AUTO);
     CHECK(c.sotu.n_keep == 1 && c.sotu.keep[0] == 0.3);
 }
 
@@ -265,6 +270,7 @@ static void test_round_trip(void)
         "eval.baselines=[]",
         "output.dir='runs/x y: [z]'",
         "mpi.coordinator_trains=true",
+        "mpi.task_timeout=90.5",
         "pretrain.out=out.h5",
         "sweep.train.lr=[1e-3, 3e-4]",
         "sweep.merge.mode=[sum, mean]",
@@ -305,6 +311,7 @@ static void test_round_trip(void)
     CHECK(!strcmp(d.sotu.value_dtype, "bf16") && !strcmp(d.merge.mode, "disjoint"));
     CHECK(d.merge.scale == 0.7 && d.eval.n_classifiers == 1 && d.eval.n_baselines == 0);
     CHECK(!strcmp(d.output.dir, "runs/x y: [z]") && d.mpi.coordinator_trains);
+    CHECK(d.mpi.task_timeout == 90.5);
     CHECK(!strcmp(d.model.pretrained, "/abs/odd: path #1.h5"));
     CHECK(!strcmp(d.model.arch, "resnet34") && d.model.width == 16 && !d.model.small_input);
     CHECK(!strcmp(d.clr.variant, "clr-full"));
