@@ -166,42 +166,51 @@ static sotu_status read_images(const char *path, const char *split, image_set *i
 static sotu_status write_dataset(hid_t f, const char *name, hid_t type, int rank,
                                  const hsize_t *dims, const void *data, const char *path)
 {
-    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = sotu_h5_dcpl();
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = sotu_h5_dcpl_checked(rank, dims, H5Tget_size(type));
     hid_t d = sp >= 0 && dcpl >= 0 ? H5Dcreate2(f, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)
                                    : H5I_INVALID_HID;
     int ok = d >= 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    char why[256];
+    sotu_status s = ok ? SOTU_OK
+                       : sotu_error(SOTU_ERR_IO, "%s: cannot write %s: %s", path, name,
+                                    sotu_h5_reason(why, sizeof why));
     if (d >= 0)
         H5Dclose(d);
     if (dcpl >= 0)
         H5Pclose(dcpl);
     if (sp >= 0)
         H5Sclose(sp);
-    return ok ? SOTU_OK : sotu_error(SOTU_ERR_IO, "%s: cannot write %s", path, name);
+    return s;
+}
+
+typedef struct {
+    const float *logits; /* [n, K] */
+    const int32_t *pred; /* [n] */
+    int32_t n;
+    int K;
+    const char *const (*attrs)[2]; /* [4] name, value */
+} predictions;
+
+static sotu_status fill_predictions(hid_t f, const void *ctx, const char *path)
+{
+    const predictions *p = ctx;
+    hsize_t dl[2] = {(hsize_t)p->n, (hsize_t)p->K}, dp[1] = {(hsize_t)p->n};
+    sotu_status s = sotu_h5_write_str_attr(f, "format", "sotu-predictions", path);
+    for (int i = 0; i < 4 && s == SOTU_OK; i++)
+        s = sotu_h5_write_str_attr(f, p->attrs[i][0], p->attrs[i][1], path);
+    if (s == SOTU_OK)
+        s = write_dataset(f, "logits", H5T_NATIVE_FLOAT, 2, dl, p->logits, path);
+    if (s == SOTU_OK)
+        s = write_dataset(f, "pred", H5T_NATIVE_INT32, 1, dp, p->pred, path);
+    return s;
 }
 
 static sotu_status write_predictions(const char *path, const float *logits, const int32_t *pred,
                                      int32_t n, int K, const char *const attrs[4][2])
 {
-    char tmp[SOTU_PATH_MAX + 32];
-    sotu_tmp_path(tmp, sizeof tmp, path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return sotu_error(SOTU_ERR_IO, "%s: cannot create", tmp);
-    hsize_t dl[2] = {(hsize_t)n, (hsize_t)K}, dp[1] = {(hsize_t)n};
-    sotu_status s = sotu_h5_write_str_attr(f, "format", "sotu-predictions", path);
-    for (int i = 0; i < 4 && s == SOTU_OK; i++)
-        s = sotu_h5_write_str_attr(f, attrs[i][0], attrs[i][1], path);
-    if (s == SOTU_OK)
-        s = write_dataset(f, "logits", H5T_NATIVE_FLOAT, 2, dl, logits, path);
-    if (s == SOTU_OK)
-        s = write_dataset(f, "pred", H5T_NATIVE_INT32, 1, dp, pred, path);
-    if (H5Fclose(f) < 0 && s == SOTU_OK)
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot close", tmp);
-    if (s != SOTU_OK) {
-        remove(tmp);
-        return s;
-    }
-    return sotu_atomic_commit(tmp, path);
+    predictions p = {logits, pred, n, K, attrs};
+    return sotu_h5_write_file(path, fill_predictions, &p);
 }
 
 /* The model being run: a ViT or a ResNet, behind one forward. */

@@ -41,10 +41,17 @@
  * Strings are variable-length UTF-8 scalars, so h5py returns str. Task names
  * are HDF5 link names: non-empty, without '/', not "." or "..".
  *
- * Writing is atomic: the file is built under a temporary name, flushed,
- * closed, fsynced and renamed over the path. A failed write (disk full, no
- * permission) leaves the previous checkpoint untouched and removes the
- * temporary file.
+ * Every float dataset is one chunk with a Fletcher32 checksum, which
+ * libhdf5 verifies on every read (h5py too): a damaged dataset fails to
+ * read with SOTU_ERR_DATA naming the file and the dataset. Checkpoints
+ * written before checksums were added (contiguous datasets) read the same
+ * way, unverified.
+ *
+ * Writing is atomic (io/h5util.h, sotu_h5_write_file): the file is built in
+ * memory, written under a temporary name, fsynced and renamed over the
+ * path. A failed write (disk full, quota, file-size limit, no permission)
+ * is SOTU_ERR_IO naming the path and strerror, leaves the previous
+ * checkpoint untouched and no temporary file.
  */
 #ifndef SOTU_IO_CHECKPOINT_H
 #define SOTU_IO_CHECKPOINT_H
