@@ -39,6 +39,7 @@
 #include "coordinator/schedule.h"
 #include "coordinator/signals.h"
 #include "coordinator/sweep.h"
+#include "io/fsutil.h"
 #include "io/weights.h"
 #include "worker/finetune.h"
 #include "worker/task.h"
@@ -132,10 +133,15 @@ static bool coord_record(void *ctx, int job, const sotu_task_report *rep, const 
     sotu_task_report r = *rep;
     r.task = t;
     bool ok = false;
-    if (r.status != SOTU_OK)
+    if (r.status != SOTU_OK) {
         sotu_run_fail(run, t, &r);
-    else
-        ok = sotu_run_accept(run, t, msg, n, &r, true) == SOTU_OK;
+    } else {
+        sotu_status st = sotu_run_accept(run, t, msg, n, &r, true);
+        ok = st == SOTU_OK;
+        /* A delta that cannot be stored for lack of space: so would the next. */
+        if (st == SOTU_ERR_IO && sotu_io_out_of_space())
+            sotu_dispatch_halt(&c->d, st);
+    }
     if (ok && run->cfg.checkpoint.every > 0 && ++c->since_checkpoint >= run->cfg.checkpoint.every) {
         c->since_checkpoint = 0;
         sotu_status st = sotu_run_merge(run, 0, c->scratch, NULL);
@@ -463,9 +469,20 @@ int sotu_cmd_train(int argc, char **argv)
     }
     if (!all_ok(st, "train"))
         goto done;
-    /* 0: merge and evaluate; 1: stopped by a signal; 2: array element. */
-    int phase = c.d.stop_signal ? 1 : array_mode ? 2 : 0;
+    /* 0: merge and evaluate; 1: stopped by a signal; 2: array element;
+     * 3: halted, the output disk is full. */
+    int phase = c.d.halted ? 3 : c.d.stop_signal ? 1 : array_mode ? 2 : 0;
     SOTU_MPI_CHECK(MPI_Bcast(&phase, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (phase == 3) {
+        if (rank == 0)
+            fprintf(stderr, "sotu train: %s\nsotu train: stopped: the output has no space left "
+                    "for results; %d of %d tasks are done and kept (their deltas stay valid "
+                    "for --resume), nothing was merged. Free space, then run again with "
+                    "--resume (exit status %d)\n", c.d.halt_reason, c.d.queue.n_done,
+                    c.d.queue.n_tasks, SOTU_EXIT_IO);
+        rc = SOTU_EXIT_IO;
+        goto cleanup;
+    }
     if (phase == 1) {
         if (rank == 0) {
             write_stop_checkpoints(&c, t_start);

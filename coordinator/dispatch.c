@@ -1,5 +1,6 @@
 #include "coordinator/dispatch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,7 +48,7 @@ static void dispatch_record(sotu_dispatch *d, const sotu_dispatch_ops *ops,
  * After a stop signal every answer is -1. */
 static bool dispatch_assign(sotu_dispatch *d, int worker)
 {
-    int q = d->stop_signal ? -1 : sotu_queue_take(&d->queue, worker, sotu_now());
+    int q = d->stop_signal || d->halted ? -1 : sotu_queue_take(&d->queue, worker, sotu_now());
     int32_t msg = q >= 0 ? d->jobs[q] : -1;
     SOTU_MPI_CHECK(MPI_Send(&msg, 1, MPI_INT32_T, worker, TAG_ASSIGN, MPI_COMM_WORLD));
     if (msg >= 0)
@@ -72,6 +73,16 @@ static void dispatch_check_stop(sotu_dispatch *d, const sotu_dispatch_ops *ops)
         ops->stopping(ops->ctx, sig, d->queue.n_running, d->queue.n_done);
 }
 
+void sotu_dispatch_halt(sotu_dispatch *d, sotu_status st)
+{
+    if (d->halted)
+        return;
+    d->halted = st;
+    snprintf(d->halt_reason, sizeof d->halt_reason, "%s", sotu_last_error());
+    SOTU_ERROR("%s: no more tasks are handed out (their results could not be saved); waiting "
+               "for the tasks still running", d->halt_reason);
+}
+
 sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, int nranks,
                                 bool rank0_trains, ZSTD_CCtx *cctx)
 {
@@ -82,7 +93,8 @@ sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, 
     sotu_progress_update(&d->progress, d->queue.n_done, NULL);
     for (;;) {
         dispatch_check_stop(d, ops);
-        bool local = rank0_trains && !d->stop_signal && d->queue.next < d->queue.n_tasks;
+        bool local = rank0_trains && !d->stop_signal && !d->halted &&
+                     d->queue.next < d->queue.n_tasks;
         if (active == 0 && !local)
             break;
         if (d->stop_signal && d->queue.n_running > 0 && sotu_now() > d->stop_deadline) {

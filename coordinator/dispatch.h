@@ -11,7 +11,9 @@
  *
  * Stop signals (coordinator/signals.h): the coordinator answers requests
  * with -1 and waits for running jobs up to the grace period; if they do not
- * finish, `abandoned` is set and the caller writes what is done.
+ * finish, `abandoned` is set and the caller writes what is done. A halt
+ * (sotu_dispatch_halt, a full output disk) also answers -1, and waits for
+ * the running jobs without a deadline.
  *
  * What a job is, how it runs and how its result is recorded belong to the
  * method (sotu_dispatch_ops); this file only moves jobs and bytes.
@@ -54,7 +56,15 @@ typedef struct {
     int stop_signal;     /* the signal that stopped the hand-out, 0 none */
     double stop_deadline;
     bool abandoned;      /* jobs were still running when the grace period ended */
+    sotu_status halted;  /* set by sotu_dispatch_halt: no more hand-outs */
+    char halt_reason[1024];
 } sotu_dispatch;
+
+/* Rank 0, from ops->record: stops the hand-out for good (the output disk is
+ * full: every further result would be lost). Requests are answered with
+ * -1, running jobs end and are recorded, then sotu_dispatch_serve returns;
+ * the caller reports halted (reason: sotu_last_error() at the call). */
+void sotu_dispatch_halt(sotu_dispatch *d, sotu_status st);
 
 /* Rank 0: serves workers until every one has been told to stop; with
  * rank0_trains runs jobs here between messages. Polls (MPI_Iprobe, then a

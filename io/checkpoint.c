@@ -198,6 +198,8 @@ static sotu_status write_task(hid_t tasks, hid_t heads, const char *path,
         s = write_typed_attr(g, "bytes", H5T_STD_I64LE, H5T_NATIVE_INT64, &t->bytes, path, obj);
     if (s == SOTU_OK)
         s = sotu_h5_write_str_attr(g, "status", t->failed ? "failed" : "ok", path);
+    if (s == SOTU_OK && t->class_names && t->classes > 0)
+        s = sotu_h5_write_str_array_attr(g, "class_names", t->class_names, t->classes, path);
     H5Gclose(g);
     if (s != SOTU_OK || !t->head_weight)
         return s;
@@ -368,6 +370,7 @@ void sotu_checkpoint_info_free(sotu_checkpoint_info *info)
         for (int i = 0; i < info->n_tasks; i++) {
             free(info->tasks[i].head_weight);
             free(info->tasks[i].head_bias);
+            free(info->tasks[i].class_names);
         }
     free(info->tasks);
     free(info->cosine);
@@ -620,6 +623,14 @@ static sotu_status read_task(hid_t tasks, hid_t heads, const char *name, const c
     if (s == SOTU_OK && strcmp(status, "ok") && strcmp(status, "failed"))
         s = sotu_error(SOTU_ERR_DATA, "%s: %s status '%s', expected 'ok' or 'failed'", path, obj,
                        status);
+    if (s == SOTU_OK && t->classes > 0 && sotu_h5_has_attr(g, "class_names")) {
+        t->class_names = calloc((size_t)t->classes, sizeof *t->class_names);
+        if (!t->class_names)
+            s = sotu_error(SOTU_ERR_NOMEM, "%s: %s: %d class names", path, obj, t->classes);
+        else
+            s = sotu_h5_read_str_array_attr(g, "class_names", t->classes, t->class_names[0],
+                                            sizeof t->class_names[0], path);
+    }
     H5Gclose(g);
     if (s != SOTU_OK)
         return s;

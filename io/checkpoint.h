@@ -28,7 +28,9 @@
  *                              train_seconds, finetuned_acc (doubles, NaN
  *                              when not measured), seed (uint64), epochs
  *                              (int32), kept_values, bytes (int64), status
- *                              ("ok" | "failed")
+ *                              ("ok" | "failed"), and class_names (1-D
+ *                              string array of `classes` names, from the
+ *                              task file; absent in older checkpoints)
  *   /merge/cosine              float64 [T, T], cosine of the masked deltas
  *                              (by task index); attrs collision_rate (double),
  *                              mode ("sum" | "mean" | "disjoint"), scale
@@ -85,6 +87,7 @@ typedef struct {
     bool failed;               /* status "failed"; its head may be NULL */
     const float *head_weight;  /* [K_t, D] or NULL (no /heads/<task>) */
     const float *head_bias;    /* [K_t], NULL exactly when head_weight is */
+    const char *const *class_names; /* [K_t], NULL: not recorded */
 } sotu_checkpoint_task;
 
 typedef struct {
@@ -137,6 +140,7 @@ typedef struct {
     bool failed;
     float *head_weight;               /* [classes, D], NULL if the file has no head */
     float *head_bias;                 /* [classes] */
+    char (*class_names)[SOTU_CHECKPOINT_NAME_MAX]; /* [classes], NULL if not recorded */
 } sotu_checkpoint_task_info;
 
 typedef struct {

@@ -341,6 +341,35 @@ sotu_status sotu_taskset_read(const char *path, sotu_taskset *t)
     return read_task_file(f, path, t);
 }
 
+sotu_status sotu_taskset_read_class_names(const char *path, int classes,
+                                          char (**names)[SOTU_TASK_NAME_MAX])
+{
+    *names = NULL;
+    hid_t f;
+    sotu_status s = sotu_h5_open_read(path, &f);
+    if (s != SOTU_OK)
+        return s;
+    int64_t have = 0;
+    char (*n)[SOTU_TASK_NAME_MAX] = NULL;
+    if ((s = sotu_h5_read_int_attr(f, "classes", &have, path)) == SOTU_OK && have != classes)
+        s = sotu_error(SOTU_ERR_DATA, "%s: attribute classes is %lld, expected %d", path,
+                       (long long)have, classes);
+    if (s == SOTU_OK && !(n = calloc((size_t)classes + 1, sizeof *n)))
+        s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot allocate %d class names", path, classes);
+    if (s == SOTU_OK && sotu_h5_has_attr(f, "class_names"))
+        s = sotu_h5_read_str_array_attr(f, "class_names", classes, n[0], sizeof n[0], path);
+    else
+        for (int i = 0; s == SOTU_OK && i < classes; i++)
+            snprintf(n[i], sizeof n[i], "%d", i);
+    H5Fclose(f);
+    if (s != SOTU_OK) {
+        free(n);
+        return s;
+    }
+    *names = n;
+    return SOTU_OK;
+}
+
 sotu_status sotu_taskset_read_image(const void *buf, size_t size, const char *what,
                                     sotu_taskset *t)
 {
