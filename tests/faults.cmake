@@ -4,3 +4,13 @@
 sotu_add_test(test_faults SOURCES unit/test_faults.c LABELS unit TIMEOUT 60)
 sotu_add_script_test(faults_train COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/faults/faults_train.sh
                      LABELS mpi TIMEOUT 400)
+# The real `sotu train` and the other writing commands on a full tmpfs (root)
+# and under a file-size limit (ulimit -f): exit 4 naming the file and
+# strerror, no crash, previous files intact, no temporary file; exit 77
+# (skipped) where neither is possible.
+sotu_add_script_test(disk_full_train COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/disk_full_train.sh
+                     LABELS mpi TIMEOUT 600)
+set_tests_properties(disk_full_train PROPERTIES SKIP_RETURN_CODE 77)
+sotu_add_script_test(disk_full_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/disk_full_cli.sh
+                     LABELS unit TIMEOUT 600)
+set_tests_properties(disk_full_cli PROPERTIES SKIP_RETURN_CODE 77)
