@@ -188,7 +188,8 @@ int sotu_cmd_eval(int argc, char **argv)
     /* --out DIR: the files written there (checkpoint.h5 only for CLR). */
     static const char *const outputs[] = {"summary.csv", "report.md", "report.html",
                                           "checkpoint.h5"};
-    for (int i = 0; out && i < 4; i++) {
+    int n_outputs = clr_checkpoint_detect(ckpt) ? 4 : 3;
+    for (int i = 0; out && i < n_outputs; i++) {
         char path[SOTU_PATH_MAX];
         const char *inputs[] = {ckpt, tasks};
         sotu_path_join(path, sizeof path, out, outputs[i]);

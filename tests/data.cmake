@@ -15,3 +15,6 @@ sotu_add_script_test(cli_data_bad_input COMMAND bash ${_data_sh}/cli_bad_input.s
 sotu_add_script_test(cli_inspect COMMAND bash ${_data_sh}/cli_inspect.sh LABELS unit TIMEOUT 120)
 sotu_add_script_test(cli_data_fmnist53 COMMAND bash ${_data_sh}/cli_fmnist53.sh
                      LABELS slow TIMEOUT 180)
+# Output commands refuse an output that is an input and an existing output
+# without --force; export/predict need --task on a run checkpoint with heads.
+sotu_add_script_test(cli_outputs COMMAND bash ${_data_sh}/cli_outputs.sh LABELS unit TIMEOUT 300)
