@@ -14,3 +14,7 @@ set_tests_properties(disk_full_train PROPERTIES SKIP_RETURN_CODE 77)
 sotu_add_script_test(disk_full_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/disk_full_cli.sh
                      LABELS unit TIMEOUT 600)
 set_tests_properties(disk_full_cli PROPERTIES SKIP_RETURN_CODE 77)
+# Fletcher32 checksums in every weights file and checkpoint; a flipped bit is
+# exit 3 naming the dataset in eval, export, predict, inspect and train.
+sotu_add_script_test(checksums COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/checksums.sh
+                     LABELS unit TIMEOUT 300)
