@@ -64,7 +64,10 @@ static void train_usage(FILE *f)
             "--shard-count N   split each group's tasks over N array elements (default 1)\n"
             "--array-size      print the number of array elements (groups x shards) and exit\n"
             "Exit status 75: stopped by SIGTERM/SIGUSR1 with the finished tasks saved; run\n"
-            "again with --resume (slurm/sotu.sbatch requeues the job).\n");
+            "again with --resume (slurm/sotu.sbatch requeues the job).\n"
+            "Exit status 4: a delta or the checkpoint could not be written (full disk,\n"
+            "quota, file-size limit; the message names the file). A full disk stops the\n"
+            "hand-out of tasks; the deltas stored so far stay valid for --resume.\n");
 }
 
 /* True on every rank iff st is OK on every rank. A failing rank prints its
