@@ -301,11 +301,11 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool array_mode, int ran
         SOTU_MPI_CHECK(MPI_Bcast(&stopped, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (stopped < 0) {
         if (rank == 0)
-            fprintf(stderr, "sotu train: %s\nsotu train: stopped: the output takes no more results "
-                    "(full disk, quota or file-size limit); %d of %d jobs are done and kept (their modules stay valid "
-                    "for --resume), nothing was evaluated. Free space, then run again with "
-                    "--resume (exit status %d)\n", c.d.halt_reason, c.d.queue.n_done,
-                    c.d.queue.n_tasks, SOTU_EXIT_IO);
+            fprintf(stderr, "sotu train: %s\nsotu train: stopped: the output takes no more "
+                    "results (full disk, quota or file-size limit); %d of %d jobs are done and "
+                    "kept (their modules stay valid for --resume), nothing was evaluated. Free "
+                    "space, then run again with --resume (exit status %d)\n", c.d.halt_reason,
+                    c.d.queue.n_done, c.d.queue.n_tasks, SOTU_EXIT_IO);
         rc = SOTU_EXIT_IO;
         goto cleanup;
     }

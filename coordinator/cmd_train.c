@@ -478,11 +478,11 @@ int sotu_cmd_train(int argc, char **argv)
     SOTU_MPI_CHECK(MPI_Bcast(&phase, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (phase == 3) {
         if (rank == 0)
-            fprintf(stderr, "sotu train: %s\nsotu train: stopped: the output takes no more results "
-                    "(full disk, quota or file-size limit); %d of %d tasks are done and kept (their deltas stay valid "
-                    "for --resume), nothing was merged. Free space, then run again with "
-                    "--resume (exit status %d)\n", c.d.halt_reason, c.d.queue.n_done,
-                    c.d.queue.n_tasks, SOTU_EXIT_IO);
+            fprintf(stderr, "sotu train: %s\nsotu train: stopped: the output takes no more "
+                    "results (full disk, quota or file-size limit); %d of %d tasks are done and "
+                    "kept (their deltas stay valid for --resume), nothing was merged. Free "
+                    "space, then run again with --resume (exit status %d)\n", c.d.halt_reason,
+                    c.d.queue.n_done, c.d.queue.n_tasks, SOTU_EXIT_IO);
         rc = SOTU_EXIT_IO;
         goto cleanup;
     }

@@ -328,11 +328,16 @@ hid_t sotu_h5_dcpl_checked(int ndim, const hsize_t *dims, size_t elem)
     return p;
 }
 
+typedef struct {
+    char *buf;
+    size_t cap;
+} reason_buf;
+
 /* Keeps the innermost (last, walking downward) message of the stack. */
 static herr_t keep_last_message(unsigned n, const H5E_error2_t *e, void *data)
 {
-    char **buf = data;
-    snprintf(buf[0], (size_t)(uintptr_t)buf[1], "%s", e->desc ? e->desc : "");
+    reason_buf *r = data;
+    snprintf(r->buf, r->cap, "%s", e->desc ? e->desc : "");
     return 0;
 }
 
@@ -341,8 +346,8 @@ const char *sotu_h5_reason(char *buf, size_t cap)
     if (cap == 0)
         return buf;
     buf[0] = '\0';
-    char *ctx[2] = {buf, (char *)(uintptr_t)cap};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_last_message, ctx);
+    reason_buf r = {buf, cap};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_last_message, &r);
     /* A failed POSIX call reads "file write failed: time = ..., errno = 28,
      * error message = 'No space left on device', ...": keep the message. */
     const char *m = strstr(buf, "error message = '");
