@@ -11,6 +11,8 @@ sotu_add_script_test(faults_train COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/faults/fau
 sotu_add_script_test(disk_full_train COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/disk_full_train.sh
                      LABELS mpi TIMEOUT 600)
 set_tests_properties(disk_full_train PROPERTIES SKIP_RETURN_CODE 77)
+set_property(TEST disk_full_train APPEND PROPERTY ENVIRONMENT
+             "CLR_TASK_BIN=$<TARGET_FILE:test_clr_task>")
 sotu_add_script_test(disk_full_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults/disk_full_cli.sh
                      LABELS unit TIMEOUT 600)
 set_tests_properties(disk_full_cli PROPERTIES SKIP_RETURN_CODE 77)

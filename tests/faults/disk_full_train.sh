@@ -12,7 +12,9 @@
 #    stops handing out tasks ("no more tasks are handed out"), the running
 #    ones end, exit 4 naming the .sotud; the deltas on disk are kept and
 #    --resume (after the disk is grown) keeps exactly them and finishes;
-#  - deltas under a file-size limit with mpiexec -n 3: same, "File too large".
+#  - deltas under a file-size limit with mpiexec -n 3: same, "File too large";
+#  - method clr (CLR_TASK_BIN makes its backbone): modules on a full tmpfs
+#    stop the hand-out the same way.
 # Skips (exit 77) when neither a tmpfs mount nor a file-size limit works.
 set -euo pipefail
 : "${SOTU_BIN:?}" "${SOTU_SOURCE_DIR:?}" "${SOTU_PYTHON:=/usr/bin/python3}"
@@ -82,6 +84,23 @@ if [[ $mounts == yes ]]; then
   grep -q "resume: $kept of 5 tasks" "$work/d2.err" || { cat "$work/d2.err"; fail "--resume did not keep the $kept deltas"; }
   [[ -s $work/m2/run/checkpoint.h5 ]] || fail "--resume wrote no checkpoint"
   echo "ok: delta on a full tmpfs under mpiexec -n 3: hand-out stopped ($((started)) of 5 started), exit 4; --resume keeps the $kept deltas"
+
+  # method: clr, whose modules do not fit: the same stop (coordinator/clr_train.c).
+  if [[ -n ${CLR_TASK_BIN:-} ]]; then
+    "$CLR_TASK_BIN" --backbone "$work/resnet.h5" 4 28 10 > /dev/null
+    small_fs "$work/m3" 24k
+    rc=0
+    "${mpi[@]}" "$SOTU_BIN" train "$cfg" --set method=clr --set "model.pretrained=$work/resnet.h5" \
+      --set "data.manifest=$work/tasks/manifest.yaml" --set train.epochs=1 \
+      --set train.batch_size=16 --set train.max_steps=2 --set train.threads=1 \
+      --set train.warmup_steps=1 --set "eval.baselines=[]" --set "output.dir=$work/m3/run" \
+      > "$work/c.out" 2> "$work/c.err" || rc=$?
+    expect_io_error "CLR module on a full disk (mpiexec)" $rc "$work/c.err" "$work/m3/run/modules/" \
+      "No space left on device"
+    grep -q "no more tasks are handed out" "$work/c.err" || fail "CLR: the hand-out did not stop"
+    no_tmp_files "$work/m3"
+    echo "ok: CLR modules on a full tmpfs under mpiexec -n 3: hand-out stopped, exit 4"
+  fi
 else
   echo "note: cannot mount a tmpfs (not root?): the full-disk cases run under a file-size limit only"
 fi
