@@ -6,12 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "coordinator/mpi_util.h"
 #include "coordinator/report.h"
-#include "io/fsutil.h"
 #include "io/h5util.h"
 #include "io/weights.h"
 #include "worker/finetune.h"
@@ -400,35 +398,24 @@ static sotu_status write_body(hid_t f, const clr_run *run, const double *acc,
     return st;
 }
 
+typedef struct {
+    const clr_run *run;
+    const double *acc;
+    const sotu_eval_report *rep;
+    const clr_cost *cost;
+} clr_checkpoint_content;
+
+static sotu_status fill_checkpoint(hid_t f, const void *ctx, const char *path)
+{
+    const clr_checkpoint_content *c = ctx;
+    return write_body(f, c->run, c->acc, c->rep, c->cost, path);
+}
+
 sotu_status clr_write_checkpoint(const clr_run *run, const char *path, const double *acc,
                                  const sotu_eval_report *rep, const clr_cost *cost)
 {
-    sotu_h5_quiet();
-    if (!path)
-        path = run->checkpoint_path;
-    char tmp[SOTU_PATH_MAX + 64];
-    sotu_tmp_path(tmp, sizeof tmp, path);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    /* STRONG: closing the file also closes anything left open on an error path. */
-    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
-        if (fapl >= 0)
-            H5Pclose(fapl);
-        return sotu_error(SOTU_ERR_IO, "%s: cannot set up HDF5 file access", path);
-    }
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    if (f < 0)
-        return sotu_error(SOTU_ERR_IO, "%s: cannot create temporary file %s", path, tmp);
-    sotu_status st = write_body(f, run, acc, rep, cost, path);
-    if (st == SOTU_OK && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
-        st = sotu_error(SOTU_ERR_IO, "%s: flushing %s failed (disk full?)", path, tmp);
-    if (H5Fclose(f) < 0 && st == SOTU_OK)
-        st = sotu_error(SOTU_ERR_IO, "%s: closing %s failed (disk full?)", path, tmp);
-    if (st != SOTU_OK) {
-        unlink(tmp);
-        return st;
-    }
-    return sotu_atomic_commit(tmp, path);
+    clr_checkpoint_content c = {run, acc, rep, cost};
+    return sotu_h5_write_file(path ? path : run->checkpoint_path, fill_checkpoint, &c);
 }
 
 /* ------------------------------------------------------------------------ */

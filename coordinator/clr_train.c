@@ -13,6 +13,7 @@
 #include "coordinator/mpi_util.h"
 #include "coordinator/signals.h"
 #include "io/dirlock.h"
+#include "io/fsutil.h"
 #include "io/weights.h"
 #include "worker/resnet_io.h"
 
@@ -68,7 +69,11 @@ static bool clr_job_record(void *ctx, int job, const sotu_task_report *rep, cons
         clr_run_fail(c->run, kind, t, &r);
         return false;
     }
-    return clr_run_accept(c->run, kind, t, msg, n, &r, true) == SOTU_OK;
+    sotu_status st = clr_run_accept(c->run, kind, t, msg, n, &r, true);
+    /* A module that cannot be stored for lack of space: so would the next. */
+    if (st == SOTU_ERR_IO && sotu_io_out_of_space())
+        sotu_dispatch_halt(&c->d, st);
+    return st == SOTU_OK;
 }
 
 static void clr_job_name(void *ctx, int job, char *dst, size_t cap)
@@ -337,9 +342,19 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bo
     /* From here on the collectives run over the live ranks. */
     if (!sotu_mpi_all_ok(&st, nranks, "train"))
         goto done;
-    int stopped = c.d.stop_signal;
+    int stopped = c.d.halted ? -1 : c.d.stop_signal;
     if (nranks > 1)
         sotu_mpi_bcast_bytes(&stopped, sizeof stopped, 0);
+    if (stopped < 0) {
+        if (rank == 0)
+            fprintf(stderr, "sotu train: %s\nsotu train: stopped: the output takes no more "
+                    "results (full disk, quota or file-size limit); %d of %d jobs are done and "
+                    "kept (their modules stay valid for --resume), nothing was evaluated. Free "
+                    "space, then run again with --resume (exit status %d)\n", c.d.halt_reason,
+                    c.d.queue.n_done, c.d.queue.n_tasks, SOTU_EXIT_IO);
+        rc = SOTU_EXIT_IO;
+        goto cleanup;
+    }
     if (stopped) {
         if (rank == 0)
             write_stop_checkpoint(&c, stopped, t_start);

@@ -3,6 +3,7 @@
  * partial file behind. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,7 @@ static void fmnist_usage(FILE *f)
 {
     fprintf(f,
             "usage: sotu data fmnist --preset fmnist5|fmnist53 --out DIR [--data-dir D]\n"
-            "                        [--train N] [--test M] [--seed S]\n\n"
+            "                        [--train N] [--test M] [--seed S] [--force]\n\n"
             "Builds a task stream from the Fashion-MNIST IDX files: DIR/tNN.h5 per task and\n"
             "DIR/manifest.yaml (written last). The same options give the same bytes.\n\n"
             "  --preset P     fmnist5: 5 tasks, class pairs 0/1 .. 8/9, one transform each\n"
@@ -81,8 +82,39 @@ static void fmnist_usage(FILE *f)
             "  --train N      training images per task (default %d)\n"
             "  --test M       test images per task (default %d)\n"
             "  --seed S       seed of the class subsets, sampling and permutations (default 0)\n"
-            "\nexit codes: 0 ok, 2 usage, 3 bad input data, 4 I/O error\n",
+            "  --force        replace task files and the manifest already in DIR\n"
+            "\nexit codes: 0 ok, 2 usage (also: an output file exists), 3 bad input data,\n"
+            "4 I/O error\n",
             SOTU_FMNIST_DEFAULT_DIR, SOTU_FMNIST_DEFAULT_TRAIN, SOTU_FMNIST_DEFAULT_TEST);
+}
+
+/* Every file data fmnist would write (DIR/tNN.h5 of the preset, then
+ * DIR/manifest.yaml) against the output check, with the IDX files as the
+ * inputs. */
+static sotu_status fmnist_check_outputs(const sotu_fmnist_options *o, bool force)
+{
+    static const char *const idx_names[4] = {
+        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+    const char *dir = o->data_dir ? o->data_dir : SOTU_FMNIST_DEFAULT_DIR;
+    char in[4][SOTU_PATH_MAX], out[SOTU_PATH_MAX];
+    const char *inputs[4];
+    for (int i = 0; i < 4; i++) {
+        sotu_path_join(in[i], sizeof in[i], dir, idx_names[i]);
+        inputs[i] = in[i];
+    }
+    int n = sotu_fmnist_plan(o->preset, o->seed, NULL, 0);
+    sotu_fmnist_task_plan *plan = calloc((size_t)n + 1, sizeof *plan);
+    if (!plan)
+        return sotu_error(SOTU_ERR_NOMEM, "task plan of %s", o->preset);
+    sotu_fmnist_plan(o->preset, o->seed, plan, n);
+    sotu_status s = SOTU_OK;
+    for (int t = 0; t <= n && s == SOTU_OK; t++) {
+        sotu_path_join(out, sizeof out, o->out_dir, t < n ? plan[t].file : "manifest.yaml");
+        s = sotu_output_check(out, inputs, 4, force);
+    }
+    free(plan);
+    return s;
 }
 
 static int data_fmnist(int argc, char **argv)
@@ -90,6 +122,7 @@ static int data_fmnist(int argc, char **argv)
     const char *cmd = "data fmnist";
     sotu_fmnist_options o = {0};
     sotu_status s = SOTU_OK;
+    bool force = false;
     for (int i = 1; i < argc && s == SOTU_OK; i++) {
         const char *v = NULL;
         int r;
@@ -97,7 +130,9 @@ static int data_fmnist(int argc, char **argv)
             fmnist_usage(stdout);
             return SOTU_EXIT_OK;
         }
-        if ((r = option(argc, argv, &i, "--preset", &v)) != 0)
+        if (!strcmp(argv[i], "--force"))
+            force = true, r = 1;
+        else if ((r = option(argc, argv, &i, "--preset", &v)) != 0)
             o.preset = v;
         else if ((r = option(argc, argv, &i, "--out", &v)) != 0)
             o.out_dir = v;
@@ -121,6 +156,8 @@ static int data_fmnist(int argc, char **argv)
     if (s == SOTU_OK && sotu_fmnist_plan(o.preset, 0, NULL, 0) == 0)
         s = sotu_error(SOTU_ERR_USAGE, "--preset '%s': expected fmnist5 or fmnist53", o.preset);
     if (s == SOTU_OK)
+        s = fmnist_check_outputs(&o, force);
+    if (s == SOTU_OK)
         s = sotu_fmnist_build(&o);
     return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail(cmd, s);
 }
@@ -134,11 +171,13 @@ static void import_idx_usage(FILE *f)
     fprintf(f,
             "usage: sotu data import-idx --images X.gz --labels Y.gz --test-images X.gz\n"
             "                            --test-labels Y.gz --out TASK.h5 [--name N]\n"
-            "                            [--class-names a,b,...]\n\n"
+            "                            [--class-names a,b,...] [--force]\n\n"
             "Writes one task file from four IDX files (gzip or plain): uint8 images\n"
             "[N,rows,cols] become [N,rows,cols,1], labels become int32. classes is the\n"
-            "largest label + 1 (or the number of --class-names).\n"
-            "\nexit codes: 0 ok, 2 usage, 3 bad input data, 4 I/O error\n");
+            "largest label + 1 (or the number of --class-names). --force replaces TASK.h5\n"
+            "if it exists (never one of the inputs).\n"
+            "\nexit codes: 0 ok, 2 usage (also: TASK.h5 exists, or is an input), 3 bad input\n"
+            "data, 4 I/O error\n");
 }
 
 /* Splits a comma-separated list into names; returns the count. */
@@ -262,6 +301,7 @@ static int data_import_idx(int argc, char **argv)
     const char *paths[4] = {NULL, NULL, NULL, NULL}, *out = NULL, *name = NULL, *classes = NULL;
     static const char *const opts[4] = {"--images", "--labels", "--test-images", "--test-labels"};
     sotu_status s = SOTU_OK;
+    bool force = false;
     for (int i = 1; i < argc && s == SOTU_OK; i++) {
         const char *v = NULL;
         int r = 0;
@@ -269,6 +309,8 @@ static int data_import_idx(int argc, char **argv)
             import_idx_usage(stdout);
             return SOTU_EXIT_OK;
         }
+        if (!strcmp(argv[i], "--force"))
+            force = true, r = 1;
         for (int k = 0; k < 4 && r == 0; k++)
             if ((r = option(argc, argv, &i, opts[k], &v)) > 0)
                 paths[k] = v;
@@ -291,6 +333,8 @@ static int data_import_idx(int argc, char **argv)
     if (s == SOTU_OK && name && (!name[0] || strlen(name) >= SOTU_TASK_NAME_MAX))
         s = sotu_error(SOTU_ERR_USAGE, "--name must have 1..%d characters",
                        SOTU_TASK_NAME_MAX - 1);
+    if (s == SOTU_OK)
+        s = sotu_output_check(out, paths, 4, force);
     if (s == SOTU_OK)
         s = import_idx(paths, out, name, classes);
     return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail(cmd, s);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,7 @@ static void import_images_usage(FILE *f)
     fprintf(f,
             "usage: sotu data import-images ROOT --out TASK.h5 --size S [--channels 1|3]\n"
             "                               [--split-ratio R] [--seed N] [--on-bad skip|fail]\n"
-            "                               [--name NAME]\n\n"
+            "                               [--name NAME] [--force]\n\n"
             "Builds one task file from a folder of class folders of PNG/JPEG images:\n"
             "  ROOT/<class>/<image>                 split per class by --split-ratio, or\n"
             "  ROOT/train/<class>/<image> + ROOT/test/<class>/<image>   as given.\n"
@@ -75,7 +76,8 @@ static void import_images_usage(FILE *f)
             "  --on-bad MODE     an unreadable image is reported by path and skipped\n"
             "                    (skip, the default) or ends the import with exit 3 (fail)\n"
             "  --name NAME       task name (default: ROOT's base name)\n"
-            "\nexit codes: 0 ok, 2 usage, 3 bad input data, 4 I/O error\n");
+            "  --force           replace TASK.h5 if it exists\n"
+            "\nexit codes: 0 ok, 2 usage (also: TASK.h5 exists), 3 bad input data, 4 I/O error\n");
 }
 
 int sotu_data_import_images(int argc, char **argv)
@@ -86,6 +88,7 @@ int sotu_data_import_images(int argc, char **argv)
     o.test_ratio = 0.2;
     o.skip_bad = true;
     const char *out = NULL, *ratio = NULL;
+    bool force = false;
     sotu_status s = SOTU_OK;
     for (int i = 1; i < argc && s == SOTU_OK; i++) {
         const char *v = NULL;
@@ -94,7 +97,9 @@ int sotu_data_import_images(int argc, char **argv)
             import_images_usage(stdout);
             return SOTU_EXIT_OK;
         }
-        if (take(argc, argv, &i, "--out", &v, &s)) {
+        if (!strcmp(argv[i], "--force")) {
+            force = true;
+        } else if (take(argc, argv, &i, "--out", &v, &s)) {
             out = v;
         } else if (take(argc, argv, &i, "--size", &v, &s)) {
             if (s == SOTU_OK && (s = parse_long("--size", v, 1, SOTU_TASK_MAX_SIDE, &x)) == SOTU_OK)
@@ -139,6 +144,8 @@ int sotu_data_import_images(int argc, char **argv)
     if (s == SOTU_OK && !o.size)
         s = sotu_error(SOTU_ERR_USAGE, "--size S is required (e.g. 224 for timm's ViT-B/16, "
                        "28 for the quick start's model)");
+    if (s == SOTU_OK)
+        s = sotu_output_check(out, NULL, 0, force);
     if (s != SOTU_OK)
         return sotu_cmd_fail(cmd, s);
 
@@ -170,12 +177,14 @@ int sotu_data_import_images(int argc, char **argv)
 static void manifest_usage(FILE *f)
 {
     fprintf(f,
-            "usage: sotu data manifest DIR [--out MANIFEST.yaml] [--name NAME]\n\n"
+            "usage: sotu data manifest DIR [--out MANIFEST.yaml] [--name NAME] [--force]\n\n"
             "Writes a task manifest listing every task file (*.h5 with format sotu-task, or\n"
             "with /train and /test groups) in DIR, in file-name order, with each task's\n"
             "name, classes and image counts. The default output is DIR/manifest.yaml and\n"
             "the default name DIR's base name. Other HDF5 files are skipped with a note.\n"
-            "\nexit codes: 0 ok, 2 usage, 3 bad task file, 4 I/O error\n");
+            "--force replaces an existing manifest (never one of the task files).\n"
+            "\nexit codes: 0 ok, 2 usage (also: the manifest exists), 3 bad task file,\n"
+            "4 I/O error\n");
 }
 
 static sotu_status dataset_length(hid_t f, const char *name, const char *path, int64_t *n)
@@ -243,7 +252,8 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static sotu_status build_manifest(const char *dir, const char *out, const char *name)
+static sotu_status build_manifest(const char *dir, const char *out, const char *name,
+                                  bool force)
 {
     sotu_manifest m = {0};
     char **files = NULL;
@@ -312,6 +322,14 @@ static sotu_status build_manifest(const char *dir, const char *out, const char *
                        SOTU_TASK_FORMAT);
         goto cleanup;
     }
+    for (int i = 0; i < m.n_tasks && s == SOTU_OK; i++) {
+        const char *input = m.tasks[i].path;
+        s = sotu_output_check(out, &input, 1, true);
+    }
+    if (s == SOTU_OK)
+        s = sotu_output_check(out, NULL, 0, force);
+    if (s != SOTU_OK)
+        goto cleanup;
     if (name) {
         snprintf(m.name, sizeof m.name, "%s", name);
     } else {
@@ -338,6 +356,7 @@ cleanup:
 int sotu_data_manifest(int argc, char **argv)
 {
     const char *cmd = "data manifest", *dir = NULL, *out = NULL, *name = NULL;
+    bool force = false;
     sotu_status s = SOTU_OK;
     for (int i = 1; i < argc && s == SOTU_OK; i++) {
         const char *v = NULL;
@@ -345,7 +364,9 @@ int sotu_data_manifest(int argc, char **argv)
             manifest_usage(stdout);
             return SOTU_EXIT_OK;
         }
-        if (take(argc, argv, &i, "--out", &v, &s))
+        if (!strcmp(argv[i], "--force"))
+            force = true;
+        else if (take(argc, argv, &i, "--out", &v, &s))
             out = v;
         else if (take(argc, argv, &i, "--name", &v, &s))
             name = v;
@@ -366,6 +387,6 @@ int sotu_data_manifest(int argc, char **argv)
         sotu_path_join(path, sizeof path, dir, "manifest.yaml");
         out = path;
     }
-    s = build_manifest(dir, out, name);
+    s = build_manifest(dir, out, name, force);
     return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail(cmd, s);
 }

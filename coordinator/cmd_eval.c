@@ -15,6 +15,7 @@
  */
 #include <getopt.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,7 +34,8 @@
 
 static void eval_usage(FILE *f)
 {
-    fprintf(f, "usage: [mpiexec -n N] sotu eval CKPT --tasks MANIFEST [--out DIR] [--set k=v ...]\n"
+    fprintf(f, "usage: [mpiexec -n N] sotu eval CKPT --tasks MANIFEST [--out DIR [--force]]\n"
+               "                               [--set k=v ...]\n"
                "Evaluates the merged model of CKPT on the tasks of MANIFEST: each task's head\n"
                "(task-incremental), NCM and ridge over all tasks' classes (class-incremental),\n"
                "at the checkpoint's keep and at every keep stored under /keeps. Settings come\n"
@@ -41,7 +43,10 @@ static void eval_usage(FILE *f)
                "--out DIR  also write DIR/summary.csv, report.md and report.html\n"
                "A CLR checkpoint (method clr) is evaluated task by task, each task with its\n"
                "own model (backbone + its CLR module), task-incremental accuracy only; --out\n"
-               "then also writes DIR/checkpoint.h5 with this evaluation.\n");
+               "then also writes DIR/checkpoint.h5 with this evaluation.\n"
+               "--force    replace those files if they exist (never CKPT itself)\n"
+               "\nexit codes: 0 ok, 2 usage/config (also: an output file exists, or is CKPT),\n"
+               "3 bad input data, 4 I/O error\n");
 }
 
 typedef struct {
@@ -148,9 +153,11 @@ int sotu_cmd_eval(int argc, char **argv)
     static const struct option opts[] = {SOTU_CLI_OPTIONS,
                                          {"tasks", required_argument, NULL, 't'},
                                          {"out", required_argument, NULL, 'o'},
+                                         {"force", no_argument, NULL, 'F'},
                                          {NULL, 0, NULL, 0}};
     sotu_cli_args a = {0};
     const char *tasks = NULL, *out = NULL;
+    bool force = false;
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, SOTU_CLI_SHORT "t:o:", opts, NULL)) != -1) {
@@ -163,6 +170,8 @@ int sotu_cmd_eval(int argc, char **argv)
             tasks = optarg;
         } else if (o == 'o') {
             out = optarg;
+        } else if (o == 'F') {
+            force = true;
         } else {
             eval_usage(stderr);
             return SOTU_EXIT_USAGE;
@@ -178,6 +187,18 @@ int sotu_cmd_eval(int argc, char **argv)
         return SOTU_EXIT_USAGE;
     }
     const char *ckpt = argv[optind];
+    /* --out DIR: the files written there (checkpoint.h5 only for CLR). */
+    static const char *const outputs[] = {"summary.csv", "report.md", "report.html",
+                                          "checkpoint.h5"};
+    int n_outputs = clr_checkpoint_detect(ckpt) ? 4 : 3;
+    for (int i = 0; out && i < n_outputs; i++) {
+        char path[SOTU_PATH_MAX];
+        const char *inputs[] = {ckpt, tasks};
+        sotu_path_join(path, sizeof path, out, outputs[i]);
+        sotu_status ost = sotu_output_check(path, inputs, 2, force);
+        if (ost != SOTU_OK)
+            return sotu_cmd_fail("eval", ost);
+    }
     int rank = 0, nranks = 1;
     sotu_status st = sotu_mpi_init(&argc, &argv, &rank, &nranks);
     if (st != SOTU_OK)

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/commands.h"
+#include "io/fsutil.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "worker/resnet.h"
@@ -23,7 +24,7 @@
 static void import_usage(FILE *f)
 {
     fprintf(f,
-            "usage: sotu import safetensors IN OUT.h5 [--heads H] [--image-size S]\n\n"
+            "usage: sotu import safetensors IN OUT.h5 [--heads H] [--image-size S] [--force]\n\n"
             "Converts a timm VisionTransformer state dict stored as safetensors (F32, F16 or\n"
             "BF16; IN may be a sharded *.safetensors.index.json) into a sotu weights file.\n"
             "The model config comes from the shapes: width from cls_token, depth from\n"
@@ -34,7 +35,8 @@ static void import_usage(FILE *f)
             "                   vit_large 16)\n"
             "  --image-size S   check that the position embedding is for S x S images;\n"
             "                   for a ResNet, the image size recorded in OUT (default 32\n"
-            "                   with a 3x3 conv1, 224 with torchvision's 7x7 conv1)\n\n"
+            "                   with a 3x3 conv1, 224 with torchvision's 7x7 conv1)\n"
+            "  --force          replace OUT.h5 if it exists (never IN or one of its shards)\n\n"
             "Rejected by name: register tokens, no class token, average pooling (fc_norm),\n"
             "layer scale, qk-norm, pre-norm, attention pooling, bias-free projections.\n\n"
             "A torchvision ResNet (conv1.weight, bn1.*, layer1.0.conv1.weight, fc.*) is\n"
@@ -43,7 +45,8 @@ static void import_usage(FILE *f)
             "torchvision's stem), classes from fc, BatchNorm running statistics\n"
             "included; CLR weights (<conv>.clr.weight) are kept. Bottleneck ResNets\n"
             "(ResNet-50 and deeper) are rejected.\n"
-            "\nexit codes: 0 ok, 2 usage, 3 bad or unsupported input, 4 I/O error\n");
+            "\nexit codes: 0 ok, 2 usage (also: OUT.h5 exists, or is an input), 3 bad or\n"
+            "unsupported input, 4 I/O error\n");
 }
 
 static void shape_str(char *dst, size_t cap, int ndim, const int64_t *shape)
@@ -408,14 +411,31 @@ cleanup:
     return s;
 }
 
+/* OUT must not be IN or one of its shards, nor exist without --force. */
+static sotu_status check_output(const sotu_safetensors *st, const char *in, const char *out,
+                                bool force)
+{
+    const char **inputs = malloc(sizeof *inputs * ((size_t)st->n_shards + 1));
+    if (!inputs)
+        return sotu_error(SOTU_ERR_NOMEM, "%s: %d shard names", in, st->n_shards);
+    inputs[0] = in;
+    for (int i = 0; i < st->n_shards; i++)
+        inputs[i + 1] = st->shards[i].path;
+    sotu_status s = sotu_output_check(out, inputs, st->n_shards + 1, force);
+    free(inputs);
+    return s;
+}
+
 static sotu_status import_safetensors(const char *in, const char *out, int heads_flag,
-                                      int image_size_flag)
+                                      int image_size_flag, bool force)
 {
     sotu_safetensors st;
     vit_model m = {0};
     sotu_status s = sotu_safetensors_open(in, &st);
     if (s != SOTU_OK)
         return s;
+    if ((s = check_output(&st, in, out, force)) != SOTU_OK)
+        goto cleanup;
     if (is_torchvision_resnet(&st)) {
         if (heads_flag > 0)
             s = sotu_error(SOTU_ERR_USAGE, "%s: --heads applies to ViTs; this is a ResNet", in);
@@ -506,6 +526,7 @@ int sotu_cmd_import(int argc, char **argv)
 {
     const char *pos[3] = {NULL, NULL, NULL};
     int n_pos = 0, heads = 0, image_size = 0;
+    bool force = false;
     sotu_status s = SOTU_OK;
     for (int i = 1; i < argc && s == SOTU_OK; i++) {
         const char *a = argv[i];
@@ -518,6 +539,8 @@ int sotu_cmd_import(int argc, char **argv)
                 s = sotu_error(SOTU_ERR_USAGE, "%s needs a value", a);
             else
                 s = parse_positive(a, argv[++i], a[2] == 'h' ? &heads : &image_size);
+        } else if (!strcmp(a, "--force")) {
+            force = true;
         } else if (a[0] == '-' && a[1]) {
             s = sotu_error(SOTU_ERR_USAGE, "unknown option '%s' (see --help)", a);
         } else if (n_pos < 3) {
@@ -531,6 +554,6 @@ int sotu_cmd_import(int argc, char **argv)
         return SOTU_EXIT_USAGE;
     }
     if (s == SOTU_OK)
-        s = import_safetensors(pos[1], pos[2], heads, image_size);
+        s = import_safetensors(pos[1], pos[2], heads, image_size, force);
     return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("import", s);
 }

@@ -138,6 +138,26 @@ static herr_t visit_tensor(hid_t g, const char *name, const H5L_info_t *info, vo
     return 0;
 }
 
+sotu_status sotu_inspect_checksums(const char *path)
+{
+    hid_t f;
+    sotu_status s = sotu_h5_open_read(path, &f);
+    if (s != SOTU_OK)
+        return s;
+    int n = 0, checked = 0;
+    s = sotu_h5_verify_datasets(f, path, &n, &checked);
+    H5Fclose(f);
+    if (s != SOTU_OK)
+        return s;
+    if (checked == 0)
+        printf("checksums   none (a file of an older sotu or of another tool): %d datasets "
+               "read, not verified\n", n);
+    else
+        printf("checksums   %d of %d datasets carry a Fletcher32 checksum, all verified\n",
+               checked, n);
+    return SOTU_OK;
+}
+
 /* Prints the "arch" and "model" lines of a weights file. */
 static sotu_status print_model(const char *path, bool *resnet)
 {
@@ -200,6 +220,8 @@ int sotu_inspect_weights(const char *path)
            (long long)w.params,
            resnet ? "values (parameters, running statistics, counters)" : "parameters",
            (double)w.params / 1e6);
+    if ((s = sotu_inspect_checksums(path)) != SOTU_OK)
+        return sotu_cmd_fail("inspect", s);
     return SOTU_EXIT_OK;
 }
 

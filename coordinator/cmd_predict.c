@@ -10,7 +10,11 @@
  *   /logits  float32 [N, K]
  *   /pred    int32 [N], argmax of each row (the first on ties)
  *   root attributes: format "sotu-predictions", model (CKPT), task ("" for
- *   the merged head), images (the input path), split ("" for /images).
+ *   the file's own head), images (the input path), split ("" for /images),
+ *   and class_names [K] when the checkpoint records the task's class names.
+ * A run checkpoint with task heads needs --task (or --pretrained-head for
+ * /merged's own head, the pretrained backbone's); --out must not exist
+ * (--force replaces it) and is never an input.
  * Images go through io/preprocess.h with the configuration's data.* keys
  * (defaults, --config FILE, --set overrides; for a CLR checkpoint without
  * --config, the run's configuration stored in it). */
@@ -40,15 +44,21 @@
 static void predict_usage(FILE *f)
 {
     fprintf(f,
-            "usage: sotu predict CKPT --images H5 --out H5 [--task T] [--split test|train]\n"
-            "                    [--batch B] [--threads N] [--config FILE] [--set key=value]\n\n"
+            "usage: sotu predict CKPT --images H5 --out H5 [--task T | --pretrained-head]\n"
+            "                    [--split test|train] [--batch B] [--threads N] [--config FILE]\n"
+            "                    [--set key=value] [--force]\n\n"
             "Runs the model of CKPT (a run checkpoint's /merged, a pretrained weights file, or\n"
             "one task's model of a CLR checkpoint) on every image and writes /logits float32\n"
-            "[N, K] and /pred int32 [N] to --out.\n\n"
+            "[N, K] and /pred int32 [N] to --out (with the head's class_names when the\n"
+            "checkpoint records them).\n\n"
             "  --images H5   /images uint8 [N, H, W, C], or a task file (see --split)\n"
             "  --task T      use task T's own head (name or index; checkpoints only). Required\n"
-            "                for a CLR checkpoint (method clr): each task has its own model,\n"
-            "                the frozen backbone with task T's CLR layers, BatchNorm and fc\n"
+            "                for a run checkpoint with task heads (/merged's head is the\n"
+            "                pretrained backbone's, which no task trained), and for a CLR\n"
+            "                checkpoint (method clr): each task has its own model, the\n"
+            "                frozen backbone with task T's CLR layers, BatchNorm and fc\n"
+            "  --pretrained-head  run a run checkpoint with /merged's own head anyway\n"
+            "  --force       replace --out if it exists (never an input)\n"
             "  --split S     the split of a task file: test (default) or train\n"
             "  --batch B     images per forward pass (default 64)\n"
             "  --threads N   threads (default: train.threads, else all cores)\n"
@@ -56,7 +66,8 @@ static void predict_usage(FILE *f)
             "                data.normalize scalar|inception|imagenet, data.mean, data.std,\n"
             "                data.crop_pct (see io/preprocess.h); a CLR checkpoint's own\n"
             "                configuration when --config is not given\n"
-            "\nexit codes: 0 ok, 2 usage, 3 bad input data, 4 I/O error\n");
+            "\nexit codes: 0 ok, 2 usage (also: --out exists, or is an input), 3 bad input\n"
+            "data, 4 I/O error\n");
 }
 
 typedef struct {
@@ -166,42 +177,55 @@ static sotu_status read_images(const char *path, const char *split, image_set *i
 static sotu_status write_dataset(hid_t f, const char *name, hid_t type, int rank,
                                  const hsize_t *dims, const void *data, const char *path)
 {
-    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = sotu_h5_dcpl();
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = sotu_h5_dcpl_checked(rank, dims, H5Tget_size(type));
     hid_t d = sp >= 0 && dcpl >= 0 ? H5Dcreate2(f, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)
                                    : H5I_INVALID_HID;
     int ok = d >= 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    char why[256];
+    sotu_status s = ok ? SOTU_OK
+                       : sotu_error(SOTU_ERR_IO, "%s: cannot write %s: %s", path, name,
+                                    sotu_h5_reason(why, sizeof why));
     if (d >= 0)
         H5Dclose(d);
     if (dcpl >= 0)
         H5Pclose(dcpl);
     if (sp >= 0)
         H5Sclose(sp);
-    return ok ? SOTU_OK : sotu_error(SOTU_ERR_IO, "%s: cannot write %s", path, name);
+    return s;
+}
+
+typedef struct {
+    const float *logits; /* [n, K] */
+    const int32_t *pred; /* [n] */
+    int32_t n;
+    int K;
+    const char *const (*attrs)[2]; /* [4] name, value */
+    const char *const *class_names; /* [K] or NULL */
+} predictions;
+
+static sotu_status fill_predictions(hid_t f, const void *ctx, const char *path)
+{
+    const predictions *p = ctx;
+    hsize_t dl[2] = {(hsize_t)p->n, (hsize_t)p->K}, dp[1] = {(hsize_t)p->n};
+    sotu_status s = sotu_h5_write_str_attr(f, "format", "sotu-predictions", path);
+    for (int i = 0; i < 4 && s == SOTU_OK; i++)
+        s = sotu_h5_write_str_attr(f, p->attrs[i][0], p->attrs[i][1], path);
+    if (s == SOTU_OK && p->class_names)
+        s = sotu_h5_write_str_array_attr(f, "class_names", p->class_names, p->K, path);
+    if (s == SOTU_OK)
+        s = write_dataset(f, "logits", H5T_NATIVE_FLOAT, 2, dl, p->logits, path);
+    if (s == SOTU_OK)
+        s = write_dataset(f, "pred", H5T_NATIVE_INT32, 1, dp, p->pred, path);
+    return s;
 }
 
 static sotu_status write_predictions(const char *path, const float *logits, const int32_t *pred,
-                                     int32_t n, int K, const char *const attrs[4][2])
+                                     int32_t n, int K, const char *const attrs[4][2],
+                                     const char *const *class_names)
 {
-    char tmp[SOTU_PATH_MAX + 32];
-    sotu_tmp_path(tmp, sizeof tmp, path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return sotu_error(SOTU_ERR_IO, "%s: cannot create", tmp);
-    hsize_t dl[2] = {(hsize_t)n, (hsize_t)K}, dp[1] = {(hsize_t)n};
-    sotu_status s = sotu_h5_write_str_attr(f, "format", "sotu-predictions", path);
-    for (int i = 0; i < 4 && s == SOTU_OK; i++)
-        s = sotu_h5_write_str_attr(f, attrs[i][0], attrs[i][1], path);
-    if (s == SOTU_OK)
-        s = write_dataset(f, "logits", H5T_NATIVE_FLOAT, 2, dl, logits, path);
-    if (s == SOTU_OK)
-        s = write_dataset(f, "pred", H5T_NATIVE_INT32, 1, dp, pred, path);
-    if (H5Fclose(f) < 0 && s == SOTU_OK)
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot close", tmp);
-    if (s != SOTU_OK) {
-        remove(tmp);
-        return s;
-    }
-    return sotu_atomic_commit(tmp, path);
+    predictions p = {logits, pred, n, K, attrs, class_names};
+    return sotu_h5_write_file(path, fill_predictions, &p);
 }
 
 /* The model being run: a ViT or a ResNet, behind one forward. */
@@ -211,10 +235,12 @@ typedef struct {
     char clr_task[SOTU_TASK_NAME_MAX];
     vit_model vit;
     resnet_model rn;
+    sotu_model_head head; /* the ViT's head: task, class names */
     int S, C, K; /* input side and channels, classes */
 } predict_net;
 
-static sotu_status net_load(const char *path, const char *task, int batch, predict_net *n)
+static sotu_status net_load(const char *path, const char *task, bool pretrained_head, int batch,
+                            predict_net *n)
 {
     memset(n, 0, sizeof *n);
     char arch[16];
@@ -241,7 +267,8 @@ static sotu_status net_load(const char *path, const char *task, int batch, predi
         n->C = n->rn.cfg.channels;
         n->K = n->rn.cfg.classes;
     } else {
-        if ((s = sotu_model_load(path, task, batch, &n->vit)) != SOTU_OK)
+        if ((s = sotu_model_load(path, task, pretrained_head, batch, &n->vit, &n->head)) !=
+            SOTU_OK)
             return s;
         n->S = n->vit.cfg.image_size;
         n->C = n->vit.cfg.channels;
@@ -265,21 +292,24 @@ static void net_free(predict_net *n)
 {
     vit_free(&n->vit);
     resnet_free(&n->rn);
+    sotu_model_head_free(&n->head);
 }
 
 static sotu_status predict(const char *ckpt, const char *images_path, const char *out,
-                           const char *task, const char *split, int batch, const sotu_config *cfg)
+                           const char *task, bool pretrained_head, const char *split, int batch,
+                           const sotu_config *cfg)
 {
     image_set im = {0};
     predict_net m = {0};
     float *x = NULL, *logits = NULL;
     int32_t *pred = NULL;
+    const char **names = NULL;
     sotu_status s = read_images(images_path, split, &im);
     if (s != SOTU_OK)
         goto cleanup;
     if (batch > im.n)
         batch = im.n;
-    if ((s = net_load(ckpt, task, batch, &m)) != SOTU_OK)
+    if ((s = net_load(ckpt, task, pretrained_head, batch, &m)) != SOTU_OK)
         goto cleanup;
     sotu_preprocess pp;
     if ((s = sotu_preprocess_from_config(cfg, m.S, m.C, &pp)) != SOTU_OK)
@@ -322,15 +352,24 @@ static sotu_status predict(const char *ckpt, const char *images_path, const char
         }
     }
     const char *attrs[4][2] = {{"model", ckpt},
-                               {"task", m.clr ? m.clr_task : task ? task : ""},
+                               {"task", m.clr ? m.clr_task : m.head.task[0] ? m.head.task
+                                                                           : task ? task : ""},
                                {"images", images_path},
                                {"split", split ? split : ""}};
-    if ((s = write_predictions(out, logits, pred, im.n, K, attrs)) != SOTU_OK)
+    if (m.head.class_names && m.head.classes == K &&
+        !(names = malloc(sizeof *names * (size_t)K))) {
+        s = sotu_error(SOTU_ERR_NOMEM, "predict: %d class names", K);
+        goto cleanup;
+    }
+    for (int k = 0; names && k < K; k++)
+        names[k] = m.head.class_names[k];
+    if ((s = write_predictions(out, logits, pred, im.n, K, attrs, names)) != SOTU_OK)
         goto cleanup;
     printf("predicted %d images with %s%s%s: %d classes -> %s\n", (int)im.n, ckpt,
            m.clr ? ", CLR model of task " : task ? ", head of task " : "",
            m.clr ? m.clr_task : task ? task : "", K, out);
 cleanup:
+    free(names);
     free(x);
     free(logits);
     free(pred);
@@ -353,7 +392,8 @@ static sotu_status parse_int(const char *opt, const char *v, int lo, int hi, int
 
 int sotu_cmd_predict(int argc, char **argv)
 {
-    enum { O_IMAGES = 0x2000, O_OUT, O_TASK, O_SPLIT, O_BATCH, O_THREADS, O_CONFIG };
+    enum { O_IMAGES = 0x2000, O_OUT, O_TASK, O_SPLIT, O_BATCH, O_THREADS, O_CONFIG, O_PRETRAINED,
+           O_FORCE };
     static const struct option opts[] = {SOTU_CLI_OPTIONS,
                                          {"images", required_argument, NULL, O_IMAGES},
                                          {"out", required_argument, NULL, O_OUT},
@@ -362,10 +402,13 @@ int sotu_cmd_predict(int argc, char **argv)
                                          {"batch", required_argument, NULL, O_BATCH},
                                          {"threads", required_argument, NULL, O_THREADS},
                                          {"config", required_argument, NULL, O_CONFIG},
+                                         {"pretrained-head", no_argument, NULL, O_PRETRAINED},
+                                         {"force", no_argument, NULL, O_FORCE},
                                          {NULL, 0, NULL, 0}};
     sotu_cli_args a = {0};
     const char *images = NULL, *out = NULL, *task = NULL, *split = NULL, *config = NULL;
     int batch = 64, threads = 0, o;
+    bool pretrained_head = false, force = false;
     sotu_status s = SOTU_OK;
     optind = 0;
     while ((o = getopt_long(argc, argv, SOTU_CLI_SHORT, opts, NULL)) != -1 && s == SOTU_OK) {
@@ -380,6 +423,8 @@ int sotu_cmd_predict(int argc, char **argv)
         case O_TASK: task = optarg; break;
         case O_SPLIT: split = optarg; break;
         case O_CONFIG: config = optarg; break;
+        case O_PRETRAINED: pretrained_head = true; break;
+        case O_FORCE: force = true; break;
         case O_BATCH: s = parse_int("--batch", optarg, 1, 1 << 16, &batch); break;
         case O_THREADS: s = parse_int("--threads", optarg, 1, 4096, &threads); break;
         default:
@@ -399,6 +444,10 @@ int sotu_cmd_predict(int argc, char **argv)
         s = sotu_error(SOTU_ERR_USAGE, "--images H5 and --out H5 are required (see --help)");
     if (s == SOTU_OK && split && strcmp(split, "test") && strcmp(split, "train"))
         s = sotu_error(SOTU_ERR_USAGE, "--split '%s': expected test or train", split);
+    if (s == SOTU_OK) {
+        const char *inputs[] = {argv[optind], images, config};
+        s = sotu_output_check(out, inputs, 3, force);
+    }
     if (s != SOTU_OK)
         return sotu_cmd_fail("predict", s);
     sotu_config cfg;
@@ -415,6 +464,6 @@ int sotu_cmd_predict(int argc, char **argv)
     }
     s = sotu_node_setup(threads, cfg.train.threads, NULL);
     if (s == SOTU_OK)
-        s = predict(argv[optind], images, out, task, split, batch, &cfg);
+        s = predict(argv[optind], images, out, task, pretrained_head, split, batch, &cfg);
     return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("predict", s);
 }

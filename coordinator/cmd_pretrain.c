@@ -35,7 +35,7 @@ static void pretrain_usage(FILE *f)
 {
     fprintf(f,
             "usage: sotu pretrain [CONFIG] [--set key=value ...] [--out PATH] [--init PATH]\n"
-            "                     [--print-config]\n"
+            "                     [--force] [--print-config]\n"
             "Supervised pretraining of the backbone of model.* on the Fashion-MNIST training\n"
             "split read from pretrain.data_dir ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz):\n"
             "model.arch vit (image_size, channels, patch, dim, depth, heads, mlp_ratio) or\n"
@@ -44,7 +44,10 @@ static void pretrain_usage(FILE *f)
             "Evaluates on the 10k test split after every epoch and writes the weights\n"
             "(group /weights, head of 10 classes) to --out or pretrain.out after each epoch.\n"
             "--init PATH starts from the weights in PATH (same architecture) instead of a\n"
-            "random initialisation: more epochs on top of an earlier run.\n");
+            "random initialisation: more epochs on top of an earlier run (into a new --out).\n"
+            "An existing output file is refused unless --force; the output is never --init.\n"
+            "\nexit codes: 0 ok, 2 usage/config (also: the output exists, or is --init),\n"
+            "3 bad input data, 4 I/O error\n");
 }
 
 /* Reads one IDX images/labels pair of Fashion-MNIST into the uint8 NHWC and
@@ -189,8 +192,8 @@ cleanup:
 }
 
 /* A pretrained file of the other architecture at the output path is somebody's
- * finished backbone (the default pretrain.out is the ViT's): refuse to
- * overwrite it rather than replace it after the first epoch. */
+ * finished backbone (the default pretrain.out is the ViT's): say so, rather
+ * than only that the file exists. */
 static bool refuses_other_arch(const char *out, const char *model_arch)
 {
     char have[16];
@@ -200,7 +203,8 @@ static bool refuses_other_arch(const char *out, const char *model_arch)
     if (want_vit == !strcmp(have, "vit"))
         return false;
     sotu_error(SOTU_ERR_USAGE, "%s holds a pretrained %s model and model.arch is %s: give this "
-               "model its own file with --out or pretrain.out", out, have, model_arch);
+               "model its own file with --out or pretrain.out (or pass --force)", out, have,
+               model_arch);
     return true;
 }
 
@@ -250,9 +254,11 @@ int sotu_cmd_pretrain(int argc, char **argv)
 {
     static const struct option opts[] = {
         SOTU_CLI_OPTIONS, {"out", required_argument, NULL, 'o'},
-        {"init", required_argument, NULL, 'i'}, {NULL, 0, NULL, 0}};
+        {"init", required_argument, NULL, 'i'}, {"force", no_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0}};
     sotu_cli_args a = {0};
     const char *out = NULL, *init = NULL;
+    bool force = false;
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, SOTU_CLI_SHORT "o:", opts, NULL)) != -1) {
@@ -265,6 +271,8 @@ int sotu_cmd_pretrain(int argc, char **argv)
             out = optarg;
         } else if (o == 'i') {
             init = optarg;
+        } else if (o == 'F') {
+            force = true;
         } else {
             pretrain_usage(stderr);
             return SOTU_EXIT_USAGE;
@@ -292,8 +300,14 @@ int sotu_cmd_pretrain(int argc, char **argv)
 
     sotu_taskset t = {0};
     char dir[SOTU_PATH_MAX];
-    if (refuses_other_arch(out, cfg.model.arch))
-        return sotu_cmd_fail("pretrain", SOTU_ERR_USAGE);
+    const char *inputs[] = {init, optind < argc ? argv[optind] : NULL};
+    sotu_status ost = sotu_output_check(out, inputs, 2, true);
+    if (ost == SOTU_OK && !force && refuses_other_arch(out, cfg.model.arch))
+        ost = SOTU_ERR_USAGE;
+    if (ost == SOTU_OK)
+        ost = sotu_output_check(out, NULL, 0, force);
+    if (ost != SOTU_OK)
+        return sotu_cmd_fail("pretrain", ost);
     sotu_status st = sotu_node_setup(0, cfg.train.threads, NULL);
     if (st == SOTU_OK)
         st = read_fmnist(cfg.pretrain.data_dir, &t);

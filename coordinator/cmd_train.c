@@ -41,6 +41,7 @@
 #include "coordinator/signals.h"
 #include "coordinator/sweep.h"
 #include "io/dirlock.h"
+#include "io/fsutil.h"
 #include "io/weights.h"
 #include "worker/finetune.h"
 #include "worker/task.h"
@@ -77,7 +78,11 @@ static void train_usage(FILE *f)
             "Exit status 75: stopped by SIGTERM/SIGINT/SIGUSR1/SIGUSR2 with the finished tasks\n"
             "saved; run again with --resume (slurm/sotu.sbatch requeues the job). Open MPI's\n"
             "mpiexec exits 1 on SIGTERM/SIGINT whatever the ranks return: start it through\n"
-            "scripts/sotu-mpiexec to get 75 (README, Signals).\n");
+            "scripts/sotu-mpiexec to get 75 (README, Signals).\n"
+
+            "Exit status 4: a delta or the checkpoint could not be written (full disk,\n"
+            "quota, file-size limit; the message names the file). A full disk stops the\n"
+            "hand-out of tasks; the deltas stored so far stay valid for --resume.\n");
 }
 
 /* True on every rank iff st is OK on every rank. A failing rank prints its
@@ -150,10 +155,15 @@ static bool coord_record(void *ctx, int job, const sotu_task_report *rep, const 
     sotu_task_report r = *rep;
     r.task = t;
     bool ok = false;
-    if (r.status != SOTU_OK)
+    if (r.status != SOTU_OK) {
         sotu_run_fail(run, t, &r);
-    else
-        ok = sotu_run_accept(run, t, msg, n, &r, true) == SOTU_OK;
+    } else {
+        sotu_status st = sotu_run_accept(run, t, msg, n, &r, true);
+        ok = st == SOTU_OK;
+        /* A delta that cannot be stored for lack of space: so would the next. */
+        if (st == SOTU_ERR_IO && sotu_io_out_of_space())
+            sotu_dispatch_halt(&c->d, st);
+    }
     if (ok && run->cfg.checkpoint.every > 0 && ++c->since_checkpoint >= run->cfg.checkpoint.every) {
         c->since_checkpoint = 0;
         sotu_status st = sotu_run_merge(run, 0, c->scratch, NULL);
@@ -576,9 +586,20 @@ int sotu_cmd_train(int argc, char **argv)
      * may have changed: rank 0 stays 0). */
     if (!all_ok(st, "train"))
         goto done;
-    /* 0: merge and evaluate; 1: stopped by a signal; 2: array element. */
-    int phase = c.d.stop_signal ? 1 : array_mode ? 2 : 0;
+    /* 0: merge and evaluate; 1: stopped by a signal; 2: array element;
+     * 3: halted, the output disk is full. */
+    int phase = c.d.halted ? 3 : c.d.stop_signal ? 1 : array_mode ? 2 : 0;
     sotu_mpi_bcast_bytes(&phase, sizeof phase, 0);
+    if (phase == 3) {
+        if (rank == 0)
+            fprintf(stderr, "sotu train: %s\nsotu train: stopped: the output takes no more "
+                    "results (full disk, quota or file-size limit); %d of %d tasks are done and "
+                    "kept (their deltas stay valid for --resume), nothing was merged. Free "
+                    "space, then run again with --resume (exit status %d)\n", c.d.halt_reason,
+                    c.d.queue.n_done, c.d.queue.n_tasks, SOTU_EXIT_IO);
+        rc = SOTU_EXIT_IO;
+        goto cleanup;
+    }
     if (phase == 1) {
         if (rank == 0)
             write_stop_checkpoints(&c, t_start);

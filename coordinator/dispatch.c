@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -165,7 +166,7 @@ static int able_workers(const sotu_dispatch *d)
 static void dispatch_answer(sotu_dispatch *d, const sotu_dispatch_ops *ops, int w)
 {
     sotu_dispatch_worker *wk = &d->workers[w];
-    int q = d->stop_signal ? -1 : sotu_queue_take(&d->queue, w, sotu_now());
+    int q = d->stop_signal || d->halted ? -1 : sotu_queue_take(&d->queue, w, sotu_now());
     if (q >= 0) {
         int job = d->jobs[q];
         *wk = (sotu_dispatch_worker){SOTU_WORKER_BUSY, job, sotu_now(), false};
@@ -178,7 +179,7 @@ static void dispatch_answer(sotu_dispatch *d, const sotu_dispatch_ops *ops, int 
         SOTU_DEBUG("job %d -> rank %d", job, w);
         return;
     }
-    if (d->stop_signal || busy_workers(d) == 0) {
+    if (d->stop_signal || d->halted || busy_workers(d) == 0) {
         *wk = (sotu_dispatch_worker){SOTU_WORKER_STOPPED, -1, sotu_now(), false};
         send_assign(w, -1);
         return;
@@ -191,7 +192,8 @@ static void dispatch_serve_parked(sotu_dispatch *d, const sotu_dispatch_ops *ops
 {
     for (int w = 1; w < d->n_workers; w++)
         if (d->workers[w].state == SOTU_WORKER_PARKED &&
-            (d->stop_signal || sotu_queue_has_work(&d->queue) || busy_workers(d) == 0))
+            (d->stop_signal || d->halted || sotu_queue_has_work(&d->queue) ||
+             busy_workers(d) == 0))
             dispatch_answer(d, ops, w);
 }
 
@@ -218,7 +220,7 @@ static void dispatch_check_late(sotu_dispatch *d, const sotu_dispatch_ops *ops)
         }
         char name[160];
         ops->name(ops->ctx, wk->job, name, sizeof name);
-        bool again = !d->stop_signal && job_running(d, wk->job);
+        bool again = !d->stop_signal && !d->halted && job_running(d, wk->job);
         SOTU_WARN("task %s on rank %d is late: running %.0fs, over mpi.task_timeout %.0fs%s; %s",
                   name, w, now - wk->since, timeout, how,
                   again ? "offering it to the next free rank (whichever result comes second is "
@@ -287,7 +289,7 @@ static bool dispatch_over(const sotu_dispatch *d, bool local_work)
         if (wk->state == SOTU_WORKER_STOPPED)
             continue;
         if (wk->state == SOTU_WORKER_LATE && !job_running(d, wk->job) &&
-            (d->stop_signal || !sotu_queue_has_work(&d->queue)))
+            (d->stop_signal || d->halted || !sotu_queue_has_work(&d->queue)))
             continue;
         return false;
     }
@@ -343,6 +345,16 @@ static void dispatch_end(sotu_dispatch *d, const sotu_dispatch_ops *ops, int *nr
     free(live);
 }
 
+void sotu_dispatch_halt(sotu_dispatch *d, sotu_status st)
+{
+    if (d->halted)
+        return;
+    d->halted = st;
+    snprintf(d->halt_reason, sizeof d->halt_reason, "%s", sotu_last_error());
+    SOTU_ERROR("%s: no more tasks are handed out (their results could not be saved); waiting "
+               "for the tasks still running", d->halt_reason);
+}
+
 sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, int *nranks,
                                 bool rank0_trains, ZSTD_CCtx *cctx)
 {
@@ -359,7 +371,7 @@ sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, 
         dispatch_serve_parked(d, ops);
         /* Rank 0 trains when asked to, or when no worker is left to take a
          * job offered again. */
-        bool local = !d->stop_signal && sotu_queue_has_work(&d->queue) &&
+        bool local = !d->stop_signal && !d->halted && sotu_queue_has_work(&d->queue) &&
                      (rank0_trains || (*nranks > 1 && able_workers(d) == 0));
         if (dispatch_over(d, local))
             break;

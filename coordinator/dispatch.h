@@ -40,7 +40,9 @@
  * Stop signals (coordinator/signals.h): the coordinator answers requests
  * with -1 and waits for running jobs up to the grace period (not at all
  * once mpiexec's own kill sequence has begun); if they do not finish,
- * `abandoned` is set and the caller writes what is done.
+ * `abandoned` is set and the caller writes what is done. A halt
+ * (sotu_dispatch_halt, a full output disk) also answers -1, and waits for
+ * the running jobs without a deadline.
  *
  * What a job is, how it runs and how its result is recorded belong to the
  * method (sotu_dispatch_ops); this file only moves jobs and bytes.
@@ -119,7 +121,15 @@ typedef struct {
     double *durations;   /* [queue.n_tasks] seconds of the jobs done here */
     int n_durations;
     int n_lost;          /* ranks left out at the end */
+    sotu_status halted;  /* set by sotu_dispatch_halt: no more hand-outs */
+    char halt_reason[1024];
 } sotu_dispatch;
+
+/* Rank 0, from ops->record: stops the hand-out for good (the output disk is
+ * full: every further result would be lost). Requests are answered with
+ * -1, running jobs end and are recorded, then sotu_dispatch_serve returns;
+ * the caller reports halted (reason: sotu_last_error() at the call). */
+void sotu_dispatch_halt(sotu_dispatch *d, sotu_status st);
 
 /* Rank 0: serves workers until every one has been told to stop (or is left
  * out, late); with rank0_trains runs jobs here between messages. Polls so a

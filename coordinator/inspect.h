@@ -8,6 +8,7 @@
 #ifndef SOTU_COORDINATOR_INSPECT_H
 #define SOTU_COORDINATOR_INSPECT_H
 
+#include "common/status.h"
 #include "io/provenance.h"
 
 /* Task file ("sotu-task"): name, classes and class names, image shape,
@@ -32,6 +33,13 @@ int sotu_inspect_module(const char *path);
  * backbone, every task's accuracy with the baselines, the summary and CLR's
  * cost figures. */
 int sotu_inspect_clr_checkpoint(const char *path);
+
+/* Reads every dataset of an HDF5 file so that libhdf5 verifies each
+ * Fletcher32 checksum, and prints a "checksums" line: how many datasets
+ * carry one (files of an older sotu or of other tools have none). A
+ * dataset that fails is SOTU_ERR_DATA naming the file and the dataset.
+ * Weights files and both kinds of checkpoint end with it. */
+sotu_status sotu_inspect_checksums(const char *path);
 
 /* Delta (.sotud): task, seed, keep, dtype, kept counts and bytes; per tensor at -v. */
 int sotu_inspect_delta(const char *path);

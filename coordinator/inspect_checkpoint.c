@@ -147,5 +147,8 @@ int sotu_inspect_checkpoint(const char *path)
         printf("\nconfig\n%s\n", ck.config_yaml);
     }
     sotu_checkpoint_info_free(&ck);
+    printf("\n");
+    if ((s = sotu_inspect_checksums(path)) != SOTU_OK)
+        return sotu_cmd_fail("inspect", s);
     return SOTU_EXIT_OK;
 }

@@ -178,5 +178,7 @@ done:
         H5Gclose(tasks);
     if (f >= 0)
         H5Fclose(f);
+    if (s == SOTU_OK)
+        s = sotu_inspect_checksums(path);
     return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("inspect", s);
 }

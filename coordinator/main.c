@@ -1,4 +1,5 @@
 /* sotu: Sparse Orthogonal Tuning continual learning on clusters. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,6 +64,10 @@ int main(int argc, char **argv)
     argc = n;
     argv[argc] = NULL;
     sotu_elapsed(); /* start the log clock */
+    /* Past a file-size limit (ulimit -f) a write then fails with EFBIG, which
+     * the writers report like a full disk, instead of SIGXFSZ killing sotu
+     * with a core dump. */
+    signal(SIGXFSZ, SIG_IGN);
 
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {

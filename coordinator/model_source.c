@@ -20,7 +20,44 @@ static int find_task(const sotu_checkpoint_info *info, const char *task)
     return *task && !*end && v >= 0 && v < info->n_tasks ? (int)v : -1;
 }
 
-static sotu_status load_task(const char *path, const char *task, int batch_cap, vit_model *m)
+void sotu_model_head_free(sotu_model_head *h)
+{
+    if (!h)
+        return;
+    free(h->class_names);
+    memset(h, 0, sizeof *h);
+}
+
+/* Copies a checkpoint task's class names (if recorded) into head. */
+static sotu_status head_names(const sotu_checkpoint_task_info *ti, sotu_model_head *head)
+{
+    head->classes = ti->classes;
+    if (!ti->class_names)
+        return SOTU_OK;
+    head->class_names = calloc((size_t)ti->classes, sizeof *head->class_names);
+    if (!head->class_names)
+        return sotu_error(SOTU_ERR_NOMEM, "%d class names", ti->classes);
+    for (int k = 0; k < ti->classes; k++)
+        snprintf(head->class_names[k], sizeof head->class_names[k], "%s", ti->class_names[k]);
+    return SOTU_OK;
+}
+
+/* "a, b, c" (the first few task names) for messages. */
+static void task_list(const sotu_checkpoint_info *info, char *dst, size_t cap)
+{
+    dst[0] = '\0';
+    for (int i = 0; i < info->n_tasks && strlen(dst) + 4 < cap; i++) {
+        if (i == 6) {
+            snprintf(dst + strlen(dst), cap - strlen(dst), ", ... (%d in all)", info->n_tasks);
+            break;
+        }
+        snprintf(dst + strlen(dst), cap - strlen(dst), "%s%s", i ? ", " : "",
+                 info->tasks[i].name);
+    }
+}
+
+static sotu_status load_task(const char *path, const char *task, int batch_cap, vit_model *m,
+                             sotu_model_head *head)
 {
     sotu_checkpoint_info info;
     sotu_status s = sotu_checkpoint_read_info(path, &info);
@@ -28,9 +65,10 @@ static sotu_status load_task(const char *path, const char *task, int batch_cap, 
         return s;
     int t = find_task(&info, task);
     if (t < 0) {
-        s = sotu_error(SOTU_ERR_DATA, "%s: no task '%s' (the checkpoint has %d tasks%s%s)", path,
-                       task, info.n_tasks, info.n_tasks ? ", e.g. " : "",
-                       info.n_tasks ? info.tasks[0].name : "");
+        char names[512];
+        task_list(&info, names, sizeof names);
+        s = sotu_error(SOTU_ERR_DATA, "%s: no task '%s' (the checkpoint has %d tasks: %s)", path,
+                       task, info.n_tasks, names);
         goto cleanup;
     }
     const sotu_checkpoint_task_info *ti = &info.tasks[t];
@@ -39,6 +77,9 @@ static sotu_status load_task(const char *path, const char *task, int batch_cap, 
                        ti->name, ti->name, ti->status);
         goto cleanup;
     }
+    snprintf(head->task, sizeof head->task, "%s", ti->name);
+    if ((s = head_names(ti, head)) != SOTU_OK)
+        goto cleanup;
     sotu_vit_config c = info.model;
     c.classes = ti->classes;
     if ((s = vit_init(m, &c, batch_cap)) != SOTU_OK)
@@ -55,9 +96,36 @@ cleanup:
     return s;
 }
 
-sotu_status sotu_model_load(const char *path, const char *task, int batch_cap, vit_model *m)
+/* SOTU_ERR_USAGE when the checkpoint has task heads (a task must be chosen). */
+static sotu_status need_task(const char *path)
+{
+    sotu_checkpoint_info info;
+    sotu_status s = sotu_checkpoint_read_info(path, &info);
+    if (s != SOTU_OK)
+        return s;
+    int heads = 0;
+    for (int i = 0; i < info.n_tasks; i++)
+        heads += info.tasks[i].head_weight != NULL;
+    if (heads > 0) {
+        char names[512];
+        task_list(&info, names, sizeof names);
+        s = sotu_error(SOTU_ERR_USAGE, "%s is a run checkpoint with %d task heads: pass --task T "
+                       "(a name or index: %s). --pretrained-head uses /merged's own head "
+                       "instead, the %d-class head of the pretrained backbone, which no task "
+                       "trained", path, heads, names, info.model.classes);
+    }
+    sotu_checkpoint_info_free(&info);
+    return s;
+}
+
+sotu_status sotu_model_load(const char *path, const char *task, bool pretrained_head,
+                            int batch_cap, vit_model *m, sotu_model_head *head)
 {
     memset(m, 0, sizeof *m);
+    sotu_model_head local;
+    if (!head)
+        head = &local;
+    memset(head, 0, sizeof *head);
     if (!sotu_file_exists(path))
         return sotu_error(SOTU_ERR_IO, "%s: no such file", path);
     char format[64];
@@ -78,8 +146,12 @@ sotu_status sotu_model_load(const char *path, const char *task, int batch_cap, v
                           "%s: --task %s needs a run checkpoint; this is a pretrained weights "
                           "file without task heads",
                           path, task);
+    if (task && pretrained_head)
+        return sotu_error(SOTU_ERR_USAGE, "--task and --pretrained-head exclude each other");
     if (task) {
-        s = load_task(path, task, batch_cap, m);
+        s = load_task(path, task, batch_cap, m, head);
+    } else if (is_ckpt && !pretrained_head) {
+        s = need_task(path);
     } else {
         sotu_vit_config c;
         if ((s = sotu_weights_read_config(path, &c)) == SOTU_OK &&
@@ -87,9 +159,18 @@ sotu_status sotu_model_load(const char *path, const char *task, int batch_cap, v
             s = is_ckpt ? sotu_checkpoint_read_merged(path, 0, &m->table, m->params, 0)
                         : sotu_weights_read_into(path, SOTU_WEIGHTS_GROUP, &m->table, m->params,
                                                  0);
+        head->pretrained_head = is_ckpt;
+        head->classes = s == SOTU_OK ? c.classes : 0;
     }
-    if (s != SOTU_OK)
+    /* need_task passes only a checkpoint without task heads: its own head. */
+    if (s == SOTU_OK && !task && is_ckpt && !pretrained_head)
+        return sotu_model_load(path, NULL, true, batch_cap, m, head == &local ? NULL : head);
+    if (s != SOTU_OK) {
         vit_free(m);
+        sotu_model_head_free(head);
+    } else if (head == &local) {
+        sotu_model_head_free(head);
+    }
     return s;
 }
 

@@ -545,7 +545,9 @@ sotu_status sotu_run_write_checkpoint_eval(sotu_run *run, const char *path, cons
     double *cosine = malloc(sizeof(double) * (size_t)T * (size_t)T);
     sotu_checkpoint_keep *keeps = calloc((size_t)run->n_keeps, sizeof *keeps);
     float **extra = calloc((size_t)run->n_keeps, sizeof *extra);
-    if (!ct || !cosine || !keeps || !extra) {
+    char(**names)[SOTU_TASK_NAME_MAX] = calloc((size_t)T + 1, sizeof *names);
+    const char ***name_ptrs = calloc((size_t)T + 1, sizeof *name_ptrs);
+    if (!ct || !cosine || !keeps || !extra || !names || !name_ptrs) {
         st = sotu_error(SOTU_ERR_NOMEM, "checkpoint of %d tasks", T);
         goto cleanup;
     }
@@ -575,6 +577,17 @@ sotu_status sotu_run_write_checkpoint_eval(sotu_run *run, const char *path, cons
             .head_weight = task->done ? task->head_weight : NULL,
             .head_bias = task->done ? task->head_bias : NULL,
         };
+        /* The class names travel with the head (export, predict); a task
+         * file that cannot be read now only leaves them out. */
+        const sotu_manifest_task *mt = &run->man.tasks[t];
+        if (sotu_taskset_read_class_names(mt->path, task->classes, &names[t]) != SOTU_OK) {
+            SOTU_WARN("checkpoint: the class names of task %s are left out: %s", mt->name,
+                      sotu_last_error());
+        } else if ((name_ptrs[t] = malloc(sizeof *name_ptrs[t] * (size_t)task->classes))) {
+            for (int k = 0; k < task->classes; k++)
+                name_ptrs[t][k] = names[t][k];
+            ct[t].class_names = name_ptrs[t];
+        }
     }
     int n_extra = 0;
     for (int k = 1; k < run->n_keeps; k++) {
@@ -616,6 +629,12 @@ cleanup:
     for (int k = 0; extra && k < run->n_keeps; k++)
         free(extra[k]);
     free(extra);
+    for (int t = 0; names && name_ptrs && t < T; t++) {
+        free(names[t]);
+        free(name_ptrs[t]);
+    }
+    free(names);
+    free(name_ptrs);
     free(keeps);
     free(cosine);
     free(ct);

@@ -5,9 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "io/fsutil.h"
 #include "io/h5util.h"
 #include "io/weights.h"
 
@@ -20,36 +18,6 @@ void sotu_checkpoint_keep_label(char *dst, size_t cap, double keep)
  * HDF5 helpers local to the checkpoint
  * ====================================================================== */
 
-/* The innermost message of HDF5's error stack (it names errno for failed
- * writes, e.g. "File too large"), for the reason in an error message. */
-static herr_t h5_walk_last(unsigned n, const H5E_error2_t *e, void *data)
-{
-    char *buf = data;
-    snprintf(buf, 256, "%s", e->desc ? e->desc : "");
-    return 0;
-}
-
-static const char *h5_reason(char *buf)
-{
-    buf[0] = '\0';
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_walk_last, buf);
-    /* A failed POSIX write reads "file write failed: time = ..., errno = 28,
-     * error message = 'No space left on device', ...": keep the message. */
-    const char *m = strstr(buf, "error message = '");
-    if (m) {
-        m += strlen("error message = '");
-        size_t n = strcspn(m, "'");
-        memmove(buf, m, n);
-        buf[n] = '\0';
-    }
-    for (char *p = buf; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
-    if (!buf[0])
-        snprintf(buf, 256, "HDF5 error");
-    return buf;
-}
-
 static sotu_status write_f64_attr(hid_t loc, const char *name, double v, const char *path,
                                   const char *obj)
 {
@@ -60,7 +28,7 @@ static sotu_status write_f64_attr(hid_t loc, const char *name, double v, const c
     if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &v) < 0) {
         char why[256];
         s = sotu_error(SOTU_ERR_IO, "%s: cannot write attribute %s of %s: %s", path, name, obj,
-                       h5_reason(why));
+                       sotu_h5_reason(why, sizeof why));
     }
     if (a >= 0)
         H5Aclose(a);
@@ -79,7 +47,7 @@ static sotu_status write_typed_attr(hid_t loc, const char *name, hid_t file_type
     if (a < 0 || H5Awrite(a, mem_type, v) < 0) {
         char why[256];
         s = sotu_error(SOTU_ERR_IO, "%s: cannot write attribute %s of %s: %s", path, name, obj,
-                       h5_reason(why));
+                       sotu_h5_reason(why, sizeof why));
     }
     if (a >= 0)
         H5Aclose(a);
@@ -104,14 +72,14 @@ static sotu_status write_dataset(hid_t loc, const char *name, int ndim, const hs
                                  const char *path, const char *obj, hid_t *out)
 {
     hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    hid_t dcpl = sotu_h5_dcpl();
+    hid_t dcpl = sotu_h5_dcpl_checked(ndim, dims, H5Tget_size(file_type));
     hid_t d = (sp >= 0 && dcpl >= 0)
                   ? H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)
                   : H5I_INVALID_HID;
     sotu_status s = SOTU_OK;
     if (d < 0 || H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
         char why[256];
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot write %s: %s", path, obj, h5_reason(why));
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot write %s: %s", path, obj, sotu_h5_reason(why, sizeof why));
     }
     if (dcpl >= 0)
         H5Pclose(dcpl);
@@ -227,7 +195,7 @@ static sotu_status write_task(hid_t tasks, hid_t heads, const char *path,
     hid_t g = create_group(tasks, t->name);
     if (g < 0) {
         char why[256];
-        return sotu_error(SOTU_ERR_IO, "%s: cannot create %s: %s", path, obj, h5_reason(why));
+        return sotu_error(SOTU_ERR_IO, "%s: cannot create %s: %s", path, obj, sotu_h5_reason(why, sizeof why));
     }
     int32_t index = t->index, classes = t->classes, epochs = t->epochs;
     sotu_status s = write_typed_attr(g, "index", H5T_STD_I32LE, H5T_NATIVE_INT32, &index, path, obj);
@@ -252,6 +220,8 @@ static sotu_status write_task(hid_t tasks, hid_t heads, const char *path,
         s = write_typed_attr(g, "bytes", H5T_STD_I64LE, H5T_NATIVE_INT64, &t->bytes, path, obj);
     if (s == SOTU_OK)
         s = sotu_h5_write_str_attr(g, "status", task_status(t), path);
+    if (s == SOTU_OK && t->class_names && t->classes > 0)
+        s = sotu_h5_write_str_array_attr(g, "class_names", t->class_names, t->classes, path);
     H5Gclose(g);
     if (s != SOTU_OK || !t->head_weight)
         return s;
@@ -260,7 +230,7 @@ static sotu_status write_task(hid_t tasks, hid_t heads, const char *path,
     hid_t h = create_group(heads, t->name);
     if (h < 0) {
         char why[256];
-        return sotu_error(SOTU_ERR_IO, "%s: cannot create %s: %s", path, obj, h5_reason(why));
+        return sotu_error(SOTU_ERR_IO, "%s: cannot create %s: %s", path, obj, sotu_h5_reason(why, sizeof why));
     }
     hsize_t wd[2] = {(hsize_t)t->classes, (hsize_t)ck->model.dim}, bd[1] = {(hsize_t)t->classes};
     snprintf(obj, sizeof obj, "/heads/%s/weight", t->name);
@@ -309,7 +279,7 @@ static sotu_status write_body(hid_t f, const char *path, const sotu_checkpoint *
     if (ck->n_keeps > 0) {
         grp = create_group(f, "/keeps");
         if (grp < 0) {
-            s = sotu_error(SOTU_ERR_IO, "%s: cannot create /keeps: %s", path, h5_reason(why));
+            s = sotu_error(SOTU_ERR_IO, "%s: cannot create /keeps: %s", path, sotu_h5_reason(why, sizeof why));
             goto cleanup;
         }
         for (int k = 0; k < ck->n_keeps && s == SOTU_OK; k++) {
@@ -319,7 +289,7 @@ static sotu_status write_body(hid_t f, const char *path, const sotu_checkpoint *
             hid_t kg = create_group(grp, label);
             if (kg < 0) {
                 s = sotu_error(SOTU_ERR_IO, "%s: cannot create %s (each keep once): %s", path, obj,
-                               h5_reason(why));
+                               sotu_h5_reason(why, sizeof why));
                 break;
             }
             s = write_f64_attr(kg, "keep", ck->keeps[k].keep, path, obj);
@@ -338,7 +308,7 @@ static sotu_status write_body(hid_t f, const char *path, const sotu_checkpoint *
     heads = create_group(f, "/heads");
     if (tasks < 0 || heads < 0) {
         s = sotu_error(SOTU_ERR_IO, "%s: cannot create /tasks and /heads: %s", path,
-                       h5_reason(why));
+                       sotu_h5_reason(why, sizeof why));
         goto cleanup;
     }
     int partial = 0;
@@ -353,7 +323,7 @@ static sotu_status write_body(hid_t f, const char *path, const sotu_checkpoint *
 
     grp = create_group(f, "/merge");
     if (grp < 0) {
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot create /merge: %s", path, h5_reason(why));
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot create /merge: %s", path, sotu_h5_reason(why, sizeof why));
         goto cleanup;
     }
     s = write_square(grp, "cosine", ck->n_tasks, ck->cosine, path, "/merge/cosine", &d);
@@ -373,7 +343,7 @@ static sotu_status write_body(hid_t f, const char *path, const sotu_checkpoint *
 
     grp = create_group(f, "/eval");
     if (grp < 0) {
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot create /eval: %s", path, h5_reason(why));
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot create /eval: %s", path, sotu_h5_reason(why, sizeof why));
         goto cleanup;
     }
     s = write_square(grp, "acc_matrix", ck->n_tasks, ck->acc_matrix, path, "/eval/acc_matrix", &d);
@@ -400,39 +370,17 @@ cleanup:
     return s;
 }
 
+static sotu_status fill_checkpoint(hid_t f, const void *ctx, const char *path)
+{
+    return write_body(f, path, ctx);
+}
+
 sotu_status sotu_checkpoint_write(const char *path, const sotu_checkpoint *ck)
 {
-    sotu_h5_quiet();
     sotu_status s = validate_input(path, ck);
     if (s != SOTU_OK)
         return s;
-    char tmp[4200], why[256];
-    sotu_tmp_path(tmp, sizeof tmp, path);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    /* STRONG: closing the file also closes anything left open on an error path. */
-    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
-        if (fapl >= 0)
-            H5Pclose(fapl);
-        return sotu_error(SOTU_ERR_IO, "%s: cannot set up HDF5 file access: %s", path,
-                          h5_reason(why));
-    }
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    if (f < 0)
-        return sotu_error(SOTU_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp,
-                          h5_reason(why));
-    s = write_body(f, path, ck);
-    if (s == SOTU_OK && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
-        s = sotu_error(SOTU_ERR_IO, "%s: flushing %s failed (disk full?): %s", path, tmp,
-                       h5_reason(why));
-    if (H5Fclose(f) < 0 && s == SOTU_OK)
-        s = sotu_error(SOTU_ERR_IO, "%s: closing %s failed (disk full?): %s", path, tmp,
-                       h5_reason(why));
-    if (s != SOTU_OK) {
-        unlink(tmp);
-        return s;
-    }
-    return sotu_atomic_commit(tmp, path);
+    return sotu_h5_write_file(path, fill_checkpoint, ck);
 }
 
 /* ======================================================================
@@ -449,6 +397,7 @@ void sotu_checkpoint_info_free(sotu_checkpoint_info *info)
         for (int i = 0; i < info->n_tasks; i++) {
             free(info->tasks[i].head_weight);
             free(info->tasks[i].head_bias);
+            free(info->tasks[i].class_names);
         }
     free(info->tasks);
     free(info->cosine);
@@ -602,8 +551,11 @@ static sotu_status read_float_dataset(hid_t loc, const char *name, int ndim, con
     void *buf = malloc(n * elem + 1);
     if (!buf)
         s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot allocate %zu values for %s", path, n, obj);
-    else if (n && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        s = sotu_error(SOTU_ERR_DATA, "%s: %s cannot be read", path, obj);
+    else if (n && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        char why[256];
+        s = sotu_error(SOTU_ERR_DATA, "%s: %s cannot be read (damaged?): %s", path, obj,
+                       sotu_h5_reason(why, sizeof why));
+    }
     if (s != SOTU_OK || !keep_open) {
         H5Dclose(d);
     } else {
@@ -698,6 +650,14 @@ static sotu_status read_task(hid_t tasks, hid_t heads, const char *name, const c
     if (s == SOTU_OK && !known_status(status))
         s = sotu_error(SOTU_ERR_DATA, "%s: %s status '%s', expected ok, failed, not_run or "
                        "left_out", path, obj, status);
+    if (s == SOTU_OK && t->classes > 0 && sotu_h5_has_attr(g, "class_names")) {
+        t->class_names = calloc((size_t)t->classes, sizeof *t->class_names);
+        if (!t->class_names)
+            s = sotu_error(SOTU_ERR_NOMEM, "%s: %s: %d class names", path, obj, t->classes);
+        else
+            s = sotu_h5_read_str_array_attr(g, "class_names", t->classes, t->class_names[0],
+                                            sizeof t->class_names[0], path);
+    }
     H5Gclose(g);
     if (s != SOTU_OK)
         return s;

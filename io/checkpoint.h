@@ -37,6 +37,9 @@
  *                              `sotu merge` without its verified delta)
  *                              root attr partial (int32): 1 when some task
  *                              is not "ok", i.e. /merged lacks its delta
+ *                              class_names (1-D string array of `classes`
+ *                              names, from the task file; absent in older
+ *                              checkpoints)
  *   /merge/cosine              float64 [T, T], cosine of the masked deltas
  *                              (by task index); attrs collision_rate (double),
  *                              mode ("sum" | "mean" | "disjoint"), scale
@@ -49,10 +52,17 @@
  * Strings are variable-length UTF-8 scalars, so h5py returns str. Task names
  * are HDF5 link names: non-empty, without '/', not "." or "..".
  *
- * Writing is atomic: the file is built under a temporary name, flushed,
- * closed, fsynced and renamed over the path. A failed write (disk full, no
- * permission) leaves the previous checkpoint untouched and removes the
- * temporary file.
+ * Every float dataset is one chunk with a Fletcher32 checksum, which
+ * libhdf5 verifies on every read (h5py too): a damaged dataset fails to
+ * read with SOTU_ERR_DATA naming the file and the dataset. Checkpoints
+ * written before checksums were added (contiguous datasets) read the same
+ * way, unverified.
+ *
+ * Writing is atomic (io/h5util.h, sotu_h5_write_file): the file is built in
+ * memory, written under a temporary name, fsynced and renamed over the
+ * path. A failed write (disk full, quota, file-size limit, no permission)
+ * is SOTU_ERR_IO naming the path and strerror, leaves the previous
+ * checkpoint untouched and no temporary file.
  */
 #ifndef SOTU_IO_CHECKPOINT_H
 #define SOTU_IO_CHECKPOINT_H
@@ -89,6 +99,7 @@ typedef struct {
                                   the statuses above, "ok" exactly when !failed */
     const float *head_weight;  /* [K_t, D] or NULL (no /heads/<task>) */
     const float *head_bias;    /* [K_t], NULL exactly when head_weight is */
+    const char *const *class_names; /* [K_t], NULL: not recorded */
 } sotu_checkpoint_task;
 
 typedef struct {
@@ -145,6 +156,7 @@ typedef struct {
     char status[16];                  /* "ok" | "failed" | "not_run" | "left_out" */
     float *head_weight;               /* [classes, D], NULL if the file has no head */
     float *head_bias;                 /* [classes] */
+    char (*class_names)[SOTU_CHECKPOINT_NAME_MAX]; /* [classes], NULL if not recorded */
 } sotu_checkpoint_task_info;
 
 typedef struct {

@@ -1,11 +1,14 @@
 #include "io/h5util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "io/fsutil.h"
 
 void sotu_h5_quiet(void)
 {
@@ -52,8 +55,10 @@ static sotu_status write_attr(hid_t loc, const char *name, hid_t type, hid_t spa
     if (H5Aexists(loc, name) > 0 && H5Adelete(loc, name) < 0)
         return sotu_error(SOTU_ERR_IO, "%s: cannot replace attribute '%s'", path, name);
     hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    char why[256];
     if (a < 0 || H5Awrite(a, type, buf) < 0)
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot write attribute '%s'", path, name);
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot write attribute '%s': %s", path, name,
+                       sotu_h5_reason(why, sizeof why));
     if (a >= 0)
         H5Aclose(a);
     return s;
@@ -107,13 +112,15 @@ sotu_status sotu_h5_write_f64_dataset(hid_t loc, const char *name, int ndim, con
     hsize_t d[8];
     for (int k = 0; k < ndim && k < 8; k++)
         d[k] = (hsize_t)dims[k];
-    hid_t sp = H5Screate_simple(ndim, d, NULL), dcpl = sotu_h5_dcpl();
+    hid_t sp = H5Screate_simple(ndim, d, NULL), dcpl = sotu_h5_dcpl_checked(ndim, d, sizeof(double));
     hid_t ds = sp >= 0 && dcpl >= 0 ? H5Dcreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl,
                                                  H5P_DEFAULT)
                                     : H5I_INVALID_HID;
     sotu_status s = SOTU_OK;
+    char why[256];
     if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot write dataset '%s'", path, name);
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot write dataset '%s': %s", path, name,
+                       sotu_h5_reason(why, sizeof why));
     if (ds >= 0)
         H5Dclose(ds);
     if (dcpl >= 0)
@@ -289,6 +296,252 @@ hid_t sotu_h5_gcpl(void)
         return H5I_INVALID_HID;
     }
     return p;
+}
+
+hid_t sotu_h5_dcpl_checked(int ndim, const hsize_t *dims, size_t elem)
+{
+    hid_t p = sotu_h5_dcpl();
+    if (p < 0 || ndim <= 0 || ndim > 8)
+        return p;
+    hsize_t chunk[8];
+    double bytes = (double)elem;
+    for (int k = 0; k < ndim; k++) {
+        if (dims[k] == 0)
+            return p;
+        chunk[k] = dims[k];
+        bytes *= (double)dims[k];
+    }
+    /* HDF5 chunks hold less than 4 GiB. */
+    for (int k = 0; k < ndim && bytes > (double)(1u << 30); ) {
+        if (chunk[k] == 1) {
+            k++;
+            continue;
+        }
+        bytes /= (double)chunk[k];
+        chunk[k] = (chunk[k] + 1) / 2;
+        bytes *= (double)chunk[k];
+    }
+    if (H5Pset_chunk(p, ndim, chunk) < 0 || H5Pset_fletcher32(p) < 0) {
+        H5Pclose(p);
+        return H5I_INVALID_HID;
+    }
+    return p;
+}
+
+typedef struct {
+    char *buf;
+    size_t cap;
+} reason_buf;
+
+/* Keeps the innermost (last, walking downward) message of the stack. */
+static herr_t keep_last_message(unsigned n, const H5E_error2_t *e, void *data)
+{
+    reason_buf *r = data;
+    snprintf(r->buf, r->cap, "%s", e->desc ? e->desc : "");
+    return 0;
+}
+
+const char *sotu_h5_reason(char *buf, size_t cap)
+{
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    reason_buf r = {buf, cap};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_last_message, &r);
+    /* A failed POSIX call reads "file write failed: time = ..., errno = 28,
+     * error message = 'No space left on device', ...": keep the message. */
+    const char *m = strstr(buf, "error message = '");
+    if (m) {
+        m += strlen("error message = '");
+        size_t n = strcspn(m, "'");
+        memmove(buf, m, n);
+        buf[n] = '\0';
+    }
+    for (char *p = buf; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    if (!buf[0])
+        snprintf(buf, cap, "HDF5 error");
+    return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The in-memory file of sotu_h5_write_file                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The core driver's buffer, followed through HDF5's file image callbacks:
+ * it is the file's bytes from address 0. */
+typedef struct {
+    void *mem;
+} h5_image;
+
+static int is_file_op(H5FD_file_image_op_t op)
+{
+    return op == H5FD_FILE_IMAGE_OP_FILE_OPEN || op == H5FD_FILE_IMAGE_OP_FILE_RESIZE;
+}
+
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    void *p = malloc(size ? size : 1);
+    if (p && is_file_op(op))
+        ((h5_image *)udata)->mem = p;
+    return p;
+}
+
+static void *image_memcpy(void *dst, const void *src, size_t size, H5FD_file_image_op_t op,
+                          void *udata)
+{
+    return memcpy(dst, src, size);
+}
+
+static void *image_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    void *p = realloc(ptr, size ? size : 1);
+    if (p && is_file_op(op))
+        ((h5_image *)udata)->mem = p;
+    return p;
+}
+
+static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata)
+{
+    h5_image *im = udata;
+    if (ptr == im->mem)
+        im->mem = NULL;
+    free(ptr);
+    return 0;
+}
+
+/* The callbacks' udata lives on sotu_h5_write_file's stack; property list
+ * copies share it. */
+static void *image_udata_copy(void *udata) { return udata; }
+static herr_t image_udata_free(void *udata) { return 0; }
+
+/* 16 MiB: the core driver grows its buffer in these steps. */
+#define CORE_INCREMENT ((size_t)16 << 20)
+
+sotu_status sotu_h5_write_file(const char *path, sotu_h5_fill_fn fill, const void *ctx)
+{
+    sotu_h5_quiet();
+    char why[256];
+    h5_image im = {NULL};
+    H5FD_file_image_callbacks_t cb = {image_malloc,     image_memcpy,     image_realloc, image_free,
+                                      image_udata_copy, image_udata_free, &im};
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        H5Pset_fapl_core(fapl, CORE_INCREMENT, 0) < 0 ||
+        H5Pset_file_image_callbacks(fapl, &cb) < 0) {
+        sotu_status s = sotu_error(SOTU_ERR_IO, "%s: cannot set up HDF5 file access: %s", path,
+                                   sotu_h5_reason(why, sizeof why));
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        return s;
+    }
+    /* With the core driver and no backing store, nothing at path is opened:
+     * the name only labels HDF5's messages. */
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return sotu_error(SOTU_ERR_IO, "%s: cannot create an HDF5 file in memory: %s", path,
+                          sotu_h5_reason(why, sizeof why));
+    sotu_status s = fill(f, ctx, path);
+    ssize_t size = -1;
+    if (s == SOTU_OK) {
+        /* fill must close what it opens; STRONG only covers failure paths. */
+        assert(H5Fget_obj_count(f, H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE |
+                                       H5F_OBJ_ATTR | H5F_OBJ_LOCAL) == 0);
+        if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 || (size = H5Fget_file_image(f, NULL, 0)) <= 0 ||
+            !im.mem)
+            s = sotu_error(SOTU_ERR_IO, "%s: HDF5 cannot finish the file: %s", path,
+                           sotu_h5_reason(why, sizeof why));
+    }
+    if (s == SOTU_OK)
+        s = sotu_write_file_atomic(path, im.mem, (size_t)size);
+    /* Memory only: this close does no I/O, so it cannot fail the way a close
+     * on a full disk does. */
+    if (H5Fclose(f) < 0 && s == SOTU_OK)
+        s = sotu_error(SOTU_ERR_INTERNAL, "%s: written, but HDF5 failed to close its "
+                       "in-memory copy: %s", path, sotu_h5_reason(why, sizeof why));
+    assert(!im.mem);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Verifying every dataset                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *path;
+    int n, checked;
+    sotu_status s;
+} verify_walk;
+
+static int has_fletcher32(hid_t d)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    int found = 0;
+    int n = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0;
+    for (int i = 0; i < n && !found; i++) {
+        unsigned flags, cd[8];
+        size_t ncd = 8;
+        char name[64];
+        found = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, sizeof name, name, NULL) ==
+                H5Z_FILTER_FLETCHER32;
+    }
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    return found;
+}
+
+static herr_t verify_one(hid_t g, const char *name, const H5L_info_t *li, void *data)
+{
+    verify_walk *w = data;
+    H5O_info_t oi;
+    if (li->type != H5L_TYPE_HARD || H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0 ||
+        oi.type != H5O_TYPE_DATASET)
+        return 0;
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    hid_t t = d >= 0 ? H5Dget_type(d) : H5I_INVALID_HID;
+    hid_t sp = d >= 0 ? H5Dget_space(d) : H5I_INVALID_HID;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    size_t size = t >= 0 ? H5Tget_size(t) : 0;
+    int fixed = t >= 0 && H5Tget_class(t) != H5T_VLEN && H5Tis_variable_str(t) <= 0;
+    void *buf = NULL;
+    char why[256];
+    if (d < 0 || t < 0 || n < 0) {
+        w->s = sotu_error(SOTU_ERR_DATA, "%s: dataset /%s cannot be opened: %s", w->path, name,
+                          sotu_h5_reason(why, sizeof why));
+    } else if (fixed && n > 0) {
+        buf = malloc((size_t)n * size);
+        if (!buf)
+            w->s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot allocate %lld values to verify /%s",
+                              w->path, (long long)n, name);
+        else if (H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            w->s = sotu_error(SOTU_ERR_DATA, "%s: dataset /%s is damaged: %s", w->path, name,
+                              sotu_h5_reason(why, sizeof why));
+    }
+    if (w->s == SOTU_OK) {
+        w->n++;
+        w->checked += has_fletcher32(d);
+    }
+    free(buf);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    if (d >= 0)
+        H5Dclose(d);
+    return w->s == SOTU_OK ? 0 : -1;
+}
+
+sotu_status sotu_h5_verify_datasets(hid_t file, const char *path, int *n_datasets,
+                                    int *n_checked)
+{
+    verify_walk w = {path, 0, 0, SOTU_OK};
+    if (H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, verify_one, &w) < 0 && w.s == SOTU_OK)
+        w.s = sotu_error(SOTU_ERR_DATA, "%s: the file's groups cannot be listed", path);
+    *n_datasets = w.n;
+    *n_checked = w.checked;
+    return w.s;
 }
 
 const char *sotu_h5_file_format(const char *path, char *dst, size_t cap)

@@ -73,6 +73,50 @@ sotu_status sotu_h5_read_str_array_attr(hid_t loc, const char *name, int n, char
 hid_t sotu_h5_dcpl(void);
 hid_t sotu_h5_gcpl(void);
 
+/* sotu_h5_dcpl plus a per-chunk Fletcher32 checksum, for a dataset of rank
+ * ndim (<= 8), dims and elements of elem bytes: one chunk of the whole
+ * dataset (split along the first dimension past 1 GiB), the checksum
+ * filter, which libhdf5 (and h5py, and PyTorch through h5py) verifies on
+ * every read. Scalar and empty datasets get no checksum (they cannot be
+ * chunked). Every dataset of weights, checkpoints and predictions is
+ * created with it. */
+hid_t sotu_h5_dcpl_checked(int ndim, const hsize_t *dims, size_t elem);
+
+/* HDF5's own description of the last failure on this thread (the innermost
+ * message of its error stack, with the errno text of a failed system call
+ * when there is one) into buf, "HDF5 error" when the stack is empty. */
+const char *sotu_h5_reason(char *buf, size_t cap);
+
+/* The one writer of HDF5 files. fill(file, ctx, path) writes the content
+ * into a file that lives in memory (HDF5's core driver with sotu's image
+ * callbacks); the finished image goes to disk through io/fsutil.h's atomic
+ * file: "<path>.tmp.<pid>" beside path, write(2), fsync, rename over path,
+ * fsync of the directory.
+ *
+ * Why in memory: libhdf5 1.10 cannot survive a failed write on disk. When
+ * a write fails (full disk, quota, RLIMIT_FSIZE), H5Fclose fails too,
+ * leaves a freed file in its ID table and the process segfaults at exit
+ * (H5F__close_cb <- H5I_clear_type <- H5F_term_package; HDFFV-11052, fixed
+ * in 1.14). Here libhdf5 never touches the disk, so a failed write is
+ * sotu's own write(2) with its errno, and the file closes cleanly.
+ *
+ * The price: the file's image is held in memory while it is written (the
+ * size of the file; no copy is made). The file is closed with
+ * H5F_CLOSE_STRONG, so objects fill left open on a failure path are closed
+ * with it. Returns fill's status (its message), or SOTU_ERR_IO naming path
+ * with strerror or HDF5's error text; on any failure path is untouched and
+ * no temporary file is left. */
+typedef sotu_status (*sotu_h5_fill_fn)(hid_t file, const void *ctx, const char *path);
+sotu_status sotu_h5_write_file(const char *path, sotu_h5_fill_fn fill, const void *ctx);
+
+/* Reads every dataset of an open file in full, so libhdf5 verifies each
+ * chunk's Fletcher32 checksum (sotu inspect). Counts the datasets and those
+ * that carry a checksum. SOTU_ERR_DATA naming path, the dataset and HDF5's
+ * reason ("data error detected by Fletcher32 checksum") on the first that
+ * cannot be read. */
+sotu_status sotu_h5_verify_datasets(hid_t file, const char *path, int *n_datasets,
+                                    int *n_checked);
+
 /* The root "format" string attribute of an HDF5 file into dst; NULL if path
  * is not a readable HDF5 file or has no such string attribute (a probe: the
  * caller decides what that means). */

@@ -541,44 +541,32 @@ static json_t *build_header(const sotu_tensor_table *tab, const char *const *met
 sotu_status sotu_safetensors_write(const char *path, const sotu_tensor_table *tab,
                                    const float *params, const char *const *meta, int n_meta)
 {
-    char tmp[SOTU_PATH_MAX + 32];
-    sotu_tmp_path(tmp, sizeof tmp, path);
-    sotu_status s = SOTU_OK;
-    char *text = NULL;
-    FILE *f = NULL;
+    char *text = NULL, *head = NULL;
     json_t *root = build_header(tab, meta, n_meta);
+    sotu_status s = SOTU_OK;
     if (!root || !(text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
         s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot build the header", path);
         goto cleanup;
     }
     size_t len = strlen(text), padded = (len + 7) / 8 * 8;
-    f = fopen(tmp, "wb");
-    if (!f) {
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    if (!(head = malloc(8 + padded))) {
+        s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot build the header", path);
         goto cleanup;
     }
-    uint8_t lenb[8];
     for (int i = 0; i < 8; i++)
-        lenb[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(lenb, 1, 8, f) == 8 && fwrite(text, 1, len, f) == len;
-    for (size_t i = len; i < padded && ok; i++)
-        ok = fputc(' ', f) != EOF;
-    for (int i = 0; i < tab->n && ok; i++)
-        ok = fwrite(params + tab->t[i].offset, sizeof(float), tab->t[i].count, f) ==
-             tab->t[i].count;
-    int closed = fclose(f) == 0;
-    f = NULL;
-    if (!ok || !closed) {
-        s = sotu_error(SOTU_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        remove(tmp);
-        goto cleanup;
-    }
-    s = sotu_atomic_commit(tmp, path);
+        head[i] = (char)(uint8_t)((uint64_t)padded >> (8 * i));
+    memcpy(head + 8, text, len);
+    memset(head + 8 + len, ' ', padded - len);
+    sotu_atomic_file af;
+    s = sotu_atomic_open(&af, path);
+    if (s == SOTU_OK)
+        s = sotu_atomic_write(&af, head, 8 + padded);
+    for (int i = 0; i < tab->n && s == SOTU_OK; i++)
+        s = sotu_atomic_write(&af, params + tab->t[i].offset, sizeof(float) * tab->t[i].count);
+    if (s == SOTU_OK)
+        s = sotu_atomic_finish(&af);
 cleanup:
-    if (f) {
-        fclose(f);
-        remove(tmp);
-    }
+    free(head);
     free(text);
     json_decref(root);
     return s;

@@ -63,12 +63,15 @@ static sotu_status write_dataset(hid_t file, const char *name, hid_t file_type, 
         }
     }
     d = H5Dcreate2(file, name, file_type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    char why[256];
     if (d < 0) {
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot create dataset %s", path, name);
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot create dataset %s: %s", path, name,
+                       sotu_h5_reason(why, sizeof why));
         goto cleanup;
     }
     if (dims[0] > 0 && H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot write dataset %s", path, name);
+        s = sotu_error(SOTU_ERR_IO, "%s: cannot write dataset %s: %s", path, name,
+                       sotu_h5_reason(why, sizeof why));
 cleanup:
     if (d >= 0)
         H5Dclose(d);
@@ -112,51 +115,36 @@ static sotu_status check_labels(const char *path, const char *dataset, const int
     return SOTU_OK;
 }
 
+static sotu_status fill_taskset(hid_t f, const void *ctx, const char *path)
+{
+    const sotu_taskset *t = ctx;
+    const char **names = malloc((size_t)t->classes * sizeof *names);
+    if (!names)
+        return sotu_error(SOTU_ERR_NOMEM, "%s: cannot allocate class names", path);
+    for (int i = 0; i < t->classes; i++)
+        names[i] = t->class_names[i];
+    sotu_status s;
+    if ((s = sotu_h5_write_str_attr(f, "format", SOTU_TASK_FORMAT, path)) == SOTU_OK &&
+        (s = sotu_h5_write_int_attr(f, "format_version", SOTU_TASK_FORMAT_VERSION, path)) == SOTU_OK &&
+        (s = sotu_h5_write_str_attr(f, "name", t->name, path)) == SOTU_OK &&
+        (s = sotu_h5_write_int_attr(f, "classes", t->classes, path)) == SOTU_OK &&
+        (s = sotu_h5_write_str_array_attr(f, "class_names", names, t->classes, path)) == SOTU_OK &&
+        (s = write_split(f, "train", t, t->n_train, t->train_images, t->train_labels, path)) == SOTU_OK)
+        s = write_split(f, "test", t, t->n_test, t->test_images, t->test_labels, path);
+    free(names);
+    return s;
+}
+
 sotu_status sotu_taskset_write(const char *path, const sotu_taskset *t)
 {
     assert(t->classes > 0 && t->height > 0 && t->width > 0 && t->channels > 0);
     assert(t->n_train >= 0 && t->n_test >= 0 && t->class_names);
-    sotu_h5_quiet();
     sotu_status s = check_labels(path, "/train/labels", t->train_labels, t->n_train, t->classes);
     if (s == SOTU_OK)
         s = check_labels(path, "/test/labels", t->test_labels, t->n_test, t->classes);
     if (s != SOTU_OK)
         return s;
-
-    char tmp[SOTU_PATH_MAX + 64];
-    sotu_tmp_path(tmp, sizeof tmp, path);
-    const char **names = NULL;
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot create HDF5 file %s: %s", path, tmp,
-                       strerror(errno));
-        return s;
-    }
-    names = malloc((size_t)t->classes * sizeof *names);
-    if (!names) {
-        s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot allocate class names", path);
-        goto cleanup;
-    }
-    for (int i = 0; i < t->classes; i++)
-        names[i] = t->class_names[i];
-    if ((s = sotu_h5_write_str_attr(f, "format", SOTU_TASK_FORMAT, path)) != SOTU_OK ||
-        (s = sotu_h5_write_int_attr(f, "format_version", SOTU_TASK_FORMAT_VERSION, path)) != SOTU_OK ||
-        (s = sotu_h5_write_str_attr(f, "name", t->name, path)) != SOTU_OK ||
-        (s = sotu_h5_write_int_attr(f, "classes", t->classes, path)) != SOTU_OK ||
-        (s = sotu_h5_write_str_array_attr(f, "class_names", names, t->classes, path)) != SOTU_OK)
-        goto cleanup;
-    s = write_split(f, "train", t, t->n_train, t->train_images, t->train_labels, path);
-    if (s == SOTU_OK)
-        s = write_split(f, "test", t, t->n_test, t->test_images, t->test_labels, path);
-cleanup:
-    free(names);
-    if (H5Fclose(f) < 0 && s == SOTU_OK)
-        s = sotu_error(SOTU_ERR_IO, "%s: closing the HDF5 file %s failed", path, tmp);
-    if (s != SOTU_OK) {
-        unlink(tmp);
-        return s;
-    }
-    return sotu_atomic_commit(tmp, path);
+    return sotu_h5_write_file(path, fill_taskset, t);
 }
 
 /* Opens dataset name and returns its type and dims; SOTU_ERR_DATA naming the
@@ -354,6 +342,35 @@ sotu_status sotu_taskset_read(const char *path, sotu_taskset *t)
     if (s != SOTU_OK)
         return s;
     return read_task_file(f, path, t);
+}
+
+sotu_status sotu_taskset_read_class_names(const char *path, int classes,
+                                          char (**names)[SOTU_TASK_NAME_MAX])
+{
+    *names = NULL;
+    hid_t f;
+    sotu_status s = sotu_h5_open_read(path, &f);
+    if (s != SOTU_OK)
+        return s;
+    int64_t have = 0;
+    char (*n)[SOTU_TASK_NAME_MAX] = NULL;
+    if ((s = sotu_h5_read_int_attr(f, "classes", &have, path)) == SOTU_OK && have != classes)
+        s = sotu_error(SOTU_ERR_DATA, "%s: attribute classes is %lld, expected %d", path,
+                       (long long)have, classes);
+    if (s == SOTU_OK && !(n = calloc((size_t)classes + 1, sizeof *n)))
+        s = sotu_error(SOTU_ERR_NOMEM, "%s: cannot allocate %d class names", path, classes);
+    if (s == SOTU_OK && sotu_h5_has_attr(f, "class_names"))
+        s = sotu_h5_read_str_array_attr(f, "class_names", classes, n[0], sizeof n[0], path);
+    else
+        for (int i = 0; s == SOTU_OK && i < classes; i++)
+            snprintf(n[i], sizeof n[i], "%d", i);
+    H5Fclose(f);
+    if (s != SOTU_OK) {
+        free(n);
+        return s;
+    }
+    *names = n;
+    return SOTU_OK;
 }
 
 sotu_status sotu_taskset_read_image(const void *buf, size_t size, const char *what,

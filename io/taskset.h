@@ -56,6 +56,13 @@ sotu_status sotu_taskset_write(const char *path, const sotu_taskset *t);
  * SOTU_ERR_IO (cannot open) or SOTU_ERR_DATA naming the file and dataset. */
 sotu_status sotu_taskset_read(const char *path, sotu_taskset *t);
 
+/* Only the class names of a task file (its class_names attribute, or "0",
+ * "1", ... when it has none) into a malloc'ed [classes] array *names, which
+ * the caller frees. SOTU_ERR_DATA when the file's classes differ from
+ * classes; the reader's errors otherwise. */
+sotu_status sotu_taskset_read_class_names(const char *path, int classes,
+                                          char (**names)[SOTU_TASK_NAME_MAX]);
+
 /* Same checks on an HDF5 file held in memory (a file image, opened with the
  * core driver; buf is copied). what names the input in messages and gives
  * the default task name. */

@@ -1,10 +1,8 @@
 #include "io/weights.h"
 
-#include <errno.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "io/checkpoint.h"
 #include "io/fsutil.h"
@@ -57,60 +55,57 @@ sotu_status sotu_weights_write_group(int64_t loc, const char *group, const sotu_
 {
     sotu_h5_quiet();
     const char *path = path_for_errors;
+    char why[256];
     hid_t g = open_or_create_group((hid_t)loc, group);
     if (g < 0)
-        return sotu_error(SOTU_ERR_IO, "%s: cannot create group %s", path, group);
-    hid_t dcpl = sotu_h5_dcpl();
+        return sotu_error(SOTU_ERR_IO, "%s: cannot create group %s: %s", path, group,
+                          sotu_h5_reason(why, sizeof why));
     sotu_status s = SOTU_OK;
-    if (dcpl < 0) {
-        s = sotu_error(SOTU_ERR_IO, "%s: cannot create a dataset property list", path);
-        goto cleanup;
-    }
     for (int i = 0; i < tab->n && s == SOTU_OK; i++) {
         const sotu_tensor_info *ti = &tab->t[i];
         hsize_t dims[SOTU_TENSOR_NDIM_MAX];
         for (int k = 0; k < ti->ndim; k++)
             dims[k] = (hsize_t)ti->shape[k];
         hid_t sp = ti->ndim > 0 ? H5Screate_simple(ti->ndim, dims, NULL) : H5Screate(H5S_SCALAR);
-        hid_t d = sp >= 0 ? H5Dcreate2(g, ti->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
-                                       H5P_DEFAULT)
-                          : H5I_INVALID_HID;
+        hid_t dcpl = sotu_h5_dcpl_checked(ti->ndim, dims, sizeof(float));
+        hid_t d = sp >= 0 && dcpl >= 0 ? H5Dcreate2(g, ti->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT,
+                                                    dcpl, H5P_DEFAULT)
+                                       : H5I_INVALID_HID;
         if (d < 0 || (ti->count > 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
                                                 H5P_DEFAULT, params + ti->offset) < 0))
-            s = sotu_error(SOTU_ERR_IO, "%s: cannot write tensor %s/%s", path, group, ti->name);
+            s = sotu_error(SOTU_ERR_IO, "%s: cannot write tensor %s/%s: %s", path, group,
+                           ti->name, sotu_h5_reason(why, sizeof why));
         if (d >= 0)
             H5Dclose(d);
+        if (dcpl >= 0)
+            H5Pclose(dcpl);
         if (sp >= 0)
             H5Sclose(sp);
     }
-cleanup:
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
     H5Gclose(g);
+    return s;
+}
+
+typedef struct {
+    sotu_weights_fill_fn fill;
+    const void *ctx;
+} weights_fill;
+
+static sotu_status fill_weights_file(hid_t f, const void *ctx, const char *path)
+{
+    const weights_fill *w = ctx;
+    sotu_status s = sotu_h5_write_str_attr(f, "format", WEIGHTS_FORMAT, path);
+    if (s == SOTU_OK)
+        s = sotu_h5_write_int_attr(f, "format_version", WEIGHTS_FORMAT_VERSION, path);
+    if (s == SOTU_OK)
+        s = w->fill((int64_t)f, w->ctx, path);
     return s;
 }
 
 sotu_status sotu_weights_write_file(const char *path, sotu_weights_fill_fn fill, const void *ctx)
 {
-    sotu_h5_quiet();
-    char tmp[4200];
-    sotu_tmp_path(tmp, sizeof tmp, path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return sotu_error(SOTU_ERR_IO, "%s: cannot create HDF5 file %s: %s", path, tmp,
-                          strerror(errno));
-    sotu_status s = sotu_h5_write_str_attr(f, "format", WEIGHTS_FORMAT, path);
-    if (s == SOTU_OK)
-        s = sotu_h5_write_int_attr(f, "format_version", WEIGHTS_FORMAT_VERSION, path);
-    if (s == SOTU_OK)
-        s = fill((int64_t)f, ctx, path);
-    if (H5Fclose(f) < 0 && s == SOTU_OK)
-        s = sotu_error(SOTU_ERR_IO, "%s: closing the HDF5 file %s failed", path, tmp);
-    if (s != SOTU_OK) {
-        unlink(tmp);
-        return s;
-    }
-    return sotu_atomic_commit(tmp, path);
+    weights_fill w = {fill, ctx};
+    return sotu_h5_write_file(path, fill_weights_file, &w);
 }
 
 typedef struct {
@@ -212,8 +207,11 @@ static sotu_status read_tensor(hid_t g, const char *group, const sotu_tensor_inf
                        ti->name, have, want);
         goto cleanup;
     }
-    if (ti->count > 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
-        s = sotu_error(SOTU_ERR_DATA, "%s: tensor %s/%s cannot be read", path, group, ti->name);
+    if (ti->count > 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
+        char why[256];
+        s = sotu_error(SOTU_ERR_DATA, "%s: tensor %s/%s cannot be read (damaged?): %s", path,
+                       group, ti->name, sotu_h5_reason(why, sizeof why));
+    }
 cleanup:
     if (t >= 0)
         H5Tclose(t);

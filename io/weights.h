@@ -1,7 +1,12 @@
 /* ViT weight files (HDF5): pretrained backbones and the merged weights of a
  * checkpoint share one layout, so every reader is the same code.
  *
- *   <group>/<timm name>   float32 datasets, shapes as in the tensor table
+ *   <group>/<timm name>   float32 datasets, shapes as in the tensor table,
+ *                         each one chunk with a Fletcher32 checksum that
+ *                         libhdf5 verifies on every read (a damaged
+ *                         tensor is SOTU_ERR_DATA naming it); files
+ *                         written before checksums were added (contiguous,
+ *                         no filter) read the same way, unverified
  *   root attributes:      format ("sotu-weights" for pretrained files),
  *                         format_version 1, and the model config as int32
  *                         attributes image_size, channels, patch, dim, depth,
@@ -26,11 +31,12 @@ enum {
 sotu_status sotu_weights_write(const char *path, const sotu_vit_config *cfg,
                                const sotu_tensor_table *tab, const float *params);
 
-/* The file writer both models share: creates a temporary HDF5 file for
- * path, writes the root attributes format "sotu-weights" and
+/* The file writer both models share: through sotu_h5_write_file
+ * (io/h5util.h), writes the root attributes format "sotu-weights" and
  * format_version 1, lets fill (a model's attributes and its group; file is
  * the hid_t as int64_t) write the rest, and commits it atomically. On any
- * failure nothing is left at path's temporary name and path is untouched. */
+ * failure (SOTU_ERR_IO with path and strerror) path is untouched and no
+ * temporary file is left. */
 typedef sotu_status (*sotu_weights_fill_fn)(int64_t file, const void *ctx, const char *path);
 sotu_status sotu_weights_write_file(const char *path, sotu_weights_fill_fn fill, const void *ctx);
 

@@ -16,3 +16,6 @@ sotu_add_script_test(cli_inspect COMMAND bash ${_data_sh}/cli_inspect.sh LABELS 
                      NEEDS numpy h5py fmnist)
 sotu_add_script_test(cli_data_fmnist53 COMMAND bash ${_data_sh}/cli_fmnist53.sh
                      LABELS slow TIMEOUT 180 NEEDS fmnist)
+# Output commands refuse an output that is an input and an existing output
+# without --force; export/predict need --task on a run checkpoint with heads.
+sotu_add_script_test(cli_outputs COMMAND bash ${_data_sh}/cli_outputs.sh LABELS unit TIMEOUT 300 NEEDS numpy h5py torch fmnist)

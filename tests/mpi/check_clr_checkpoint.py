@@ -12,7 +12,8 @@
   eval mode reproduces the coordinator's eval_acc on the task's test split,
   which equals the worker's finetuned_acc (evaluation loaded each module);
 - /eval/acc_matrix is lower-triangular with A[i][j] = eval_acc of task j
-  (forgetting 0), /cost holds the parameter and compute figures.
+  (forgetting 0), /cost holds the parameter and compute figures;
+- every float dataset carries a Fletcher32 checksum.
 """
 import math
 import os
@@ -112,4 +113,9 @@ if ev["clr_task_heads_forgetting"] != 0.0:
 c = f["cost"].attrs
 if not (0 < c["added_params_pct"] < 100 and 0 < c["flops_ratio"] <= 1):
     fail("cost attrs %s" % dict(c))
+unchecked = []
+f.visititems(lambda name, o: unchecked.append(name) if isinstance(o, h5py.Dataset)
+             and o.dtype.kind == "f" and o.size > 0 and not o.fletcher32 else None)
+if unchecked:
+    fail("float datasets without a Fletcher32 checksum: %s" % unchecked[:5])
 print("ok: %s: %d modules load into PyTorch (%s) and reproduce eval_acc" % (path, ok, variant))

@@ -172,8 +172,11 @@ def check_ratio_split_and_bad(work, rng):
         total = len(t["train_labels"]) + len(t["test_labels"])
         check(total == sum(counts.values()), f"--on-bad skip: {total} images kept")
     rc, msg = sotu("data", "import-images", os.path.join(work, "no_such_dir"), "--out",
-                   skip_out, "--size", str(S))
+                   os.path.join(work, "tasks", "missing.h5"), "--size", str(S))
     check(rc == 4, f"missing folder: exit 4 ({msg.strip()})")
+    rc, msg = sotu("data", "import-images", root, "--out", skip_out, "--size", str(S))
+    check(rc == 2 and "refusing to overwrite" in msg and "--force" in msg,
+          f"an existing output: exit 2 ({msg.strip()})")
     rc, msg = sotu("data", "import-images", root, "--out", skip_out)
     check(rc == 2 and "--size" in msg, f"no --size: exit 2 ({msg.strip()})")
 

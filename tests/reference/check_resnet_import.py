@@ -15,6 +15,7 @@ num_batches_tracked stored as F32, and block counts other than ResNet-18/34.
 Exits non-zero on any failure.
 """
 import os
+import shutil
 import sys
 
 import h5py
@@ -63,7 +64,9 @@ def scalar_normalise(images):
 
 def main():
     work = sys.argv[1]
-    os.makedirs(work, exist_ok=True)
+    # A fresh directory: sotu's output commands refuse existing outputs.
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
     g = torch.Generator().manual_seed(0)
     rng = np.random.default_rng(0)
     torch.set_grad_enabled(False)

@@ -16,6 +16,7 @@
 Exits non-zero on any failure.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -61,7 +62,9 @@ def main():
     work = sys.argv[1]
     fixture = sys.argv[2] if len(sys.argv) > 2 else None
     rd = os.path.join(work, "ref")
-    os.makedirs(rd, exist_ok=True)
+    # A fresh directory: sotu's output commands refuse existing outputs.
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(rd)
     subprocess.run([sys.executable, ref.__file__, rd, "0"], check=True)
     images = os.path.join(rd, "images.h5")
     with h5py.File(os.path.join(rd, "reference.h5"), "r") as f:

@@ -1,6 +1,10 @@
 /* Weights files: round trip of tensors and model config, shape mismatch,
  * missing tensor, non-float tensor, missing config attribute, skipping the
- * head, and a second group written into an existing file. */
+ * head, and a second group written into an existing file. The one HDF5
+ * writer (io/h5util.h, sotu_h5_write_file): the same content gives the same
+ * bytes, every float tensor carries a Fletcher32 checksum, a fill that fails
+ * with objects left open leaves no file, no temporary file and no open
+ * HDF5 object. */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "io/h5util.h"
 #include "io/weights.h"
 
 static char dir[64];
@@ -39,6 +44,25 @@ static const char *const names[] = {"cls_token", "patch_embed.proj.weight",
 static const int64_t shapes[][4] = {{1, 1, 8}, {8, 1, 4, 4}, {24, 8}, {3, 8}, {3}};
 static const int ndims[] = {3, 4, 2, 2, 1};
 enum { NT = 5 };
+
+/* A fill that fails half-way with a group and a dataset still open. */
+static sotu_status fill_and_fail(hid_t f, const void *ctx, const char *path)
+{
+    hid_t g = H5Gcreate2(f, "/half", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t n = 4;
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t d = H5Dcreate2(g, "x", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    (void)d;
+    H5Sclose(sp);
+    return sotu_error(SOTU_ERR_IO, "%s: made-up failure", path);
+}
+
+static int same_bytes(const char *a, const char *b)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    return system(cmd) == 0;
+}
 
 static void expect_bad(const char *path, const sotu_tensor_table *tab, float *buf, int flags,
                        const char *want1, const char *want2)
@@ -159,6 +183,45 @@ int main(void)
     CHECK(sotu_weights_read_into(path, "/keep/0.1/merged", &tab, back, 0) == SOTU_OK);
     CHECK(!memcmp(back, params, tab.total * sizeof *params));
     CHECK(sotu_weights_read_config(path, &rc) == SOTU_OK && rc.mlp_hidden == 32);
+
+    /* The one writer: same content, same bytes; a checksum per tensor. */
+    {
+        char a[300], b[300];
+        snprintf(a, sizeof a, "%s/same-a.h5", dir);
+        snprintf(b, sizeof b, "%s/same-b.h5", dir);
+        CHECK(sotu_weights_write(a, &cfg, &tab, params) == SOTU_OK);
+        CHECK(sotu_weights_write(b, &cfg, &tab, params) == SOTU_OK);
+        CHECK_MSG(same_bytes(a, b), "%s and %s differ", a, b);
+        hid_t wf = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT);
+        for (int i = 0; i < NT; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "/weights/%s", names[i]);
+            hid_t wd = H5Dopen2(wf, name, H5P_DEFAULT);
+            hid_t dcpl = H5Dget_create_plist(wd);
+            unsigned flags, cd[4];
+            size_t ncd = 4;
+            CHECK_MSG(H5Pget_nfilters(dcpl) == 1 &&
+                          H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, 0, NULL, NULL) ==
+                              H5Z_FILTER_FLETCHER32,
+                      "%s has no Fletcher32 checksum", name);
+            H5Pclose(dcpl);
+            H5Dclose(wd);
+        }
+        H5Fclose(wf);
+        CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0);
+
+        /* A failed fill: its status, no file, no temporary file, nothing open. */
+        snprintf(a, sizeof a, "%s/failed.h5", dir);
+        sotu_status fs = sotu_h5_write_file(a, fill_and_fail, NULL);
+        CHECK_MSG(fs == SOTU_ERR_IO && strstr(sotu_last_error(), "made-up failure"), "%d %s",
+                  (int)fs, sotu_last_error());
+        CHECK(access(a, F_OK) != 0);
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", dir);
+        CHECK_MSG(system(cmd) != 0, "a temporary file was left in %s", dir);
+        CHECK_MSG(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0,
+                  "%zd HDF5 objects are still open", H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL));
+    }
 
     /* Writing into a missing directory fails cleanly. */
     snprintf(path, sizeof path, "%s/none/w.h5", dir);
