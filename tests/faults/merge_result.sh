@@ -153,14 +153,7 @@ for pages in $((ck_pages + 4)) $((ck_pages / 2)); do
   left=$(ls -A "$work/mnt")
   umount "$work/mnt"
   mnt=
-  if [[ $rc -ne 4 ]] && grep -q "in H5F__close_cb\|(H5F__close_cb+" "$work/full.err"; then
-    # issue 14 defect 1 (HDF5 shuts down with a file still open after a failed
-    # write: SIGSEGV, exit 139, or 1 under ASan), fixed on another branch:
-    # remove this exception once that is merged.
-    echo "KNOWN (defect 1): a full disk during the checkpoint write crashes at HDF5 shutdown (exit $rc)"
-  else
-    [[ $rc -eq 4 ]] || { cat "$work/full.err"; fail "full disk ($pages pages): exit $rc, expected 4"; }
-  fi
+  [[ $rc -eq 4 ]] || { cat "$work/full.err"; fail "full disk ($pages pages): exit $rc, expected 4"; }
   grep -q "No space left on device" "$work/full.err" || fail "full disk: no errno in the message"
   grep -q "$work/mnt/result not written" "$work/full.err" || fail "full disk: result not named"
   [[ -z $left ]] || fail "full disk ($pages pages): left behind: $left"

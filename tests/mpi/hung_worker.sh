@@ -7,9 +7,10 @@
 #    which the abort ends), merged weights bitwise equal to an uninterrupted
 #    run's; while rank 1 waits for rank 2's task to become late, neither
 #    rank 0 nor rank 1 spins (CPU time from /proc, 1-s slices);
-#  - stopped, then continued once its task was handed again: its late
-#    result is compared with the kept one ("identical ... dropped"), never
-#    merged twice; the run ends normally, bitwise equal again.
+#  - stopped, then continued once its task was handed again (rank 1, which
+#    got it, held until rank 2's result is in): the second result is
+#    compared with the kept one ("identical ... dropped"), never merged
+#    twice; the run ends normally, bitwise equal again.
 set -euo pipefail
 source "$SOTU_SOURCE_DIR/tests/slurm/common.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sotu-hung.XXXXXX")
@@ -21,7 +22,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 sotu_tiny_setup "$work"
-sets=(--set train.epochs=400 --set train.max_steps=60)
+sets=(--set train.epochs=400 --set train.max_steps=150)
 mpi=(mpiexec --oversubscribe -n 3)
 # mpi.task_timeout of the stopped case: longer than rank 1 needs for the
 # other four tasks (raise it for slow builds, e.g. ASan: HUNG_TIMEOUT=120).
@@ -123,12 +124,26 @@ assert has("run_end"), "no run_end event: not evaluated"
 assert sum(e["event"] == "task_done" and e["task"] == sys.argv[2] for e in ev) == 1
 PY
 [[ -s "$work/stopped/report.md" ]] || fail "no report"
-! kill -0 "$r2" 2> /dev/null || fail "the stopped rank 2 outlived the job"
+# Gone, or a zombie: a container whose pid 1 does not reap orphans keeps the
+# killed rank as a zombie, which kill -0 still finds. Open MPI's SIGKILL may
+# land a moment after mpiexec returns: allow it 10 s.
+alive() { [[ -e /proc/$1 ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2> /dev/null) != Z ]]; }
+for _ in $(seq 100); do alive "$r2" || break; sleep 0.1; done
+! alive "$r2" || fail "the stopped rank 2 outlived the job"
 
 # 2. Stopped, then continued once its task was handed again.
+# Rank 1, handed the task again, is stopped at once, so that rank 2's result
+# comes first and rank 1's second (a rank 1 that finished first would end the
+# run without rank 2: the stopped case). Tasks of train.max_steps=150 leave
+# this poll about a second.
 start continued 8
-for _ in $(seq 2400); do grep -q "task $late_task handed again" "$work/continued.err" && break; sleep 0.05; done
-kill -CONT "$r2"
+for _ in $(seq 2400); do grep -q "task $late_task handed again" "$work/continued.err" && break; sleep 0.02; done
+kill -STOP "$r1"
+grep -q "task $late_task handed again, to rank 1" "$work/continued.err" || fail "continued: not handed to rank 1"
+[[ ! -e $work/continued/deltas/$late_task.sotud ]] || fail "continued: rank 1 finished before it was stopped"
+kill -CONT "$r2" || { grep -v fine-tune "$work/continued.err" | tail -n 30; fail "continued: rank 2 is gone"; }
+for _ in $(seq 2400); do [[ -e $work/continued/deltas/$late_task.sotud ]] && break; sleep 0.05; done
+kill -CONT "$r1"
 finish continued 0
 grep -q "task $late_task: a second result from rank [12] ([0-9]* bytes): identical to the kept one; dropped" \
   "$work/continued.err" || { grep -v fine-tune "$work/continued.err" | tail -n 30; fail "no duplicate verdict"; }

@@ -6,8 +6,10 @@
 #    saved, checkpoint.h5 holds exactly the tasks whose deltas are on disk;
 #  - bare mpiexec: SIGTERM and SIGINT reach Open MPI's own kill sequence
 #    (SIGTERM to the ranks, SIGKILL 1 s later) and mpiexec exits 1 whatever
-#    the ranks return (Open MPI 4.1); sotu still writes the checkpoint of the
-#    done tasks in that second and says so (not silently);
+#    the ranks return (Open MPI 4.1); sotu writes the checkpoint of the
+#    done tasks in that second and says so; on a loaded machine the SIGKILL
+#    can come first (and mpiexec drops the ranks' last output): then any
+#    checkpoint on disk still lists only deltas on disk, and --resume works;
 #  - --resume after a stop finishes with exit 0 and merged weights bitwise
 #    equal to an uninterrupted run's;
 #  - a serial run stopped with SIGINT: the message at once, exit 75 after
@@ -62,11 +64,37 @@ stop() {
   kill "-$sig" "$pid"
   wait "$pid" || rc=$?
   [[ $rc -eq $want ]] || { tail -n 20 "$work/$name.err"; fail "$name: exit status $rc, expected $want"; }
+  local said=1
   grep -q "sotu train: stopped by .*tasks done and kept in $work/$name/deltas; checkpoint.h5 written" \
-    "$work/$name.err" || { tail -n 20 "$work/$name.err"; fail "$name: no stop message"; }
-  grep -q '"event":"run_stopped"' "$work/$name/metrics.jsonl" || fail "$name: no run_stopped event"
-  check_checkpoint "$name"
+    "$work/$name.err" || said=0
+  if [[ $launcher == "$wrapper" ]]; then
+    ((said)) || { tail -n 20 "$work/$name.err"; fail "$name: no stop message"; }
+    grep -q '"event":"run_stopped"' "$work/$name/metrics.jsonl" || fail "$name: no run_stopped event"
+    check_checkpoint "$name"
+  elif ((said)); then
+    check_checkpoint "$name"
+  else
+    # Bare mpiexec SIGKILLs every rank about 1 s after its SIGTERM and stops
+    # forwarding their output: on a loaded machine the checkpoint and the
+    # message may not make it. Nothing may be inconsistent: a checkpoint on
+    # disk lists no task whose delta is missing; --resume (below) finishes.
+    echo "$name: Open MPI's kill sequence ended the ranks before their last words (loaded machine)"
+    check_checkpoint_subset "$name"
+  fi
   echo "$(elapsed): $name: SIG$sig to $(basename "$launcher") -> exit $rc in $((SECONDS - t_sig)) s"
+}
+
+# NAME's checkpoint, if there is one, lists only tasks whose deltas are on disk.
+check_checkpoint_subset() {
+  "$SOTU_PYTHON" - "$work/$1" <<'PY'
+import os, sys, h5py
+run = sys.argv[1]
+if os.path.exists(f"{run}/checkpoint.h5"):
+    on_disk = set(f[:-6] for f in os.listdir(f"{run}/deltas") if f.endswith(".sotud"))
+    with h5py.File(f"{run}/checkpoint.h5") as f:
+        done = set(t for t in f["tasks"] if f["tasks"][t].attrs["status"] == "ok")
+    assert done <= on_disk, f"checkpoint lists {sorted(done - on_disk)} without deltas"
+PY
 }
 
 resume() {
@@ -81,8 +109,10 @@ grep -q "sotu-mpiexec: SIGTERM: asking every rank to stop" "$work/wrap-term.err"
 resume wrap-term
 stop wrap-int "$wrapper" INT 75
 stop bare-term mpiexec TERM 1
-grep -q "SIGTERM from mpiexec: Open MPI kills every rank" "$work/bare-term.err"
-grep -q "start it through scripts/sotu-mpiexec" "$work/bare-term.err"
+if grep -q "sotu train: stopped by" "$work/bare-term.err"; then
+  grep -q "SIGTERM from mpiexec: Open MPI kills every rank" "$work/bare-term.err"
+  grep -q "start it through scripts/sotu-mpiexec" "$work/bare-term.err"
+fi
 resume bare-term
 stop bare-int mpiexec INT 1
 
