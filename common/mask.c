@@ -3,10 +3,10 @@
 
 #include <assert.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/isa.h"
 #include "common/rng.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -383,18 +383,14 @@ const char *sotu_mask_kernel_name(sotu_mask_kernel_id k)
     return (unsigned)k < SOTU_MASK_KERNEL_COUNT ? names[k] : "?";
 }
 
+/* The kernel of the active ISA level (common/isa.h). */
 static sotu_mask_kernel_id best_kernel(void)
 {
-    /* Racing first calls from several threads store the same value. */
-    static atomic_int best = -1;
-    int k = atomic_load_explicit(&best, memory_order_relaxed);
-    if (k < 0) {
-        k = SOTU_MASK_KERNEL_COUNT - 1;
-        while (!sotu_mask_kernel_available((sotu_mask_kernel_id)k))
-            k--;
-        atomic_store_explicit(&best, k, memory_order_relaxed);
-    }
-    return (sotu_mask_kernel_id)k;
+#ifdef SOTU_MASK_X86
+    if (sotu_isa_active() >= SOTU_ISA_AVX2)
+        return SOTU_MASK_KERNEL_AVX2;
+#endif
+    return SOTU_MASK_KERNEL_SCALAR;
 }
 
 const char *sotu_mask_kernel(void) { return sotu_mask_kernel_name(best_kernel()); }

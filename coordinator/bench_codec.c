@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/isa.h"
 #include "common/log.h"
 #include "common/mask.h"
 #include "common/rng.h"
@@ -135,6 +136,8 @@ sotu_status sotu_bench_synthetic_weights(const sotu_tensor_table *tab, uint64_t 
 
 static sotu_status emit(json_t *o)
 {
+    if (o)
+        json_object_set_new(o, "isa", json_string(sotu_isa_name(sotu_isa_active())));
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     if (!s)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "common/isa.h"
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/status.h"
@@ -75,6 +76,8 @@ static double median_seconds(double *times, int steps)
 /* Prints the JSON line j (consumed) on stdout. */
 static sotu_status print_json_line(json_t *j)
 {
+    if (j)
+        json_object_set_new(j, "isa", json_string(sotu_isa_name(sotu_isa_active())));
     char *line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
                    : NULL;
     json_decref(j);

@@ -1,8 +1,10 @@
 /* sotu: Sparse Orthogonal Tuning continual learning on clusters. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/build_info.h"
+#include "common/isa.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/commands.h"
@@ -66,6 +68,16 @@ int main(int argc, char **argv)
         printf("sotu %s (commit %s)\n", sotu_build_version(), sotu_build_commit());
         return SOTU_EXIT_OK;
     }
+    /* The ISA level of the hot kernels (common/isa.h), before any runs. */
+    if (sotu_isa_init() != SOTU_OK) {
+        fprintf(stderr, "sotu: %s\n", sotu_last_error());
+        return SOTU_EXIT_USAGE;
+    }
+    char isa[96];
+    sotu_isa_describe(isa, sizeof isa);
+    const char *isa_env = getenv("SOTU_ISA");
+    sotu_log(isa_env && *isa_env && strcmp(isa_env, "auto") ? SOTU_LOG_INFO : SOTU_LOG_DEBUG,
+             "kernels: %s", isa);
     for (int i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name))
             continue;
