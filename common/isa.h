@@ -36,7 +36,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "common/status.h"
 
@@ -100,75 +99,58 @@ void sotu_isa_describe(char *buf, size_t cap);
 /* The active level's copy of f. */
 #define SOTU_ISA_PICK(f) (f##_isa[sotu_isa_active()])
 
-/* Fixed-order reductions. A sum is kept in 16 lanes, sotu_f32x16 (GCC
- * vector extensions: one AVX-512, two AVX2 or four SSE registers, the same
- * lane-wise float operations at every level): lane l sums terms l, l + 16,
- * l + 32, ..., a short tail is added as zero-padded lanes, and the lanes
- * are then added pairwise (sotu_lanes_total). So a sum has the same bits at
- * every ISA level:
+/* Fixed-order reductions: lane l of acc[SOTU_LANES] sums terms l, l + 16,
+ * l + 32, ... and the lanes are then added pairwise (sotu_lanes_total). The
+ * compiler keeps the 16 lanes in one AVX-512, two AVX2 or four SSE
+ * registers, each lane doing the same float operations in the same order,
+ * so the sum has the same bits at every ISA level:
  *
- *   sotu_f32x16 acc = {0}, v;
+ *   float acc[SOTU_LANES] = {0};
  *   int64_t i = 0;
  *   for (; i + SOTU_LANES <= n; i += SOTU_LANES)
- *       acc += SOTU_F32X16(x + i);
- *   if (i < n) {
- *       sotu_lanes_tail(&v, x + i, n - i);
- *       acc += v;
- *   }
- *   float sum = sotu_lanes_total(&acc);
- */
+ *       for (int l = 0; l < SOTU_LANES; l++)
+ *           acc[l] += f(i + l);
+ *   for (int l = 0; i + l < n; l++)
+ *       acc[l] += f(i + l);
+ *   float sum = sotu_lanes_total(acc);
+ *
+ * One sum per loop: GCC 12 vectorises two sums sharing a loop poorly, and
+ * GCC's 64-byte vector type without AVX-512 worse still. */
 #define SOTU_LANES 16
-typedef float sotu_f32x16 __attribute__((vector_size(64), may_alias, aligned(4)));
 
-/* The 16 floats at p, at any alignment. */
-#define SOTU_F32X16(p) (*(const sotu_f32x16 *)(p))
-
-/* v = the k < 16 floats at p, then zeros. */
-SOTU_ISA_INLINE void sotu_lanes_tail(sotu_f32x16 *v, const float *p, int64_t k)
+/* The lanes added pairwise: (l, l + 8), then (l, l + 4), ... (acc is used up). */
+SOTU_ISA_INLINE float sotu_lanes_total(float acc[SOTU_LANES])
 {
-    float t[SOTU_LANES] = {0};
-    memcpy(t, p, (size_t)k * sizeof *t);
-    memcpy(v, t, sizeof t);
-}
-
-/* The lanes of acc added pairwise: (l, l + 8), then (l, l + 4), ... */
-SOTU_ISA_INLINE float sotu_lanes_total(const sotu_f32x16 *acc)
-{
-    float a[SOTU_LANES];
-    memcpy(a, acc, sizeof a);
     for (int w = SOTU_LANES / 2; w > 0; w /= 2)
         for (int l = 0; l < w; l++)
-            a[l] += a[l + w];
-    return a[0];
+            acc[l] += acc[l + w];
+    return acc[0];
 }
 
 /* sum_{i < n} x[i], in the fixed order above. */
 SOTU_ISA_INLINE float sotu_lanes_sum(const float *x, int64_t n)
 {
-    sotu_f32x16 acc = {0}, v;
+    float acc[SOTU_LANES] = {0};
     int64_t i = 0;
     for (; i + SOTU_LANES <= n; i += SOTU_LANES)
-        acc += SOTU_F32X16(x + i);
-    if (i < n) {
-        sotu_lanes_tail(&v, x + i, n - i);
-        acc += v;
-    }
-    return sotu_lanes_total(&acc);
+        for (int l = 0; l < SOTU_LANES; l++)
+            acc[l] += x[i + l];
+    for (int l = 0; i + l < n; l++)
+        acc[l] += x[i + l];
+    return sotu_lanes_total(acc);
 }
 
 /* sum_{i < n} a[i] b[i], in the fixed order above. */
 SOTU_ISA_INLINE float sotu_lanes_dot(const float *a, const float *b, int64_t n)
 {
-    sotu_f32x16 acc = {0}, va, vb;
+    float acc[SOTU_LANES] = {0};
     int64_t i = 0;
     for (; i + SOTU_LANES <= n; i += SOTU_LANES)
-        acc += SOTU_F32X16(a + i) * SOTU_F32X16(b + i);
-    if (i < n) {
-        sotu_lanes_tail(&va, a + i, n - i);
-        sotu_lanes_tail(&vb, b + i, n - i);
-        acc += va * vb;
-    }
-    return sotu_lanes_total(&acc);
+        for (int l = 0; l < SOTU_LANES; l++)
+            acc[l] += a[i + l] * b[i + l];
+    for (int l = 0; i + l < n; l++)
+        acc[l] += a[i + l] * b[i + l];
+    return sotu_lanes_total(acc);
 }
 
 #endif

@@ -389,31 +389,27 @@ void resnet_dwconv_backward(float *dinp, float *dw, const float *dout, const flo
 /* sum_i (x[i] - c)^2 over one plane [n], in fixed lanes (common/isa.h). */
 SOTU_ISA_INLINE float plane_sqdev(const float *x, float c, int n)
 {
-    sotu_f32x16 acc = {0}, v;
+    float acc[SOTU_LANES] = {0};
     int i = 0;
-    for (; i + SOTU_LANES <= n; i += SOTU_LANES) {
-        v = SOTU_F32X16(x + i) - c;
-        acc += v * v;
-    }
-    float t[SOTU_LANES] = {0};
+    for (; i + SOTU_LANES <= n; i += SOTU_LANES)
+        for (int l = 0; l < SOTU_LANES; l++)
+            acc[l] += (x[i + l] - c) * (x[i + l] - c);
     for (int l = 0; i + l < n; l++)
-        t[l] = (x[i + l] - c) * (x[i + l] - c);
-    acc += SOTU_F32X16(t);
-    return sotu_lanes_total(&acc);
+        acc[l] += (x[i + l] - c) * (x[i + l] - c);
+    return sotu_lanes_total(acc);
 }
 
 /* sum_i g[i] (x[i] - mu) rs over one plane [n], in fixed lanes. */
 SOTU_ISA_INLINE float plane_gxhat(const float *g, const float *x, float mu, float rs, int n)
 {
-    sotu_f32x16 acc = {0};
+    float acc[SOTU_LANES] = {0};
     int i = 0;
     for (; i + SOTU_LANES <= n; i += SOTU_LANES)
-        acc += SOTU_F32X16(g + i) * (SOTU_F32X16(x + i) - mu) * rs;
-    float t[SOTU_LANES] = {0};
+        for (int l = 0; l < SOTU_LANES; l++)
+            acc[l] += g[i + l] * (x[i + l] - mu) * rs;
     for (int l = 0; i + l < n; l++)
-        t[l] = g[i + l] * (x[i + l] - mu) * rs;
-    acc += SOTU_F32X16(t);
-    return sotu_lanes_total(&acc);
+        acc[l] += g[i + l] * (x[i + l] - mu) * rs;
+    return sotu_lanes_total(acc);
 }
 
 /* Channel c: its statistics (training: the batch's, each plane summed in

@@ -242,22 +242,15 @@ SOTU_ISA_INLINE void layernorm_backward_row(float *di, float *aw, float *ab, con
     }
     if (!di)
         return;
-    sotu_f32x16 sg = {0}, sgx = {0}, g, xv, wv;
+    float mg = sotu_lanes_dot(go, w, D) / D;
+    float acc[SOTU_LANES] = {0}; /* sum of g * xhat */
     int i = 0;
-    for (; i + SOTU_LANES <= D; i += SOTU_LANES) {
-        g = SOTU_F32X16(go + i) * SOTU_F32X16(w + i);
-        sg += g;
-        sgx += g * (SOTU_F32X16(x + i) - mu) * rs;
-    }
-    if (i < D) {
-        sotu_lanes_tail(&g, go + i, D - i);
-        sotu_lanes_tail(&wv, w + i, D - i);
-        sotu_lanes_tail(&xv, x + i, D - i);
-        g *= wv;
-        sg += g;
-        sgx += g * (xv - mu) * rs;
-    }
-    float mg = sotu_lanes_total(&sg) / D, mgx = sotu_lanes_total(&sgx) / D;
+    for (; i + SOTU_LANES <= D; i += SOTU_LANES)
+        for (int l = 0; l < SOTU_LANES; l++)
+            acc[l] += go[i + l] * w[i + l] * (x[i + l] - mu) * rs;
+    for (int l = 0; i + l < D; l++)
+        acc[l] += go[i + l] * w[i + l] * (x[i + l] - mu) * rs;
+    float mgx = sotu_lanes_total(acc) / D;
     for (int k = 0; k < D; k++) {
         float xhat = (x[k] - mu) * rs;
         di[k] += rs * (go[k] * w[k] - mg - xhat * mgx);
