@@ -47,7 +47,11 @@ static sotu_rng rng;
 
 static void *add_buf(ctx *c, size_t bytes)
 {
-    void *p = c->n_buf < 24 ? calloc(1, bytes + 64) : NULL;
+    /* 64-byte aligned, as the models' weight blocks */
+    size_t size = (bytes + 64 + 63) / 64 * 64;
+    void *p = c->n_buf < 24 ? aligned_alloc(64, size) : NULL;
+    if (p)
+        memset(p, 0, size);
     if (!p) {
         fprintf(stderr, "test_isa_kernels: out of memory (%zu bytes) or buffers\n", bytes);
         exit(1);
