@@ -140,6 +140,19 @@ SOTU_ISA_INLINE float sotu_lanes_sum(const float *x, int64_t n)
     return sotu_lanes_total(acc);
 }
 
+/* sum_{i < n} (x[i] - c)^2, in the fixed order above. */
+SOTU_ISA_INLINE float sotu_lanes_sqdev(const float *x, float c, int64_t n)
+{
+    float acc[SOTU_LANES] = {0};
+    int64_t i = 0;
+    for (; i + SOTU_LANES <= n; i += SOTU_LANES)
+        for (int l = 0; l < SOTU_LANES; l++)
+            acc[l] += (x[i + l] - c) * (x[i + l] - c);
+    for (int l = 0; i + l < n; l++)
+        acc[l] += (x[i + l] - c) * (x[i + l] - c);
+    return sotu_lanes_total(acc);
+}
+
 /* sum_{i < n} a[i] b[i], in the fixed order above. */
 SOTU_ISA_INLINE float sotu_lanes_dot(const float *a, const float *b, int64_t n)
 {

@@ -386,20 +386,7 @@ void resnet_dwconv_backward(float *dinp, float *dw, const float *dout, const flo
 /* BatchNorm2d                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* sum_i (x[i] - c)^2 over one plane [n], in fixed lanes (common/isa.h). */
-SOTU_ISA_INLINE float plane_sqdev(const float *x, float c, int n)
-{
-    float acc[SOTU_LANES] = {0};
-    int i = 0;
-    for (; i + SOTU_LANES <= n; i += SOTU_LANES)
-        for (int l = 0; l < SOTU_LANES; l++)
-            acc[l] += (x[i + l] - c) * (x[i + l] - c);
-    for (int l = 0; i + l < n; l++)
-        acc[l] += (x[i + l] - c) * (x[i + l] - c);
-    return sotu_lanes_total(acc);
-}
-
-/* sum_i g[i] (x[i] - mu) rs over one plane [n], in fixed lanes. */
+/* sum_i g[i] (x[i] - mu) rs over one plane [n], in fixed lanes (common/isa.h). */
 SOTU_ISA_INLINE float plane_gxhat(const float *g, const float *x, float mu, float rs, int n)
 {
     float acc[SOTU_LANES] = {0};
@@ -429,7 +416,7 @@ SOTU_ISA_INLINE void batchnorm_forward_channel(float *out, float *mean, float *r
             sum += sotu_lanes_sum(inp + ((size_t)bb * C + c) * HW, HW);
         double m = sum / (double)n;
         for (int bb = 0; bb < B; bb++)
-            sq += plane_sqdev(inp + ((size_t)bb * C + c) * HW, (float)m, HW);
+            sq += sotu_lanes_sqdev(inp + ((size_t)bb * C + c) * HW, (float)m, HW);
         double var = sq / (double)n;
         mu = (float)m;
         rs = (float)(1.0 / sqrt(var + RESNET_BN_EPS));

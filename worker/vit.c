@@ -199,17 +199,15 @@ void vit_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
 /* LayerNorm                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* One row [D]: o = (x - mu) * rs * w + b; o holds x - mu while the
- * variance is summed. Sums in fixed lanes (common/isa.h). */
+/* One row [D]: o = (x - mu) * rs * w + b, the sums in fixed lanes
+ * (common/isa.h). */
 SOTU_ISA_INLINE void layernorm_forward_row(float *o, float *mean, float *rstd, const float *x,
                                            const float *w, const float *b, int D)
 {
     float mu = sotu_lanes_sum(x, D) / D;
+    float rs = 1.0f / sqrtf(sotu_lanes_sqdev(x, mu, D) / D + VIT_LN_EPS);
     for (int i = 0; i < D; i++)
-        o[i] = x[i] - mu;
-    float rs = 1.0f / sqrtf(sotu_lanes_dot(o, o, D) / D + VIT_LN_EPS);
-    for (int i = 0; i < D; i++)
-        o[i] = o[i] * rs * w[i] + b[i];
+        o[i] = (x[i] - mu) * rs * w[i] + b[i];
     *mean = mu;
     *rstd = rs;
 }
