@@ -39,6 +39,8 @@ static void usage(FILE *f)
         if (commands[i].run)
             fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\noptions: -v more logging, -q errors only, --version\n"
+               "environment: SOTU_ISA=scalar|avx2|avx512 forces the instruction set of the\n"
+               "  kernels (default: the best this CPU has; -v logs it)\n"
                "exit codes: 0 ok, 2 usage/config, 3 input data, 4 I/O, 5 numerical, 1 other\n");
 }
 
