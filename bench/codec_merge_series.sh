@@ -5,7 +5,8 @@
 #   bench/codec_merge_series.sh DELTAS_DIR [RUNS] [OUT.jsonl]
 # DELTAS_DIR is a quick start's run/deltas (five fmnist5 deltas shipped at
 # keep 1, as `bash scripts/quickstart.sh` leaves them). SOTU_BIN picks the
-# binary (default build/sotu). Takes about 6 minutes on 2 vCPUs.
+# binary (default build/sotu); SOTU_SERIES_INGEST=0 leaves out the MPI
+# ingest runs. Takes about 6 minutes on 2 vCPUs.
 set -euo pipefail
 deltas=${1:?usage: bench/codec_merge_series.sh DELTAS_DIR [RUNS] [OUT.jsonl]}
 runs=${2:-3}
@@ -35,8 +36,10 @@ for r in $(seq "$runs"); do
   "$sotu" bench merge "${all[@]}" --ship-keep 0.2 --repeat 20 | tag merge-real-shipped-0.2
   "$sotu" bench merge "${all[@]}" --keep 0.2 --repeat 20 | tag merge-real-cut-0.2
 done
-SOTU_BIN=$sotu bash "$src/bench/bench_ingest.sh" 3 40 | tag ingest-3-40
-SOTU_BIN=$sotu bash "$src/bench/bench_ingest.sh" 8 200 | tag ingest-8-200
+if [ "${SOTU_SERIES_INGEST:-1}" = 1 ]; then
+  SOTU_BIN=$sotu bash "$src/bench/bench_ingest.sh" 3 40 | tag ingest-3-40
+  SOTU_BIN=$sotu bash "$src/bench/bench_ingest.sh" 8 200 | tag ingest-8-200
+fi
 "$py" - "$out" <<'PY'
 import collections, json, statistics, sys
 rows = collections.defaultdict(list)

@@ -4,27 +4,29 @@
 # B (A first in odd rounds, B first in even ones). Prints, per
 # configuration, the median over rounds of images/s by wall time and by CPU
 # time (cpu_step_seconds: all threads' CPU seconds per step, steadier when
-# other work shares the machine) for each build, and B / A.
+# other work shares the machine) for each build, and B / A. OpenMP threads
+# wait passively (OMP_WAIT_POLICY=passive), so CPU time counts work, not
+# threads spinning while their partner is descheduled.
 #
 #   bench/compare_builds.sh BUILD_A BUILD_B [RUNS] [OUT.jsonl]
 #
-# Configurations (model:threads:batch:steps), override with SOTU_COMPARE:
-#   tiny:1:64:15 tiny:2:64:15 small:1:64:8 small:2:64:8 vitb:1:8:3 vitb:2:8:3
-#   resnet18-w8:1:64:10
+# Configurations (model:threads:batch:steps:warmup), override with SOTU_COMPARE:
+#   tiny:1:64:15:2 tiny:2:64:15:2 small:1:64:8:2 small:2:64:8:2 vitb:1:8:3:1
+#   vitb:2:8:3:1 resnet18-w8:1:64:10:2
 set -euo pipefail
 a=${1:?usage: bench/compare_builds.sh BUILD_A BUILD_B [RUNS] [OUT.jsonl]}
 b=${2:?usage: bench/compare_builds.sh BUILD_A BUILD_B [RUNS] [OUT.jsonl]}
 runs=${3:-3}
 out=${4:-$(mktemp "${TMPDIR:-/tmp}/sotu-compare.XXXXXX.jsonl")}
 py=${SOTU_PYTHON:-/usr/bin/python3}
-configs=${SOTU_COMPARE:-"tiny:1:64:15 tiny:2:64:15 small:1:64:8 small:2:64:8 vitb:1:8:3 vitb:2:8:3 resnet18-w8:1:64:10"}
+configs=${SOTU_COMPARE:-"tiny:1:64:15:2 tiny:2:64:15:2 small:1:64:8:2 small:2:64:8:2 vitb:1:8:3:1 vitb:2:8:3:1 resnet18-w8:1:64:10:2"}
 for f in "$a/sotu" "$b/sotu"; do
     [[ -x $f ]] || { echo "compare_builds.sh: $f not built" >&2; exit 1; }
 done
 : > "$out"
-one() { # tag build model threads batch steps
-    OMP_NUM_THREADS=$4 OPENBLAS_NUM_THREADS=$4 "$2/sotu" -q bench train --model "$3" \
-        --threads "$4" --batch "$5" --steps "$6" --warmup 2 2>/dev/null |
+one() { # tag build model threads batch steps warmup
+    OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$4 OPENBLAS_NUM_THREADS=$4 "$2/sotu" -q bench train \
+        --model "$3" --threads "$4" --batch "$5" --steps "$6" --warmup "$7" 2>/dev/null |
         "$py" -c 'import json, sys
 for l in sys.stdin:
     if l.startswith("{"):
@@ -32,11 +34,11 @@ for l in sys.stdin:
 }
 for r in $(seq "$runs"); do
     for c in $configs; do
-        IFS=: read -r model threads batch steps <<< "$c"
+        IFS=: read -r model threads batch steps warmup <<< "$c"
         if (( r % 2 )); then order="A B"; else order="B A"; fi
         for w in $order; do
-            if [[ $w == A ]]; then one A "$a" "$model" "$threads" "$batch" "$steps"
-            else one B "$b" "$model" "$threads" "$batch" "$steps"; fi
+            if [[ $w == A ]]; then one A "$a" "$model" "$threads" "$batch" "$steps" "${warmup:-2}"
+            else one B "$b" "$model" "$threads" "$batch" "$steps" "${warmup:-2}"; fi
         done
     done
     echo "compare_builds: round $r of $runs done" >&2
