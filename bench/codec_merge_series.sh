@@ -47,8 +47,9 @@ for line in open(sys.argv[1]):
     j = json.loads(line)
     rows[(j["tag"], j.get("dtype", ""))].append(j)
 fields = {"codec": ["bytes_per_kept", "encode_mb_s", "decode_mb_s", "zstd_decompress_mb_s",
-                    "decode_vs_zstd"],
-          "merge": ["bandwidth_vs_memcpy", "model_vs_memcpy", "memcpy_gb_s", "per_delta_ms"],
+                    "decode_vs_zstd", "encode_cpu_mb_s", "decode_cpu_mb_s"],
+          "merge": ["bandwidth_vs_memcpy", "model_vs_memcpy", "memcpy_gb_s", "per_delta_ms",
+                    "bandwidth_vs_memcpy_cpu"],
           "ingest": ["ingest_ms_median", "coordinator_deltas_per_s", "tasks_per_s"]}
 for (tag, dtype), js in rows.items():
     parts = []
