@@ -48,8 +48,9 @@ for level in "${levels[@]:1}"; do
         h5diff "$work/vit-scalar/checkpoint.h5" "$work/vit-$level/checkpoint.h5" /merged /merged ||
             { echo "/merged differs between scalar and $level"; exit 1; }
     else
-        for l in scalar "$level"; do
-            "$SOTU_BIN" -q export safetensors "$work/vit-$l/checkpoint.h5" "$work/merged-$l.st"
+        for l in scalar "$level"; do # from one path: the export records its source
+            cp "$work/vit-$l/checkpoint.h5" "$work/ck.h5"
+            "$SOTU_BIN" -q export safetensors "$work/ck.h5" "$work/merged-$l.st" > /dev/null
         done
         cmp "$work/merged-scalar.st" "$work/merged-$level.st" ||
             { echo "the merged weights differ between scalar and $level"; exit 1; }
