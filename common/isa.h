@@ -105,26 +105,32 @@ void sotu_isa_describe(char *buf, size_t cap);
  * registers, each lane doing the same float operations in the same order,
  * so the sum has the same bits at every ISA level:
  *
- *   float acc[SOTU_LANES] = {0};
+ *   float acc[SOTU_LANES] = {0}, t[SOTU_LANES] = {0};
  *   int64_t i = 0;
  *   for (; i + SOTU_LANES <= n; i += SOTU_LANES)
  *       for (int l = 0; l < SOTU_LANES; l++)
  *           acc[l] += f(i + l);
- *   for (int l = 0; i + l < n; l++)
- *       acc[l] += f(i + l);
+ *   for (int l = 0; i + l < n; l++)   // the tail as one more, zero-padded,
+ *       t[l] = f(i + l);                // row of lanes: acc stays in registers
+ *   for (int l = 0; l < SOTU_LANES; l++)
+ *       acc[l] += t[l];
  *   float sum = sotu_lanes_total(acc);
  *
  * One sum per loop: GCC 12 vectorises two sums sharing a loop poorly, and
  * GCC's 64-byte vector type without AVX-512 worse still. */
 #define SOTU_LANES 16
 
-/* The lanes added pairwise: (l, l + 8), then (l, l + 4), ... (acc is used up). */
-SOTU_ISA_INLINE float sotu_lanes_total(float acc[SOTU_LANES])
+/* The lanes added pairwise: (l, l + 8), then (l, l + 4), (l, l + 2) and
+ * the last two; written out so that it compiles to a few vector adds. */
+SOTU_ISA_INLINE float sotu_lanes_total(const float acc[SOTU_LANES])
 {
-    for (int w = SOTU_LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++)
-            acc[l] += acc[l + w];
-    return acc[0];
+    _Static_assert(SOTU_LANES == 16, "the pairwise tree below is for 16 lanes");
+    float h[8], q[4];
+    for (int l = 0; l < 8; l++)
+        h[l] = acc[l] + acc[l + 8];
+    for (int l = 0; l < 4; l++)
+        q[l] = h[l] + h[l + 4];
+    return (q[0] + q[2]) + (q[1] + q[3]);
 }
 
 /* sum_{i < n} x[i], in the fixed order above. */
@@ -135,8 +141,11 @@ SOTU_ISA_INLINE float sotu_lanes_sum(const float *x, int64_t n)
     for (; i + SOTU_LANES <= n; i += SOTU_LANES)
         for (int l = 0; l < SOTU_LANES; l++)
             acc[l] += x[i + l];
+    float t[SOTU_LANES] = {0}; /* the tail, zero-padded */
     for (int l = 0; i + l < n; l++)
-        acc[l] += x[i + l];
+        t[l] = x[i + l];
+    for (int l = 0; l < SOTU_LANES; l++)
+        acc[l] += t[l];
     return sotu_lanes_total(acc);
 }
 
@@ -148,8 +157,11 @@ SOTU_ISA_INLINE float sotu_lanes_sqdev(const float *x, float c, int64_t n)
     for (; i + SOTU_LANES <= n; i += SOTU_LANES)
         for (int l = 0; l < SOTU_LANES; l++)
             acc[l] += (x[i + l] - c) * (x[i + l] - c);
+    float t[SOTU_LANES] = {0};
     for (int l = 0; i + l < n; l++)
-        acc[l] += (x[i + l] - c) * (x[i + l] - c);
+        t[l] = (x[i + l] - c) * (x[i + l] - c);
+    for (int l = 0; l < SOTU_LANES; l++)
+        acc[l] += t[l];
     return sotu_lanes_total(acc);
 }
 
@@ -161,8 +173,11 @@ SOTU_ISA_INLINE float sotu_lanes_dot(const float *a, const float *b, int64_t n)
     for (; i + SOTU_LANES <= n; i += SOTU_LANES)
         for (int l = 0; l < SOTU_LANES; l++)
             acc[l] += a[i + l] * b[i + l];
+    float t[SOTU_LANES] = {0};
     for (int l = 0; i + l < n; l++)
-        acc[l] += a[i + l] * b[i + l];
+        t[l] = a[i + l] * b[i + l];
+    for (int l = 0; l < SOTU_LANES; l++)
+        acc[l] += t[l];
     return sotu_lanes_total(acc);
 }
 

@@ -394,8 +394,11 @@ SOTU_ISA_INLINE float plane_gxhat(const float *g, const float *x, float mu, floa
     for (; i + SOTU_LANES <= n; i += SOTU_LANES)
         for (int l = 0; l < SOTU_LANES; l++)
             acc[l] += g[i + l] * (x[i + l] - mu) * rs;
+    float t[SOTU_LANES] = {0};
     for (int l = 0; i + l < n; l++)
-        acc[l] += g[i + l] * (x[i + l] - mu) * rs;
+        t[l] = g[i + l] * (x[i + l] - mu) * rs;
+    for (int l = 0; l < SOTU_LANES; l++)
+        acc[l] += t[l];
     return sotu_lanes_total(acc);
 }
 

@@ -246,8 +246,11 @@ SOTU_ISA_INLINE void layernorm_backward_row(float *di, float *aw, float *ab, con
     for (; i + SOTU_LANES <= D; i += SOTU_LANES)
         for (int l = 0; l < SOTU_LANES; l++)
             acc[l] += go[i + l] * w[i + l] * (x[i + l] - mu) * rs;
+    float t[SOTU_LANES] = {0};
     for (int l = 0; i + l < D; l++)
-        acc[l] += go[i + l] * w[i + l] * (x[i + l] - mu) * rs;
+        t[l] = go[i + l] * w[i + l] * (x[i + l] - mu) * rs;
+    for (int l = 0; l < SOTU_LANES; l++)
+        acc[l] += t[l];
     float mgx = sotu_lanes_total(acc) / D;
     for (int k = 0; k < D; k++) {
         float xhat = (x[k] - mu) * rs;
@@ -366,24 +369,46 @@ SOTU_ISA_INLINE void softmax_row(float *a, int T)
 #pragma omp simd reduction(max : mx)
     for (int j = 0; j < T; j++)
         mx = a[j] > mx ? a[j] : mx;
-#pragma omp simd
-    for (int j = 0; j < T; j++)
-        a[j] = vexpf(a[j] - mx);
-    float inv = 1.0f / sotu_lanes_sum(a, T);
+    float acc[SOTU_LANES] = {0}; /* exp and its sum in one pass */
+    int i = 0;
+    for (; i + SOTU_LANES <= T; i += SOTU_LANES)
+        for (int l = 0; l < SOTU_LANES; l++) {
+            a[i + l] = vexpf(a[i + l] - mx);
+            acc[l] += a[i + l];
+        }
+    float t[SOTU_LANES] = {0};
+    for (int l = 0; i + l < T; l++)
+        a[i + l] = t[l] = vexpf(a[i + l] - mx);
+    for (int l = 0; l < SOTU_LANES; l++)
+        acc[l] += t[l];
+    float inv = 1.0f / sotu_lanes_total(acc);
     for (int j = 0; j < T; j++)
         a[j] *= inv;
 }
-SOTU_ISA_VARIANTS(softmax_row, (float *a, int T), (a, T));
 
-/* One row [T] of the score gradient, in place: d = p * (d - p . d) * scale. */
-SOTU_ISA_INLINE void softmax_backward_row(float *d, const float *p, float scale, int T)
+/* Rows [R, T] of one head: one call per head, as rows are short. */
+SOTU_ISA_INLINE void softmax_rows(float *a, int R, int T)
 {
-    float dot = sotu_lanes_dot(p, d, T);
-    for (int j = 0; j < T; j++)
-        d[j] = p[j] * (d[j] - dot) * scale;
+    for (int i = 0; i < R; i++)
+        softmax_row(a + (size_t)i * T, T);
 }
-SOTU_ISA_VARIANTS(softmax_backward_row, (float *d, const float *p, float scale, int T),
-                  (d, p, scale, T));
+SOTU_ISA_VARIANTS(softmax_rows, (float *a, int R, int T), (a, R, T));
+
+/* Rows [R, T] of one head's score gradient, in place: each row d =
+ * p * (d - p . d) * scale. */
+SOTU_ISA_INLINE void softmax_backward_rows(float *d, const float *p, float scale, int R, int T)
+{
+    for (int i = 0; i < R; i++) {
+        float *di = d + (size_t)i * T;
+        const float *pi = p + (size_t)i * T;
+        float dot = sotu_lanes_dot(pi, di, T);
+        for (int j = 0; j < T; j++)
+            di[j] = pi[j] * (di[j] - dot) * scale;
+    }
+}
+SOTU_ISA_VARIANTS(softmax_backward_rows,
+                  (float *d, const float *p, float scale, int R, int T),
+                  (d, p, scale, R, T));
 
 /* Per (b, h): S = scale q k^T and out = softmax(S) v, two small sgemms on
  * strided views of qkv (row stride 3D) around an in-place row softmax. Only
@@ -402,8 +427,7 @@ void vit_attention_forward(float *out, float *att, const float *qkv, int B, int 
         float *a = att + (size_t)bh * Tq * T; /* [Tq, T] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, scale, q, ld3, k, ld3,
                     0.0f, a, T);
-        for (int i = 0; i < Tq; i++)
-            SOTU_ISA_PICK(softmax_row)(a + (size_t)i * T, T);
+        SOTU_ISA_PICK(softmax_rows)(a, Tq, T);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, a, T, v, ld3,
                     0.0f, out + (size_t)b * Tq * D + h * hd, D);
     }
@@ -430,8 +454,7 @@ void vit_attention_backward(float *dqkv, float *datt, const float *dout, const f
         float *ds = datt + (size_t)bh * Tq * T;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, 1.0f, go, D, v, ld3,
                     0.0f, ds, T);
-        for (int i = 0; i < Tq; i++)
-            SOTU_ISA_PICK(softmax_backward_row)(ds + (size_t)i * T, p + (size_t)i * T, scale, T);
+        SOTU_ISA_PICK(softmax_backward_rows)(ds, p, scale, Tq, T);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, ds, T, k, ld3,
                     0.0f, dq, ld3);
         for (int i = Tq; i < T; i++)
