@@ -61,18 +61,22 @@ for r in rows:
         peak[r["threads"]] = max(peak.get(r["threads"], 0.0), r["gflops"])
 train = {(r["impl"], r["model"], r["threads"]): r for r in rows if r.get("bench") == "train"}
 print(f"Training step (zero_grad + forward + backward + AdamW), fp32, median of {sys.argv[2]} steps.\n")
-print("| model | threads | batch | sotu img/s | torch img/s | sotu / torch | sotu GFLOP/s "
-      "| sgemm peak GFLOP/s | sotu % of peak | sotu RSS MB | torch RSS MB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| model | threads | batch | sotu img/s | torch img/s | sotu / torch | sotu / torch, CPU time "
+      "| sotu GFLOP/s | sgemm peak GFLOP/s | sotu % of peak | sotu RSS MB | torch RSS MB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (impl, model, t), c in sorted(train.items(), key=lambda kv: (kv[0][2], kv[0][1])):
     if impl != "sotu":
         continue
     p = train.get(("torch", model, t))
     pk = peak.get(t, 0.0)
     ratio = f"{c['images_per_s'] / p['images_per_s']:.2f}x" if p else "-"
+    # the inverse ratio of CPU seconds per step (all threads): steadier than
+    # wall time when other work shares the machine
+    cpu = (f"{p['cpu_step_seconds'] / c['cpu_step_seconds']:.2f}x"
+           if p and "cpu_step_seconds" in c and "cpu_step_seconds" in p else "-")
     print(f"| {model} | {t} | {c['batch']} | {c['images_per_s']:.1f} | "
-          f"{p['images_per_s']:.1f} | {ratio} | {c['gflops']:.1f} | {pk:.1f} | "
+          f"{p['images_per_s']:.1f} | {ratio} | {cpu} | {c['gflops']:.1f} | {pk:.1f} | "
           f"{100 * c['gflops'] / pk:.0f}% | {c['peak_rss_mb']:.0f} | {p['peak_rss_mb']:.0f} |"
-          if p else f"| {model} | {t} | {c['batch']} | {c['images_per_s']:.1f} | - | - | "
+          if p else f"| {model} | {t} | {c['batch']} | {c['images_per_s']:.1f} | - | - | - | "
           f"{c['gflops']:.1f} | {pk:.1f} | {100 * c['gflops'] / pk:.0f}% | {c['peak_rss_mb']:.0f} | - |")
 PY

@@ -5,7 +5,8 @@
 #   bench/codec_merge_series.sh DELTAS_DIR [RUNS] [OUT.jsonl]
 # DELTAS_DIR is a quick start's run/deltas (five fmnist5 deltas shipped at
 # keep 1, as `bash scripts/quickstart.sh` leaves them). SOTU_BIN picks the
-# binary (default build/sotu). Takes about 6 minutes on 2 vCPUs.
+# binary (default build/sotu); SOTU_SERIES_INGEST=0 leaves out the MPI
+# ingest runs. Takes about 6 minutes on 2 vCPUs.
 set -euo pipefail
 deltas=${1:?usage: bench/codec_merge_series.sh DELTAS_DIR [RUNS] [OUT.jsonl]}
 runs=${2:-3}
@@ -42,8 +43,10 @@ for r in $(seq "$runs"); do
   "$sotu" bench merge "${all[@]}" --ship-keep 0.2 --repeat 20 | tag merge-real-shipped-0.2
   "$sotu" bench merge "${all[@]}" --keep 0.2 --repeat 20 | tag merge-real-cut-0.2
 done
-SOTU_BIN=$sotu bash "$ingest" 3 40 | tag ingest-3-40
-SOTU_BIN=$sotu bash "$ingest" 8 200 | tag ingest-8-200
+if [ "${SOTU_SERIES_INGEST:-1}" = 1 ]; then
+  SOTU_BIN=$sotu bash "$ingest" 3 40 | tag ingest-3-40
+  SOTU_BIN=$sotu bash "$ingest" 8 200 | tag ingest-8-200
+fi
 "$py" - "$out" <<'PY'
 import collections, json, statistics, sys
 rows = collections.defaultdict(list)
@@ -51,8 +54,9 @@ for line in open(sys.argv[1]):
     j = json.loads(line)
     rows[(j["tag"], j.get("dtype", ""))].append(j)
 fields = {"codec": ["bytes_per_kept", "encode_mb_s", "decode_mb_s", "zstd_decompress_mb_s",
-                    "decode_vs_zstd"],
-          "merge": ["bandwidth_vs_memcpy", "model_vs_memcpy", "memcpy_gb_s", "per_delta_ms"],
+                    "decode_vs_zstd", "encode_cpu_mb_s", "decode_cpu_mb_s"],
+          "merge": ["bandwidth_vs_memcpy", "model_vs_memcpy", "memcpy_gb_s", "per_delta_ms",
+                    "bandwidth_vs_memcpy_cpu"],
           "ingest": ["ingest_ms_median", "coordinator_deltas_per_s", "tasks_per_s"]}
 for (tag, dtype), js in rows.items():
     parts = []

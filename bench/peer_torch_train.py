@@ -54,16 +54,17 @@ def main():
     y = torch.randint(0, c["classes"], (a.batch,))
     loss_fn = torch.nn.CrossEntropyLoss()
 
-    times = []
+    times, cpu = [], []
     for i in range(a.warmup + a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=False)
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if i >= a.warmup:
             times.append(dt)
+            cpu.append(dc)
     step = statistics.median(times)
     print(json.dumps({
         "bench": "train", "impl": "torch", "torch": torch.__version__, "model": a.model,
@@ -71,6 +72,7 @@ def main():
         "images_per_s": round(a.batch / step, 3),
         "gflops": round(train_flops(c, a.batch) / step / 1e9, 3),
         "step_seconds": round(step, 6),
+        "cpu_step_seconds": round(statistics.median(cpu), 6),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "loss": round(float(loss), 5),
     }), flush=True)

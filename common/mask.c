@@ -3,10 +3,10 @@
 
 #include <assert.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/isa.h"
 #include "common/rng.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -276,8 +276,9 @@ __attribute__((target("avx2"))) static inline __m256i offset8(const perm8 *p, ui
 }
 
 /* Words of the whole blocks [0, groups * 8). */
-__attribute__((target("avx2"))) static void words_avx2(const sotu_mask *m, uint64_t groups,
-                                                        lister *l)
+__attribute__((target("avx2"), always_inline)) static inline void words8(const sotu_mask *m,
+                                                                          uint64_t groups,
+                                                                          lister *l)
 {
     const uint32_t most = m->full + (m->tie > 0); /* the largest R of any block */
     const __m256i one = _mm256_set1_epi32(1), m32 = _mm256_set1_epi32(32);
@@ -305,8 +306,9 @@ __attribute__((target("avx2"))) static void words_avx2(const sotu_mask *m, uint6
 
 /* F <= 1: each whole block of [0, groups * 8) keeps P^-1(0) (R >= 1) and
  * P^-1(1) (R = 2), written in order as min, max. */
-__attribute__((target("avx2"))) static void pairs_avx2(const sotu_mask *m, uint64_t groups,
-                                                        lister *l)
+__attribute__((target("avx2"), always_inline)) static inline void pairs8(const sotu_mask *m,
+                                                                          uint64_t groups,
+                                                                          lister *l)
 {
     __m256i b = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i two = _mm256_set1_epi32(2);
@@ -364,6 +366,26 @@ __attribute__((target("avx2"))) static void pairs_avx2(const sotu_mask *m, uint6
     if (l->count > l->cap)
         l->writing = false;
 }
+
+/* The eight-block kernels compiled for the avx2 and the avx512 levels
+ * (common/isa.h): the same AVX2 intrinsics, which the AVX-512 copy may
+ * encode with its extra registers and instructions. */
+SOTU_TARGET_AVX2 static void words_avx2(const sotu_mask *m, uint64_t groups, lister *l)
+{
+    words8(m, groups, l);
+}
+SOTU_TARGET_AVX2 static void pairs_avx2(const sotu_mask *m, uint64_t groups, lister *l)
+{
+    pairs8(m, groups, l);
+}
+SOTU_TARGET_AVX512 static void words_avx512(const sotu_mask *m, uint64_t groups, lister *l)
+{
+    words8(m, groups, l);
+}
+SOTU_TARGET_AVX512 static void pairs_avx512(const sotu_mask *m, uint64_t groups, lister *l)
+{
+    pairs8(m, groups, l);
+}
 #endif
 
 bool sotu_mask_kernel_available(sotu_mask_kernel_id k)
@@ -371,7 +393,8 @@ bool sotu_mask_kernel_available(sotu_mask_kernel_id k)
     switch (k) {
     case SOTU_MASK_KERNEL_SCALAR: return true;
 #ifdef SOTU_MASK_X86
-    case SOTU_MASK_KERNEL_AVX2: return __builtin_cpu_supports("avx2");
+    case SOTU_MASK_KERNEL_AVX2: return sotu_isa_supported(SOTU_ISA_AVX2);
+    case SOTU_MASK_KERNEL_AVX512: return sotu_isa_supported(SOTU_ISA_AVX512);
 #endif
     default: return false;
     }
@@ -379,22 +402,20 @@ bool sotu_mask_kernel_available(sotu_mask_kernel_id k)
 
 const char *sotu_mask_kernel_name(sotu_mask_kernel_id k)
 {
-    static const char *const names[] = {"scalar", "avx2"};
+    static const char *const names[] = {"scalar", "avx2", "avx512"};
     return (unsigned)k < SOTU_MASK_KERNEL_COUNT ? names[k] : "?";
 }
 
+/* The kernel of the active ISA level (common/isa.h). */
 static sotu_mask_kernel_id best_kernel(void)
 {
-    /* Racing first calls from several threads store the same value. */
-    static atomic_int best = -1;
-    int k = atomic_load_explicit(&best, memory_order_relaxed);
-    if (k < 0) {
-        k = SOTU_MASK_KERNEL_COUNT - 1;
-        while (!sotu_mask_kernel_available((sotu_mask_kernel_id)k))
-            k--;
-        atomic_store_explicit(&best, k, memory_order_relaxed);
-    }
-    return (sotu_mask_kernel_id)k;
+#ifdef SOTU_MASK_X86
+    if (sotu_isa_active() == SOTU_ISA_AVX512)
+        return SOTU_MASK_KERNEL_AVX512;
+    if (sotu_isa_active() == SOTU_ISA_AVX2)
+        return SOTU_MASK_KERNEL_AVX2;
+#endif
+    return SOTU_MASK_KERNEL_SCALAR;
 }
 
 const char *sotu_mask_kernel(void) { return sotu_mask_kernel_name(best_kernel()); }
@@ -416,12 +437,13 @@ uint64_t sotu_mask_list_with(sotu_mask_kernel_id k, sotu_mask_way way, const sot
     const uint64_t blocks = (m->n + SOTU_MASK_BLOCK - 1) / SOTU_MASK_BLOCK;
     uint64_t done = 0;
 #ifdef SOTU_MASK_X86
-    if (k == SOTU_MASK_KERNEL_AVX2) {
+    if (k == SOTU_MASK_KERNEL_AVX2 || k == SOTU_MASK_KERNEL_AVX512) {
         uint64_t groups = m->n / SOTU_MASK_BLOCK / 8; /* whole blocks, eight at a time */
+        bool wide = k == SOTU_MASK_KERNEL_AVX512;
         if (way == SOTU_MASK_WAY_PAIRS)
-            pairs_avx2(m, groups, &l);
+            (wide ? pairs_avx512 : pairs_avx2)(m, groups, &l);
         else
-            words_avx2(m, groups, &l);
+            (wide ? words_avx512 : words_avx2)(m, groups, &l);
         done = groups * 8;
     }
 #endif

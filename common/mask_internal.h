@@ -7,8 +7,9 @@
 
 typedef enum {
     SOTU_MASK_KERNEL_SCALAR = 0,
-    SOTU_MASK_KERNEL_AVX2 = 1,
-    SOTU_MASK_KERNEL_COUNT = 2,
+    SOTU_MASK_KERNEL_AVX2 = 1,   /* eight blocks a step, AVX2 intrinsics */
+    SOTU_MASK_KERNEL_AVX512 = 2, /* the same compiled for the avx512 level */
+    SOTU_MASK_KERNEL_COUNT = 3,
 } sotu_mask_kernel_id;
 
 typedef enum {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/isa.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/threads.h"
@@ -250,6 +251,8 @@ int sotu_bench_merge(int argc, char **argv)
                           (merge_bytes / c_merge) / (copy_bytes / c_copy), "per_delta_ms",
                           t_merge / T * 1e3, "stats_s", t_stats, "collision_rate",
                           st.collision_rate, "max_offdiag_cosine", max_cos, "threads", threads);
+    if (j)
+        json_object_set_new(j, "isa", json_string(sotu_isa_name(sotu_isa_active())));
     char *line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (!line) {
         json_decref(j);

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
+#include "common/isa.h"
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/status.h"
@@ -40,7 +42,8 @@ static void bench_train_usage(FILE *f)
                "                        [--tune clr|all|fc]   (resnet18-w8 only)\n"
                "Times zero_grad + forward + backward + AdamW step on synthetic data and prints\n"
                "one JSON line: model, threads, batch, images_per_s, gflops, step_seconds\n"
-               "(median of S steps after W warm-up steps), peak_rss_mb.\n"
+               "(median of S steps after W warm-up steps), cpu_step_seconds (their median\n"
+               "CPU time, all threads: steadier on a shared machine), peak_rss_mb.\n"
                "resnet18-w8 (28x28, small-input stem) trains as CLR's jobs do: --tune clr a\n"
                "model with CLR layers and CLR's set, all every weight of the plain ResNet\n"
                "(full fine-tuning), fc the head of the plain ResNet; flops_ratio is the\n"
@@ -76,6 +79,8 @@ static double median_seconds(double *times, int steps)
 /* Prints the JSON line j (consumed) on stdout. */
 static sotu_status print_json_line(json_t *j)
 {
+    if (j)
+        json_object_set_new(j, "isa", json_string(sotu_isa_name(sotu_isa_active())));
     char *line = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
                    : NULL;
     json_decref(j);
@@ -123,18 +128,31 @@ static float vit_step(void *model, const float *x, const int32_t *y, int batch)
 
 /* Runs warmup + steps timed steps (the step and an AdamW update), keeps the
  * last steps' seconds in times and returns the last loss. */
+/* CPU seconds of the process (all its threads): on a machine shared with
+ * other work a step's CPU time moves much less than its wall time. */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* times [2, steps]: the wall and then the CPU seconds of each step after
+ * the warm-up. */
 static float time_steps(bench_step_fn step, void *model, optim_state *opt, float *params,
                         const float *grads, const float *x, const int32_t *y, int batch,
                         int warmup, int steps, double *times)
 {
     float loss = 0;
     for (int i = 0; i < warmup + steps; i++) {
-        double t0 = sotu_now();
+        double t0 = sotu_now(), c0 = cpu_seconds();
         loss = step(model, x, y, batch);
         optim_step(opt, params, grads, 1e-4f);
-        double dt = sotu_now() - t0;
-        if (i >= warmup)
+        double dt = sotu_now() - t0, dc = cpu_seconds() - c0;
+        if (i >= warmup) {
             times[i - warmup] = dt;
+            times[steps + i - warmup] = dc;
+        }
     }
     return loss;
 }
@@ -147,7 +165,7 @@ static int bench_train_resnet(const char *tune, int threads, int batch, int step
     memset(&opt, 0, sizeof opt);
     float *x = NULL;
     int32_t *y = NULL;
-    double *times = malloc(sizeof(double) * (size_t)steps);
+    double *times = malloc(sizeof(double) * 2 * (size_t)steps);
     resnet_config rc = bench_resnet;
     if (strcmp(tune, "clr"))
         rc.clr = RESNET_CLR_NONE;
@@ -179,12 +197,13 @@ static int bench_train_resnet(const char *tune, int threads, int batch, int step
     double med = median_seconds(times, steps), flops = resnet_train_flops(&m, batch);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    double cpu = median_seconds(times + steps, steps);
     st = print_json_line(json_pack(
-        "{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "bench", "train",
+        "{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "bench", "train",
         "impl", "sotu", "model", "resnet18-w8", "tune", tune, "threads", threads, "batch", batch,
         "steps", steps, "images_per_s", batch / med, "gflops", flops / med / 1e9, "flops_ratio",
-        flops / resnet_train_flops(&full, batch), "step_seconds", med, "peak_rss_mb",
-        (double)ru.ru_maxrss / 1024.0, "loss", (double)loss));
+        flops / resnet_train_flops(&full, batch), "step_seconds", med, "cpu_step_seconds", cpu,
+        "peak_rss_mb", (double)ru.ru_maxrss / 1024.0, "loss", (double)loss));
 
 cleanup:
     optim_free(&opt);
@@ -267,7 +286,7 @@ int sotu_bench_train(int argc, char **argv)
     size_t img = (size_t)c->channels * c->image_size * c->image_size;
     x = malloc(sizeof(float) * img * (size_t)batch);
     y = malloc(sizeof(int32_t) * (size_t)batch);
-    times = malloc(sizeof(double) * (size_t)steps);
+    times = malloc(sizeof(double) * 2 * (size_t)steps);
     if (!x || !y || !times) {
         st = sotu_error(SOTU_ERR_NOMEM, "bench train: input buffers for batch %d", batch);
         goto cleanup;
@@ -282,14 +301,15 @@ int sotu_bench_train(int argc, char **argv)
 
     float loss = time_steps(vit_step, &m, &opt, m.params, m.grads, x, y, batch, warmup, steps,
                             times);
-    double med = median_seconds(times, steps);
+    double med = median_seconds(times, steps), cpu = median_seconds(times + steps, steps);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    st = print_json_line(json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}",
+    st = print_json_line(json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}",
                           "bench", "train", "impl", "sotu", "model", bm->name, "threads", threads,
                           "batch", batch, "steps", steps, "images_per_s", batch / med, "gflops",
                           vit_train_flops(c, batch) / med / 1e9, "step_seconds", med,
-                          "peak_rss_mb", (double)ru.ru_maxrss / 1024.0, "loss", (double)loss));
+                          "cpu_step_seconds", cpu, "peak_rss_mb", (double)ru.ru_maxrss / 1024.0,
+                          "loss", (double)loss));
 
 cleanup:
     if (st != SOTU_OK)

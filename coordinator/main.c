@@ -1,10 +1,12 @@
 /* sotu: Sparse Orthogonal Tuning continual learning on clusters. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/blas_core.h"
 #include "common/build_info.h"
+#include "common/isa.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "coordinator/commands.h"
@@ -40,6 +42,8 @@ static void usage(FILE *f)
         if (commands[i].run)
             fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\noptions: -v more logging, -q errors only, --version\n"
+               "environment: SOTU_ISA=scalar|avx2|avx512 forces the instruction set of the\n"
+               "  kernels (default: the best this CPU has; -v logs it)\n"
                "exit codes: 0 ok, 2 usage/config, 3 input data (also: tasks failed or left out,\n"
                "the rest written), 4 I/O, 5 numerical, 75 stopped by a signal (run again with\n"
                "--resume), 1 other\n");
@@ -84,6 +88,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "sotu: %s\n", sotu_last_error());
         return SOTU_EXIT_NUMERIC;
     }
+    /* The ISA level of the hot kernels (common/isa.h), before any runs. */
+    if (sotu_isa_init() != SOTU_OK) {
+        fprintf(stderr, "sotu: %s\n", sotu_last_error());
+        return SOTU_EXIT_USAGE;
+    }
+    char isa[96];
+    sotu_isa_describe(isa, sizeof isa);
+    const char *isa_env = getenv("SOTU_ISA");
+    sotu_log(isa_env && *isa_env && strcmp(isa_env, "auto") ? SOTU_LOG_INFO : SOTU_LOG_DEBUG,
+             "kernels: %s", isa);
     for (int i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name))
             continue;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/isa.h"
 #include "common/mask.h"
 #include "common/rng.h"
 
@@ -233,9 +234,10 @@ static uint64_t gallop(const uint32_t *idx, uint64_t m, uint64_t kept, uint64_t 
  * contributions, in task order. Works block by block (MERGE_BLOCK): a
  * block of out is copied from θ0 and stays in cache while every task adds
  * into it, so the weights pass through memory once however many tasks
- * there are. cur: [n] scratch cursors. */
-static void merge_range(const merge_ctx *c, int j, uint64_t from, uint64_t to, float *merged,
-                        uint64_t *cur)
+ * there are. cur: [n] scratch cursors. Compiled for each ISA level
+ * (common/isa.h). */
+SOTU_ISA_INLINE void merge_range(const merge_ctx *c, int j, uint64_t from, uint64_t to,
+                                 float *merged, uint64_t *cur)
 {
     const sotu_tensor_info *ti = &c->model->t[j];
     const sotu_delta_tensor *const *rec = c->rec + (size_t)j * (size_t)c->n;
@@ -284,6 +286,10 @@ static void merge_range(const merge_ctx *c, int j, uint64_t from, uint64_t to, f
         }
     }
 }
+SOTU_ISA_VARIANTS(merge_range,
+                  (const merge_ctx *c, int j, uint64_t from, uint64_t to, float *merged,
+                   uint64_t *cur),
+                  (c, j, from, to, merged, cur));
 
 /* The fast path (sum or disjoint, no statistics): the model block is cut
  * into one contiguous share per thread (whole blocks), each thread merges
@@ -308,8 +314,8 @@ static void merge_fast(const merge_ctx *c, float *merged)
             if (c->dense[j])
                 memcpy(merged + from, c->theta0 + from, (to - from) * sizeof *merged);
             else
-                merge_range(c, j, from - ti->offset, to - ti->offset, merged,
-                            c->cursors + (size_t)t * c->cursor_stride);
+                SOTU_ISA_PICK(merge_range)(c, j, from - ti->offset, to - ti->offset, merged,
+                                           c->cursors + (size_t)t * c->cursor_stride);
         }
     }
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <zstd_errors.h>
 
+#include "common/isa.h"
 #include "common/mask.h"
 #include "io/bytes.h"
 #include "io/fsutil.h"
@@ -49,11 +50,11 @@ static inline uint16_t rotl16(uint16_t u) { return (uint16_t)(u << 1 | u >> 15);
 /* Byte b of the k values v, rotated, goes to dst[b * stride + i]: one
  * tensor's share of the planes of the whole delta (stride = all values).
  * The loops are written per dtype, without branches inside, so they
- * vectorise. noinline: inlined into the encoder and decoder, GCC 12 loses
- * restrict and leaves these loops scalar. */
-__attribute__((noinline)) static void shuffle_values(uint8_t *restrict dst,
-                                                     const float *restrict v, uint64_t k,
-                                                     uint64_t stride, sotu_delta_dtype t)
+ * vectorise; each is compiled for every ISA level (common/isa.h) and
+ * called through SOTU_ISA_PICK, never inlined into the encoder or decoder
+ * (there GCC 12 loses restrict and leaves these loops scalar). */
+SOTU_ISA_INLINE void shuffle_values(uint8_t *restrict dst, const float *restrict v, uint64_t k,
+                                    uint64_t stride, sotu_delta_dtype t)
 {
     uint8_t *restrict d0 = dst, *restrict d1 = dst + stride, *restrict d2 = dst + 2 * stride,
                       *restrict d3 = dst + 3 * stride;
@@ -73,10 +74,13 @@ __attribute__((noinline)) static void shuffle_values(uint8_t *restrict dst,
         d2[i] = (uint8_t)(x >> 16), d3[i] = (uint8_t)(x >> 24);
     }
 }
+SOTU_ISA_VARIANTS(shuffle_values,
+                  (uint8_t *restrict dst, const float *restrict v, uint64_t k, uint64_t stride,
+                   sotu_delta_dtype t),
+                  (dst, v, k, stride, t));
 
-__attribute__((noinline)) static void unshuffle_values(float *restrict v,
-                                                       const uint8_t *restrict src, uint64_t k,
-                                                       uint64_t stride, sotu_delta_dtype t)
+SOTU_ISA_INLINE void unshuffle_values(float *restrict v, const uint8_t *restrict src,
+                                      uint64_t k, uint64_t stride, sotu_delta_dtype t)
 {
     const uint8_t *restrict s0 = src, *restrict s1 = src + stride, *restrict s2 = src + 2 * stride,
                             *restrict s3 = src + 3 * stride;
@@ -94,6 +98,10 @@ __attribute__((noinline)) static void unshuffle_values(float *restrict v,
         memcpy(&v[i], &x, 4);
     }
 }
+SOTU_ISA_VARIANTS(unshuffle_values,
+                  (float *restrict v, const uint8_t *restrict src, uint64_t k, uint64_t stride,
+                   sotu_delta_dtype t),
+                  (v, src, k, stride, t));
 
 /* ------------------------------------------------------------- writing */
 
@@ -329,7 +337,7 @@ sotu_status sotu_delta_encode(void *dst, size_t cap, size_t *written, const sotu
                 prev_index = t->indices[m];
             }
         p += varint_put(p, index_bytes);
-        shuffle_values(planes + at, t->values, t->kept, all, d->dtype);
+        SOTU_ISA_PICK(shuffle_values)(planes + at, t->values, t->kept, all, d->dtype);
         at += t->kept;
     }
     for (int i = 0; i < d->n_tensors; i++) {
@@ -682,8 +690,8 @@ static sotu_status read_values(reader *r, sotu_delta *d, ZSTD_DCtx *dctx)
             got = ZSTD_decompressDCtx(dctx, raw, (size_t)all * vs, frame, payload);
             uint64_t at = 0;
             for (int i = 0; i < d->n_tensors && got == (size_t)all * vs; i++) {
-                unshuffle_values(d->tensors[i].values, raw + at, d->tensors[i].kept, all,
-                                 d->dtype);
+                SOTU_ISA_PICK(unshuffle_values)(d->tensors[i].values, raw + at,
+                                                d->tensors[i].kept, all, d->dtype);
                 at += d->tensors[i].kept;
             }
         }

@@ -16,6 +16,7 @@ packages=(
   slurm-wlm munge
   chromium
   clang libclang-rt-14-dev
+  qemu-user
 )
 
 missing=()

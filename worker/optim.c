@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/isa.h"
+
 optim_config optim_config_default(optim_kind kind)
 {
     optim_config c = {.kind = kind, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
@@ -63,10 +65,11 @@ void optim_set_decay(optim_state *o, int tensor, bool decay)
         o->decay[tensor] = decay;
 }
 
-/* The AdamW update of n elements (torch's order of operations). */
-static void adamw_update(float *restrict p, const float *restrict g, float *restrict m,
-                         float *restrict v, long n, const optim_config *c, float shrink,
-                         float step_size, float bc2_sqrt)
+/* The AdamW update of n elements (torch's order of operations), compiled
+ * for each ISA level (common/isa.h). */
+SOTU_ISA_INLINE void adamw_update(float *restrict p, const float *restrict g, float *restrict m,
+                                  float *restrict v, long n, const optim_config *c, float shrink,
+                                  float step_size, float bc2_sqrt)
 {
     float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
     for (long k = 0; k < n; k++) {
@@ -75,6 +78,26 @@ static void adamw_update(float *restrict p, const float *restrict g, float *rest
         p[k] = p[k] * shrink - step_size * m[k] / (sqrtf(v[k]) / bc2_sqrt + eps);
     }
 }
+SOTU_ISA_VARIANTS(adamw_update,
+                  (float *restrict p, const float *restrict g, float *restrict m,
+                   float *restrict v, long n, const optim_config *c, float shrink,
+                   float step_size, float bc2_sqrt),
+                  (p, g, m, v, n, c, shrink, step_size, bc2_sqrt));
+
+/* SGD with momentum (torch's order) over n elements. */
+SOTU_ISA_INLINE void sgd_update(float *restrict p, const float *restrict g, float *restrict m,
+                                long n, float wd, float mom, float lr)
+{
+    for (long k = 0; k < n; k++) {
+        float gk = g[k] + wd * p[k];
+        m[k] = mom * m[k] + gk;
+        p[k] -= lr * m[k];
+    }
+}
+SOTU_ISA_VARIANTS(sgd_update,
+                  (float *restrict p, const float *restrict g, float *restrict m, long n,
+                   float wd, float mom, float lr),
+                  (p, g, m, n, wd, mom, lr));
 
 #define OPTIM_BLOCK 16384
 
@@ -100,15 +123,14 @@ void optim_step(optim_state *o, float *params, const float *grads, float lr)
 #pragma omp parallel for schedule(static) if (n > 4 * OPTIM_BLOCK)
             for (long k = 0; k < n; k += OPTIM_BLOCK) {
                 long len = n - k < OPTIM_BLOCK ? n - k : OPTIM_BLOCK;
-                adamw_update(p + k, g + k, m + k, v + k, len, c, shrink, step_size, bc2_sqrt);
+                SOTU_ISA_PICK(adamw_update)(p + k, g + k, m + k, v + k, len, c, shrink,
+                                            step_size, bc2_sqrt);
             }
         } else {
-            float mom = c->momentum;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-            for (long k = 0; k < n; k++) {
-                float gk = g[k] + wd * p[k];
-                m[k] = mom * m[k] + gk;
-                p[k] -= lr * m[k];
+#pragma omp parallel for schedule(static) if (n > 4 * OPTIM_BLOCK)
+            for (long k = 0; k < n; k += OPTIM_BLOCK) {
+                long len = n - k < OPTIM_BLOCK ? n - k : OPTIM_BLOCK;
+                SOTU_ISA_PICK(sgd_update)(p + k, g + k, m + k, len, wd, c->momentum, lr);
             }
         }
     }

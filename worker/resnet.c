@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/isa.h"
 #include "common/rng.h"
 
 /* ------------------------------------------------------------------------ */
@@ -113,7 +114,7 @@ void resnet_im2col(float *col, const float *img, const resnet_conv_shape *s)
             }
 }
 
-void resnet_col2im(float *img, const float *col, const resnet_conv_shape *s)
+SOTU_ISA_INLINE void col2im_body(float *img, const float *col, const resnet_conv_shape *s)
 {
     int k = s->k, Ho = s->Ho, Wo = s->Wo, H = s->H, W = s->W, st = s->stride;
     for (int c = 0; c < s->Ci; c++)
@@ -138,6 +139,13 @@ void resnet_col2im(float *img, const float *col, const resnet_conv_shape *s)
                     }
                 }
             }
+}
+SOTU_ISA_VARIANTS(col2im_body, (float *img, const float *col, const resnet_conv_shape *s),
+                  (img, col, s));
+
+void resnet_col2im(float *img, const float *col, const resnet_conv_shape *s)
+{
+    SOTU_ISA_PICK(col2im_body)(img, col, s);
 }
 
 static size_t conv_col_floats(const resnet_conv_shape *s)
@@ -237,8 +245,9 @@ void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float
 /* One output row: o[x] = sum_{i,j} k[3i + j] r_i[x + j - 1], zero outside
  * the row. The interior is one vector loop and the two border columns are
  * done apart, so no element tests its neighbours. W == 1 has no interior. */
-static void dwconv_row(float *restrict o, const float *restrict r0, const float *restrict r1,
-                       const float *restrict r2, const float *k, int W)
+SOTU_ISA_INLINE void dwconv_row(float *restrict o, const float *restrict r0,
+                                const float *restrict r1, const float *restrict r2,
+                                const float *k, int W)
 {
     const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5];
     const float k6 = k[6], k7 = k[7], k8 = k[8];
@@ -258,9 +267,10 @@ static void dwconv_row(float *restrict o, const float *restrict r0, const float 
 
 /* One plane: o = the 3x3 correlation of x with k, pad 1 (overwritten). The
  * first and last rows read their missing neighbour as the row itself with
- * that kernel row zeroed (activations are finite, so it adds 0). */
-static void dwconv_plane(float *restrict o, const float *restrict x, const float *k, int H,
-                         int W)
+ * that kernel row zeroed (activations are finite, so it adds 0). Compiled
+ * for each ISA level (common/isa.h). */
+SOTU_ISA_INLINE void dwconv_plane(float *restrict o, const float *restrict x, const float *k,
+                                  int H, int W)
 {
     float kt[9], kb[9], ktb[9];
     for (int t = 0; t < 9; t++) {
@@ -280,25 +290,17 @@ static void dwconv_plane(float *restrict o, const float *restrict x, const float
     const float *r = x + (size_t)(H - 1) * W;
     dwconv_row(o + (size_t)(H - 1) * W, r - W, r, r, kb, W);
 }
-
-/* sum_{k < n} a[k] b[k] as one vector reduction; its lane order is fixed by
- * the build, not by the thread count. */
-static float dot_f32(const float *restrict a, const float *restrict b, size_t n)
-{
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (size_t k = 0; k < n; k++)
-        s += a[k] * b[k];
-    return s;
-}
+SOTU_ISA_VARIANTS(dwconv_plane,
+                  (float *restrict o, const float *restrict x, const float *k, int H, int W),
+                  (o, x, k, H, W));
 
 /* Weight gradient of one plane: acc[3i + j] = sum_{y,x} g[y,x] x[y+i-1, x+j-1].
  * On the flattened plane tap (i, j) is one dot product of g, from its first
  * row with a valid input row on, against x shifted by (i-1) W + (j-1);
  * a column shift wraps into the neighbouring row, and gl / gr (g with its
  * first / last column zeroed, [H*W] scratch each) drop those products. */
-static void dwconv_plane_dw(float acc[9], const float *g, const float *x, float *gl, float *gr,
-                            int H, int W)
+SOTU_ISA_INLINE void dwconv_plane_dw(float acc[9], const float *g, const float *x, float *gl,
+                                     float *gr, int H, int W)
 {
     size_t HW = (size_t)H * W;
     memcpy(gl, g, HW * sizeof *gl);
@@ -316,11 +318,15 @@ static void dwconv_plane_dw(float acc[9], const float *g, const float *x, float 
             continue;
         }
         /* j = 0 skips g's first element, j = 2 its last (zero in gl, gr) */
-        acc[3 * i] = dot_f32(gl + go + 1, x + xo, n - 1);
-        acc[3 * i + 1] = dot_f32(g + go, x + xo, n);
-        acc[3 * i + 2] = dot_f32(gr + go, x + xo + 1, n - 1);
+        acc[3 * i] = sotu_lanes_dot(gl + go + 1, x + xo, (int64_t)n - 1);
+        acc[3 * i + 1] = sotu_lanes_dot(g + go, x + xo, (int64_t)n);
+        acc[3 * i + 2] = sotu_lanes_dot(gr + go, x + xo + 1, (int64_t)n - 1);
     }
 }
+SOTU_ISA_VARIANTS(dwconv_plane_dw,
+                  (float acc[9], const float *g, const float *x, float *gl, float *gr, int H,
+                   int W),
+                  (acc, g, x, gl, gr, H, W));
 
 size_t resnet_dwconv_scratch_floats(int B, int C, int H, int W, int threads)
 {
@@ -333,7 +339,8 @@ void resnet_dwconv_forward(float *out, const float *inp, const float *w, int B, 
     size_t HW = (size_t)H * W;
 #pragma omp parallel for schedule(static)
     for (int bc = 0; bc < B * C; bc++)
-        dwconv_plane(out + bc * HW, inp + bc * HW, w + (size_t)(bc % C) * 9, H, W);
+        SOTU_ISA_PICK(dwconv_plane)(out + bc * HW, inp + bc * HW, w + (size_t)(bc % C) * 9, H,
+                                    W);
 }
 
 /* The input gradient is the forward with the kernel turned by 180 degrees.
@@ -355,11 +362,11 @@ void resnet_dwconv_backward(float *dinp, float *dw, const float *dout, const flo
                 float flip[9];
                 for (int t = 0; t < 9; t++)
                     flip[t] = wc[8 - t];
-                dwconv_plane(dinp + bc * HW, dout + bc * HW, flip, H, W);
+                SOTU_ISA_PICK(dwconv_plane)(dinp + bc * HW, dout + bc * HW, flip, H, W);
             }
             if (dw)
-                dwconv_plane_dw(part + (size_t)bc * 9, dout + bc * HW, inp + bc * HW, gl, gr, H,
-                                W);
+                SOTU_ISA_PICK(dwconv_plane_dw)(part + (size_t)bc * 9, dout + bc * HW,
+                                               inp + bc * HW, gl, gr, H, W);
         }
     }
     if (!dw)
@@ -379,92 +386,129 @@ void resnet_dwconv_backward(float *dinp, float *dw, const float *dout, const flo
 /* BatchNorm2d                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* sum_i g[i] (x[i] - mu) rs over one plane [n], in fixed lanes (common/isa.h). */
+SOTU_ISA_INLINE float plane_gxhat(const float *g, const float *x, float mu, float rs, int n)
+{
+    float acc[SOTU_LANES] = {0};
+    int i = 0;
+    for (; i + SOTU_LANES <= n; i += SOTU_LANES)
+        for (int l = 0; l < SOTU_LANES; l++)
+            acc[l] += g[i + l] * (x[i + l] - mu) * rs;
+    float t[SOTU_LANES] = {0};
+    for (int l = 0; i + l < n; l++)
+        t[l] = g[i + l] * (x[i + l] - mu) * rs;
+    for (int l = 0; l < SOTU_LANES; l++)
+        acc[l] += t[l];
+    return sotu_lanes_total(acc);
+}
+
+/* Channel c: its statistics (training: the batch's, each plane summed in
+ * fixed lanes and the planes in double, in image order; else the running
+ * ones) and out = x * scale + shift. Compiled for each ISA level. */
+SOTU_ISA_INLINE void batchnorm_forward_channel(float *out, float *mean, float *rstd,
+                                               const float *inp, const float *w, const float *b,
+                                               float *running_mean, float *running_var,
+                                               bool training, float momentum, int B, int C,
+                                               int HW, int c)
+{
+    size_t n = (size_t)B * HW;
+    float mu, rs;
+    if (training) {
+        double sum = 0.0, sq = 0.0;
+        for (int bb = 0; bb < B; bb++)
+            sum += sotu_lanes_sum(inp + ((size_t)bb * C + c) * HW, HW);
+        double m = sum / (double)n;
+        for (int bb = 0; bb < B; bb++)
+            sq += sotu_lanes_sqdev(inp + ((size_t)bb * C + c) * HW, (float)m, HW);
+        double var = sq / (double)n;
+        mu = (float)m;
+        rs = (float)(1.0 / sqrt(var + RESNET_BN_EPS));
+        if (running_mean && running_var) {
+            running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
+            running_var[c] = (1.0f - momentum) * running_var[c] +
+                             momentum * (float)(sq / (double)(n - 1));
+        }
+    } else {
+        mu = running_mean[c];
+        rs = 1.0f / sqrtf(running_var[c] + RESNET_BN_EPS);
+    }
+    mean[c] = mu;
+    rstd[c] = rs;
+    float scale = rs * w[c], shift = b[c] - mu * scale;
+    for (int bb = 0; bb < B; bb++) {
+        const float *x = inp + ((size_t)bb * C + c) * HW;
+        float *o = out + ((size_t)bb * C + c) * HW;
+#pragma omp simd
+        for (int i = 0; i < HW; i++)
+            o[i] = x[i] * scale + shift;
+    }
+}
+SOTU_ISA_VARIANTS(batchnorm_forward_channel,
+                  (float *out, float *mean, float *rstd, const float *inp, const float *w,
+                   const float *b, float *running_mean, float *running_var, bool training,
+                   float momentum, int B, int C, int HW, int c),
+                  (out, mean, rstd, inp, w, b, running_mean, running_var, training, momentum, B,
+                   C, HW, c));
+
 void resnet_batchnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                               const float *w, const float *b, float *running_mean,
                               float *running_var, bool training, float momentum, int B, int C,
                               int HW)
 {
-    size_t n = (size_t)B * HW;
-    assert(!training || n > 1 || !running_var);
+    assert(!training || (size_t)B * HW > 1 || !running_var);
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        float mu, rs;
-        if (training) {
-            double sum = 0.0, sq = 0.0;
-            for (int bb = 0; bb < B; bb++) {
-                const float *x = inp + ((size_t)bb * C + c) * HW;
-                for (int i = 0; i < HW; i++)
-                    sum += x[i];
-            }
-            double m = sum / (double)n;
-            for (int bb = 0; bb < B; bb++) {
-                const float *x = inp + ((size_t)bb * C + c) * HW;
-                for (int i = 0; i < HW; i++)
-                    sq += (x[i] - m) * (x[i] - m);
-            }
-            double var = sq / (double)n;
-            mu = (float)m;
-            rs = (float)(1.0 / sqrt(var + RESNET_BN_EPS));
-            if (running_mean && running_var) {
-                running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
-                running_var[c] = (1.0f - momentum) * running_var[c] +
-                                 momentum * (float)(sq / (double)(n - 1));
-            }
-        } else {
-            mu = running_mean[c];
-            rs = 1.0f / sqrtf(running_var[c] + RESNET_BN_EPS);
-        }
-        mean[c] = mu;
-        rstd[c] = rs;
-        float scale = rs * w[c], shift = b[c] - mu * scale;
-        for (int bb = 0; bb < B; bb++) {
-            const float *x = inp + ((size_t)bb * C + c) * HW;
-            float *o = out + ((size_t)bb * C + c) * HW;
+    for (int c = 0; c < C; c++)
+        SOTU_ISA_PICK(batchnorm_forward_channel)(out, mean, rstd, inp, w, b, running_mean,
+                                                 running_var, training, momentum, B, C, HW, c);
+}
+
+/* Channel c of the backward: dw += sum g xhat, db += sum g (each plane in
+ * fixed lanes, the planes in double) and, if dinp, its input gradient. */
+SOTU_ISA_INLINE void batchnorm_backward_channel(float *dinp, float *dw, float *db,
+                                                const float *dout, const float *inp,
+                                                const float *w, const float *mean,
+                                                const float *rstd, bool training, int B, int C,
+                                                int HW, int c)
+{
+    double n = (double)B * HW;
+    float mu = mean[c], rs = rstd[c];
+    double sg = 0.0, sgx = 0.0;
+    for (int bb = 0; bb < B; bb++) {
+        size_t off = ((size_t)bb * C + c) * HW;
+        sg += sotu_lanes_sum(dout + off, HW);
+        sgx += plane_gxhat(dout + off, inp + off, mu, rs, HW);
+    }
+    if (dw)
+        dw[c] += (float)sgx;
+    if (db)
+        db[c] += (float)sg;
+    if (!dinp)
+        return;
+    float k = rs * w[c], mg = training ? (float)(sg / n) : 0.0f;
+    float mgx = training ? (float)(sgx / n) : 0.0f;
+    for (int bb = 0; bb < B; bb++) {
+        size_t off = ((size_t)bb * C + c) * HW;
+        const float *x = inp + off, *g = dout + off;
+        float *di = dinp + off;
 #pragma omp simd
-            for (int i = 0; i < HW; i++)
-                o[i] = x[i] * scale + shift;
-        }
+        for (int i = 0; i < HW; i++)
+            di[i] = k * (g[i] - mg - (x[i] - mu) * rs * mgx);
     }
 }
+SOTU_ISA_VARIANTS(batchnorm_backward_channel,
+                  (float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                   const float *w, const float *mean, const float *rstd, bool training, int B,
+                   int C, int HW, int c),
+                  (dinp, dw, db, dout, inp, w, mean, rstd, training, B, C, HW, c));
 
 void resnet_batchnorm_backward(float *dinp, float *dw, float *db, const float *dout,
                                const float *inp, const float *w, const float *mean,
                                const float *rstd, bool training, int B, int C, int HW)
 {
-    double n = (double)B * HW;
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        float mu = mean[c], rs = rstd[c];
-        double sg = 0.0, sgx = 0.0;
-        for (int bb = 0; bb < B; bb++) {
-            size_t off = ((size_t)bb * C + c) * HW;
-            const float *x = inp + off, *g = dout + off;
-            float s1 = 0.0f, s2 = 0.0f;
-#pragma omp simd reduction(+ : s1, s2)
-            for (int i = 0; i < HW; i++) {
-                s1 += g[i];
-                s2 += g[i] * (x[i] - mu) * rs;
-            }
-            sg += s1;
-            sgx += s2;
-        }
-        if (dw)
-            dw[c] += (float)sgx;
-        if (db)
-            db[c] += (float)sg;
-        if (!dinp)
-            continue;
-        float k = rs * w[c], mg = training ? (float)(sg / n) : 0.0f;
-        float mgx = training ? (float)(sgx / n) : 0.0f;
-        for (int bb = 0; bb < B; bb++) {
-            size_t off = ((size_t)bb * C + c) * HW;
-            const float *x = inp + off, *g = dout + off;
-            float *di = dinp + off;
-#pragma omp simd
-            for (int i = 0; i < HW; i++)
-                di[i] = k * (g[i] - mg - (x[i] - mu) * rs * mgx);
-        }
-    }
+    for (int c = 0; c < C; c++)
+        SOTU_ISA_PICK(batchnorm_backward_channel)(dinp, dw, db, dout, inp, w, mean, rstd,
+                                                  training, B, C, HW, c);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/isa.h"
 #include "common/rng.h"
 
 /* ------------------------------------------------------------------------ */
@@ -35,8 +36,9 @@
 /* e^x for x in [-87, 88] (clamped), relative error < 2e-7: n = round(x/ln2),
  * r = x - n*ln2 in [-ln2/2, ln2/2], e^r by its degree-7 Taylor series, then
  * 2^n through the exponent bits. Plain arithmetic so loops over it vectorise
- * (libm's expf does not without -ffast-math). A NaN comes back as NaN. */
-static inline float vexpf(float x)
+ * (libm's expf does not without -ffast-math). A NaN comes back as NaN.
+ * Always inlined, so each ISA level's kernel has its own vector copy. */
+SOTU_ISA_INLINE float vexpf(float x)
 {
     float xc = x != x ? 0.0f : (x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x));
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
@@ -58,7 +60,7 @@ static inline float vexpf(float x)
 
 /* erf(x) as an odd/even rational function on [-4, 4] (outside, erf is +-1
  * in float): the minimax fit used by Eigen and XLA, |error| < 7e-8. */
-static inline float verff(float x)
+SOTU_ISA_INLINE float verff(float x)
 {
     x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
     float x2 = x * x;
@@ -197,29 +199,68 @@ void vit_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
 /* LayerNorm                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* One row [D]: o = (x - mu) * rs * w + b, the sums in fixed lanes
+ * (common/isa.h). */
+SOTU_ISA_INLINE void layernorm_forward_row(float *o, float *mean, float *rstd, const float *x,
+                                           const float *w, const float *b, int D)
+{
+    float mu = sotu_lanes_sum(x, D) / D;
+    float rs = 1.0f / sqrtf(sotu_lanes_sqdev(x, mu, D) / D + VIT_LN_EPS);
+    for (int i = 0; i < D; i++)
+        o[i] = (x[i] - mu) * rs * w[i] + b[i];
+    *mean = mu;
+    *rstd = rs;
+}
+SOTU_ISA_VARIANTS(layernorm_forward_row,
+                  (float *o, float *mean, float *rstd, const float *x, const float *w,
+                   const float *b, int D),
+                  (o, mean, rstd, x, w, b, D));
+
 void vit_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                            const float *w, const float *b, int M, int D)
 {
 #pragma omp parallel for schedule(static)
-    for (int m = 0; m < M; m++) {
-        const float *x = inp + (size_t)m * D;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < D; i++)
-            sum += x[i];
-        float mu = sum / D;
-        float var = 0.0f;
-#pragma omp simd reduction(+ : var)
-        for (int i = 0; i < D; i++)
-            var += (x[i] - mu) * (x[i] - mu);
-        float rs = 1.0f / sqrtf(var / D + VIT_LN_EPS);
-        float *o = out + (size_t)m * D;
-        for (int i = 0; i < D; i++)
-            o[i] = (x[i] - mu) * rs * w[i] + b[i];
-        mean[m] = mu;
-        rstd[m] = rs;
+    for (int m = 0; m < M; m++)
+        SOTU_ISA_PICK(layernorm_forward_row)(out + (size_t)m * D, mean + m, rstd + m,
+                                             inp + (size_t)m * D, w, b, D);
+}
+
+/* One row [D]: aw += dout * xhat and ab += dout (when aw), and di +=
+ * rstd * (g - mean(g) - xhat * mean(g * xhat)) (when di), g = dout * w;
+ * the means are summed in fixed lanes (common/isa.h). */
+SOTU_ISA_INLINE void layernorm_backward_row(float *di, float *aw, float *ab, const float *go,
+                                            const float *x, const float *w, float mu, float rs,
+                                            int D)
+{
+    if (aw) {
+        for (int i = 0; i < D; i++) {
+            aw[i] += go[i] * (x[i] - mu) * rs;
+            ab[i] += go[i];
+        }
+    }
+    if (!di)
+        return;
+    float mg = sotu_lanes_dot(go, w, D) / D;
+    float acc[SOTU_LANES] = {0}; /* sum of g * xhat */
+    int i = 0;
+    for (; i + SOTU_LANES <= D; i += SOTU_LANES)
+        for (int l = 0; l < SOTU_LANES; l++)
+            acc[l] += go[i + l] * w[i + l] * (x[i + l] - mu) * rs;
+    float t[SOTU_LANES] = {0};
+    for (int l = 0; i + l < D; l++)
+        t[l] = go[i + l] * w[i + l] * (x[i + l] - mu) * rs;
+    for (int l = 0; l < SOTU_LANES; l++)
+        acc[l] += t[l];
+    float mgx = sotu_lanes_total(acc) / D;
+    for (int k = 0; k < D; k++) {
+        float xhat = (x[k] - mu) * rs;
+        di[k] += rs * (go[k] * w[k] - mg - xhat * mgx);
     }
 }
+SOTU_ISA_VARIANTS(layernorm_backward_row,
+                  (float *di, float *aw, float *ab, const float *go, const float *x,
+                   const float *w, float mu, float rs, int D),
+                  (di, aw, ab, go, x, w, mu, rs, D));
 
 /* With xhat = (x - mean) * rstd and g = dout * w:
  *   dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)),
@@ -242,33 +283,10 @@ void vit_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         float *aw = want_wb ? acc + (size_t)omp_get_thread_num() * 2 * D : NULL;
         float *ab = want_wb ? aw + D : NULL;
 #pragma omp for schedule(static)
-        for (int m = 0; m < M; m++) {
-            const float *x = inp + (size_t)m * D;
-            const float *go = dout + (size_t)m * D;
-            float mu = mean[m], rs = rstd[m];
-            if (want_wb) {
-                for (int i = 0; i < D; i++) {
-                    aw[i] += go[i] * (x[i] - mu) * rs;
-                    ab[i] += go[i];
-                }
-            }
-            if (!dinp)
-                continue;
-            float sg = 0.0f, sgx = 0.0f;
-#pragma omp simd reduction(+ : sg, sgx)
-            for (int i = 0; i < D; i++) {
-                float g = go[i] * w[i];
-                sg += g;
-                sgx += g * (x[i] - mu) * rs;
-            }
-            sg /= D;
-            sgx /= D;
-            float *di = dinp + (size_t)m * D;
-            for (int i = 0; i < D; i++) {
-                float xhat = (x[i] - mu) * rs;
-                di[i] += rs * (go[i] * w[i] - sg - xhat * sgx);
-            }
-        }
+        for (int m = 0; m < M; m++)
+            SOTU_ISA_PICK(layernorm_backward_row)(dinp ? dinp + (size_t)m * D : NULL, aw, ab,
+                                                  dout + (size_t)m * D, inp + (size_t)m * D, w,
+                                                  mean[m], rstd[m], D);
     }
     if (want_wb) {
         for (int t = 0; t < nt; t++) {
@@ -294,9 +312,9 @@ void vit_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 /* gelu'(x) = Phi(x) + x * phi(x) is taken here, where Phi(x) is at hand,
  * and kept (over the input, which backward no longer needs), so backward is
  * a single product. */
-void vit_gelu_forward(float *out, float *deriv, const float *inp, int64_t n)
+SOTU_ISA_INLINE void gelu_forward_span(float *out, float *deriv, const float *inp, int64_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + verff(x * VIT_SQRT1_2));
@@ -305,17 +323,92 @@ void vit_gelu_forward(float *out, float *deriv, const float *inp, int64_t n)
         deriv[i] = cdf + x * pdf;
     }
 }
+SOTU_ISA_VARIANTS(gelu_forward_span, (float *out, float *deriv, const float *inp, int64_t n),
+                  (out, deriv, inp, n));
+
+SOTU_ISA_INLINE void gelu_backward_span(float *dinp, const float *deriv, const float *dout,
+                                        int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        dinp[i] = dout[i] * deriv[i];
+}
+SOTU_ISA_VARIANTS(gelu_backward_span,
+                  (float *dinp, const float *deriv, const float *dout, int64_t n),
+                  (dinp, deriv, dout, n));
+
+/* Element-wise kernels run over spans of this many elements, each span one
+ * call of the active ISA level's loop. */
+#define VIT_SPAN 4096
+
+void vit_gelu_forward(float *out, float *deriv, const float *inp, int64_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i += VIT_SPAN)
+        SOTU_ISA_PICK(gelu_forward_span)(out + i, deriv + i, inp + i,
+                                         n - i < VIT_SPAN ? n - i : VIT_SPAN);
+}
 
 void vit_gelu_backward(float *dinp, const float *deriv, const float *dout, int64_t n)
 {
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dinp[i] = dout[i] * deriv[i];
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i += VIT_SPAN)
+        SOTU_ISA_PICK(gelu_backward_span)(dinp + i, deriv + i, dout + i,
+                                          n - i < VIT_SPAN ? n - i : VIT_SPAN);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Attention: softmax(q k^T * hd^-0.5) v per (batch, head)                   */
 /* ------------------------------------------------------------------------ */
+
+/* One row of scores [T], in place: a = exp(a - max a) / sum, the sum in
+ * fixed lanes (common/isa.h). */
+SOTU_ISA_INLINE void softmax_row(float *a, int T)
+{
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < T; j++)
+        mx = a[j] > mx ? a[j] : mx;
+    float acc[SOTU_LANES] = {0}; /* exp and its sum in one pass */
+    int i = 0;
+    for (; i + SOTU_LANES <= T; i += SOTU_LANES)
+        for (int l = 0; l < SOTU_LANES; l++) {
+            a[i + l] = vexpf(a[i + l] - mx);
+            acc[l] += a[i + l];
+        }
+    float t[SOTU_LANES] = {0};
+    for (int l = 0; i + l < T; l++)
+        a[i + l] = t[l] = vexpf(a[i + l] - mx);
+    for (int l = 0; l < SOTU_LANES; l++)
+        acc[l] += t[l];
+    float inv = 1.0f / sotu_lanes_total(acc);
+    for (int j = 0; j < T; j++)
+        a[j] *= inv;
+}
+
+/* Rows [R, T] of one head: one call per head, as rows are short. */
+SOTU_ISA_INLINE void softmax_rows(float *a, int R, int T)
+{
+    for (int i = 0; i < R; i++)
+        softmax_row(a + (size_t)i * T, T);
+}
+SOTU_ISA_VARIANTS(softmax_rows, (float *a, int R, int T), (a, R, T));
+
+/* Rows [R, T] of one head's score gradient, in place: each row d =
+ * p * (d - p . d) * scale. */
+SOTU_ISA_INLINE void softmax_backward_rows(float *d, const float *p, float scale, int R, int T)
+{
+    for (int i = 0; i < R; i++) {
+        float *di = d + (size_t)i * T;
+        const float *pi = p + (size_t)i * T;
+        float dot = sotu_lanes_dot(pi, di, T);
+        for (int j = 0; j < T; j++)
+            di[j] = pi[j] * (di[j] - dot) * scale;
+    }
+}
+SOTU_ISA_VARIANTS(softmax_backward_rows,
+                  (float *d, const float *p, float scale, int R, int T),
+                  (d, p, scale, R, T));
 
 /* Per (b, h): S = scale q k^T and out = softmax(S) v, two small sgemms on
  * strided views of qkv (row stride 3D) around an in-place row softmax. Only
@@ -334,22 +427,7 @@ void vit_attention_forward(float *out, float *att, const float *qkv, int B, int 
         float *a = att + (size_t)bh * Tq * T; /* [Tq, T] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, scale, q, ld3, k, ld3,
                     0.0f, a, T);
-        for (int i = 0; i < Tq; i++) {
-            float *ai = a + (size_t)i * T;
-            float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-            for (int j = 0; j < T; j++)
-                mx = ai[j] > mx ? ai[j] : mx;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < T; j++) {
-                ai[j] = vexpf(ai[j] - mx);
-                sum += ai[j];
-            }
-            float inv = 1.0f / sum;
-            for (int j = 0; j < T; j++)
-                ai[j] *= inv;
-        }
+        SOTU_ISA_PICK(softmax_rows)(a, Tq, T);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, a, T, v, ld3,
                     0.0f, out + (size_t)b * Tq * D + h * hd, D);
     }
@@ -376,16 +454,7 @@ void vit_attention_backward(float *dqkv, float *datt, const float *dout, const f
         float *ds = datt + (size_t)bh * Tq * T;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, 1.0f, go, D, v, ld3,
                     0.0f, ds, T);
-        for (int i = 0; i < Tq; i++) {
-            const float *pi = p + (size_t)i * T;
-            float *di = ds + (size_t)i * T;
-            float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (int j = 0; j < T; j++)
-                dot += pi[j] * di[j];
-            for (int j = 0; j < T; j++)
-                di[j] = pi[j] * (di[j] - dot) * scale;
-        }
+        SOTU_ISA_PICK(softmax_backward_rows)(ds, p, scale, Tq, T);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, ds, T, k, ld3,
                     0.0f, dq, ld3);
         for (int i = Tq; i < T; i++)
