@@ -346,7 +346,8 @@ static void deltas_setup(ctx *c)
         snprintf(name, sizeof name, "t%d", t);
         sotu_extract_opts o = {.task_index = (uint32_t)t, .task_name = name, .seed = 5,
                                .keep = t == 2 ? 1.0 : 0.3, .rescale = t == 1,
-                               .dtype = t == 3 ? SOTU_DELTA_BF16 : SOTU_DELTA_F32};
+                               .dtype = t == 3 ? SOTU_DELTA_BF16 : SOTU_DELTA_F32,
+                               .prov = fixture_provenance()};
         CHECK_MSG(sotu_delta_extract(&c->tab, c->theta0, thetat, &o, &c->deltas[t]) == SOTU_OK,
                   "%s", sotu_last_error());
     }
