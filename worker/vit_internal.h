@@ -4,7 +4,8 @@
  * Shapes use vit.h's names: M rows (usually B*T tokens), In inputs, Out outputs.
  * Conventions: *_forward overwrites its outputs; *_backward ADDS into weight
  * gradients (dw, dbias, ...) and into dinp where it says "added", and skips
- * any gradient pointer that is NULL.
+ * any gradient pointer that is NULL. Every kernel gives bitwise the same
+ * results at any OpenMP thread count (vit.c, "Threads").
  */
 #ifndef SOTU_WORKER_VIT_INTERNAL_H
 #define SOTU_WORKER_VIT_INTERNAL_H
