@@ -107,6 +107,23 @@ static void blas_serial_end(int n)
         openblas_set_num_threads(n);
 }
 
+/* cblas_sgemm, row-major. With beta 0, C's M x N block is cleared by memset
+ * and sgemm adds onto it: OpenBLAS's own beta-0 pass clears it column by
+ * column and costs several times more. */
+static void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (beta == 0.0f) {
+        if (ldc == N)
+            memset(C, 0, (size_t)M * N * sizeof *C);
+        else
+            for (int m = 0; m < M; m++)
+                memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof *C);
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc);
+}
+
 /* A product of M x N outputs over K is cut into tiles of about GEMM_TILE_MACS
  * multiply-adds (one sgemm call costs about as much as 50,000 of them), at
  * most GEMM_TILES_MAX; from 16 tiles on their count is a multiple of 16, so
@@ -163,18 +180,16 @@ static bool gemm_tile(const gemm_grid *g, int t, int *m0, int *m1, int *n0, int 
 static void sgemm_tiled(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc)
 {
-    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
     gemm_grid g = gemm_grid_make(M, N, K);
     int blas_threads = blas_serial_begin();
 #pragma omp parallel for schedule(dynamic, 1) if (g.rm * g.rn > 1)
     for (int t = 0; t < g.rm * g.rn; t++) {
         int m0, m1, n0, n1;
         if (gemm_tile(&g, t, &m0, &m1, &n0, &n1))
-            cblas_sgemm(CblasRowMajor, ta, tb, m1 - m0, n1 - n0, K, 1.0f,
-                        trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
-                        trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta,
-                        C + (size_t)m0 * ldc + n0, ldc);
+            sgemm(trans_a, trans_b, m1 - m0, n1 - n0, K, 1.0f,
+                  trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
+                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta, C + (size_t)m0 * ldc + n0,
+                  ldc);
     }
     blas_serial_end(blas_threads);
 }
@@ -208,9 +223,8 @@ void vit_matmul_forward(float *out, const float *inp, const float *w, const floa
             else
                 memcpy(o + n0, (bias ? bias : r) + n0, (size_t)(n1 - n0) * sizeof *o);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, n1 - n0, In, 1.0f,
-                    inp + (size_t)m0 * In, In, w + (size_t)n0 * In, In, 1.0f,
-                    out + (size_t)m0 * Out + n0, Out);
+        sgemm(false, true, m1 - m0, n1 - n0, In, 1.0f, inp + (size_t)m0 * In, In,
+              w + (size_t)n0 * In, In, 1.0f, out + (size_t)m0 * Out + n0, Out);
     }
     blas_serial_end(blas_threads);
 }
@@ -246,20 +260,22 @@ static void weight_grad(float *dw, float *scratch, const float *dout, const floa
 #pragma omp parallel for schedule(dynamic, 1)
     for (int c = 0; c < chunks; c++) {
         int m0 = cut(M, chunks, c), m1 = cut(M, chunks, c + 1);
-        float *part = scratch + (size_t)c * n;
-        if (m0 < m1)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Out, In, m1 - m0, 1.0f,
-                        dout + (size_t)m0 * Out, Out, inp + (size_t)m0 * In, In, 0.0f, part, In);
-        else
-            memset(part, 0, n * sizeof *part);
+        sgemm(true, false, Out, In, m1 - m0, 1.0f, dout + (size_t)m0 * Out, Out,
+              inp + (size_t)m0 * In, In, 0.0f, scratch + (size_t)c * n, In);
     }
     blas_serial_end(blas_threads);
+    /* dw += ((p0 + p1) + p2) + ..., by blocks that stay in L1 */
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float s = scratch[i];
-        for (int c = 1; c < chunks; c++)
-            s += scratch[(size_t)c * n + i];
-        dw[i] += s;
+    for (size_t i0 = 0; i0 < n; i0 += 4096) {
+        size_t len = n - i0 < 4096 ? n - i0 : 4096;
+        float *sum = scratch + i0;
+        for (int c = 1; c < chunks; c++) {
+            const float *p = scratch + (size_t)c * n + i0;
+            for (size_t i = 0; i < len; i++)
+                sum[i] += p[i];
+        }
+        for (size_t i = 0; i < len; i++)
+            dw[i0 + i] += sum[i];
     }
 }
 
@@ -426,8 +442,7 @@ void vit_attention_forward(float *out, float *att, const float *qkv, int B, int 
         int b = bh / H, h = bh % H;
         const float *q = qkv + (size_t)b * T * ld3 + h * hd, *k = q + D, *v = q + 2 * D;
         float *a = att + (size_t)bh * Tq * T; /* [Tq, T] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, scale, q, ld3, k, ld3,
-                    0.0f, a, T);
+        sgemm(false, true, Tq, T, hd, scale, q, ld3, k, ld3, 0.0f, a, T);
         for (int i = 0; i < Tq; i++) {
             float *ai = a + (size_t)i * T;
             float mx = -INFINITY;
@@ -444,8 +459,8 @@ void vit_attention_forward(float *out, float *att, const float *qkv, int B, int 
             for (int j = 0; j < T; j++)
                 ai[j] *= inv;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, a, T, v, ld3,
-                    0.0f, out + (size_t)b * Tq * D + h * hd, D);
+        sgemm(false, false, Tq, hd, T, 1.0f, a, T, v, ld3, 0.0f,
+              out + (size_t)b * Tq * D + h * hd, D);
     }
     blas_serial_end(blas_threads);
 }
@@ -468,8 +483,7 @@ void vit_attention_backward(float *dqkv, float *datt, const float *dout, const f
         const float *go = dout + (size_t)b * Tq * D + h * hd;
         const float *p = att + (size_t)bh * Tq * T;
         float *ds = datt + (size_t)bh * Tq * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, 1.0f, go, D, v, ld3,
-                    0.0f, ds, T);
+        sgemm(false, true, Tq, T, hd, 1.0f, go, D, v, ld3, 0.0f, ds, T);
         for (int i = 0; i < Tq; i++) {
             const float *pi = p + (size_t)i * T;
             float *di = ds + (size_t)i * T;
@@ -480,14 +494,11 @@ void vit_attention_backward(float *dqkv, float *datt, const float *dout, const f
             for (int j = 0; j < T; j++)
                 di[j] = pi[j] * (di[j] - dot) * scale;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, ds, T, k, ld3,
-                    0.0f, dq, ld3);
+        sgemm(false, false, Tq, hd, T, 1.0f, ds, T, k, ld3, 0.0f, dq, ld3);
         for (int i = Tq; i < T; i++)
             memset(dq + (size_t)i * ld3, 0, (size_t)hd * sizeof *dq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, Tq, 1.0f, ds, T, q, ld3,
-                    0.0f, dk, ld3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, Tq, 1.0f, p, T, go, D, 0.0f,
-                    dv, ld3);
+        sgemm(true, false, T, hd, Tq, 1.0f, ds, T, q, ld3, 0.0f, dk, ld3);
+        sgemm(true, false, T, hd, Tq, 1.0f, p, T, go, D, 0.0f, dv, ld3);
     }
     blas_serial_end(blas_threads);
 }
