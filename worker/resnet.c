@@ -201,6 +201,8 @@ void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float
 #pragma omp for schedule(dynamic, 1)
         for (int g = 0; g < groups; g++) {
             int b0 = (int)((int64_t)B * g / groups), b1 = (int)((int64_t)B * (g + 1) / groups);
+            if (dw) /* cleared here: OpenBLAS's beta-0 pass is slower than memset */
+                memset(part + g * nw, 0, nw * sizeof *part);
             for (int b = b0; b < b1; b++) {
                 const float *go = dout + b * out_img;
                 if (dw) {
@@ -210,7 +212,7 @@ void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float
                         src = col;
                     }
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->Co, CKK, HWo, 1.0f,
-                                go, HWo, src, HWo, b == b0 ? 0.0f : 1.0f, part + g * nw, CKK);
+                                go, HWo, src, HWo, 1.0f, part + g * nw, CKK);
                 }
                 if (dinp) {
                     float *di = dinp + b * in_img;
