@@ -25,8 +25,8 @@
  * that head exactly as with H = 0. on_epoch, the evaluation and the result
  * cover the second phase only; H = 0 is the plain loop, bit for bit.
  *
- * Determinism: the same model, data, cfg and thread count give bitwise the
- * same weights.
+ * Determinism: the same model, data and cfg give bitwise the same weights at
+ * any thread count (worker/vit.c, "Threads").
  *
  * A ResNet trains with BatchNorm in training mode (running statistics
  * updated) and evaluates in eval mode; a last batch of one image, which

@@ -99,8 +99,12 @@ SOTU_ISA_VARIANTS(sgd_update,
                    float wd, float mom, float lr),
                   (p, g, m, n, wd, mom, lr));
 
+/* Elements a thread updates at a time. Every element's update reads only
+ * that element, so any split gives the same bits. */
 #define OPTIM_BLOCK 16384
 
+/* One parallel region over every block of every active tensor (a tensor's
+ * blocks are shared out without a barrier between tensors). */
 void optim_step(optim_state *o, float *params, const float *grads, float lr)
 {
     const optim_config *c = &o->cfg;
@@ -108,6 +112,7 @@ void optim_step(optim_state *o, float *params, const float *grads, float lr)
     double bc1 = 1.0 - pow(c->beta1, (double)o->step);
     double bc2 = 1.0 - pow(c->beta2, (double)o->step);
     float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+#pragma omp parallel if (o->moment_count > 4 * OPTIM_BLOCK)
     for (int i = 0; i < o->n; i++) {
         if (!o->active[i])
             continue;
@@ -117,21 +122,14 @@ void optim_step(optim_state *o, float *params, const float *grads, float lr)
         float *m = o->m + o->moff[i];
         float wd = o->decay[i] ? c->weight_decay : 0.0f;
         long n = (long)t->count;
-        if (c->kind == OPTIM_ADAMW) {
-            float *v = o->v + o->moff[i];
-            float shrink = 1.0f - lr * wd;
-#pragma omp parallel for schedule(static) if (n > 4 * OPTIM_BLOCK)
-            for (long k = 0; k < n; k += OPTIM_BLOCK) {
-                long len = n - k < OPTIM_BLOCK ? n - k : OPTIM_BLOCK;
-                SOTU_ISA_PICK(adamw_update)(p + k, g + k, m + k, v + k, len, c, shrink,
-                                            step_size, bc2_sqrt);
-            }
-        } else {
-#pragma omp parallel for schedule(static) if (n > 4 * OPTIM_BLOCK)
-            for (long k = 0; k < n; k += OPTIM_BLOCK) {
-                long len = n - k < OPTIM_BLOCK ? n - k : OPTIM_BLOCK;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (long k = 0; k < n; k += OPTIM_BLOCK) {
+            long len = n - k < OPTIM_BLOCK ? n - k : OPTIM_BLOCK;
+            if (c->kind == OPTIM_ADAMW)
+                SOTU_ISA_PICK(adamw_update)(p + k, g + k, m + k, o->v + o->moff[i] + k, len, c,
+                                            1.0f - lr * wd, step_size, bc2_sqrt);
+            else
                 SOTU_ISA_PICK(sgd_update)(p + k, g + k, m + k, len, wd, c->momentum, lr);
-            }
         }
     }
 }
@@ -161,21 +159,39 @@ float optim_lr_at(float peak, long step, long total, long warmup)
     return (float)(0.5 * peak * (1.0 + cos(M_PI * progress)));
 }
 
+/* A tensor's sum of squares over at most NORM_PARTS fixed blocks (each one
+ * vector reduction, whose lane order the build fixes), added in block order:
+ * the same bits at any thread count. */
+#define NORM_PARTS 256
+
+static double sum_squares(const float *g, long n)
+{
+    long block = (n + NORM_PARTS - 1) / NORM_PARTS;
+    block = block < OPTIM_BLOCK ? OPTIM_BLOCK : block;
+    int parts = (int)((n + block - 1) / block);
+    double part[NORM_PARTS];
+#pragma omp parallel for schedule(static) if (parts > 1)
+    for (int b = 0; b < parts; b++) {
+        long k0 = (long)b * block, k1 = k0 + block < n ? k0 + block : n;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (long k = k0; k < k1; k++)
+            s += (double)g[k] * g[k];
+        part[b] = s;
+    }
+    double sum = 0.0;
+    for (int b = 0; b < parts; b++)
+        sum += part[b];
+    return sum;
+}
+
 float optim_clip_grad_norm(const sotu_tensor_table *tab, const bool *trainable, float *grads,
                            float max_norm)
 {
     double sum = 0.0;
-    for (int i = 0; i < tab->n; i++) {
-        if (!trainable[i])
-            continue;
-        const float *g = grads + tab->t[i].offset;
-        long n = (long)tab->t[i].count;
-        double s = 0.0;
-#pragma omp parallel for simd reduction(+ : s) schedule(static) if (n > 65536)
-        for (long k = 0; k < n; k++)
-            s += (double)g[k] * g[k];
-        sum += s;
-    }
+    for (int i = 0; i < tab->n; i++)
+        if (trainable[i])
+            sum += sum_squares(grads + tab->t[i].offset, (long)tab->t[i].count);
     float norm = (float)sqrt(sum);
     if (max_norm > 0.0f && norm > max_norm) {
         float scale = max_norm / (norm + 1e-6f);

@@ -9,8 +9,9 @@
  *
  * A convolution is im2col + one sgemm per image, the images shared among
  * the OpenMP threads (OpenBLAS runs single-threaded inside, as in vit.c);
- * its weight gradient is summed per thread and then in thread order, so
- * results depend on the thread count only through that order. BatchNorm,
+ * its weight gradient is summed over fixed groups of images and then the
+ * groups in order. Like the ViT's, every kernel gives bitwise the same
+ * results at any thread count (vit.c, "Threads"). BatchNorm,
  * the CLR depthwise convolution and pooling run parallel over channels or
  * planes. The softmax cross-entropy and the fc layer are the ViT's kernels.
  */
@@ -158,16 +159,20 @@ static size_t conv_w_floats(const resnet_conv_shape *s)
     return (size_t)s->Co * s->Ci * s->k * s->k;
 }
 
+/* The weight gradient sums the images in RESNET_DW_GROUPS fixed groups (one
+ * thread takes a group's images in order), then the groups in order. */
+#define RESNET_DW_GROUPS 16
+
 size_t resnet_conv_scratch_floats(const resnet_conv_shape *s, int threads)
 {
-    return (size_t)threads * (conv_col_floats(s) + conv_w_floats(s));
+    return (size_t)threads * conv_col_floats(s) + (size_t)RESNET_DW_GROUPS * conv_w_floats(s);
 }
 
 void resnet_conv_forward(float *out, const float *inp, const float *w, float *scratch,
                          const resnet_conv_shape *s, int B)
 {
     int CKK = s->Ci * s->k * s->k, HWo = s->Ho * s->Wo, nt = batch_threads(B);
-    size_t per = conv_col_floats(s) + conv_w_floats(s);
+    size_t per = conv_col_floats(s);
     size_t in_img = (size_t)s->Ci * s->H * s->W, out_img = (size_t)s->Co * HWo;
     bool pw = conv_pointwise(s);
     int blas_threads = blas_serial_begin();
@@ -191,37 +196,41 @@ void resnet_conv_forward(float *out, const float *inp, const float *w, float *sc
 void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float *inp,
                           const float *w, float *scratch, const resnet_conv_shape *s, int B)
 {
-    int CKK = s->Ci * s->k * s->k, HWo = s->Ho * s->Wo, nt = batch_threads(B);
-    size_t ncol = conv_col_floats(s), nw = conv_w_floats(s), per = ncol + nw;
+    int CKK = s->Ci * s->k * s->k, HWo = s->Ho * s->Wo;
+    int groups = B < RESNET_DW_GROUPS ? B : RESNET_DW_GROUPS, nt = batch_threads(groups);
+    size_t ncol = conv_col_floats(s), nw = conv_w_floats(s);
     size_t in_img = (size_t)s->Ci * s->H * s->W, out_img = (size_t)s->Co * HWo;
+    float *part = scratch + (size_t)omp_get_max_threads() * ncol; /* [groups, nw] */
     bool pw = conv_pointwise(s);
-    if (dw)
-        for (int t = 0; t < nt; t++)
-            memset(scratch + (size_t)t * per + ncol, 0, nw * sizeof *scratch);
     int blas_threads = blas_serial_begin();
 #pragma omp parallel num_threads(nt)
     {
-        float *col = scratch + (size_t)omp_get_thread_num() * per, *dwacc = col + ncol;
-#pragma omp for schedule(static)
-        for (int b = 0; b < B; b++) {
-            const float *go = dout + b * out_img;
-            if (dw) {
-                const float *src = inp + b * in_img;
-                if (!pw) {
-                    resnet_im2col(col, src, s);
-                    src = col;
+        float *col = scratch + (size_t)omp_get_thread_num() * ncol;
+#pragma omp for schedule(dynamic, 1)
+        for (int g = 0; g < groups; g++) {
+            int b0 = (int)((int64_t)B * g / groups), b1 = (int)((int64_t)B * (g + 1) / groups);
+            if (dw) /* cleared here: OpenBLAS's beta-0 pass is slower than memset */
+                memset(part + g * nw, 0, nw * sizeof *part);
+            for (int b = b0; b < b1; b++) {
+                const float *go = dout + b * out_img;
+                if (dw) {
+                    const float *src = inp + b * in_img;
+                    if (!pw) {
+                        resnet_im2col(col, src, s);
+                        src = col;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->Co, CKK, HWo, 1.0f,
+                                go, HWo, src, HWo, 1.0f, part + g * nw, CKK);
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->Co, CKK, HWo, 1.0f, go,
-                            HWo, src, HWo, 1.0f, dwacc, CKK);
-            }
-            if (dinp) {
-                float *di = dinp + b * in_img;
-                float *dst = pw ? di : col;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HWo, s->Co, 1.0f, w,
-                            CKK, go, HWo, 0.0f, dst, HWo);
-                if (!pw) {
-                    memset(di, 0, in_img * sizeof *di);
-                    resnet_col2im(di, col, s);
+                if (dinp) {
+                    float *di = dinp + b * in_img;
+                    float *dst = pw ? di : col;
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, HWo, s->Co, 1.0f, w,
+                                CKK, go, HWo, 0.0f, dst, HWo);
+                    if (!pw) {
+                        memset(di, 0, in_img * sizeof *di);
+                        resnet_col2im(di, col, s);
+                    }
                 }
             }
         }
@@ -230,9 +239,9 @@ void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float
     if (dw) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < nw; i++) {
-            float sum = 0.0f;
-            for (int t = 0; t < nt; t++)
-                sum += scratch[(size_t)t * per + ncol + i];
+            float sum = part[i];
+            for (int g = 1; g < groups; g++)
+                sum += part[g * nw + i];
             dw[i] += sum;
         }
     }
@@ -638,7 +647,7 @@ struct resnet_net {
     float *probs;        /* [Bc, K] */
     float *dlogits;      /* [Bc, K] */
     float *dfeat;        /* [Bc, Cf] */
-    float *ones;         /* [Bc] */
+    float *wscratch;     /* fc's partial weight gradients (vit_matmul_scratch_floats) */
     float *g[4];         /* [Bc * largest activation] gradient buffers */
     float *t[2];         /* [Bc * largest activation] unit-internal gradients */
     float *scratch;      /* convolution scratch, grown to the thread count */
@@ -819,7 +828,7 @@ static size_t net_layout(resnet_model *m, float *base)
     TAKE(net->probs, (size_t)Bc * K);
     TAKE(net->dlogits, (size_t)Bc * K);
     TAKE(net->dfeat, (size_t)Bc * Cf);
-    TAKE(net->ones, Bc);
+    TAKE(net->wscratch, vit_matmul_scratch_floats(Bc, Cf, K));
     for (int i = 0; i < 4; i++)
         TAKE(net->g[i], largest);
     for (int i = 0; i < 2; i++)
@@ -897,8 +906,6 @@ sotu_status resnet_init(resnet_model *m, const resnet_config *cfg, int batch_cap
         goto cleanup;
     }
     net_layout(m, m->net->block);
-    for (int i = 0; i < batch_cap; i++)
-        m->net->ones[i] = 1.0f;
 
 cleanup:
     if (st != SOTU_OK)
@@ -1126,7 +1133,7 @@ void resnet_backward(resnet_model *m)
     vit_crossentropy_backward(net->dlogits, net->probs, net->labels, m->label_smoothing, B, K);
     bool below_fc = ft < net->fc_w;
     vit_matmul_backward(below_fc ? net->dfeat : NULL, GRAD(m, net->fc_w), GRAD(m, net->fc_b),
-                        net->dlogits, m->features, PARAM(m, net->fc_w), net->ones, B, Cf, K);
+                        net->dlogits, m->features, PARAM(m, net->fc_w), net->wscratch, B, Cf, K);
     if (!below_fc)
         return;
     resnet_avgpool_backward(g[0], net->dfeat, B, Cf, net->top_hw);

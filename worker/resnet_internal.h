@@ -36,7 +36,8 @@ void resnet_col2im(float *img,       /* [Ci, H, W], added */
                    const resnet_conv_shape *s);
 
 /* Floats of scratch the convolution kernels need with `threads` OpenMP
- * threads (one im2col buffer and one weight-gradient accumulator each). */
+ * threads: an im2col buffer per thread, then the weight gradients of up to
+ * 16 groups of images. */
 size_t resnet_conv_scratch_floats(const resnet_conv_shape *s, int threads);
 
 /* out[b] = w @ im2col(inp[b]): one sgemm per image, images shared among the
@@ -48,7 +49,9 @@ void resnet_conv_forward(float *out,       /* [B, Co, Ho, Wo] */
                          float *scratch, const resnet_conv_shape *s, int B);
 
 /* dinp = col2im(w^T @ dout[b]) (overwritten); dw += sum_b dout[b] @
- * im2col(inp[b])^T, summed per thread and then in thread order. */
+ * im2col(inp[b])^T, summed over at most 16 fixed groups of images (each in
+ * image order) and then the groups in order: the same bits at any thread
+ * count. scratch: resnet_conv_scratch_floats(s, omp_get_max_threads()). */
 void resnet_conv_backward(float *dinp,       /* [B, Ci, H, W] or NULL */
                           float *dw,         /* [Co, Ci, k, k] or NULL */
                           const float *dout, /* [B, Co, Ho, Wo] */

@@ -80,13 +80,21 @@ SOTU_ISA_INLINE float verff(float x)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Threads: one OpenMP pool runs everything                                  */
+/* Threads: fixed pieces, so results do not depend on the thread count      */
 /* ------------------------------------------------------------------------ */
 
-/* OpenBLAS (pthreads build) keeps a pool of its own whose threads spin after
- * each call and would fight the OpenMP threads of the next kernel for the
- * same cores. So BLAS runs single-threaded here and the OpenMP threads share
- * the work: a slice of rows of each matrix product, or a set of heads. */
+/* Every kernel cuts its work into pieces whose bounds follow from the shapes
+ * alone, never from the thread count, and computes each output element inside
+ * one piece, on one thread, in a fixed order; where pieces meet in a sum (a
+ * weight gradient over row chunks) the partial sums are added in piece order.
+ * The OpenMP threads take the pieces in any order, and the results are
+ * bitwise the same at any thread count (for one build and one BLAS kernel:
+ * OpenBLAS picks its kernel by CPU, and a kernel's sums depend on the shape it
+ * is called with, so a product cut by the thread count would not be).
+ *
+ * OpenBLAS runs single-threaded inside the pieces: its multi-threaded sgemm
+ * would cut the product by the thread count, and its pthreads pool would spin
+ * against the OpenMP threads. */
 static int blas_serial_begin(void)
 {
     int n = openblas_get_num_threads();
@@ -101,98 +109,205 @@ static void blas_serial_end(int n)
         openblas_set_num_threads(n);
 }
 
-/* Threads for a product with M output rows: slices of at least 32 rows. */
-static int row_threads(int M)
+/* cblas_sgemm, row-major. With beta 0, C's M x N block is cleared by memset
+ * and sgemm adds onto it: OpenBLAS's own beta-0 pass clears it column by
+ * column and costs several times more. */
+static void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    int nt = omp_get_max_threads(), most = M / 32;
-    return nt < most ? nt : (most > 1 ? most : 1);
-}
-
-/* C = alpha op(A) op(B) + beta C, row-major, the M rows of C split among
- * the OpenMP threads in 16-aligned slices. */
-static void sgemm_rows(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                       int ldc)
-{
-    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-    int nt = row_threads(M);
-    int blas_threads = blas_serial_begin();
-    if (nt == 1) {
-        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    } else {
-        int chunk = ((M + nt - 1) / nt + 15) & ~15;
-#pragma omp parallel num_threads(nt)
-        {
-            int m0 = omp_get_thread_num() * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
-            if (m0 < m1)
-                cblas_sgemm(CblasRowMajor, ta, tb, m1 - m0, N, K, alpha,
-                            trans_a ? A + m0 : A + (size_t)m0 * lda, lda, B, ldb, beta,
-                            C + (size_t)m0 * ldc, ldc);
-        }
+    if (beta == 0.0f) {
+        if (ldc == N)
+            memset(C, 0, (size_t)M * N * sizeof *C);
+        else
+            for (int m = 0; m < M; m++)
+                memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof *C);
     }
-    blas_serial_end(blas_threads);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc);
 }
 
-/* dbias[Out] += column sums of dout [M, Out] (a gemv with ones [M]), the
- * columns split among the threads. */
-static void bias_grad(float *dbias, const float *dout, const float *ones, int M, int Out)
+/* A product of M x N outputs over K is cut into tiles of about GEMM_TILE_MACS
+ * multiply-adds (one sgemm call costs about as much as 50,000 of them), at
+ * most GEMM_TILES_MAX; from 16 tiles on their count is a multiple of 16, so
+ * 2, 4, 8 or 16 threads share them evenly. */
+#define GEMM_TILE_MACS (4.0 * 1024 * 1024)
+#define GEMM_TILES_MAX 32
+/* A weight gradient is summed over row chunks into partial gradients when
+ * they take at most this many floats (vit_matmul_scratch_floats). */
+#define GEMM_SPLIT_FLOATS ((size_t)8 << 20)
+
+static int gemm_tiles(int M, int N, int K)
 {
-    int nt = row_threads(Out);
+    double t = (double)M * N * K / GEMM_TILE_MACS;
+    int n = t < 1 ? 1 : t > GEMM_TILES_MAX ? GEMM_TILES_MAX : (int)t;
+    return n >= 16 ? n & ~15 : n;
+}
+
+/* Bound i of n elements cut into parts: multiples of 16 inside (whole
+ * vectors and kernel blocks), 0 and n at the ends; a part may be empty. */
+static int cut(int n, int parts, int i)
+{
+    if (i >= parts)
+        return n;
+    int b = (int)(((int64_t)n * i / parts + 8) & ~(int64_t)15);
+    return b < n ? b : n;
+}
+
+/* The tiles of M x N as rm x rn: rows first, the columns halved while a tile
+ * would be more than twice as wide as tall. */
+typedef struct {
+    int M, N, rm, rn;
+} gemm_grid;
+
+static gemm_grid gemm_grid_make(int M, int N, int K)
+{
+    int tiles = gemm_tiles(M, N, K), rn = 1;
+    while (rn < tiles && (double)N / rn > 2.0 * M * rn / tiles)
+        rn *= 2;
+    return (gemm_grid){M, N, (tiles + rn - 1) / rn, rn};
+}
+
+/* Tile t's rows [*m0, *m1) and columns [*n0, *n1); false when empty. */
+static bool gemm_tile(const gemm_grid *g, int t, int *m0, int *m1, int *n0, int *n1)
+{
+    *m0 = cut(g->M, g->rm, t / g->rn);
+    *m1 = cut(g->M, g->rm, t / g->rn + 1);
+    *n0 = cut(g->N, g->rn, t % g->rn);
+    *n1 = cut(g->N, g->rn, t % g->rn + 1);
+    return *m0 < *m1 && *n0 < *n1;
+}
+
+/* C = op(A) op(B) + beta C, row-major, one single-threaded sgemm over all
+ * of K per tile of gemm_grid_make. */
+static void sgemm_tiled(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_grid g = gemm_grid_make(M, N, K);
     int blas_threads = blas_serial_begin();
-    int chunk = ((Out + nt - 1) / nt + 15) & ~15;
-#pragma omp parallel num_threads(nt)
-    {
-        int o0 = omp_get_thread_num() * chunk, o1 = o0 + chunk < Out ? o0 + chunk : Out;
-        if (o0 < o1)
-            cblas_sgemv(CblasRowMajor, CblasTrans, M, o1 - o0, 1.0f, dout + o0, Out, ones, 1,
-                        1.0f, dbias + o0, 1);
+#pragma omp parallel for schedule(dynamic, 1) if (g.rm * g.rn > 1)
+    for (int t = 0; t < g.rm * g.rn; t++) {
+        int m0, m1, n0, n1;
+        if (gemm_tile(&g, t, &m0, &m1, &n0, &n1))
+            sgemm(trans_a, trans_b, m1 - m0, n1 - n0, K, 1.0f,
+                  trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
+                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta, C + (size_t)m0 * ldc + n0,
+                  ldc);
     }
     blas_serial_end(blas_threads);
 }
 
 /* ------------------------------------------------------------------------ */
-/* Linear layer: one sgemm over all rows                                     */
+/* Linear layer: tiled sgemm over all rows                                   */
 /* ------------------------------------------------------------------------ */
 
-static void matmul_prefill(float *out, const float *bias, const float *residual, int M, int Out)
-{
-#pragma omp parallel for schedule(static)
-    for (int m = 0; m < M; m++) {
-        float *o = out + (size_t)m * Out;
-        if (bias && residual) {
-            const float *r = residual + (size_t)m * Out;
-            for (int j = 0; j < Out; j++)
-                o[j] = bias[j] + r[j];
-        } else if (bias) {
-            memcpy(o, bias, (size_t)Out * sizeof *o);
-        } else {
-            memcpy(o, residual + (size_t)m * Out, (size_t)Out * sizeof *o);
-        }
-    }
-}
-
-/* Bias and residual are written into out first and sgemm adds onto them
- * (beta 1), which also spares OpenBLAS its zeroing pass over out. */
+/* Each tile writes bias and residual into its block of out first and sgemm
+ * adds onto them (beta 1), which also spares OpenBLAS its zeroing pass. */
 void vit_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
                         const float *residual, int M, int In, int Out)
 {
-    if (bias || residual)
-        matmul_prefill(out, bias, residual, M, Out);
-    sgemm_rows(false, true, M, Out, In, 1.0f, inp, In, w, In, bias || residual ? 1.0f : 0.0f,
-               out, Out);
+    if (!bias && !residual) {
+        sgemm_tiled(false, true, M, Out, In, inp, In, w, In, 0.0f, out, Out);
+        return;
+    }
+    gemm_grid g = gemm_grid_make(M, Out, In);
+    int blas_threads = blas_serial_begin();
+#pragma omp parallel for schedule(dynamic, 1) if (g.rm * g.rn > 1)
+    for (int t = 0; t < g.rm * g.rn; t++) {
+        int m0, m1, n0, n1;
+        if (!gemm_tile(&g, t, &m0, &m1, &n0, &n1))
+            continue;
+        for (int m = m0; m < m1; m++) {
+            float *o = out + (size_t)m * Out;
+            const float *r = residual ? residual + (size_t)m * Out : NULL;
+            if (bias && r)
+                for (int j = n0; j < n1; j++)
+                    o[j] = bias[j] + r[j];
+            else
+                memcpy(o + n0, (bias ? bias : r) + n0, (size_t)(n1 - n0) * sizeof *o);
+        }
+        sgemm(false, true, m1 - m0, n1 - n0, In, 1.0f, inp + (size_t)m0 * In, In,
+              w + (size_t)n0 * In, In, 1.0f, out + (size_t)m0 * Out + n0, Out);
+    }
+    blas_serial_end(blas_threads);
+}
+
+/* Row chunks of a weight gradient summed apart (0: tiled over its outputs). */
+static int weight_grad_chunks(int M, int In, int Out)
+{
+    int chunks = gemm_tiles(Out, In, M);
+    return chunks > 1 && (size_t)chunks * Out * In <= GEMM_SPLIT_FLOATS ? chunks : 0;
+}
+
+/* Enough for any M' <= M rows: the chunks never shrink with more rows. */
+size_t vit_matmul_scratch_floats(int M, int In, int Out)
+{
+    size_t n = (size_t)Out * In, most = (size_t)gemm_tiles(Out, In, M) * n;
+    return most <= n ? 0 : most < GEMM_SPLIT_FLOATS ? most : GEMM_SPLIT_FLOATS;
+}
+
+/* dw [Out, In] += dout^T inp over the M rows. A small weight (few outputs,
+ * many rows) takes the rows in fixed chunks, one sgemm each into its own
+ * partial gradient in scratch, and adds the chunks in order; a large one is
+ * tiled over its outputs, each tile one sgemm over all M rows. */
+static void weight_grad(float *dw, float *scratch, const float *dout, const float *inp, int M,
+                        int In, int Out)
+{
+    int chunks = weight_grad_chunks(M, In, Out);
+    if (!chunks) {
+        sgemm_tiled(true, false, Out, In, M, dout, Out, inp, In, 1.0f, dw, In);
+        return;
+    }
+    size_t n = (size_t)Out * In;
+    int blas_threads = blas_serial_begin();
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c = 0; c < chunks; c++) {
+        int m0 = cut(M, chunks, c), m1 = cut(M, chunks, c + 1);
+        sgemm(true, false, Out, In, m1 - m0, 1.0f, dout + (size_t)m0 * Out, Out,
+              inp + (size_t)m0 * In, In, 0.0f, scratch + (size_t)c * n, In);
+    }
+    blas_serial_end(blas_threads);
+    /* dw += ((p0 + p1) + p2) + ..., by blocks that stay in L1 */
+#pragma omp parallel for schedule(static)
+    for (size_t i0 = 0; i0 < n; i0 += 4096) {
+        size_t len = n - i0 < 4096 ? n - i0 : 4096;
+        float *sum = scratch + i0;
+        for (int c = 1; c < chunks; c++) {
+            const float *p = scratch + (size_t)c * n + i0;
+            for (size_t i = 0; i < len; i++)
+                sum[i] += p[i];
+        }
+        for (size_t i = 0; i < len; i++)
+            dw[i0 + i] += sum[i];
+    }
+}
+
+/* dbias [Out] += column sums of dout [M, Out], in blocks of 32 columns, each
+ * summed over the rows in row order. */
+static void bias_grad(float *dbias, const float *dout, int M, int Out)
+{
+#pragma omp parallel for schedule(static) if ((int64_t)M * Out > 32768)
+    for (int o0 = 0; o0 < Out; o0 += 32) {
+        int w = Out - o0 < 32 ? Out - o0 : 32;
+        float acc[32] = {0};
+        for (int m = 0; m < M; m++) {
+            const float *r = dout + (size_t)m * Out + o0;
+            for (int j = 0; j < w; j++)
+                acc[j] += r[j];
+        }
+        for (int j = 0; j < w; j++)
+            dbias[o0 + j] += acc[j];
+    }
 }
 
 void vit_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, const float *ones, int M, int In,
-                         int Out)
+                         const float *inp, const float *w, float *scratch, int M, int In, int Out)
 {
     if (dinp)
-        sgemm_rows(false, false, M, In, Out, 1.0f, dout, Out, w, In, 0.0f, dinp, In);
+        sgemm_tiled(false, false, M, In, Out, dout, Out, w, In, 0.0f, dinp, In);
     if (dw)
-        sgemm_rows(true, false, Out, In, M, 1.0f, dout, Out, inp, In, 1.0f, dw, In);
+        weight_grad(dw, scratch, dout, inp, M, In, Out);
     if (dbias)
-        bias_grad(dbias, dout, ones, M, Out);
+        bias_grad(dbias, dout, M, Out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -228,18 +343,9 @@ void vit_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 /* One row [D]: aw += dout * xhat and ab += dout (when aw), and di +=
  * rstd * (g - mean(g) - xhat * mean(g * xhat)) (when di), g = dout * w;
  * the means are summed in fixed lanes (common/isa.h). */
-SOTU_ISA_INLINE void layernorm_backward_row(float *di, float *aw, float *ab, const float *go,
-                                            const float *x, const float *w, float mu, float rs,
-                                            int D)
+SOTU_ISA_INLINE void layernorm_backward_row(float *di, const float *go, const float *x,
+                                            const float *w, float mu, float rs, int D)
 {
-    if (aw) {
-        for (int i = 0; i < D; i++) {
-            aw[i] += go[i] * (x[i] - mu) * rs;
-            ab[i] += go[i];
-        }
-    }
-    if (!di)
-        return;
     float mg = sotu_lanes_dot(go, w, D) / D;
     float acc[SOTU_LANES] = {0}; /* sum of g * xhat */
     int i = 0;
@@ -258,47 +364,50 @@ SOTU_ISA_INLINE void layernorm_backward_row(float *di, float *aw, float *ab, con
     }
 }
 SOTU_ISA_VARIANTS(layernorm_backward_row,
-                  (float *di, float *aw, float *ab, const float *go, const float *x,
-                   const float *w, float mu, float rs, int D),
-                  (di, aw, ab, go, x, w, mu, rs, D));
+                  (float *di, const float *go, const float *x, const float *w, float mu,
+                   float rs, int D),
+                  (di, go, x, w, mu, rs, D));
 
 /* With xhat = (x - mean) * rstd and g = dout * w:
  *   dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)),
  *   dw += sum_rows dout * xhat, db += sum_rows dout.
- * dw/db are summed per thread and then in thread order, so results do not
- * depend on scheduling. */
+ * dinp is a pass over the rows; dw and db one over blocks of 32 columns, each
+ * summed over the rows in row order. */
 void vit_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, const float *mean,
                             const float *rstd, int M, int D)
 {
-    bool want_wb = dw || db;
-    int nt = omp_get_max_threads();
-    float *acc = NULL; /* [nt, 2, D] per-thread dw, db */
-    if (want_wb) {
-        acc = calloc((size_t)nt * 2 * D, sizeof *acc);
-        assert(acc && "layernorm backward scratch");
-    }
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel if ((int64_t)M * D > 32768)
     {
-        float *aw = want_wb ? acc + (size_t)omp_get_thread_num() * 2 * D : NULL;
-        float *ab = want_wb ? aw + D : NULL;
+        if (dinp) {
+#pragma omp for schedule(static) nowait
+            for (int m = 0; m < M; m++)
+                SOTU_ISA_PICK(layernorm_backward_row)(dinp + (size_t)m * D, dout + (size_t)m * D,
+                                                      inp + (size_t)m * D, w, mean[m], rstd[m],
+                                                      D);
+        }
+        if (dw || db) {
 #pragma omp for schedule(static)
-        for (int m = 0; m < M; m++)
-            SOTU_ISA_PICK(layernorm_backward_row)(dinp ? dinp + (size_t)m * D : NULL, aw, ab,
-                                                  dout + (size_t)m * D, inp + (size_t)m * D, w,
-                                                  mean[m], rstd[m], D);
-    }
-    if (want_wb) {
-        for (int t = 0; t < nt; t++) {
-            const float *aw = acc + (size_t)t * 2 * D, *ab = aw + D;
-            for (int i = 0; i < D; i++) {
-                if (dw)
-                    dw[i] += aw[i];
-                if (db)
-                    db[i] += ab[i];
+            for (int i0 = 0; i0 < D; i0 += 32) {
+                int n = D - i0 < 32 ? D - i0 : 32;
+                float aw[32] = {0}, ab[32] = {0};
+                for (int m = 0; m < M; m++) {
+                    const float *x = inp + (size_t)m * D + i0;
+                    const float *go = dout + (size_t)m * D + i0;
+                    float mu = mean[m], rs = rstd[m];
+                    for (int i = 0; i < n; i++) {
+                        aw[i] += go[i] * ((x[i] - mu) * rs);
+                        ab[i] += go[i];
+                    }
+                }
+                for (int i = 0; i < n; i++) {
+                    if (dw)
+                        dw[i0 + i] += aw[i];
+                    if (db)
+                        db[i0 + i] += ab[i];
+                }
             }
         }
-        free(acc);
     }
 }
 
@@ -425,11 +534,10 @@ void vit_attention_forward(float *out, float *att, const float *qkv, int B, int 
         int b = bh / H, h = bh % H;
         const float *q = qkv + (size_t)b * T * ld3 + h * hd, *k = q + D, *v = q + 2 * D;
         float *a = att + (size_t)bh * Tq * T; /* [Tq, T] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, scale, q, ld3, k, ld3,
-                    0.0f, a, T);
+        sgemm(false, true, Tq, T, hd, scale, q, ld3, k, ld3, 0.0f, a, T);
         SOTU_ISA_PICK(softmax_rows)(a, Tq, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, a, T, v, ld3,
-                    0.0f, out + (size_t)b * Tq * D + h * hd, D);
+        sgemm(false, false, Tq, hd, T, 1.0f, a, T, v, ld3, 0.0f,
+              out + (size_t)b * Tq * D + h * hd, D);
     }
     blas_serial_end(blas_threads);
 }
@@ -452,17 +560,13 @@ void vit_attention_backward(float *dqkv, float *datt, const float *dout, const f
         const float *go = dout + (size_t)b * Tq * D + h * hd;
         const float *p = att + (size_t)bh * Tq * T;
         float *ds = datt + (size_t)bh * Tq * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hd, 1.0f, go, D, v, ld3,
-                    0.0f, ds, T);
+        sgemm(false, true, Tq, T, hd, 1.0f, go, D, v, ld3, 0.0f, ds, T);
         SOTU_ISA_PICK(softmax_backward_rows)(ds, p, scale, Tq, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, T, 1.0f, ds, T, k, ld3,
-                    0.0f, dq, ld3);
+        sgemm(false, false, Tq, hd, T, 1.0f, ds, T, k, ld3, 0.0f, dq, ld3);
         for (int i = Tq; i < T; i++)
             memset(dq + (size_t)i * ld3, 0, (size_t)hd * sizeof *dq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, Tq, 1.0f, ds, T, q, ld3,
-                    0.0f, dk, ld3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, Tq, 1.0f, p, T, go, D, 0.0f,
-                    dv, ld3);
+        sgemm(true, false, T, hd, Tq, 1.0f, ds, T, q, ld3, 0.0f, dk, ld3);
+        sgemm(true, false, T, hd, Tq, 1.0f, p, T, go, D, 0.0f, dv, ld3);
     }
     blas_serial_end(blas_threads);
 }
@@ -504,15 +608,16 @@ void vit_embed_forward(float *x, float *proj, const float *patches, const float 
 }
 
 void vit_embed_backward(float *dw, float *dbias, float *dcls, float *dpos, float *scratch,
-                        const float *dx, const float *patches, const float *ones, int B, int N,
+                        float *wscratch, const float *dx, const float *patches, int B, int N,
                         int CPP, int D)
 {
     int T = N + 1;
     if (dw || dbias) {
+#pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++)
             memcpy(scratch + (size_t)b * N * D, dx + ((size_t)b * T + 1) * D,
                    (size_t)N * D * sizeof *dx);
-        vit_matmul_backward(NULL, dw, dbias, scratch, patches, NULL, ones, B * N, CPP, D);
+        vit_matmul_backward(NULL, dw, dbias, scratch, patches, NULL, wscratch, B * N, CPP, D);
     }
     if (dpos) {
 #pragma omp parallel for schedule(static)
@@ -646,7 +751,7 @@ struct vit_acts {
     float *dcls;     /* [Bc, D] */
     float *dfeat;    /* [Bc, D] */
     float *dlogits;  /* [Bc, K] */
-    float *ones;     /* [Bc * T] */
+    float *wscratch; /* partial weight gradients (vit_matmul_scratch_floats) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -699,6 +804,21 @@ static float *alloc_floats(size_t n)
     return p;
 }
 
+/* The partial weight gradients of the largest layer that sums them apart. */
+static size_t wscratch_floats(const vit_config *c, int Bc)
+{
+    int G = c->image_size / c->patch, N = G * G, BT = Bc * (N + 1), D = c->dim;
+    int F = c->mlp_hidden, CPP = c->channels * c->patch * c->patch;
+    size_t need[] = {vit_matmul_scratch_floats(BT, D, 3 * D), vit_matmul_scratch_floats(BT, D, D),
+                     vit_matmul_scratch_floats(BT, D, F), vit_matmul_scratch_floats(BT, F, D),
+                     vit_matmul_scratch_floats(Bc * N, CPP, D),
+                     vit_matmul_scratch_floats(Bc, D, c->classes)};
+    size_t most = 0;
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        most = need[i] > most ? need[i] : most;
+    return most;
+}
+
 /* Lays out the activations: with base NULL only counts floats. */
 static size_t acts_layout(vit_acts *a, float *base, const vit_config *c, int Bc)
 {
@@ -741,14 +861,14 @@ static size_t acts_layout(vit_acts *a, float *base, const vit_config *c, int Bc)
     TAKE(dcls, (size_t)Bc * D);
     TAKE(dfeat, (size_t)Bc * D);
     TAKE(dlogits, (size_t)Bc * K);
-    TAKE(ones, BT);
+    TAKE(wscratch, wscratch_floats(c, Bc));
 #undef TAKE
     return used;
 }
 
 /* Upper bounds, in double so nothing overflows, of the floats vit_init
  * allocates: parameters (grads as many again) and every activation of
- * acts_layout for Bc images. */
+ * acts_layout for Bc images (the partial weight gradients at their most). */
 static void size_bounds(const vit_config *c, int Bc, double *params, double *acts)
 {
     double S = c->image_size, P = c->patch, C = c->channels, D = c->dim, F = c->mlp_hidden;
@@ -757,7 +877,7 @@ static void size_bounds(const vit_config *c, int Bc, double *params, double *act
     *params = C * P * P * D + (T + 4) * D + L * (4 * D * D + 2 * F * D + F + 9 * D) +
               (K + 2) * D + K;
     *acts = (L + 1) * (BT * (9 * D + 2 * F + 5) + B * H * T * T) + B * N * C * P * P +
-            B * (4 * D + 3 * K + 2) + 31 * 16;
+            B * (4 * D + 3 * K + 2) + 31 * 16 + (double)GEMM_SPLIT_FLOATS;
 }
 
 sotu_status vit_init(vit_model *m, const vit_config *cfg, int batch_cap)
@@ -828,9 +948,6 @@ sotu_status vit_init(vit_model *m, const vit_config *cfg, int batch_cap)
         goto cleanup;
     }
     acts_layout(m->acts, m->acts->block, c, batch_cap);
-    size_t T = m->table.t[VIT_POS].shape[1];
-    for (size_t i = 0; i < (size_t)batch_cap * T; i++)
-        m->acts->ones[i] = 1.0f;
     m->logits = m->acts->logits;
     m->features = m->acts->lnf;
 
@@ -974,7 +1091,7 @@ void vit_backward(vit_model *m)
 
     vit_crossentropy_backward(a->dlogits, a->probs, a->labels, m->label_smoothing, B, K);
     vit_matmul_backward(ft < nf + 2 ? a->dfeat : NULL, GRAD(m, nf + 2), GRAD(m, nf + 3),
-                        a->dlogits, a->lnf, PARAM(m, nf + 2), a->ones, B, D, K);
+                        a->dlogits, a->lnf, PARAM(m, nf + 2), a->wscratch, B, D, K);
     if (ft >= nf + 2)
         return;
     /* dcls is d(last block output) [B, D] (class-token rows only). */
@@ -1003,12 +1120,12 @@ void vit_backward(vit_model *m)
         bool mlp_in = ft <= p0 + VIT_FC1_B;
         vit_matmul_backward(mlp_in ? a->dfch : NULL, GRAD(m, p0 + VIT_FC2_W),
                             GRAD(m, p0 + VIT_FC2_B), dr, fch_gelu, PARAM(m, p0 + VIT_FC2_W),
-                            a->ones, R, F, D);
+                            a->wscratch, R, F, D);
         if (mlp_in) {
             vit_gelu_backward(a->dfch, fch, a->dfch, (int64_t)R * F);
             vit_matmul_backward(ft <= p0 + VIT_N2_B ? a->dln : NULL, GRAD(m, p0 + VIT_FC1_W),
                                 GRAD(m, p0 + VIT_FC1_B), a->dfch, ln2,
-                                PARAM(m, p0 + VIT_FC1_W), a->ones, R, D, F);
+                                PARAM(m, p0 + VIT_FC1_W), a->wscratch, R, D, F);
         }
         if (ft <= p0 + VIT_N2_B)
             vit_layernorm_backward(ft < p0 + VIT_N2_W ? dr : NULL, GRAD(m, p0 + VIT_N2_W),
@@ -1022,7 +1139,7 @@ void vit_backward(vit_model *m)
         bool attn_in = ft <= p0 + VIT_QKV_B;
         vit_matmul_backward(attn_in ? a->datty : NULL, GRAD(m, p0 + VIT_PROJ_W),
                             GRAD(m, p0 + VIT_PROJ_B), dr, atty, PARAM(m, p0 + VIT_PROJ_W),
-                            a->ones, R, D, D);
+                            a->wscratch, R, D, D);
         if (last) {
             memset(a->dres, 0, (size_t)BT * D * sizeof(float));
             vit_pool_backward(a->dres, a->dcls, B, T, D);
@@ -1031,7 +1148,7 @@ void vit_backward(vit_model *m)
             vit_attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, Tq, D, H);
             vit_matmul_backward(ft <= p0 + VIT_N1_B ? a->dln : NULL, GRAD(m, p0 + VIT_QKV_W),
                                 GRAD(m, p0 + VIT_QKV_B), a->dqkv, ln1,
-                                PARAM(m, p0 + VIT_QKV_W), a->ones, BT, D, 3 * D);
+                                PARAM(m, p0 + VIT_QKV_W), a->wscratch, BT, D, 3 * D);
         }
         if (ft <= p0 + VIT_N1_B)
             vit_layernorm_backward(ft < p0 + VIT_N1_W ? a->dres : NULL, GRAD(m, p0 + VIT_N1_W),
@@ -1039,14 +1156,24 @@ void vit_backward(vit_model *m)
                                    a->ln1_mean + l * lT, a->ln1_rstd + l * lT, BT, D);
     }
     vit_embed_backward(GRAD(m, VIT_PATCH_W), GRAD(m, VIT_PATCH_B), GRAD(m, VIT_CLS),
-                       GRAD(m, VIT_POS), a->dln, a->dres, a->patches, a->ones, B, N, CPP, D);
+                       GRAD(m, VIT_POS), a->dln, a->wscratch, a->dres, a->patches, B, N, CPP, D);
 }
 
+/* In blocks of 64K floats shared among the threads (ViT-B's gradients are
+ * 344 MB, a memset of tens of milliseconds on one core). */
 void vit_zero_grad(vit_model *m)
 {
-    for (int i = 0; i < m->table.n; i++)
-        if (m->trainable[i])
-            memset(m->grads + m->table.t[i].offset, 0, m->table.t[i].count * sizeof(float));
+    enum { BLOCK = 65536 };
+#pragma omp parallel if (m->num_params > 16 * BLOCK)
+    for (int i = 0; i < m->table.n; i++) {
+        if (!m->trainable[i])
+            continue;
+        float *g = m->grads + m->table.t[i].offset;
+        size_t n = m->table.t[i].count;
+#pragma omp for schedule(static) nowait
+        for (size_t k = 0; k < n; k += BLOCK)
+            memset(g + k, 0, (n - k < BLOCK ? n - k : BLOCK) * sizeof *g);
+    }
 }
 
 sotu_status vit_set_trainable(vit_model *m, const char *spec)

@@ -19,10 +19,12 @@
  * { vit_zero_grad; vit_forward; vit_backward; optimizer step } -> vit_free.
  * vit_backward adds into grads; zeroing them is the explicit step.
  *
- * Threads: every kernel uses the OpenMP thread count (sotu_threads_set).
- * Matrix products run single-threaded OpenBLAS on row slices, one slice per
- * OpenMP thread, so OpenBLAS's own pool stays idle and never competes with
- * the OpenMP threads. The last block computes only the class token's path
+ * Threads: every kernel uses the OpenMP thread count (sotu_threads_set) and
+ * gives bitwise the same results at any thread count: matrix products are cut
+ * into tiles fixed by their shapes, each a single-threaded OpenBLAS sgemm, and
+ * sums across pieces run in piece order (vit.c, "Threads").
+ *
+ * The last block computes only the class token's path
  * after attention (nothing else reaches the head), so activations of its
  * other tokens past attention are not kept.
  */

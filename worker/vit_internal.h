@@ -4,11 +4,13 @@
  * Shapes use vit.h's names: M rows (usually B*T tokens), In inputs, Out outputs.
  * Conventions: *_forward overwrites its outputs; *_backward ADDS into weight
  * gradients (dw, dbias, ...) and into dinp where it says "added", and skips
- * any gradient pointer that is NULL.
+ * any gradient pointer that is NULL. Every kernel gives bitwise the same
+ * results at any OpenMP thread count (vit.c, "Threads").
  */
 #ifndef SOTU_WORKER_VIT_INTERNAL_H
 #define SOTU_WORKER_VIT_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define VIT_LN_EPS 1e-6f
@@ -22,15 +24,19 @@ void vit_matmul_forward(float *out,            /* [M, Out] */
                         int M, int In, int Out);
 
 /* dinp = dout @ w (overwritten); dw += dout^T @ inp; dbias += column sums of
- * dout. ones is [M] of 1.0f (the bias sum is a BLAS gemv). */
+ * dout. scratch holds partial weight gradients: vit_matmul_scratch_floats(M,
+ * In, Out) floats (NULL when that is 0). */
 void vit_matmul_backward(float *dinp,        /* [M, In] or NULL */
                          float *dw,          /* [Out, In] or NULL */
                          float *dbias,       /* [Out] or NULL */
                          const float *dout,  /* [M, Out] */
                          const float *inp,   /* [M, In] */
                          const float *w,     /* [Out, In] */
-                         const float *ones,  /* [M] */
+                         float *scratch,
                          int M, int In, int Out);
+
+/* Floats of scratch vit_matmul_backward needs for up to M rows. */
+size_t vit_matmul_scratch_floats(int M, int In, int Out);
 
 /* Per row: out = (x - mean) * rstd * w + b with eps VIT_LN_EPS. */
 void vit_layernorm_forward(float *out,       /* [M, D] */
@@ -94,15 +100,16 @@ void vit_embed_forward(float *x,              /* [B, T, D] */
                        const float *pos,      /* [T, D] */
                        int B, int N, int CPP, int D);
 
-/* Weight, bias, class-token and position gradients (all added, NULL skips). */
+/* Weight, bias, class-token and position gradients (all added, NULL skips).
+ * wscratch: vit_matmul_scratch_floats(B*N, CPP, D) floats. */
 void vit_embed_backward(float *dw,            /* [D, CPP] or NULL */
                         float *dbias,         /* [D] or NULL */
                         float *dcls,          /* [D] or NULL */
                         float *dpos,          /* [T, D] or NULL */
                         float *scratch,       /* [B, N, D] */
+                        float *wscratch,
                         const float *dx,      /* [B, T, D] */
                         const float *patches, /* [B, N, CPP] */
-                        const float *ones,    /* [B*N] */
                         int B, int N, int CPP, int D);
 
 /* Mean softmax cross-entropy against (1 - eps) one-hot + eps / K targets.

@@ -1,5 +1,6 @@
 /* Each BLAS-backed or blocked ViT kernel against a naive triple loop, at odd
- * sizes, under 1 and 2 threads: the linear layer (forward with bias and
+ * sizes and at sizes cut into several tiles (rows or columns) and weight
+ * gradients summed over row chunks, under 1 and 2 threads: the linear layer (forward with bias and
  * residual; backward into input, weight and bias, which must ADD), the patch
  * embedding (im2col + sgemm against a direct convolution; its weight
  * gradient) and attention forward/backward (against textbook double loops),
@@ -45,10 +46,9 @@ static void test_matmul(int M, int In, int Out)
     float *x = randn((size_t)M * In, 1), *w = randn((size_t)Out * In, 1), *b = randn(Out, 1);
     float *res = randn((size_t)M * Out, 1), *dout = randn((size_t)M * Out, 1);
     float *out = malloc((size_t)M * Out * sizeof *out), *dx = malloc((size_t)M * In * sizeof *dx);
-    float *dw = randn((size_t)Out * In, 1), *db = randn(Out, 1), *ones = malloc(M * sizeof *ones);
+    float *dw = randn((size_t)Out * In, 1), *db = randn(Out, 1);
+    float *wscratch = malloc((vit_matmul_scratch_floats(M, In, Out) + 1) * sizeof *wscratch);
     double *ref = malloc((size_t)(M > Out ? M : Out) * (In > Out ? In : Out) * sizeof *ref);
-    for (int m = 0; m < M; m++)
-        ones[m] = 1.0f;
 
     vit_matmul_forward(out, x, w, b, res, M, In, Out);
     for (int m = 0; m < M; m++)
@@ -64,7 +64,7 @@ static void test_matmul(int M, int In, int Out)
     float *dw0 = malloc((size_t)Out * In * sizeof *dw0), *db0 = malloc(Out * sizeof *db0);
     memcpy(dw0, dw, (size_t)Out * In * sizeof *dw);
     memcpy(db0, db, Out * sizeof *db);
-    vit_matmul_backward(dx, dw, db, dout, x, w, ones, M, In, Out);
+    vit_matmul_backward(dx, dw, db, dout, x, w, wscratch, M, In, Out);
     for (int m = 0; m < M; m++)
         for (int i = 0; i < In; i++) {
             double s = 0;
@@ -89,7 +89,7 @@ static void test_matmul(int M, int In, int Out)
     }
     expect_close("matmul d bias (added)", db, ref, Out, 1e-5);
     free(x), free(w), free(b), free(res), free(dout), free(out), free(dx), free(dw), free(db);
-    free(dw0), free(db0), free(ones), free(ref);
+    free(dw0), free(db0), free(wscratch), free(ref);
 }
 
 static void test_patch_embed(int B, int C, int S, int P, int D)
@@ -100,10 +100,8 @@ static void test_patch_embed(int B, int C, int S, int P, int D)
     float *dx = randn((size_t)B * T * D, 1), *dw = calloc((size_t)D * CPP, sizeof *dw);
     float *patches = malloc((size_t)B * N * CPP * sizeof *patches);
     float *x = malloc((size_t)B * T * D * sizeof *x), *proj = malloc((size_t)B * N * D * 4);
-    float *ones = malloc((size_t)B * N * sizeof *ones);
+    float *wscratch = malloc((vit_matmul_scratch_floats(B * N, CPP, D) + 1) * sizeof *wscratch);
     double *ref = malloc((size_t)B * T * D * sizeof *ref + (size_t)D * CPP * sizeof *ref);
-    for (int i = 0; i < B * N; i++)
-        ones[i] = 1.0f;
     vit_im2col(patches, img, B, C, S, P);
     vit_embed_forward(x, proj, patches, w, bias, cls, pos, B, N, CPP, D);
     for (int b = 0; b < B; b++)
@@ -124,7 +122,7 @@ static void test_patch_embed(int B, int C, int S, int P, int D)
                 ref[((size_t)b * T + t) * D + o] = v;
             }
     expect_close("patch embed forward", x, ref, (size_t)B * T * D, 1e-5);
-    vit_embed_backward(dw, NULL, NULL, NULL, proj, dx, patches, ones, B, N, CPP, D);
+    vit_embed_backward(dw, NULL, NULL, NULL, proj, wscratch, dx, patches, B, N, CPP, D);
     for (int o = 0; o < D; o++)
         for (int c = 0; c < C; c++)
             for (int py = 0; py < P; py++)
@@ -140,7 +138,7 @@ static void test_patch_embed(int B, int C, int S, int P, int D)
                 }
     expect_close("patch embed d weight", dw, ref, (size_t)D * CPP, 1e-5);
     free(img), free(w), free(bias), free(cls), free(pos), free(dx), free(dw), free(patches);
-    free(x), free(proj), free(ones), free(ref);
+    free(x), free(proj), free(wscratch), free(ref);
 }
 
 /* Textbook attention in double: P = softmax(scale q k^T), out = P v;
@@ -269,8 +267,11 @@ int main(int argc, char **argv)
         test_matmul(37, 19, 23);
         test_matmul(1, 7, 3);
         test_matmul(130, 96, 288);
+        test_matmul(1201, 96, 288);  /* row tiles; weight gradient summed over row chunks */
+        test_matmul(40, 1024, 1000); /* column tiles; weight gradient tiled over its outputs */
         test_patch_embed(3, 3, 10, 5, 7);
         test_patch_embed(2, 1, 28, 4, 9);
+        test_patch_embed(40, 3, 32, 8, 96); /* weight gradient over row chunks */
         test_attention(3, 13, 13, 12, 3);
         test_attention(2, 50, 50, 96, 3);
         test_attention(1, 17, 17, 64, 1);
