@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <omp.h>
 #include <zstd.h>
 
 #include "check.h"
@@ -255,7 +256,8 @@ static void dw_setup(ctx *c)
         randn(c, n, 1.0f, false);         /* inp */
         randn(c, n, 1.0f, false);         /* dout */
         randn(c, (size_t)C * 9, 0.5f, false); /* w */
-        add_buf(c, resnet_dwconv_scratch_floats(B, C, H, W, 1) * sizeof(float));
+        add_buf(c, resnet_dwconv_scratch_floats(B, C, H, W, omp_get_max_threads()) *
+                       sizeof(float));
     }
 }
 
