@@ -49,7 +49,7 @@ for s in $shapes; do
             "${sets[@]}" --set "train.threads=$t" --set "output.dir=$out" > "$out.log" 2>&1
     fi
     t1=$(date +%s.%N)
-    echo "{\"bench\":\"$preset\",\"shape\":\"$s\",\"ranks\":$r,\"threads\":$t,\"seconds\":$(echo "$t1 - $t0" | bc)}"
+    echo "{\"bench\":\"$preset\",\"shape\":\"$s\",\"ranks\":$r,\"threads\":$t,\"seconds\":$(awk "BEGIN {print $t1 - $t0}")}"
     runs+=("$out")
 done
 "$py" - "${runs[@]}" <<'PY'
