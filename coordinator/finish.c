@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "coordinator/evaluate.h"
-#include "coordinator/mpi_util.h"
+#include "eval/evaluate.h"
+#include "mpi/mpi_util.h"
 #include "io/fsutil.h"
 
 /* True on every rank iff st is OK on every rank. */
