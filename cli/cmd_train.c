@@ -32,7 +32,7 @@
 #include "coordinator/clr/clr_train.h"
 #include "cli/commands.h"
 #include "coordinator/dispatch.h"
-#include "eval/evaluate.h"
+#include "coordinator/evaluate_run.h"
 #include "coordinator/finish.h"
 #include "mpi/mpi_util.h"
 #include "mpi/node.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "eval/evaluate.h"
+#include "coordinator/evaluate_run.h"
 #include "mpi/mpi_util.h"
 #include "io/fsutil.h"
 
