@@ -10,6 +10,7 @@
 #include "coordinator/clr/clr_eval.h"
 #include "coordinator/clr/clr_run.h"
 #include "coordinator/dispatch.h"
+#include "coordinator/finish.h"
 #include "mpi/mpi_util.h"
 #include "coordinator/signals.h"
 #include "io/dirlock.h"
@@ -234,17 +235,14 @@ static sotu_status finish(clr_coordinator *c, const double *acc, int nranks, dou
         st = clr_write_outputs(run, acc, &rep, &cost, nranks, sotu_now() - t_start);
     if (st == SOTU_OK) {
         const sotu_eval_method *m = sotu_eval_report_find(&rep, "clr");
-        json_t *o = json_pack("{s:i, s:i, s:f, s:f, s:f, s:f}", "jobs_done", c->d.queue.n_done,
-                              "failed_jobs", c->d.queue.n_failed, "final_avg_acc",
-                              m ? m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc : NAN,
-                              "added_params_pct", cost.added_pct, "flops_ratio",
-                              cost.flops_ratio, "seconds", sotu_now() - t_start);
-        clr_run_metric(run, "run_end", o);
+        sotu_run_end e = {
+            .method = "clr", .tasks = run->T, .merged_tasks = -1, .jobs_done = c->d.queue.n_done,
+            .failed_jobs = c->d.queue.n_failed,
+            .final_avg_acc = m ? m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc : NAN,
+            .merged_acc = NAN, .collision_rate = NAN, .added_params_pct = cost.added_pct,
+            .flops_ratio = cost.flops_ratio, .seconds = sotu_now() - t_start};
         clr_print_table(run, acc, &cost, stdout);
-        sotu_eval_report_print(&rep, stdout);
-        printf("checkpoint: %s   metrics: %s/metrics.jsonl   wall time %.1fs\n",
-               run->checkpoint_path, run->dir, sotu_now() - t_start);
-        printf("report: %s/report.html (also report.md, summary.csv)\n", run->dir);
+        sotu_finish_end(run->metrics, &e, &rep, run->checkpoint_path, run->dir);
     }
     sotu_eval_report_free(&rep);
     if (st == SOTU_OK && c->d.queue.n_failed)
