@@ -29,8 +29,8 @@
  *     if (rc) return rc;
  *     if (a.print_config) { sotu_config_print(&cfg, stdout); return SOTU_EXIT_OK; }
  */
-#ifndef SOTU_COORDINATOR_CLI_H
-#define SOTU_COORDINATOR_CLI_H
+#ifndef SOTU_CLI_CLI_H
+#define SOTU_CLI_CLI_H
 
 #include <stdbool.h>
 

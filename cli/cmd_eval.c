@@ -1,6 +1,6 @@
 /* `sotu eval CKPT --tasks MANIFEST [--out DIR] [--set key=value ...]`:
  * evaluates a checkpoint's merged model on a task manifest the way `sotu
- * train` does at its end (coordinator/evaluate.h): task heads, NCM and ridge,
+ * train` does at its end (eval/evaluate.h): task heads, NCM and ridge,
  * at the primary keep and at every keep under /keeps. Only the final row of
  * the accuracy matrix: a checkpoint holds the merged model, not the deltas.
  * The settings (data normalisation, batch size, eval.*) come from the
@@ -11,7 +11,7 @@
  * manifest task it holds a module for is evaluated task-incrementally with
  * its own model (frozen backbone + the task's CLR layers, BatchNorm and fc)
  * by clr_evaluate, and the run's table printed with the new accuracies in
- * its "clr eval" column (coordinator/clr_checkpoint.h).
+ * its "clr eval" column (coordinator/clr/clr_checkpoint.h).
  */
 #include <getopt.h>
 #include <math.h>

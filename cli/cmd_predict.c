@@ -1,7 +1,7 @@
 /* `sotu predict CKPT --images H5 --out H5`: logits and predicted classes of
  * every image, from a checkpoint's merged model (optionally with one task's
  * head), a pretrained weights file (ViT or ResNet), or one task's model of a
- * CLR checkpoint (coordinator/clr_checkpoint.h: --task is required, each
+ * CLR checkpoint (coordinator/clr/clr_checkpoint.h: --task is required, each
  * task has its own model).
  *
  * Input: an HDF5 file with /images uint8 [N, H, W, C] (or [N, H, W] for

@@ -2,8 +2,8 @@
  * (argv[0] is the subcommand) and returns a process exit code
  * (common/status.h: 0, 2 usage/config, 3 data, 4 I/O, 5 numeric, 1 other).
  * Each prints its own --help. */
-#ifndef SOTU_COORDINATOR_COMMANDS_H
-#define SOTU_COORDINATOR_COMMANDS_H
+#ifndef SOTU_CLI_COMMANDS_H
+#define SOTU_CLI_COMMANDS_H
 
 int sotu_cmd_train(int argc, char **argv);
 int sotu_cmd_pretrain(int argc, char **argv);

@@ -2,8 +2,8 @@
  * weights file: a pretrained weights file (format "sotu-weights", group
  * /weights) or a run checkpoint (format "sotu-checkpoint", /merged, with an
  * optional task's head from /heads/<task> in place of head.*). */
-#ifndef SOTU_COORDINATOR_MODEL_SOURCE_H
-#define SOTU_COORDINATOR_MODEL_SOURCE_H
+#ifndef SOTU_CLI_MODEL_SOURCE_H
+#define SOTU_CLI_MODEL_SOURCE_H
 
 #include <stdbool.h>
 

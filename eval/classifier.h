@@ -21,8 +21,8 @@
  * the rounding: callers add per-task blocks in task order on one rank so
  * that any number of ranks gives bitwise the same classifier.
  */
-#ifndef SOTU_COORDINATOR_CLASSIFIER_H
-#define SOTU_COORDINATOR_CLASSIFIER_H
+#ifndef SOTU_EVAL_CLASSIFIER_H
+#define SOTU_EVAL_CLASSIFIER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,23 +1,22 @@
-/* Continual-learning evaluation of a run: accuracy matrices for the merged
- * model and the baselines, distributed over ranks.
+/* Continual-learning evaluation: accuracy matrices of the backbones a
+ * method gives after each task, distributed over ranks. Needs no run state:
+ * the caller hands in the tasks, the heads and a function that builds each
+ * row's backbone.
  *
- * Classifiers (each gives an accuracy matrix, coordinator/metrics.h):
+ * Classifiers (each gives an accuracy matrix, eval/metrics.h):
  *   task_heads  task-incremental: task j's own head on the backbone
  *   ncm, ridge  class-incremental over the classes of the tasks merged so
  *               far (global label = task offset + local label), fitted on
  *               up to eval.fit_per_task training images per task, a fifth
- *               of them held out to pick the ridge λ (coordinator/classifier.h)
+ *               of them held out to pick the ridge λ (eval/classifier.h)
  *   ncm_til, ridge_til  the same classifiers restricted to task j's classes
  *               (task-incremental without the task's own head)
  * Row i of a matrix uses the backbone after merging tasks 0..i; rows are
  * thinned by eval.every (metrics.h) and entries j > i are NaN.
  *
- * Methods: sotu (the run's merge at the primary keep), dense (keep 1, task
- * arithmetic), frozen (θ0 with a head trained per task with train.tune =
- * head), sequential (one model fine-tuned through the stream, task heads
- * only), finetuned (each task's own fine-tuned accuracy as reported by its
- * worker, never forgetting), and sotu@<keep> for every other keep of the run
- * (last row only: the accuracy-vs-keep curve).
+ * Methods (the rows of a report, sotu_eval_report): a SoTU run's are
+ * filled by coordinator/evaluate_run.h (sotu, dense, frozen, sequential,
+ * finetuned, sotu@<keep>), CLR's by coordinator/clr/clr_eval.h.
  *
  * Distribution: rank 0 builds each row's backbone and broadcasts it; the
  * tasks are shared over ranks (sotu_share); each rank computes features,
@@ -27,8 +26,8 @@
  * answers and the counts are summed on rank 0. With nranks == 1 no MPI call
  * is made. Every rank must call these functions together.
  */
-#ifndef SOTU_COORDINATOR_EVALUATE_H
-#define SOTU_COORDINATOR_EVALUATE_H
+#ifndef SOTU_EVAL_EVALUATE_H
+#define SOTU_EVAL_EVALUATE_H
 
 #include <stdbool.h>
 #include <stddef.h>

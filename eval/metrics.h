@@ -15,8 +15,8 @@
  *                    A[i_L][j] - A[j][j] (backward transfer, Lopez-Paz)
  * A figure with nothing to average is NaN.
  */
-#ifndef SOTU_COORDINATOR_METRICS_H
-#define SOTU_COORDINATOR_METRICS_H
+#ifndef SOTU_EVAL_METRICS_H
+#define SOTU_EVAL_METRICS_H
 
 typedef struct {
     double final_avg_acc;

@@ -19,14 +19,14 @@
  *                 two or more keeps
  * Each file is written atomically.
  */
-#ifndef SOTU_COORDINATOR_REPORT_H
-#define SOTU_COORDINATOR_REPORT_H
+#ifndef SOTU_EVAL_REPORT_H
+#define SOTU_EVAL_REPORT_H
 
 #include "common/status.h"
 #include "eval/evaluate.h"
 
 /* CLR's table (method clr): what a task adds and what its training costs
- * (coordinator/clr_eval.h computes it). */
+ * (coordinator/clr/clr_eval.h computes it). */
 typedef struct {
     const char *variant;             /* clr | clr-full */
     double backbone;                 /* frozen parameters */

@@ -27,8 +27,8 @@
  * out of the evaluation); sotu_mpi_end() then ends the job with MPI_Abort,
  * since MPI_Finalize would wait for the missing rank.
  */
-#ifndef SOTU_COORDINATOR_MPI_UTIL_H
-#define SOTU_COORDINATOR_MPI_UTIL_H
+#ifndef SOTU_MPI_MPI_UTIL_H
+#define SOTU_MPI_MPI_UTIL_H
 
 #include <mpi.h>
 #include <stdbool.h>

@@ -10,8 +10,8 @@
  *
  * On MPI the line comes from the first rank of each node only (the others
  * skip the measurement). */
-#ifndef SOTU_COORDINATOR_NODE_H
-#define SOTU_COORDINATOR_NODE_H
+#ifndef SOTU_MPI_NODE_H
+#define SOTU_MPI_NODE_H
 
 #include "common/status.h"
 #include "common/threads.h"

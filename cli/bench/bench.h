@@ -2,8 +2,8 @@
  * per line on stdout (scripts in bench/ put them beside the peers).
  * Each takes the arguments after its name (argv[0] is "train", "codec" or
  * "merge") and returns a process exit code like every command. */
-#ifndef SOTU_COORDINATOR_BENCH_H
-#define SOTU_COORDINATOR_BENCH_H
+#ifndef SOTU_CLI_BENCH_BENCH_H
+#define SOTU_CLI_BENCH_BENCH_H
 
 /* Training step (zero_grad + forward + backward + AdamW) on synthetic data:
  *   sotu bench train --model tiny|small|vitb|resnet18-w8 --threads N --batch B

@@ -1,6 +1,6 @@
 /* Inputs shared by `sotu bench codec` and `sotu bench merge` (internal). */
-#ifndef SOTU_COORDINATOR_BENCH_DELTA_H
-#define SOTU_COORDINATOR_BENCH_DELTA_H
+#ifndef SOTU_CLI_BENCH_BENCH_DELTA_H
+#define SOTU_CLI_BENCH_BENCH_DELTA_H
 
 #include <stdint.h>
 

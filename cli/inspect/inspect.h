@@ -5,8 +5,8 @@
  * process exit code (0, or 3 / 4 with the error printed as "sotu inspect:
  * message"). Per-tensor and per-task detail is printed at -v.
  */
-#ifndef SOTU_COORDINATOR_INSPECT_H
-#define SOTU_COORDINATOR_INSPECT_H
+#ifndef SOTU_CLI_INSPECT_INSPECT_H
+#define SOTU_CLI_INSPECT_INSPECT_H
 
 #include "common/status.h"
 #include "io/provenance.h"
@@ -29,7 +29,7 @@ int sotu_inspect_checkpoint(const char *path);
  * bytes, verified against its own records; per tensor at -v. */
 int sotu_inspect_module(const char *path);
 
-/* CLR run checkpoint ("sotu-clr-checkpoint", coordinator/clr_eval.h): the
+/* CLR run checkpoint ("sotu-clr-checkpoint", coordinator/clr/clr_eval.h): the
  * backbone, every task's accuracy with the baselines, the summary and CLR's
  * cost figures. */
 int sotu_inspect_clr_checkpoint(const char *path);

@@ -1,5 +1,5 @@
 /* `sotu inspect` for CLR's files: a task module (.clrm) and a CLR run's
- * checkpoint ("sotu-clr-checkpoint", coordinator/clr_eval.h). */
+ * checkpoint ("sotu-clr-checkpoint", coordinator/clr/clr_eval.h). */
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>

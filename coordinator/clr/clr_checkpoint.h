@@ -1,5 +1,5 @@
 /* Reading a CLR run's checkpoint ("sotu-clr-checkpoint", layout in
- * coordinator/clr_eval.h) back into models: `sotu predict` runs one task's
+ * coordinator/clr/clr_eval.h) back into models: `sotu predict` runs one task's
  * model, `sotu eval` re-evaluates every task's module with clr_evaluate.
  *
  * A task's model is the frozen /backbone with the task's module
@@ -8,8 +8,8 @@
  * evaluated it with (clr_model_for_task, clr_module_apply), BatchNorm in
  * eval mode. Each task has its own model: there is no merged one.
  */
-#ifndef SOTU_COORDINATOR_CLR_CHECKPOINT_H
-#define SOTU_COORDINATOR_CLR_CHECKPOINT_H
+#ifndef SOTU_COORDINATOR_CLR_CLR_CHECKPOINT_H
+#define SOTU_COORDINATOR_CLR_CLR_CHECKPOINT_H
 
 #include <stdbool.h>
 

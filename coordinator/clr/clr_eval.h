@@ -37,8 +37,8 @@
  *                            (<method>_task_heads_<figure>, final_avg_acc, ...)
  *   /cost                    attrs: the figures of clr_cost below
  */
-#ifndef SOTU_COORDINATOR_CLR_EVAL_H
-#define SOTU_COORDINATOR_CLR_EVAL_H
+#ifndef SOTU_COORDINATOR_CLR_CLR_EVAL_H
+#define SOTU_COORDINATOR_CLR_CLR_EVAL_H
 
 #include <stdio.h>
 

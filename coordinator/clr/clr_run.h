@@ -8,15 +8,15 @@
  *   <output.dir>/modules/<task>.<baseline>.json   a baseline's result
  *                                         (frozen | finetuned), atomic
  *   <output.dir>/checkpoint.h5            backbone, modules, evaluation (atomic;
- *                                         layout in coordinator/clr_eval.h)
+ *                                         layout in coordinator/clr/clr_eval.h)
  *   <output.dir>/metrics.jsonl            one JSON object per event, appended
  *   <output.dir>/report.{md,html}, summary.csv
  *
  * Jobs: job = kind * T + task for the kinds of worker/clr_task.h; the module
  * jobs always, a baseline's jobs when eval.baselines lists it. No MPI here.
  */
-#ifndef SOTU_COORDINATOR_CLR_RUN_H
-#define SOTU_COORDINATOR_CLR_RUN_H
+#ifndef SOTU_COORDINATOR_CLR_CLR_RUN_H
+#define SOTU_COORDINATOR_CLR_CLR_RUN_H
 
 #include <stdbool.h>
 #include <stdio.h>
