@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "common/config.h"
-#include "coordinator/mpi_util.h"
+#include "mpi/mpi_util.h"
 #include "coordinator/signals.h"
 #include "io/bytes.h"
 

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "coordinator/evaluate.h"
-#include "coordinator/mpi_util.h"
+#include "coordinator/evaluate_run.h"
+#include "mpi/mpi_util.h"
 #include "io/fsutil.h"
 
 /* True on every rank iff st is OK on every rank. */
@@ -21,8 +21,53 @@ static bool finish_all_ok(sotu_status st, int nranks)
     return !(nranks > 1 ? sotu_mpi_any(bad) : bad);
 }
 
-sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
-                            double *mean_merged_acc, int *n_done)
+static json_t *number_or_null(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
+
+static json_t *count_or_null(int n)
+{
+    return n < 0 ? json_null() : json_integer(n);
+}
+
+void sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_report *rep,
+                     const char *checkpoint, const char *dir)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "method", json_string(e->method));
+    json_object_set_new(o, "tasks", json_integer(e->tasks));
+    json_object_set_new(o, "merged_tasks", count_or_null(e->merged_tasks));
+    json_object_set_new(o, "jobs_done", count_or_null(e->jobs_done));
+    json_object_set_new(o, "failed_jobs", count_or_null(e->failed_jobs));
+    json_object_set_new(o, "final_avg_acc", number_or_null(e->final_avg_acc));
+    json_object_set_new(o, "merged_acc", number_or_null(e->merged_acc));
+    json_object_set_new(o, "collision_rate", number_or_null(e->collision_rate));
+    json_object_set_new(o, "added_params_pct", number_or_null(e->added_params_pct));
+    json_object_set_new(o, "flops_ratio", number_or_null(e->flops_ratio));
+    json_object_set_new(o, "seconds", json_real(e->seconds));
+    sotu_metrics_append(metrics, "run_end", o);
+    sotu_eval_report_print(rep, stdout);
+    if (!checkpoint) /* a merge's directory gets its name at the end */
+        return;
+    printf("checkpoint: %s   metrics: %s/metrics.jsonl   wall time %.1fs\n", checkpoint, dir,
+           e->seconds);
+    printf("report: %s/report.html (also report.md, summary.csv)\n", dir);
+}
+
+/* The largest |cosine| between two different deltas of the merge. */
+static double max_cosine(const sotu_merge_stats *stats)
+{
+    double max_cos = 0;
+    for (int i = 0; i < stats->n; i++)
+        for (int j = 0; j < stats->n; j++)
+            if (i != j && fabs(stats->cosine[(size_t)i * stats->n + j]) > max_cos)
+                max_cos = fabs(stats->cosine[(size_t)i * stats->n + j]);
+    return max_cos;
+}
+
+sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start, int jobs_done,
+                            int failed_jobs, double *mean_merged_acc, int *n_done)
 {
     int T = run->T;
     float *merged = NULL;
@@ -43,6 +88,9 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
     if ((st = sotu_evaluate_run(run, rank, nranks, &rep)) != SOTU_OK)
         goto cleanup;
     if (rank == 0) {
+        SOTU_INFO("merged %d deltas (%s, scale %g): collision rate %.4f, max |cosine| %.4f",
+                  stats.n, run->cfg.merge.mode, run->cfg.merge.scale, stats.collision_rate,
+                  max_cosine(&stats));
         st = sotu_evaluate_write(run, merged, &stats, &rep, nranks, sotu_now() - t_start, acc);
         if (st == SOTU_OK) {
             double sum = 0;
@@ -53,14 +101,16 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
                     sum += acc[t], n++;
             }
             *mean_merged_acc = n ? sum / n : NAN;
-            sotu_run_metric(run, "run_end",
-                            json_pack("{s:i, s:f, s:f, s:f}", "merged_tasks", *n_done,
-                                      "merged_acc", *mean_merged_acc, "collision_rate",
-                                      stats.collision_rate, "seconds", sotu_now() - t_start));
+            const sotu_eval_method *m = sotu_eval_report_find(&rep, "sotu");
+            sotu_run_end e = {
+                .method = "sotu", .tasks = T, .merged_tasks = *n_done, .jobs_done = jobs_done,
+                .failed_jobs = failed_jobs,
+                .final_avg_acc = m ? m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc : NAN,
+                .merged_acc = *mean_merged_acc, .collision_rate = stats.collision_rate,
+                .added_params_pct = NAN, .flops_ratio = NAN, .seconds = sotu_now() - t_start};
             sotu_run_print_table(run, acc, stdout);
-            sotu_eval_report_print(&rep, stdout);
-            if (!run->merging) /* a merge's directory gets its name at the end */
-                printf("checkpoint: %s\n", run->checkpoint_path);
+            sotu_finish_end(run->metrics, &e, &rep, run->merging ? NULL : run->checkpoint_path,
+                            run->dir);
         }
     }
     if (!finish_all_ok(st, nranks) && st == SOTU_OK)
@@ -168,7 +218,8 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
             else
                 snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s",
                          run.checkpoint_path);
-            st = sotu_finish_run(&run, rank, nranks, t0, &res[p].merged_acc, &res[p].tasks_done);
+            st = sotu_finish_run(&run, rank, nranks, t0, -1, -1, &res[p].merged_acc,
+                                 &res[p].tasks_done);
         }
         if (st == SOTU_OK && rank == 0) {
             double sum = 0;

@@ -5,18 +5,50 @@
 #ifndef SOTU_COORDINATOR_FINISH_H
 #define SOTU_COORDINATOR_FINISH_H
 
+#include <stdio.h>
+
 #include "coordinator/run.h"
 #include "coordinator/sweep.h"
+#include "eval/evaluate.h"
+
+/* How a run ended: the one "run_end" record of metrics.jsonl, the same
+ * shape for SoTU (sotu_finish_run) and CLR (coordinator/clr/clr_train.c);
+ * docs/METRICS.md lists every event. Every key is always there; a figure
+ * that does not apply to the method or is not known is null (NaN or -1
+ * here). */
+typedef struct {
+    const char *method;      /* "sotu" | "clr" */
+    int tasks;               /* tasks of the run (T) */
+    int merged_tasks;        /* SoTU: deltas merged; CLR: -1 */
+    int jobs_done;           /* jobs of this process's hand-out done; -1: none (merge, sweep) */
+    int failed_jobs;         /* and failed; -1 likewise */
+    double final_avg_acc;    /* the method's final average task-head accuracy */
+    double merged_acc;       /* SoTU: mean task-head accuracy of the merge over its tasks */
+    double collision_rate;   /* SoTU: the merge's collision rate */
+    double added_params_pct; /* CLR: added parameters, % of the backbone */
+    double flops_ratio;      /* CLR: FLOPs relative to the backbone */
+    double seconds;          /* since the run started */
+} sotu_run_end;
+
+/* Rank 0, the end of every run that evaluated (SoTU or CLR), after the
+ * caller printed its task table: appends e's "run_end" record to metrics
+ * (NULL: none), prints rep's summary table and, unless the results go to a
+ * merge directory that is renamed at the end (checkpoint NULL), the closing
+ * lines naming checkpoint, dir/metrics.jsonl, the wall time and the reports. */
+void sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_report *rep,
+                     const char *checkpoint, const char *dir);
 
 /* Every rank calls this together; rank 0's run holds the deltas (loaded or
  * received), the other ranks' runs were initialised without create. Rank 0
  * merges at the run's primary keep, evaluates with the other ranks
- * (coordinator/evaluate.h), writes run->checkpoint_path, the reports and a
- * "run_end" event, prints the task table and fills *mean_merged_acc (mean
- * task-head accuracy of the merged model over the done tasks, NaN if none)
- * and *n_done. Errors on any rank fail every rank. */
-sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
-                            double *mean_merged_acc, int *n_done);
+ * (coordinator/evaluate_run.h), writes run->checkpoint_path and the reports,
+ * prints the task table, ends with sotu_finish_end and fills
+ * *mean_merged_acc (mean task-head accuracy of the merged model over the
+ * done tasks, NaN if none) and *n_done. jobs_done and failed_jobs (rank 0,
+ * -1 when unknown) go into the run_end record. Errors on any rank fail
+ * every rank. */
+sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start, int jobs_done,
+                            int failed_jobs, double *mean_merged_acc, int *n_done);
 
 /* A merge's result directory (`sotu merge`, coordinator/result_dir.h) and
  * what it left out. */

@@ -9,7 +9,7 @@
  *   <output.dir>/checkpoint.h5        merged weights and statistics (atomic)
  *   <output.dir>/metrics.jsonl        one JSON object per event, appended
  *
- * No MPI here: cmd_train.c drives ranks, and `sotu merge` uses the same
+ * No MPI here: coordinator/train.c drives ranks, and `sotu merge` uses the same
  * functions in one process.
  */
 #ifndef SOTU_COORDINATOR_RUN_H
@@ -142,7 +142,7 @@ const char *sotu_run_task_status(const sotu_run *run, int t);
 /* Number of .sotud files in the run's delta directory. */
 int sotu_run_count_delta_files(const sotu_run *run);
 
-/* ---- pieces every method's run directory shares (coordinator/clr_run.h) ---- */
+/* ---- pieces every method's run directory shares (coordinator/clr/clr_run.h) ---- */
 
 /* Makes subdir (with parents), writes dir/config.yaml atomically unless
  * one exists (a resumed run rewrites it only once its stored results

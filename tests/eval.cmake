@@ -1,4 +1,4 @@
-# Evaluation (coordinator/evaluate.c, classifier.c, metrics.c, report.c).
+# Evaluation (eval/evaluate.c, classifier.c, metrics.c, report.c).
 sotu_add_test(test_eval_metrics SOURCES unit/test_eval_metrics.c LABELS unit TIMEOUT 60)
 sotu_add_script_test(test_eval_report_chromium
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/eval_report_chromium.sh $<TARGET_FILE:test_eval_metrics>

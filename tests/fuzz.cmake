@@ -39,7 +39,7 @@ elseif(SOTU_FUZZ)
   # bytes past checksums (io/delta.c) to the parsing behind them.
   set(_san -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
            -UNDEBUG -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION)
-  foreach(lib sotu_common sotu_io sotu_worker sotu_coordinator)
+  foreach(lib sotu_common sotu_io sotu_worker sotu_mpi sotu_eval sotu_coordinator sotu_cli)
     target_compile_options(${lib} PRIVATE -fsanitize=fuzzer-no-link ${_san})
     target_link_options(${lib} INTERFACE -fsanitize=address,undefined)
   endforeach()

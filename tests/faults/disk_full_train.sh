@@ -85,7 +85,7 @@ if [[ $mounts == yes ]]; then
   [[ -s $work/m2/run/checkpoint.h5 ]] || fail "--resume wrote no checkpoint"
   echo "ok: delta on a full tmpfs under mpiexec -n 3: hand-out stopped ($((started)) of 5 started), exit 4; --resume keeps the $kept deltas"
 
-  # method: clr, whose modules do not fit: the same stop (coordinator/clr_train.c).
+  # method: clr, whose modules do not fit: the same stop (coordinator/clr/clr_train.c).
   if [[ -n ${CLR_TASK_BIN:-} ]]; then
     "$CLR_TASK_BIN" --backbone "$work/resnet.h5" 4 28 10 > /dev/null
     small_fs "$work/m3" 24k

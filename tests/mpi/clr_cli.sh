@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The commands that read a CLR run's checkpoint (coordinator/clr_checkpoint.h),
+# The commands that read a CLR run's checkpoint (coordinator/clr/clr_checkpoint.h),
 # on a tiny serial CLR run (ResNet-18 of width 4, small fmnist5 tasks):
 #  - sotu predict --task T (by index and by name) runs task T's own model:
 #    the accuracy of /pred on T's test split equals the eval_acc the run's

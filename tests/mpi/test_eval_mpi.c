@@ -9,8 +9,8 @@
 #include "check.h"
 #include "common/log.h"
 #include "common/rng.h"
-#include "coordinator/evaluate.h"
-#include "coordinator/mpi_util.h"
+#include "eval/evaluate.h"
+#include "mpi/mpi_util.h"
 #include "worker/vit.h"
 
 enum { T = 4, S = 8 };

@@ -8,7 +8,7 @@
 
 #include "check.h"
 #include "common/log.h"
-#include "coordinator/mpi_util.h"
+#include "mpi/mpi_util.h"
 
 static uint8_t pattern(size_t i, int salt) { return (uint8_t)((i * 2654435761u + (unsigned)salt) >> 7); }
 

@@ -8,7 +8,7 @@
 
 #include "check.h"
 #include "common/status.h"
-#include "coordinator/cli.h"
+#include "cli/cli.h"
 
 static char tmpdir[] = "/tmp/sotu_test_cli_XXXXXX";
 

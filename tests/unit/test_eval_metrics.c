@@ -6,9 +6,9 @@
 
 #include "check.h"
 #include "common/rng.h"
-#include "coordinator/classifier.h"
-#include "coordinator/metrics.h"
-#include "coordinator/report.h"
+#include "eval/classifier.h"
+#include "eval/metrics.h"
+#include "eval/report.h"
 
 static void test_metrics(void)
 {

@@ -1,0 +1,382 @@
+/* `sotu data SUB [options]`: build task datasets (Fashion-MNIST presets,
+ * IDX import). Every output file is written atomically; a failure leaves no
+ * partial file behind. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "cli/cmd_data_images.h"
+#include "cli/commands.h"
+#include "io/fmnist.h"
+#include "io/fsutil.h"
+#include "io/idx.h"
+#include "io/taskset.h"
+
+/* Matches "--name value" or "--name=value" at argv[*i]; advances *i past
+ * the value. Returns 1 on a match, 0 if argv[*i] is another option, -1 if
+ * the value is missing (usage error already recorded). */
+static int option(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    size_t len = strlen(name);
+    if (strncmp(argv[*i], name, len))
+        return 0;
+    if (argv[*i][len] == '=') {
+        *value = argv[*i] + len + 1;
+        return 1;
+    }
+    if (argv[*i][len] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        sotu_error(SOTU_ERR_USAGE, "option %s needs a value", name);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
+static sotu_status parse_count(const char *opt, const char *v, int32_t lo, int32_t hi,
+                               int32_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!v[0] || *end || errno || x < lo || x > hi)
+        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected an integer in %d..%d", opt, v,
+                          (int)lo, (int)hi);
+    *out = (int32_t)x;
+    return SOTU_OK;
+}
+
+static sotu_status parse_seed(const char *v, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!v[0] || v[0] == '-' || *end || errno)
+        return sotu_error(SOTU_ERR_USAGE, "--seed '%s': expected a non-negative integer", v);
+    *out = x;
+    return SOTU_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* sotu data fmnist                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void fmnist_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sotu data fmnist --preset fmnist5|fmnist53 --out DIR [--data-dir D]\n"
+            "                        [--train N] [--test M] [--seed S] [--force]\n\n"
+            "Builds a task stream from the Fashion-MNIST IDX files: DIR/tNN.h5 per task and\n"
+            "DIR/manifest.yaml (written last). The same options give the same bytes.\n\n"
+            "  --preset P     fmnist5: 5 tasks, class pairs 0/1 .. 8/9, one transform each\n"
+            "                 fmnist53: 53 tasks, 2-10 classes, varied transforms\n"
+            "  --out DIR      output directory (created if missing)\n"
+            "  --data-dir D   directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz\n"
+            "                 (default %s)\n"
+            "  --train N      training images per task (default %d)\n"
+            "  --test M       test images per task (default %d)\n"
+            "  --seed S       seed of the class subsets, sampling and permutations (default 0)\n"
+            "  --force        replace task files and the manifest already in DIR\n"
+            "\nexit codes: 0 ok, 2 usage (also: an output file exists), 3 bad input data,\n"
+            "4 I/O error\n",
+            SOTU_FMNIST_DEFAULT_DIR, SOTU_FMNIST_DEFAULT_TRAIN, SOTU_FMNIST_DEFAULT_TEST);
+}
+
+/* Every file data fmnist would write (DIR/tNN.h5 of the preset, then
+ * DIR/manifest.yaml) against the output check, with the IDX files as the
+ * inputs. */
+static sotu_status fmnist_check_outputs(const sotu_fmnist_options *o, bool force)
+{
+    static const char *const idx_names[4] = {
+        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+    const char *dir = o->data_dir ? o->data_dir : SOTU_FMNIST_DEFAULT_DIR;
+    char in[4][SOTU_PATH_MAX], out[SOTU_PATH_MAX];
+    const char *inputs[4];
+    for (int i = 0; i < 4; i++) {
+        sotu_path_join(in[i], sizeof in[i], dir, idx_names[i]);
+        inputs[i] = in[i];
+    }
+    int n = sotu_fmnist_plan(o->preset, o->seed, NULL, 0);
+    sotu_fmnist_task_plan *plan = calloc((size_t)n + 1, sizeof *plan);
+    if (!plan)
+        return sotu_error(SOTU_ERR_NOMEM, "task plan of %s", o->preset);
+    sotu_fmnist_plan(o->preset, o->seed, plan, n);
+    sotu_status s = SOTU_OK;
+    for (int t = 0; t <= n && s == SOTU_OK; t++) {
+        sotu_path_join(out, sizeof out, o->out_dir, t < n ? plan[t].file : "manifest.yaml");
+        s = sotu_output_check(out, inputs, 4, force);
+    }
+    free(plan);
+    return s;
+}
+
+static int data_fmnist(int argc, char **argv)
+{
+    const char *cmd = "data fmnist";
+    sotu_fmnist_options o = {0};
+    sotu_status s = SOTU_OK;
+    bool force = false;
+    for (int i = 1; i < argc && s == SOTU_OK; i++) {
+        const char *v = NULL;
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fmnist_usage(stdout);
+            return SOTU_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--force"))
+            force = true, r = 1;
+        else if ((r = option(argc, argv, &i, "--preset", &v)) != 0)
+            o.preset = v;
+        else if ((r = option(argc, argv, &i, "--out", &v)) != 0)
+            o.out_dir = v;
+        else if ((r = option(argc, argv, &i, "--data-dir", &v)) != 0)
+            o.data_dir = v;
+        else if ((r = option(argc, argv, &i, "--train", &v)) != 0)
+            s = r > 0 ? parse_count("--train", v, 1, 60000, &o.n_train) : SOTU_ERR_USAGE;
+        else if ((r = option(argc, argv, &i, "--test", &v)) != 0)
+            s = r > 0 ? parse_count("--test", v, 1, 10000, &o.n_test) : SOTU_ERR_USAGE;
+        else if ((r = option(argc, argv, &i, "--seed", &v)) != 0)
+            s = r > 0 ? parse_seed(v, &o.seed) : SOTU_ERR_USAGE;
+        else
+            s = sotu_error(SOTU_ERR_USAGE, "unknown argument '%s' (see --help)", argv[i]);
+        if (r < 0)
+            s = SOTU_ERR_USAGE;
+    }
+    if (s == SOTU_OK && !o.preset)
+        s = sotu_error(SOTU_ERR_USAGE, "--preset is required (fmnist5 or fmnist53)");
+    if (s == SOTU_OK && !o.out_dir)
+        s = sotu_error(SOTU_ERR_USAGE, "--out DIR is required");
+    if (s == SOTU_OK && sotu_fmnist_plan(o.preset, 0, NULL, 0) == 0)
+        s = sotu_error(SOTU_ERR_USAGE, "--preset '%s': expected fmnist5 or fmnist53", o.preset);
+    if (s == SOTU_OK)
+        s = fmnist_check_outputs(&o, force);
+    if (s == SOTU_OK)
+        s = sotu_fmnist_build(&o);
+    return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail(cmd, s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* sotu data import-idx                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void import_idx_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sotu data import-idx --images X.gz --labels Y.gz --test-images X.gz\n"
+            "                            --test-labels Y.gz --out TASK.h5 [--name N]\n"
+            "                            [--class-names a,b,...] [--force]\n\n"
+            "Writes one task file from four IDX files (gzip or plain): uint8 images\n"
+            "[N,rows,cols] become [N,rows,cols,1], labels become int32. classes is the\n"
+            "largest label + 1 (or the number of --class-names). --force replaces TASK.h5\n"
+            "if it exists (never one of the inputs).\n"
+            "\nexit codes: 0 ok, 2 usage (also: TASK.h5 exists, or is an input), 3 bad input\n"
+            "data, 4 I/O error\n");
+}
+
+/* Splits a comma-separated list into names; returns the count. */
+static int split_names(const char *list, char (**names)[SOTU_TASK_NAME_MAX])
+{
+    int n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    *names = calloc((size_t)n, sizeof **names);
+    if (!*names)
+        return -1;
+    const char *p = list;
+    for (int i = 0; i < n; i++) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 0 || len >= SOTU_TASK_NAME_MAX)
+            return -2;
+        memcpy((*names)[i], p, len);
+        p = e ? e + 1 : p + len;
+    }
+    return n;
+}
+
+static sotu_status import_idx(const char *const paths[4], const char *out, const char *name,
+                              const char *class_list)
+{
+    sotu_idx idx[4] = {{0}};
+    sotu_taskset t = {0};
+    sotu_status s = SOTU_OK;
+    for (int i = 0; i < 4 && s == SOTU_OK; i++)
+        s = sotu_idx_read(paths[i], i % 2 ? SOTU_IDX_MAGIC_LABELS : SOTU_IDX_MAGIC_IMAGES,
+                          &idx[i]);
+    if (s != SOTU_OK)
+        goto cleanup;
+    for (int i = 0; i < 4; i += 2)
+        if (idx[i].n != idx[i + 1].n) {
+            s = sotu_error(SOTU_ERR_DATA, "%s has %d labels but %s has %d images", paths[i + 1],
+                           idx[i + 1].n, paths[i], idx[i].n);
+            goto cleanup;
+        }
+    if (idx[0].rows != idx[2].rows || idx[0].cols != idx[2].cols) {
+        s = sotu_error(SOTU_ERR_DATA, "%s has %dx%d images but %s has %dx%d", paths[2],
+                       idx[2].rows, idx[2].cols, paths[0], idx[0].rows, idx[0].cols);
+        goto cleanup;
+    }
+    int max_label = 0;
+    for (int i = 1; i < 4; i += 2)
+        for (int32_t j = 0; j < idx[i].n; j++)
+            if (idx[i].data[j] > max_label)
+                max_label = idx[i].data[j];
+    if (class_list) {
+        int n = split_names(class_list, &t.class_names);
+        if (n < 0) {
+            s = n == -1 ? sotu_error(SOTU_ERR_NOMEM, "cannot allocate class names")
+                        : sotu_error(SOTU_ERR_USAGE,
+                                     "--class-names: empty name or longer than %d characters",
+                                     SOTU_TASK_NAME_MAX - 1);
+            goto cleanup;
+        }
+        if (n <= max_label) {
+            s = sotu_error(SOTU_ERR_DATA, "--class-names lists %d classes but the labels go up to %d",
+                           n, max_label);
+            goto cleanup;
+        }
+        t.classes = n;
+    } else {
+        t.classes = max_label + 1;
+        t.class_names = calloc((size_t)t.classes, sizeof *t.class_names);
+        if (!t.class_names) {
+            s = sotu_error(SOTU_ERR_NOMEM, "cannot allocate class names");
+            goto cleanup;
+        }
+        for (int i = 0; i < t.classes; i++)
+            snprintf(t.class_names[i], sizeof t.class_names[i], "%d", i);
+    }
+    if (name) {
+        snprintf(t.name, sizeof t.name, "%s", name);
+    } else {
+        const char *base = strrchr(out, '/');
+        base = base ? base + 1 : out;
+        const char *dot = strrchr(base, '.');
+        snprintf(t.name, sizeof t.name, "%.*s",
+                 (int)(dot && dot != base ? (size_t)(dot - base) : strlen(base)), base);
+    }
+    t.height = idx[0].rows;
+    t.width = idx[0].cols;
+    t.channels = 1;
+    t.n_train = idx[0].n;
+    t.n_test = idx[2].n;
+    t.train_images = idx[0].data;
+    t.test_images = idx[2].data;
+    t.train_labels = malloc(((size_t)t.n_train + 1) * sizeof(int32_t));
+    t.test_labels = malloc(((size_t)t.n_test + 1) * sizeof(int32_t));
+    if (!t.train_labels || !t.test_labels) {
+        s = sotu_error(SOTU_ERR_NOMEM, "cannot allocate labels");
+        goto cleanup;
+    }
+    for (int32_t j = 0; j < t.n_train; j++)
+        t.train_labels[j] = idx[1].data[j];
+    for (int32_t j = 0; j < t.n_test; j++)
+        t.test_labels[j] = idx[3].data[j];
+    char dir[SOTU_PATH_MAX];
+    sotu_path_dirname(dir, sizeof dir, out);
+    if ((s = sotu_mkdirs(dir)) != SOTU_OK)
+        goto cleanup;
+    if ((s = sotu_taskset_write(out, &t)) != SOTU_OK)
+        goto cleanup;
+    SOTU_INFO("wrote %s (%s: %d classes, %d train, %d test, %dx%d)", out, t.name, t.classes,
+              (int)t.n_train, (int)t.n_test, t.height, t.width);
+cleanup:
+    t.train_images = t.test_images = NULL; /* owned by idx */
+    sotu_taskset_free(&t);
+    for (int i = 0; i < 4; i++)
+        sotu_idx_free(&idx[i]);
+    return s;
+}
+
+static int data_import_idx(int argc, char **argv)
+{
+    const char *cmd = "data import-idx";
+    const char *paths[4] = {NULL, NULL, NULL, NULL}, *out = NULL, *name = NULL, *classes = NULL;
+    static const char *const opts[4] = {"--images", "--labels", "--test-images", "--test-labels"};
+    sotu_status s = SOTU_OK;
+    bool force = false;
+    for (int i = 1; i < argc && s == SOTU_OK; i++) {
+        const char *v = NULL;
+        int r = 0;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            import_idx_usage(stdout);
+            return SOTU_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--force"))
+            force = true, r = 1;
+        for (int k = 0; k < 4 && r == 0; k++)
+            if ((r = option(argc, argv, &i, opts[k], &v)) > 0)
+                paths[k] = v;
+        if (r == 0 && (r = option(argc, argv, &i, "--out", &v)) > 0)
+            out = v;
+        if (r == 0 && (r = option(argc, argv, &i, "--name", &v)) > 0)
+            name = v;
+        if (r == 0 && (r = option(argc, argv, &i, "--class-names", &v)) > 0)
+            classes = v;
+        if (r == 0)
+            s = sotu_error(SOTU_ERR_USAGE, "unknown argument '%s' (see --help)", argv[i]);
+        else if (r < 0)
+            s = SOTU_ERR_USAGE;
+    }
+    for (int k = 0; k < 4 && s == SOTU_OK; k++)
+        if (!paths[k])
+            s = sotu_error(SOTU_ERR_USAGE, "%s is required", opts[k]);
+    if (s == SOTU_OK && !out)
+        s = sotu_error(SOTU_ERR_USAGE, "--out TASK.h5 is required");
+    if (s == SOTU_OK && name && (!name[0] || strlen(name) >= SOTU_TASK_NAME_MAX))
+        s = sotu_error(SOTU_ERR_USAGE, "--name must have 1..%d characters",
+                       SOTU_TASK_NAME_MAX - 1);
+    if (s == SOTU_OK)
+        s = sotu_output_check(out, paths, 4, force);
+    if (s == SOTU_OK)
+        s = import_idx(paths, out, name, classes);
+    return s == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail(cmd, s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} data_commands[] = {
+    {"fmnist", data_fmnist, "task stream from Fashion-MNIST (presets fmnist5, fmnist53)"},
+    {"import-idx", data_import_idx, "one task file from four IDX files"},
+    {"import-images", sotu_data_import_images, "one task file from a folder of PNG/JPEG class folders"},
+    {"manifest", sotu_data_manifest, "a manifest for a folder of task files"},
+};
+enum { N_DATA_COMMANDS = sizeof data_commands / sizeof data_commands[0] };
+
+static void data_usage(FILE *f)
+{
+    fprintf(f, "usage: sotu data SUB [options]   (sotu data SUB --help for each)\n\n");
+    for (int i = 0; i < N_DATA_COMMANDS; i++)
+        fprintf(f, "  %-11s %s\n", data_commands[i].name, data_commands[i].summary);
+}
+
+int sotu_cmd_data(int argc, char **argv)
+{
+    if (argc < 2) {
+        data_usage(stderr);
+        return SOTU_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        data_usage(stdout);
+        return SOTU_EXIT_OK;
+    }
+    for (int i = 0; i < N_DATA_COMMANDS; i++)
+        if (!strcmp(argv[1], data_commands[i].name))
+            return data_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "sotu data: unknown subcommand '%s'\n", argv[1]);
+    data_usage(stderr);
+    return SOTU_EXIT_USAGE;
+}

@@ -1,0 +1,622 @@
+#include "coordinator/evaluate_run.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "eval/report.h"
+#include "mpi/mpi_util.h"
+#include "worker/finetune.h"
+
+enum { TAG_EV_HEAD = 42, TAG_EV_SEQ = 43 };
+
+/* ------------------------------------------------------------------------ */
+/* Baselines                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static bool has_name(const char (*names)[32], int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(names[i], name))
+            return true;
+    return false;
+}
+
+/* Copies m's head (K classes) out into w [K, D] and b [K]. */
+static void head_out(const vit_model *m, float *w, float *b)
+{
+    const sotu_tensor_info *tw = &m->table.t[sotu_tensor_find(&m->table, "head.weight")];
+    const sotu_tensor_info *tb = &m->table.t[sotu_tensor_find(&m->table, "head.bias")];
+    memcpy(w, m->params + tw->offset, tw->count * sizeof(float));
+    memcpy(b, m->params + tb->offset, tb->count * sizeof(float));
+}
+
+/* Fine-tunes m (backbone as it is) on task t with a fresh head and cfg's
+ * train.tune, keeping the trained head in w/b; *acc its test accuracy. */
+static sotu_status train_on_task(vit_model *m, const sotu_config *cfg, const sotu_manifest *man,
+                                 int t, const char *what, float *w, float *b, double *acc)
+{
+    sotu_taskset ts = {0};
+    sotu_status st = sotu_taskset_read(man->tasks[t].path, &ts);
+    if (st == SOTU_OK)
+        st = sotu_finetune_reset_head(m, ts.classes, cfg->train.batch_size, cfg->train.seed,
+                                      (uint32_t)t);
+    if (st == SOTU_OK)
+        st = vit_set_trainable(m, cfg->train.tune);
+    char label[128];
+    snprintf(label, sizeof label, "%s %s", what, man->tasks[t].name);
+    sotu_finetune_opts fo = sotu_finetune_opts_default();
+    fo.task = (uint32_t)t;
+    fo.label = label;
+    sotu_finetune_result fr;
+    if (st == SOTU_OK)
+        st = sotu_finetune_run(m, &ts, cfg, &fo, &fr);
+    if (st == SOTU_OK) {
+        head_out(m, w, b);
+        *acc = fr.test_acc;
+    }
+    sotu_taskset_free(&ts);
+    return st;
+}
+
+/* Task t's test accuracy with head w/b on m's backbone. */
+static sotu_status eval_with_head(vit_model *m, const sotu_config *cfg, const sotu_manifest *man,
+                                  int t, const float *w, const float *b, double *acc)
+{
+    sotu_taskset ts = {0};
+    sotu_status st = sotu_taskset_read(man->tasks[t].path, &ts);
+    if (st == SOTU_OK)
+        st = sotu_finetune_reset_head(m, ts.classes, cfg->train.batch_size, 0, (uint32_t)t);
+    if (st == SOTU_OK) {
+        const sotu_tensor_info *tw = &m->table.t[sotu_tensor_find(&m->table, "head.weight")];
+        const sotu_tensor_info *tb = &m->table.t[sotu_tensor_find(&m->table, "head.bias")];
+        memcpy(m->params + tw->offset, w, tw->count * sizeof(float));
+        memcpy(m->params + tb->offset, b, tb->count * sizeof(float));
+        st = sotu_finetune_eval_test(m, &ts, cfg, acc, NULL);
+    }
+    sotu_taskset_free(&ts);
+    return st;
+}
+
+typedef struct {
+    float **w, **b; /* [T] heads */
+    double *acc;    /* [T] */
+} head_set;
+
+static void head_set_free(head_set *h, int T)
+{
+    for (int t = 0; h->w && t < T; t++) {
+        free(h->w[t]);
+        free(h->b[t]);
+    }
+    free(h->w);
+    free(h->b);
+    free(h->acc);
+    memset(h, 0, sizeof *h);
+}
+
+static sotu_status head_set_init(head_set *h, const sotu_manifest *man, int D)
+{
+    int T = man->n_tasks;
+    h->w = calloc((size_t)T, sizeof *h->w);
+    h->b = calloc((size_t)T, sizeof *h->b);
+    h->acc = malloc(sizeof(double) * (size_t)T);
+    if (!h->w || !h->b || !h->acc)
+        return sotu_error(SOTU_ERR_NOMEM, "heads of %d tasks", T);
+    for (int t = 0; t < T; t++) {
+        h->acc[t] = NAN;
+        size_t K = (size_t)man->tasks[t].classes;
+        h->w[t] = malloc(sizeof(float) * K * D);
+        h->b[t] = malloc(sizeof(float) * K);
+        if (!h->w[t] || !h->b[t])
+            return sotu_error(SOTU_ERR_NOMEM, "heads of %d tasks", T);
+    }
+    return SOTU_OK;
+}
+
+/* The sequential chain: one model fine-tuned through the active tasks in
+ * stream order; after task i (a selected row) every active task j <= i is
+ * evaluated with the head it was trained with. A [T*T]. */
+static sotu_status sequential_chain(const sotu_run *run, const int *active, const head_set *h,
+                                    double *A)
+{
+    int T = run->T;
+    vit_model m = {0};
+    sotu_status st = vit_init(&m, &run->vc, run->cfg.train.batch_size);
+    if (st != SOTU_OK)
+        return st;
+    memcpy(m.params, run->theta0, sizeof(float) * run->table.total);
+    for (int i = 0; i < T && st == SOTU_OK; i++) {
+        if (!active[i])
+            continue;
+        double a;
+        double t0 = sotu_now();
+        st = train_on_task(&m, &run->cfg, &run->man, i, "sequential", h->w[i], h->b[i], &a);
+        if (st != SOTU_OK || !sotu_metrics_row_selected(i, T, run->cfg.eval.every))
+            continue;
+        double s = 0;
+        int n = 0;
+        for (int j = 0; j <= i && st == SOTU_OK; j++) {
+            if (!active[j])
+                continue;
+            st = eval_with_head(&m, &run->cfg, &run->man, j, h->w[j], h->b[j],
+                                &A[(size_t)i * T + j]);
+            s += A[(size_t)i * T + j];
+            n++;
+        }
+        if (st == SOTU_OK)
+            SOTU_INFO("sequential baseline: %d/%d tasks trained (%.1fs), mean accuracy on them "
+                      "%.4f", i + 1, T, sotu_now() - t0, s / n);
+    }
+    vit_free(&m);
+    return st;
+}
+
+/* Frozen θ0 with a head trained per active task (train.tune = head), the
+ * tasks shared over ranks [0, workers); heads and accuracies end on rank 0. */
+static sotu_status frozen_heads(const sotu_run *run, const int *active, int rank, int workers,
+                                head_set *h)
+{
+    int T = run->T;
+    sotu_config cfg = run->cfg;
+    snprintf(cfg.train.tune, sizeof cfg.train.tune, "head");
+    sotu_status st = SOTU_OK;
+    int64_t b = 0, e = 0;
+    if (rank < workers)
+        sotu_share(T, rank, workers, &b, &e);
+    vit_model m = {0};
+    for (int64_t t = b; t < e && st == SOTU_OK; t++) {
+        if (!active[t])
+            continue;
+        if (!m.params && (st = vit_init(&m, &run->vc, cfg.train.batch_size)) != SOTU_OK)
+            break;
+        /* The head is the table's tail and m's may have another size by now. */
+        size_t backbone = run->table.t[sotu_tensor_find(&run->table, "head.weight")].offset;
+        memcpy(m.params, run->theta0, sizeof(float) * backbone);
+        st = train_on_task(&m, &cfg, &run->man, (int)t, "frozen", h->w[t], h->b[t], &h->acc[t]);
+        if (st == SOTU_OK)
+            SOTU_INFO("frozen baseline: task %s head trained, accuracy %.4f",
+                      run->man.tasks[t].name, h->acc[t]);
+    }
+    vit_free(&m);
+    return st;
+}
+
+/* Sends the frozen heads of [b, e) to rank 0, which receives them in task
+ * order (one message per task: acc, weight, bias). */
+static sotu_status gather_heads(const sotu_run *run, const int *active, int rank, int workers,
+                                head_set *h)
+{
+    int T = run->T, D = run->vc.dim;
+    sotu_status st = SOTU_OK;
+    sotu_mpi_buffer buf = {0};
+    for (int t = 0; t < T; t++) {
+        if (!active[t])
+            continue;
+        int owner = sotu_share_owner(t, T, workers);
+        if (owner == 0)
+            continue;
+        size_t K = (size_t)run->man.tasks[t].classes, n = 1 + 2 * (K * D + K);
+        if (rank == owner) {
+            float *msg = malloc(sizeof(float) * n);
+            if (!msg)
+                sotu_mpi_fail(MPI_ERR_NO_MEM, "frozen head message", __FILE__, __LINE__);
+            msg[0] = 0;
+            double a = h->acc[t];
+            memcpy(msg, &a, sizeof a);
+            memcpy(msg + 2, h->w[t], sizeof(float) * K * D);
+            memcpy(msg + 2 + K * D, h->b[t], sizeof(float) * K);
+            sotu_mpi_send_bytes(msg, sizeof(float) * (2 + K * D + K), 0, TAG_EV_HEAD);
+            free(msg);
+        } else if (rank == 0) {
+            if ((st = sotu_mpi_recv_any(&buf, owner, TAG_EV_HEAD, NULL, NULL)) != SOTU_OK)
+                break;
+            if (buf.len != sizeof(float) * (2 + K * D + K)) {
+                st = sotu_error(SOTU_ERR_INTERNAL, "frozen head of task %d: %zu bytes", t,
+                                buf.len);
+                break;
+            }
+            const float *msg = buf.data;
+            memcpy(&h->acc[t], msg, sizeof(double));
+            memcpy(h->w[t], msg + 2, sizeof(float) * K * D);
+            memcpy(h->b[t], msg + 2 + K * D, sizeof(float) * K);
+        }
+    }
+    sotu_mpi_buffer_free(&buf);
+    return st;
+}
+
+typedef struct {
+    sotu_run *run;
+    double keep;     /* 0: θ0 (frozen) */
+} backbone_ctx;
+
+static sotu_status backbone_merge(void *ctx, int row, float *params)
+{
+    backbone_ctx *c = ctx;
+    if (c->keep <= 0) {
+        memcpy(params, c->run->theta0, sizeof(float) * c->run->table.total);
+        return SOTU_OK;
+    }
+    return sotu_run_merge_prefix(c->run, c->keep, row + 1, params, NULL);
+}
+
+static json_t *matrix_json(const double *A, int T)
+{
+    json_t *rows = json_array();
+    for (int i = 0; i < T; i++) {
+        json_t *r = json_array();
+        for (int j = 0; j < T; j++)
+            json_array_append_new(r, isnan(A[(size_t)i * T + j]) ? json_null()
+                                                                 : json_real(A[(size_t)i * T + j]));
+        json_array_append_new(rows, r);
+    }
+    return rows;
+}
+
+static json_t *num_or_null(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
+
+static void log_method(sotu_run *run, const sotu_eval_method *m)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "method", json_string(m->name));
+    json_object_set_new(o, "keep", num_or_null(m->keep));
+    json_object_set_new(o, "seconds", json_real(m->seconds));
+    json_object_set_new(o, "ridge_lambda", num_or_null(m->lambda));
+    json_t *cls = json_object();
+    for (int c = 0; c < SOTU_EV_N; c++) {
+        if (!m->acc[c])
+            continue;
+        const sotu_cl_metrics *x = &m->metrics[c];
+        json_t *v = json_object();
+        json_object_set_new(v, "setting", json_string(sotu_eval_classifier_til(c) ? "task-incremental"
+                                                                              : "class-incremental"));
+        json_object_set_new(v, "final_avg_acc", num_or_null(x->final_avg_acc));
+        json_object_set_new(v, "avg_inc_acc", num_or_null(x->avg_inc_acc));
+        json_object_set_new(v, "forgetting", num_or_null(x->forgetting));
+        json_object_set_new(v, "bwt", num_or_null(x->bwt));
+        json_object_set_new(v, "acc_matrix", matrix_json(m->acc[c], run->T));
+        json_object_set_new(cls, sotu_eval_classifier_name(c), v);
+    }
+    json_object_set_new(o, "classifiers", cls);
+    sotu_run_metric(run, "evaluation", o);
+}
+
+/* Evaluates one merged/frozen method with sotu_evaluate_matrices. */
+static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_report *rep,
+                               const char *name, double keep, bool frozen, bool last_row_only,
+                               const bool *active, float *const *hw, float *const *hb,
+                               const bool want[SOTU_EV_N])
+{
+    sotu_status st = SOTU_OK;
+    sotu_eval_method *m = NULL;
+    double *acc[SOTU_EV_N] = {0};
+    if (rank == 0) {
+        m = sotu_eval_report_add(rep, name, frozen ? NAN : keep, want);
+        if (!m)
+            st = SOTU_ERR_NOMEM;
+        else
+            memcpy(acc, m->acc, sizeof acc);
+    }
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
+        return st;
+    double t0 = sotu_now();
+    backbone_ctx bc = {run, frozen ? 0 : keep};
+    sotu_eval_input in = {
+        .vc = &run->vc,
+        .n_params = run->table.total,
+        .man = &run->man,
+        .cfg = &run->cfg,
+        .active = active,
+        .head_w = hw,
+        .head_b = hb,
+        .backbone = backbone_merge,
+        .ctx = &bc,
+        .last_row_only = last_row_only,
+        .label = name,
+    };
+    memcpy(in.want, want, sizeof in.want);
+    double lambda;
+    st = sotu_evaluate_matrices(&in, rank, nranks, acc, &lambda);
+    if (st == SOTU_OK && rank == 0) {
+        m->lambda = lambda;
+        m->last_row_only = last_row_only;
+        m->seconds = sotu_now() - t0;
+        sotu_eval_method_finish(m, run->T);
+        log_method(run, m);
+        SOTU_INFO("evaluation %s: task-incremental %.4f, class-incremental NCM %.4f, ridge %.4f "
+                  "(final average accuracy, %.1fs)", name,
+                  m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc, m->metrics[SOTU_EV_NCM].final_avg_acc,
+                  m->metrics[SOTU_EV_RIDGE].final_avg_acc, m->seconds);
+    }
+    return st;
+}
+
+sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_report *rep)
+{
+    const sotu_config *cfg = &run->cfg;
+    int T = run->T;
+    double t_start = sotu_now();
+    memset(rep, 0, sizeof *rep);
+    rep->T = T;
+    bool want[SOTU_EV_N] = {0};
+    for (int i = 0; i < cfg->eval.n_classifiers; i++) {
+        const char *c = cfg->eval.classifiers[i];
+        if (!strcmp(c, "task_heads"))
+            want[SOTU_EV_TASK_HEADS] = true;
+        else if (!strcmp(c, "ncm"))
+            want[SOTU_EV_NCM] = want[SOTU_EV_NCM_TIL] = true;
+        else if (!strcmp(c, "ridge"))
+            want[SOTU_EV_RIDGE] = want[SOTU_EV_RIDGE_TIL] = true;
+    }
+    const char (*bl)[32] = cfg->eval.baselines;
+    int nb = cfg->eval.n_baselines;
+    bool b_ft = has_name(bl, nb, "finetuned"), b_frozen = has_name(bl, nb, "frozen"),
+         b_dense = has_name(bl, nb, "dense") && run->keep_ship >= 1.0,
+         b_seq = has_name(bl, nb, "sequential");
+
+    sotu_status st = SOTU_OK;
+    int *active_i = calloc((size_t)T, sizeof *active_i);
+    bool *active = calloc((size_t)T, sizeof *active);
+    float **hw = calloc((size_t)T, sizeof *hw), **hb = calloc((size_t)T, sizeof *hb);
+    head_set frozen = {0}, seq = {0};
+    double *seq_acc = NULL;
+    if (!active_i || !active || !hw || !hb)
+        st = sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", T);
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
+        goto cleanup;
+    for (int t = 0; rank == 0 && t < T; t++) {
+        active_i[t] = run->tasks[t].done;
+        active[t] = run->tasks[t].done;
+        hw[t] = run->tasks[t].head_weight;
+        hb[t] = run->tasks[t].head_bias;
+    }
+    if (nranks > 1)
+        sotu_mpi_bcast_bytes(active_i, sizeof(int) * (size_t)T, 0);
+
+    /* Baselines that train: frozen heads over ranks [0, workers), the
+     * sequential chain on the last rank (after the frozen share when alone). */
+    if (b_frozen || b_seq) {
+        int workers = b_seq && nranks > 1 ? nranks - 1 : nranks;
+        if (b_frozen)
+            st = head_set_init(&frozen, &run->man, run->vc.dim);
+        if (st == SOTU_OK && b_seq)
+            st = head_set_init(&seq, &run->man, run->vc.dim);
+        if (st == SOTU_OK && b_seq && (rank == nranks - 1 || rank == 0)) {
+            seq_acc = malloc(sizeof(double) * (size_t)T * T);
+            if (!seq_acc)
+                st = sotu_error(SOTU_ERR_NOMEM, "sequential accuracy matrix");
+            for (size_t i = 0; seq_acc && i < (size_t)T * T; i++)
+                seq_acc[i] = NAN;
+        }
+        if (!sotu_mpi_all_ok(&st, nranks, "baselines"))
+            goto cleanup;
+        if (rank == 0)
+            SOTU_INFO("baselines: %s%s(%d ranks)", b_frozen ? "frozen heads " : "",
+                      b_seq ? "sequential chain " : "", nranks);
+        if (b_frozen)
+            st = frozen_heads(run, active_i, rank, workers, &frozen);
+        if (st == SOTU_OK && b_seq && rank == nranks - 1)
+            st = sequential_chain(run, active_i, &seq, seq_acc);
+        if (!sotu_mpi_all_ok(&st, nranks, "baselines"))
+            goto cleanup;
+        if (b_frozen && nranks > 1)
+            st = gather_heads(run, active_i, rank, workers, &frozen);
+        if (st == SOTU_OK && b_seq && nranks > 1) {
+            if (rank == nranks - 1)
+                sotu_mpi_send_bytes(seq_acc, sizeof(double) * (size_t)T * T, 0, TAG_EV_SEQ);
+            else if (rank == 0)
+                SOTU_MPI_CHECK(MPI_Recv(seq_acc, T * T, MPI_DOUBLE, nranks - 1, TAG_EV_SEQ,
+                                        sotu_mpi_comm(), MPI_STATUS_IGNORE));
+        }
+        if (!sotu_mpi_all_ok(&st, nranks, "baselines"))
+            goto cleanup;
+    }
+
+    st = eval_method(run, rank, nranks, rep, "sotu", run->keeps[0], false, false, active, hw, hb,
+                     want);
+    if (st == SOTU_OK && b_dense)
+        st = eval_method(run, rank, nranks, rep, "dense", 1.0, false, false, active, hw, hb, want);
+    if (st == SOTU_OK && b_frozen)
+        st = eval_method(run, rank, nranks, rep, "frozen", 0, true, false, active, frozen.w,
+                         frozen.b, want);
+    for (int k = 1; st == SOTU_OK && k < run->n_keeps; k++) {
+        if (run->keeps[k] > run->keep_ship)
+            continue;
+        char name[32];
+        snprintf(name, sizeof name, "sotu@%.6g", run->keeps[k]);
+        st = eval_method(run, rank, nranks, rep, name, run->keeps[k], false, true, active, hw, hb,
+                         want);
+    }
+    if (st != SOTU_OK || rank != 0)
+        goto cleanup;
+
+    bool heads_only[SOTU_EV_N] = {[SOTU_EV_TASK_HEADS] = true};
+    if (b_seq) {
+        sotu_eval_method *m = sotu_eval_report_add(rep, "sequential", NAN, heads_only);
+        if (!m) {
+            st = SOTU_ERR_NOMEM;
+            goto cleanup;
+        }
+        memcpy(m->acc[SOTU_EV_TASK_HEADS], seq_acc, sizeof(double) * (size_t)T * T);
+        sotu_eval_method_finish(m, T);
+        log_method(run, m);
+    }
+    if (b_ft) {
+        sotu_eval_method *m = sotu_eval_report_add(rep, "finetuned", NAN, heads_only);
+        if (!m) {
+            st = SOTU_ERR_NOMEM;
+            goto cleanup;
+        }
+        for (int i = 0; i < T; i++)
+            for (int j = 0; j <= i; j++)
+                if (active[j] && sotu_metrics_row_selected(i, T, cfg->eval.every))
+                    m->acc[SOTU_EV_TASK_HEADS][(size_t)i * T + j] =
+                        run->tasks[j].report.finetuned_acc;
+        sotu_eval_method_finish(m, T);
+        log_method(run, m);
+    }
+    rep->seconds = sotu_now() - t_start;
+
+cleanup:
+    head_set_free(&frozen, T);
+    head_set_free(&seq, T);
+    free(seq_acc);
+    free(active_i);
+    free(active);
+    free(hw);
+    free(hb);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* After a run                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    const float *merged;
+    size_t n;
+} fixed_ctx;
+
+static sotu_status backbone_fixed(void *ctx, int row, float *params)
+{
+    const fixed_ctx *c = ctx;
+    (void)row;
+    memcpy(params, c->merged, sizeof(float) * c->n);
+    return SOTU_OK;
+}
+
+sotu_status sotu_evaluate_heads(const sotu_run *run, const float *merged, int rank, int nranks,
+                                double *acc)
+{
+    int T = run->T;
+    bool *active = calloc((size_t)T, sizeof *active);
+    float **hw = calloc((size_t)T, sizeof *hw), **hb = calloc((size_t)T, sizeof *hb);
+    double *A = rank == 0 ? malloc(sizeof(double) * (size_t)T * T) : NULL;
+    sotu_status st = active && hw && hb && (rank != 0 || A)
+                         ? SOTU_OK
+                         : sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", T);
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
+        goto cleanup;
+    for (int t = 0; rank == 0 && t < T; t++) {
+        active[t] = run->tasks[t].done;
+        hw[t] = run->tasks[t].head_weight;
+        hb[t] = run->tasks[t].head_bias;
+    }
+    fixed_ctx fc = {merged, run->table.total};
+    sotu_eval_input in = {
+        .vc = &run->vc,
+        .n_params = run->table.total,
+        .man = &run->man,
+        .cfg = &run->cfg,
+        .active = active,
+        .head_w = hw,
+        .head_b = hb,
+        .backbone = backbone_fixed,
+        .ctx = &fc,
+        .last_row_only = true,
+        .want = {[SOTU_EV_TASK_HEADS] = true},
+        .label = "task heads",
+    };
+    double *acc_m[SOTU_EV_N] = {[SOTU_EV_TASK_HEADS] = A};
+    st = sotu_evaluate_matrices(&in, rank, nranks, acc_m, NULL);
+    if (st == SOTU_OK && rank == 0)
+        memcpy(acc, A + (size_t)(T - 1) * T, sizeof(double) * (size_t)T);
+cleanup:
+    free(active);
+    free(hw);
+    free(hb);
+    free(A);
+    return st;
+}
+
+static const char *const figure_names[] = {"final_avg_acc", "avg_inc_acc", "forgetting", "bwt"};
+
+static double figure_value(const sotu_cl_metrics *x, int k)
+{
+    return k == 0 ? x->final_avg_acc : k == 1 ? x->avg_inc_acc : k == 2 ? x->forgetting : x->bwt;
+}
+
+sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_merge_stats *stats,
+                                const sotu_eval_report *rep, int nranks, double seconds,
+                                double *acc)
+{
+    int T = run->T;
+    const sotu_eval_method *s = sotu_eval_report_find(rep, "sotu");
+    const double *A = s ? s->acc[SOTU_EV_TASK_HEADS] : NULL;
+    for (int t = 0; t < T; t++)
+        acc[t] = A && s->metrics[SOTU_EV_TASK_HEADS].last_row >= 0
+                     ? A[(size_t)s->metrics[SOTU_EV_TASK_HEADS].last_row * T + t]
+                     : NAN;
+    int cap = 4 + rep->n_methods * SOTU_EV_N * 4;
+    sotu_checkpoint_figure *fig = calloc((size_t)cap, sizeof *fig);
+    char (*names)[64] = calloc((size_t)cap, sizeof *names);
+    const char **task_names = calloc((size_t)T, sizeof *task_names);
+    const char **status = calloc((size_t)T, sizeof *status);
+    int *classes = calloc((size_t)T, sizeof *classes);
+    double *ft = calloc((size_t)T, sizeof *ft);
+    sotu_status st = SOTU_OK;
+    if (!fig || !names || !task_names || !status || !classes || !ft) {
+        st = sotu_error(SOTU_ERR_NOMEM, "evaluation outputs");
+        goto cleanup;
+    }
+    int n = 0;
+    for (int k = 0; s && k < 4; k++) {
+        fig[n] = (sotu_checkpoint_figure){figure_names[k],
+                                          figure_value(&s->metrics[SOTU_EV_TASK_HEADS], k)};
+        n++;
+    }
+    for (int i = 0; i < rep->n_methods; i++)
+        for (int c = 0; c < SOTU_EV_N; c++) {
+            if (!rep->methods[i].acc[c])
+                continue;
+            for (int k = 0; k < 4; k++) {
+                snprintf(names[n], sizeof names[n], "%s_%s_%s", rep->methods[i].name,
+                         sotu_eval_classifier_name(c), figure_names[k]);
+                fig[n] = (sotu_checkpoint_figure){names[n],
+                                                  figure_value(&rep->methods[i].metrics[c], k)};
+                n++;
+            }
+        }
+    st = sotu_run_write_checkpoint_eval(run, NULL, merged, stats, A, n, fig);
+    if (st != SOTU_OK)
+        goto cleanup;
+    for (int t = 0; t < T; t++) {
+        task_names[t] = run->man.tasks[t].name;
+        status[t] = sotu_run_task_status(run, t);
+        classes[t] = run->man.tasks[t].classes;
+        ft[t] = run->tasks[t].done ? run->tasks[t].report.finetuned_acc : NAN;
+    }
+    char note[SOTU_PATH_MAX + 64] = "";
+    if (run->merging)
+        snprintf(note, sizeof note, "Merged by sotu merge from the deltas in %s.",
+                 run->deltas_dir);
+    sotu_report_info info = {
+        .title = run->title[0] ? run->title : run->dir,
+        .note = note[0] ? note : NULL,
+        .T = T,
+        .task_names = task_names,
+        .status = status,
+        .classes = classes,
+        .finetuned = ft,
+        .keep = run->keeps[0],
+        .merge_mode = sotu_merge_mode_name(run->mode),
+        .collision_rate = stats ? stats->collision_rate : NAN,
+        .seconds = seconds,
+        .ranks = nranks,
+    };
+    st = sotu_report_write(run->dir, &info, rep);
+cleanup:
+    free(fig);
+    free(names);
+    free(task_names);
+    free(status);
+    free(classes);
+    free(ft);
+    return st;
+}
