@@ -1,7 +1,11 @@
 /* A pre-norm Vision Transformer (timm's ViT) in C over OpenBLAS.
  *
  * Read top to bottom: the kernels, each a *_forward / *_backward pair, then
- * the model's structs, then its life cycle (init, forward, backward, ...).
+ * the model's structs (its tensors by name, its activations), then its life
+ * cycle (init, forward, backward, ...). forward and backward run the blocks
+ * through block_forward / block_backward, which hold the math; where backward
+ * stops (partial training) is decided outside them (block_reach), and the
+ * last block's class-token shortcut is one flag (cls_only).
  *
  * Dimensions (vit.h): B batch, C channels, S image side, P patch,
  * G = S/P, N = G*G patches, T = N+1 tokens, D width, H heads, hd = D/H,
@@ -427,18 +431,73 @@ void vit_pool_backward(float *dx, const float *dout, int B, int T, int D)
 /* The model's structs                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* Tensor indices in the table (forward order): embedding, blocks, head. */
+/* Tensor indices in the table (forward order): embedding, blocks, head.
+ * Backward reads them only to know how far down something still trains. */
 enum { VIT_CLS, VIT_POS, VIT_PATCH_W, VIT_PATCH_B, VIT_BLOCK0 };
 enum {
     VIT_N1_W, VIT_N1_B, VIT_QKV_W, VIT_QKV_B, VIT_PROJ_W, VIT_PROJ_B,
     VIT_N2_W, VIT_N2_B, VIT_FC1_W, VIT_FC1_B, VIT_FC2_W, VIT_FC2_B, VIT_PER_BLOCK
 };
 
+/* Table index of block l's first tensor (l = L: the final norm's). */
+static int block_first(int l)
+{
+    return VIT_BLOCK0 + l * VIT_PER_BLOCK;
+}
+
+/* One block's tensors (timm's blocks.l.*), pointers into params or grads. */
+typedef struct {
+    float *ln1w, *ln1b; /* [D] norm1 */
+    float *qkvw;        /* [3D, D] attn.qkv */
+    float *qkvb;        /* [3D] */
+    float *projw;       /* [D, D] attn.proj */
+    float *projb;       /* [D] */
+    float *ln2w, *ln2b; /* [D] norm2 */
+    float *fc1w;        /* [F, D] mlp.fc1 */
+    float *fc1b;        /* [F] */
+    float *fc2w;        /* [D, F] mlp.fc2 */
+    float *fc2b;        /* [D] */
+} vit_block_tensors;
+
+/* The model's tensors by name, pointing into params or grads at their table
+ * offsets (the table keeps timm's order, blocks one after another). In a
+ * gradient view a frozen tensor's pointer is NULL, which the kernels skip. */
+typedef struct {
+    float *cls;                /* [D] cls_token */
+    float *pos;                /* [T, D] pos_embed */
+    float *patchw;             /* [D, CPP] patch_embed.proj */
+    float *patchb;             /* [D] */
+    vit_block_tensors *blocks; /* [L] */
+    float *lnfw, *lnfb;        /* [D] final norm */
+    float *headw;              /* [K, D] head */
+    float *headb;              /* [K] */
+} vit_tensors;
+
+/* Layer l's slices of the activations kept for backward (R = B in the last
+ * block from attention's output on, B*T elsewhere). */
+typedef struct {
+    float *ln1;      /* [B, T, D] */
+    float *ln1_mean; /* [B, T] */
+    float *ln1_rstd; /* [B, T] */
+    float *qkv;      /* [B, T, 3D] */
+    float *att;      /* [B, H, Tq, T] */
+    float *atty;     /* [R, D] attention output before proj */
+    float *res1;     /* [R, D] x + attn */
+    float *ln2;      /* [R, D] */
+    float *ln2_mean; /* [R] */
+    float *ln2_rstd; /* [R] */
+    float *fch;      /* [R, F] fc1 output, then GELU's derivative there */
+    float *fch_gelu; /* [R, F] */
+    float *res2;     /* [R, D] block output */
+} vit_block_acts;
+
 struct vit_acts {
     float *block;    /* the one allocation everything below points into */
     int B;           /* images in the last forward */
     bool has_labels; /* the last forward computed a loss */
     int32_t *labels; /* [Bc] of the last forward */
+    vit_tensors p;   /* the parameters by name (set by each forward and backward) */
+    vit_tensors g;   /* their gradients, NULL where frozen (set by each backward) */
     /* forward, kept for backward (Bc = batch_cap) */
     float *patches;  /* [Bc, N, CPP] */
     float *x0;       /* [Bc, T, D] embedded tokens */
@@ -637,14 +696,17 @@ sotu_status vit_init(vit_model *m, const vit_config *cfg, int batch_cap)
     sotu_status st = SOTU_OK;
     m->cfg = *cfg;
     m->batch_cap = batch_cap;
-    int n = VIT_BLOCK0 + VIT_PER_BLOCK * c->depth + 4;
+    int n = block_first(c->depth) + 4;
     m->table.t = calloc((size_t)n, sizeof *m->table.t);
     m->trainable = malloc((size_t)n * sizeof *m->trainable);
     m->acts = calloc(1, sizeof *m->acts);
-    if (!m->table.t || !m->trainable || !m->acts) {
+    if (m->acts)
+        m->acts->p.blocks = calloc(2 * (size_t)c->depth, sizeof *m->acts->p.blocks);
+    if (!m->table.t || !m->trainable || !m->acts || !m->acts->p.blocks) {
         st = sotu_error(SOTU_ERR_NOMEM, "model: cannot allocate the tensor table (%d tensors)", n);
         goto cleanup;
     }
+    m->acts->g.blocks = m->acts->p.blocks + c->depth;
     build_table(&m->table, c);
     assert(m->table.n == n);
     for (int i = 0; i < n; i++)
@@ -722,59 +784,108 @@ void vit_init_random(vit_model *m, uint64_t seed)
     }
 }
 
-#define PARAM(m, i) ((m)->params + (m)->table.t[i].offset)
-#define GRAD(m, i) ((m)->trainable[i] ? (m)->grads + (m)->table.t[i].offset : NULL)
+/* Points t's fields at base + each tensor's offset, in table order; with
+ * trainable, a frozen tensor's pointer is NULL. */
+static void tensors_point(vit_tensors *t, const vit_model *m, float *base, const bool *trainable)
+{
+    const sotu_tensor_info *info = m->table.t;
+    int i = 0;
+#define NEXT() (trainable && !trainable[i] ? (i++, (float *)NULL) : base + info[i++].offset)
+    t->cls = NEXT();
+    t->pos = NEXT();
+    t->patchw = NEXT();
+    t->patchb = NEXT();
+    for (int l = 0; l < m->cfg.depth; l++) {
+        vit_block_tensors *b = &t->blocks[l];
+        b->ln1w = NEXT();
+        b->ln1b = NEXT();
+        b->qkvw = NEXT();
+        b->qkvb = NEXT();
+        b->projw = NEXT();
+        b->projb = NEXT();
+        b->ln2w = NEXT();
+        b->ln2b = NEXT();
+        b->fc1w = NEXT();
+        b->fc1b = NEXT();
+        b->fc2w = NEXT();
+        b->fc2b = NEXT();
+    }
+    t->lnfw = NEXT();
+    t->lnfb = NEXT();
+    t->headw = NEXT();
+    t->headb = NEXT();
+#undef NEXT
+    assert(i == m->table.n);
+}
+
+/* Block l's slices of the activations (each layer's [L, Bc, ...] array). */
+static vit_block_acts block_acts(const vit_model *m, int l)
+{
+    const vit_config *c = &m->cfg;
+    const vit_acts *a = m->acts;
+    size_t G = (size_t)(c->image_size / c->patch), T = G * G + 1, Bc = (size_t)m->batch_cap;
+    size_t lT = Bc * T, lD = lT * c->dim, lF = lT * c->mlp_hidden, lA = Bc * c->heads * T * T;
+    return (vit_block_acts){
+        .ln1 = a->ln1 + l * lD,           .ln1_mean = a->ln1_mean + l * lT,
+        .ln1_rstd = a->ln1_rstd + l * lT, .qkv = a->qkv + l * 3 * lD,
+        .att = a->att + l * lA,           .atty = a->atty + l * lD,
+        .res1 = a->res1 + l * lD,         .ln2 = a->ln2 + l * lD,
+        .ln2_mean = a->ln2_mean + l * lT, .ln2_rstd = a->ln2_rstd + l * lT,
+        .fch = a->fch + l * lF,           .fch_gelu = a->fch_gelu + l * lF,
+        .res2 = a->res2 + l * lD,
+    };
+}
+
+/* Block l, pre-norm:
+ *   res1 = x + proj(attention(qkv(norm1(x))))
+ *   res2 = res1 + fc2(gelu(fc1(norm2(res1))))
+ * for x [B, T, D]. With cls_only (the last block) attention queries with the
+ * class token alone and the rest runs on its B rows (x's class tokens the
+ * residual), as nothing else reaches the head. Returns res2: [B, T, D], or
+ * [B, D] with cls_only. */
+static const float *block_forward(vit_model *m, int l, const float *x, int B, bool cls_only)
+{
+    const vit_config *c = &m->cfg;
+    vit_acts *a = m->acts;
+    const vit_block_tensors *p = &a->p.blocks[l];
+    vit_block_acts s = block_acts(m, l);
+    int G = c->image_size / c->patch, T = G * G + 1, D = c->dim, F = c->mlp_hidden;
+    int BT = B * T, Tq = cls_only ? 1 : T, R = B * Tq;
+
+    vit_layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, x, p->ln1w, p->ln1b, BT, D);
+    nn_matmul_forward(s.qkv, s.ln1, p->qkvw, p->qkvb, NULL, BT, D, 3 * D);
+    vit_attention_forward(s.atty, s.att, s.qkv, B, T, Tq, D, c->heads);
+    if (cls_only) {
+        vit_pool_forward(a->cls, x, B, T, D);
+        x = a->cls;
+    }
+    nn_matmul_forward(s.res1, s.atty, p->projw, p->projb, x, R, D, D);
+    vit_layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.res1, p->ln2w, p->ln2b, R, D);
+    nn_matmul_forward(s.fch, s.ln2, p->fc1w, p->fc1b, NULL, R, D, F);
+    vit_gelu_forward(s.fch_gelu, s.fch, s.fch, (int64_t)R * F);
+    nn_matmul_forward(s.res2, s.fch_gelu, p->fc2w, p->fc2b, s.res1, R, F, D);
+    return s.res2;
+}
 
 float vit_forward(vit_model *m, const float *images, const int32_t *labels, int B)
 {
     assert(B > 0 && B <= m->batch_cap);
     const vit_config *c = &m->cfg;
     vit_acts *a = m->acts;
-    int G = c->image_size / c->patch, N = G * G, T = N + 1, D = c->dim, H = c->heads;
-    int F = c->mlp_hidden, K = c->classes, CPP = c->channels * c->patch * c->patch;
-    int BT = B * T;
-    size_t Bc = (size_t)m->batch_cap, lD = Bc * T * D, lT = Bc * T, lF = Bc * T * F;
-    size_t lA = Bc * H * T * T;
+    const vit_tensors *p = &a->p;
+    int G = c->image_size / c->patch, N = G * G, D = c->dim, K = c->classes;
+    int CPP = c->channels * c->patch * c->patch;
+    tensors_point(&a->p, m, m->params, NULL);
 
     vit_im2col(a->patches, images, B, c->channels, c->image_size, c->patch);
-    vit_embed_forward(a->x0, a->dln, a->patches, PARAM(m, VIT_PATCH_W), PARAM(m, VIT_PATCH_B),
-                      PARAM(m, VIT_CLS), PARAM(m, VIT_POS), B, N, CPP, D);
-    /* In the last block only the class token's output reaches the head, so
-     * from its attention on the block runs on B class-token rows (Tq = 1). */
+    vit_embed_forward(a->x0, a->dln, a->patches, p->patchw, p->patchb, p->cls, p->pos, B, N, CPP,
+                      D);
     const float *x = a->x0;
-    for (int l = 0; l < c->depth; l++) {
-        int p0 = VIT_BLOCK0 + l * VIT_PER_BLOCK;
-        bool last = l == c->depth - 1;
-        int Tq = last ? 1 : T, R = B * Tq;
-        float *ln1 = a->ln1 + l * lD, *qkv = a->qkv + l * 3 * lD, *att = a->att + l * lA;
-        float *atty = a->atty + l * lD, *res1 = a->res1 + l * lD, *ln2 = a->ln2 + l * lD;
-        float *fch = a->fch + l * lF, *fch_gelu = a->fch_gelu + l * lF;
-        float *res2 = a->res2 + l * lD;
-        vit_layernorm_forward(ln1, a->ln1_mean + l * lT, a->ln1_rstd + l * lT, x,
-                              PARAM(m, p0 + VIT_N1_W), PARAM(m, p0 + VIT_N1_B), BT, D);
-        nn_matmul_forward(qkv, ln1, PARAM(m, p0 + VIT_QKV_W), PARAM(m, p0 + VIT_QKV_B), NULL,
-                           BT, D, 3 * D);
-        vit_attention_forward(atty, att, qkv, B, T, Tq, D, H);
-        if (last) {
-            vit_pool_forward(a->cls, x, B, T, D);
-            x = a->cls;
-        }
-        nn_matmul_forward(res1, atty, PARAM(m, p0 + VIT_PROJ_W), PARAM(m, p0 + VIT_PROJ_B), x,
-                           R, D, D);
-        vit_layernorm_forward(ln2, a->ln2_mean + l * lT, a->ln2_rstd + l * lT, res1,
-                              PARAM(m, p0 + VIT_N2_W), PARAM(m, p0 + VIT_N2_B), R, D);
-        nn_matmul_forward(fch, ln2, PARAM(m, p0 + VIT_FC1_W), PARAM(m, p0 + VIT_FC1_B), NULL,
-                           R, D, F);
-        vit_gelu_forward(fch_gelu, fch, fch, (int64_t)R * F);
-        nn_matmul_forward(res2, fch_gelu, PARAM(m, p0 + VIT_FC2_W), PARAM(m, p0 + VIT_FC2_B),
-                           res1, R, F, D);
-        x = res2;
-    }
-    int nf = VIT_BLOCK0 + VIT_PER_BLOCK * c->depth;
+    for (int l = 0; l < c->depth; l++)
+        x = block_forward(m, l, x, B, l == c->depth - 1);
     a->top = x;
-    vit_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, PARAM(m, nf), PARAM(m, nf + 1),
-                          B, D);
-    nn_matmul_forward(a->logits, a->lnf, PARAM(m, nf + 2), PARAM(m, nf + 3), NULL, B, D, K);
+    vit_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, p->lnfw, p->lnfb, B, D);
+    nn_matmul_forward(a->logits, a->lnf, p->headw, p->headb, NULL, B, D, K);
 
     a->B = B;
     a->has_labels = labels != NULL;
@@ -796,89 +907,113 @@ static int first_trainable(const vit_model *m)
     return m->table.n;
 }
 
+/* How far a block's backward reaches: a layer's input gradient is computed
+ * only while the layer below it, or anything before, trains. */
+typedef struct {
+    bool fc1;  /* into fc1's output (through GELU) */
+    bool ln2;  /* into norm2's output */
+    bool res1; /* into res1, past norm2: the attention half runs */
+    bool attn; /* into attention's output and qkv */
+    bool ln1;  /* into norm1's output */
+    bool x;    /* into the block input: an earlier block or the embedding trains */
+} block_reach;
+
+/* from: the first trainable tensor's index relative to the block's first
+ * (negative when something before the block trains). */
+static block_reach block_reach_from(int from)
+{
+    return (block_reach){.fc1 = from <= VIT_FC1_B,
+                         .ln2 = from <= VIT_N2_B,
+                         .res1 = from < VIT_N2_W,
+                         .attn = from <= VIT_QKV_B,
+                         .ln1 = from <= VIT_N1_B,
+                         .x = from < VIT_N1_W};
+}
+
+/* Backward of block_forward, adding into the gradients of a->g.blocks[l].
+ * dr holds d(res2) on entry: [B, D] (a->dcls) in the cls_only block,
+ * [B, T, D] (a->dres) elsewhere. On return a->dres holds d(x) [B, T, D]
+ * when reach.x. */
+static void block_backward(vit_model *m, int l, const float *x, float *dr, int B, bool cls_only,
+                           block_reach reach)
+{
+    const vit_config *c = &m->cfg;
+    vit_acts *a = m->acts;
+    const vit_block_tensors *p = &a->p.blocks[l], *g = &a->g.blocks[l];
+    vit_block_acts s = block_acts(m, l);
+    int G = c->image_size / c->patch, T = G * G + 1, D = c->dim, H = c->heads, F = c->mlp_hidden;
+    int BT = B * T, Tq = cls_only ? 1 : T, R = B * Tq;
+
+    /* dr holds d(res2); res2 = res1 + fc2(gelu(fc1(norm2(res1)))). */
+    nn_matmul_backward(reach.fc1 ? a->dfch : NULL, g->fc2w, g->fc2b, dr, s.fch_gelu, p->fc2w,
+                       a->wscratch, R, F, D);
+    if (reach.fc1) {
+        vit_gelu_backward(a->dfch, s.fch, a->dfch, (int64_t)R * F);
+        nn_matmul_backward(reach.ln2 ? a->dln : NULL, g->fc1w, g->fc1b, a->dfch, s.ln2, p->fc1w,
+                           a->wscratch, R, D, F);
+    }
+    if (reach.ln2)
+        vit_layernorm_backward(reach.res1 ? dr : NULL, g->ln2w, g->ln2b, a->dln, s.res1, p->ln2w,
+                               s.ln2_mean, s.ln2_rstd, R, D);
+    if (!reach.res1)
+        return;
+
+    /* dr holds d(res1); res1 = x + proj(attention(qkv(norm1(x)))). */
+    nn_matmul_backward(reach.attn ? a->datty : NULL, g->projw, g->projb, dr, s.atty, p->projw,
+                       a->wscratch, R, D, D);
+    if (cls_only) {
+        memset(a->dres, 0, (size_t)BT * D * sizeof(float));
+        vit_pool_backward(a->dres, a->dcls, B, T, D);
+    }
+    if (reach.attn) {
+        vit_attention_backward(a->dqkv, a->datt, a->datty, s.qkv, s.att, B, T, Tq, D, H);
+        nn_matmul_backward(reach.ln1 ? a->dln : NULL, g->qkvw, g->qkvb, a->dqkv, s.ln1, p->qkvw,
+                           a->wscratch, BT, D, 3 * D);
+    }
+    if (reach.ln1)
+        vit_layernorm_backward(reach.x ? a->dres : NULL, g->ln1w, g->ln1b, a->dln, x, p->ln1w,
+                               s.ln1_mean, s.ln1_rstd, BT, D);
+}
+
+/* The loss back through the head, the final norm, the blocks and the
+ * embedding, stopping where nothing further down trains. */
 void vit_backward(vit_model *m)
 {
     vit_acts *a = m->acts;
     assert(a->has_labels && "vit_backward needs a forward with labels");
     const vit_config *c = &m->cfg;
-    int B = a->B, G = c->image_size / c->patch, N = G * G, T = N + 1, D = c->dim;
-    int H = c->heads, F = c->mlp_hidden, K = c->classes, L = c->depth;
-    int CPP = c->channels * c->patch * c->patch, BT = B * T;
-    size_t Bc = (size_t)m->batch_cap, lD = Bc * T * D, lT = Bc * T, lF = Bc * T * F;
-    size_t lA = Bc * H * T * T;
-    int ft = first_trainable(m);
-    int nf = VIT_BLOCK0 + VIT_PER_BLOCK * L; /* final norm; head at nf + 2 */
+    const vit_tensors *p = &a->p, *g = &a->g;
+    int B = a->B, G = c->image_size / c->patch, N = G * G, D = c->dim, K = c->classes;
+    int L = c->depth, CPP = c->channels * c->patch * c->patch;
+    /* table indices: the first trainable tensor, the final norm, the head */
+    int ft = first_trainable(m), norm_at = block_first(L), head_at = norm_at + 2;
     if (ft == m->table.n)
         return;
+    tensors_point(&a->p, m, m->params, NULL);
+    tensors_point(&a->g, m, m->grads, m->trainable);
 
     nn_crossentropy_backward(a->dlogits, a->probs, a->labels, m->label_smoothing, B, K);
-    nn_matmul_backward(ft < nf + 2 ? a->dfeat : NULL, GRAD(m, nf + 2), GRAD(m, nf + 3),
-                        a->dlogits, a->lnf, PARAM(m, nf + 2), a->wscratch, B, D, K);
-    if (ft >= nf + 2)
+    nn_matmul_backward(ft < head_at ? a->dfeat : NULL, g->headw, g->headb, a->dlogits, a->lnf,
+                       p->headw, a->wscratch, B, D, K);
+    if (ft >= head_at)
         return;
     /* dcls is d(last block output) [B, D] (class-token rows only). */
     memset(a->dcls, 0, (size_t)B * D * sizeof(float));
-    vit_layernorm_backward(ft < nf ? a->dcls : NULL, GRAD(m, nf), GRAD(m, nf + 1), a->dfeat,
-                           a->top, PARAM(m, nf), a->lnf_mean, a->lnf_rstd, B, D);
-    if (ft >= nf)
+    vit_layernorm_backward(ft < norm_at ? a->dcls : NULL, g->lnfw, g->lnfb, a->dfeat, a->top,
+                           p->lnfw, a->lnf_mean, a->lnf_rstd, B, D);
+    if (ft >= norm_at)
         return;
 
     for (int l = L - 1; l >= 0; l--) {
-        int p0 = VIT_BLOCK0 + l * VIT_PER_BLOCK;
-        if (ft >= p0 + VIT_PER_BLOCK)
-            return;
         bool last = l == L - 1;
-        int Tq = last ? 1 : T, R = B * Tq;
-        const float *x = l == 0 ? a->x0 : a->res2 + (l - 1) * lD;
-        const float *ln1 = a->ln1 + l * lD, *qkv = a->qkv + l * 3 * lD, *att = a->att + l * lA;
-        const float *atty = a->atty + l * lD, *res1 = a->res1 + l * lD;
-        const float *ln2 = a->ln2 + l * lD, *fch = a->fch + l * lF;
-        const float *fch_gelu = a->fch_gelu + l * lF;
-        /* the residual stream's gradient: [B, D] in the last block until
-         * attention, [B, T, D] everywhere else */
-        float *dr = last ? a->dcls : a->dres;
-
-        /* dr holds d(res2); res2 = res1 + fc2(gelu(fc1(ln2(res1)))). */
-        bool mlp_in = ft <= p0 + VIT_FC1_B;
-        nn_matmul_backward(mlp_in ? a->dfch : NULL, GRAD(m, p0 + VIT_FC2_W),
-                            GRAD(m, p0 + VIT_FC2_B), dr, fch_gelu, PARAM(m, p0 + VIT_FC2_W),
-                            a->wscratch, R, F, D);
-        if (mlp_in) {
-            vit_gelu_backward(a->dfch, fch, a->dfch, (int64_t)R * F);
-            nn_matmul_backward(ft <= p0 + VIT_N2_B ? a->dln : NULL, GRAD(m, p0 + VIT_FC1_W),
-                                GRAD(m, p0 + VIT_FC1_B), a->dfch, ln2,
-                                PARAM(m, p0 + VIT_FC1_W), a->wscratch, R, D, F);
-        }
-        if (ft <= p0 + VIT_N2_B)
-            vit_layernorm_backward(ft < p0 + VIT_N2_W ? dr : NULL, GRAD(m, p0 + VIT_N2_W),
-                                   GRAD(m, p0 + VIT_N2_B), a->dln, res1,
-                                   PARAM(m, p0 + VIT_N2_W), a->ln2_mean + l * lT,
-                                   a->ln2_rstd + l * lT, R, D);
-        if (ft > p0 + VIT_PROJ_B)
+        block_reach reach = block_reach_from(ft - block_first(l));
+        const float *x = l == 0 ? a->x0 : block_acts(m, l - 1).res2;
+        block_backward(m, l, x, last ? a->dcls : a->dres, B, last, reach);
+        if (!reach.x)
             return;
-
-        /* dr holds d(res1); res1 = x + proj(attention(qkv(ln1(x)))). */
-        bool attn_in = ft <= p0 + VIT_QKV_B;
-        nn_matmul_backward(attn_in ? a->datty : NULL, GRAD(m, p0 + VIT_PROJ_W),
-                            GRAD(m, p0 + VIT_PROJ_B), dr, atty, PARAM(m, p0 + VIT_PROJ_W),
-                            a->wscratch, R, D, D);
-        if (last) {
-            memset(a->dres, 0, (size_t)BT * D * sizeof(float));
-            vit_pool_backward(a->dres, a->dcls, B, T, D);
-        }
-        if (attn_in) {
-            vit_attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, Tq, D, H);
-            nn_matmul_backward(ft <= p0 + VIT_N1_B ? a->dln : NULL, GRAD(m, p0 + VIT_QKV_W),
-                                GRAD(m, p0 + VIT_QKV_B), a->dqkv, ln1,
-                                PARAM(m, p0 + VIT_QKV_W), a->wscratch, BT, D, 3 * D);
-        }
-        if (ft <= p0 + VIT_N1_B)
-            vit_layernorm_backward(ft < p0 + VIT_N1_W ? a->dres : NULL, GRAD(m, p0 + VIT_N1_W),
-                                   GRAD(m, p0 + VIT_N1_B), a->dln, x, PARAM(m, p0 + VIT_N1_W),
-                                   a->ln1_mean + l * lT, a->ln1_rstd + l * lT, BT, D);
     }
-    vit_embed_backward(GRAD(m, VIT_PATCH_W), GRAD(m, VIT_PATCH_B), GRAD(m, VIT_CLS),
-                       GRAD(m, VIT_POS), a->dln, a->wscratch, a->dres, a->patches, B, N, CPP, D);
+    vit_embed_backward(g->patchw, g->patchb, g->cls, g->pos, a->dln, a->wscratch, a->dres,
+                       a->patches, B, N, CPP, D);
 }
 
 /* In blocks of 64K floats shared among the threads (ViT-B's gradients are
@@ -930,6 +1065,7 @@ void vit_free(vit_model *m)
     if (m->acts) {
         free(m->acts->block);
         free(m->acts->labels);
+        free(m->acts->p.blocks); /* g.blocks lies in the same allocation */
         free(m->acts);
     }
     free(m->table.t);
