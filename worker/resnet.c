@@ -1259,3 +1259,39 @@ void resnet_free(resnet_model *m)
     free(m->trainable);
     memset(m, 0, sizeof *m);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Weights files                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* m's tensors as io/resnet_io.h reads and writes them. */
+static resnet_tensors tensors_of(const resnet_model *m)
+{
+    return (resnet_tensors){.cfg = m->cfg,
+                            .table = &m->table,
+                            .params = m->params,
+                            .buffers = &m->buffers,
+                            .running = m->running,
+                            .num_batches_tracked = m->num_batches_tracked};
+}
+
+sotu_status resnet_weights_write(const char *path, const resnet_model *m)
+{
+    resnet_tensors t = tensors_of(m);
+    return resnet_tensors_write(path, &t);
+}
+
+sotu_status resnet_weights_write_group(int64_t loc, const char *group, const resnet_model *m,
+                                       const char *path_for_errors)
+{
+    resnet_tensors t = tensors_of(m);
+    return resnet_tensors_write_group(loc, group, &t, path_for_errors);
+}
+
+sotu_status resnet_weights_read(const char *path, const char *group, resnet_model *m)
+{
+    resnet_tensors t = tensors_of(m);
+    sotu_status s = resnet_tensors_read(path, group, &t);
+    m->num_batches_tracked = t.num_batches_tracked;
+    return s;
+}
