@@ -1,6 +1,6 @@
 /* `sotu import safetensors IN OUT.h5`: a timm ViT's or a torchvision
  * ResNet-18/34's safetensors weights (one file or a sharded index) as a sotu
- * pretrained weights file (io/weights.h, worker/resnet_io.h). The
+ * pretrained weights file (io/weights.h, io/resnet_io.h). The
  * architecture is inferred from the tensor names and shapes; features the
  * engines do not implement are rejected by name rather than silently
  * dropped. */
@@ -18,7 +18,6 @@
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "worker/resnet.h"
-#include "worker/resnet_io.h"
 #include "worker/vit.h"
 
 static void import_usage(FILE *f)

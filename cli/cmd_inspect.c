@@ -14,7 +14,7 @@
 #include "io/h5util.h"
 #include "io/taskset.h"
 #include "io/weights.h"
-#include "worker/resnet_io.h"
+#include "io/resnet_io.h"
 
 static int verbose(void) { return sotu_log_get_level() >= SOTU_LOG_DEBUG; }
 

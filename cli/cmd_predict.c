@@ -38,7 +38,7 @@
 #include "io/preprocess.h"
 #include "io/taskset.h"
 #include "worker/resnet.h"
-#include "worker/resnet_io.h"
+#include "io/resnet_io.h"
 #include "worker/vit.h"
 
 static void predict_usage(FILE *f)

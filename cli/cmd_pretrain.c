@@ -23,7 +23,6 @@
 #include "io/idx.h"
 #include "io/taskset.h"
 #include "io/weights.h"
-#include "worker/resnet_io.h"
 #include "worker/finetune.h"
 #include "worker/resnet.h"
 #include "worker/vit.h"

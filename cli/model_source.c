@@ -8,7 +8,7 @@
 #include "io/fsutil.h"
 #include "io/h5util.h"
 #include "io/weights.h"
-#include "worker/resnet_io.h"
+#include "worker/resnet.h"
 
 static int find_task(const sotu_checkpoint_info *info, const char *task)
 {

@@ -34,7 +34,7 @@ void sotu_model_head_free(sotu_model_head *h); /* accepts NULL and zeroed */
 sotu_status sotu_model_load(const char *path, const char *task, bool pretrained_head,
                             int batch_cap, vit_model *m, sotu_model_head *head);
 
-/* The same for a ResNet weights file (worker/resnet_io.h: arch "resnet"):
+/* The same for a ResNet weights file (io/resnet_io.h: arch "resnet"):
  * the model of its attributes with its weights, BatchNorm in eval mode.
  * SOTU_ERR_USAGE with a task (pretrained files have no task heads); errors of
  * the readers otherwise. On failure m is freed. */

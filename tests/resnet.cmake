@@ -6,7 +6,7 @@ sotu_add_test(test_resnet_gradcheck SOURCES unit/test_resnet_gradcheck.c LABELS 
 sotu_add_test(test_resnet_kernels SOURCES unit/test_resnet_kernels.c LABELS unit TIMEOUT 60)
 sotu_add_test(test_resnet_model SOURCES unit/test_resnet_model.c LABELS unit TIMEOUT 60)
 
-# ResNet weight files (worker/resnet_io): round trip, bad files, and the
+# ResNet weight files (io/resnet_io): round trip, bad files, and the
 # files loaded into a torchvision-named PyTorch ResNet with strict=True.
 sotu_add_test(test_resnet_io SOURCES unit/test_resnet_io.c LABELS unit TIMEOUT 60)
 sotu_add_script_test(test_resnet_weights_torch

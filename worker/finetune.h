@@ -26,7 +26,7 @@
  * cover the second phase only; H = 0 is the plain loop, bit for bit.
  *
  * Determinism: the same model, data and cfg give bitwise the same weights at
- * any thread count (worker/vit.c, "Threads").
+ * any thread count (worker/nn.c, "Threads").
  *
  * A ResNet trains with BatchNorm in training mode (running statistics
  * updated) and evaluates in eval mode; a last batch of one image, which

@@ -8,16 +8,17 @@
  * CKK = Ci*k*k, W base width, K classes, Cf = 8W features.
  *
  * A convolution is im2col + one sgemm per image, the images shared among
- * the OpenMP threads (OpenBLAS runs single-threaded inside, as in vit.c);
+ * the OpenMP threads (OpenBLAS runs single-threaded inside, worker/nn.h);
  * its weight gradient is summed over fixed groups of images and then the
  * groups in order. Like the ViT's, every kernel gives bitwise the same
- * results at any thread count (vit.c, "Threads"). BatchNorm,
+ * results at any thread count (nn.c, "Threads"). BatchNorm,
  * the CLR depthwise convolution and pooling run parallel over channels or
- * planes. The softmax cross-entropy and the fc layer are the ViT's kernels.
+ * planes. The softmax cross-entropy and the fc layer are nn.h's, shared with the
+ * ViT.
  */
 #include "worker/resnet.h"
 #include "worker/resnet_internal.h"
-#include "worker/vit_internal.h"
+#include "worker/nn.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -34,21 +35,6 @@
 /* ------------------------------------------------------------------------ */
 /* Threads                                                                   */
 /* ------------------------------------------------------------------------ */
-
-/* OpenBLAS runs single-threaded inside the OpenMP loops (see vit.c). */
-static int blas_serial_begin(void)
-{
-    int n = openblas_get_num_threads();
-    if (n > 1)
-        openblas_set_num_threads(1);
-    return n;
-}
-
-static void blas_serial_end(int n)
-{
-    if (n > 1)
-        openblas_set_num_threads(n);
-}
 
 static int batch_threads(int B)
 {
@@ -175,7 +161,7 @@ void resnet_conv_forward(float *out, const float *inp, const float *w, float *sc
     size_t per = conv_col_floats(s);
     size_t in_img = (size_t)s->Ci * s->H * s->W, out_img = (size_t)s->Co * HWo;
     bool pw = conv_pointwise(s);
-    int blas_threads = blas_serial_begin();
+    int blas_threads = nn_blas_serial_begin();
 #pragma omp parallel num_threads(nt)
     {
         float *col = scratch + (size_t)omp_get_thread_num() * per;
@@ -190,7 +176,7 @@ void resnet_conv_forward(float *out, const float *inp, const float *w, float *sc
                         src, HWo, 0.0f, out + b * out_img, HWo);
         }
     }
-    blas_serial_end(blas_threads);
+    nn_blas_serial_end(blas_threads);
 }
 
 void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float *inp,
@@ -202,7 +188,7 @@ void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float
     size_t in_img = (size_t)s->Ci * s->H * s->W, out_img = (size_t)s->Co * HWo;
     float *part = scratch + (size_t)omp_get_max_threads() * ncol; /* [groups, nw] */
     bool pw = conv_pointwise(s);
-    int blas_threads = blas_serial_begin();
+    int blas_threads = nn_blas_serial_begin();
 #pragma omp parallel num_threads(nt)
     {
         float *col = scratch + (size_t)omp_get_thread_num() * ncol;
@@ -235,7 +221,7 @@ void resnet_conv_backward(float *dinp, float *dw, const float *dout, const float
             }
         }
     }
-    blas_serial_end(blas_threads);
+    nn_blas_serial_end(blas_threads);
     if (dw) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < nw; i++) {
@@ -647,7 +633,7 @@ struct resnet_net {
     float *probs;        /* [Bc, K] */
     float *dlogits;      /* [Bc, K] */
     float *dfeat;        /* [Bc, Cf] */
-    float *wscratch;     /* fc's partial weight gradients (vit_matmul_scratch_floats) */
+    float *wscratch;     /* fc's partial weight gradients (nn_matmul_scratch_floats) */
     float *g[4];         /* [Bc * largest activation] gradient buffers */
     float *t[2];         /* [Bc * largest activation] unit-internal gradients */
     float *scratch;      /* convolution scratch, grown to the thread count */
@@ -828,7 +814,7 @@ static size_t net_layout(resnet_model *m, float *base)
     TAKE(net->probs, (size_t)Bc * K);
     TAKE(net->dlogits, (size_t)Bc * K);
     TAKE(net->dfeat, (size_t)Bc * Cf);
-    TAKE(net->wscratch, vit_matmul_scratch_floats(Bc, Cf, K));
+    TAKE(net->wscratch, nn_matmul_scratch_floats(Bc, Cf, K));
     for (int i = 0; i < 4; i++)
         TAKE(net->g[i], largest);
     for (int i = 0; i < 2; i++)
@@ -1059,7 +1045,7 @@ float resnet_forward(resnet_model *m, const float *images, const int32_t *labels
         x = out;
     }
     resnet_avgpool_forward(m->features, x, B, Cf, net->top_hw);
-    vit_matmul_forward(m->logits, m->features, PARAM(m, net->fc_w), PARAM(m, net->fc_b), NULL,
+    nn_matmul_forward(m->logits, m->features, PARAM(m, net->fc_w), PARAM(m, net->fc_b), NULL,
                        B, Cf, K);
     if (m->training)
         m->num_batches_tracked++;
@@ -1070,7 +1056,7 @@ float resnet_forward(resnet_model *m, const float *images, const int32_t *labels
     m->loss = 0.0f;
     if (labels) {
         memcpy(net->labels, labels, (size_t)B * sizeof *labels);
-        m->loss = vit_crossentropy_forward(net->probs, m->logits, labels, m->label_smoothing, B,
+        m->loss = nn_crossentropy_forward(net->probs, m->logits, labels, m->label_smoothing, B,
                                            K);
     }
     return m->loss;
@@ -1130,9 +1116,9 @@ void resnet_backward(resnet_model *m)
     float *scratch = net_scratch(m);
     float **g = net->g;
 
-    vit_crossentropy_backward(net->dlogits, net->probs, net->labels, m->label_smoothing, B, K);
+    nn_crossentropy_backward(net->dlogits, net->probs, net->labels, m->label_smoothing, B, K);
     bool below_fc = ft < net->fc_w;
-    vit_matmul_backward(below_fc ? net->dfeat : NULL, GRAD(m, net->fc_w), GRAD(m, net->fc_b),
+    nn_matmul_backward(below_fc ? net->dfeat : NULL, GRAD(m, net->fc_w), GRAD(m, net->fc_b),
                         net->dlogits, m->features, PARAM(m, net->fc_w), net->wscratch, B, Cf, K);
     if (!below_fc)
         return;
@@ -1272,4 +1258,40 @@ void resnet_free(resnet_model *m)
     free(m->running);
     free(m->trainable);
     memset(m, 0, sizeof *m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Weights files                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* m's tensors as io/resnet_io.h reads and writes them. */
+static resnet_tensors tensors_of(const resnet_model *m)
+{
+    return (resnet_tensors){.cfg = m->cfg,
+                            .table = &m->table,
+                            .params = m->params,
+                            .buffers = &m->buffers,
+                            .running = m->running,
+                            .num_batches_tracked = m->num_batches_tracked};
+}
+
+sotu_status resnet_weights_write(const char *path, const resnet_model *m)
+{
+    resnet_tensors t = tensors_of(m);
+    return resnet_tensors_write(path, &t);
+}
+
+sotu_status resnet_weights_write_group(int64_t loc, const char *group, const resnet_model *m,
+                                       const char *path_for_errors)
+{
+    resnet_tensors t = tensors_of(m);
+    return resnet_tensors_write_group(loc, group, &t, path_for_errors);
+}
+
+sotu_status resnet_weights_read(const char *path, const char *group, resnet_model *m)
+{
+    resnet_tensors t = tensors_of(m);
+    sotu_status s = resnet_tensors_read(path, group, &t);
+    m->num_batches_tracked = t.num_batches_tracked;
+    return s;
 }

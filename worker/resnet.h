@@ -52,22 +52,7 @@
 
 #include "common/status.h"
 #include "common/tensor.h"
-
-typedef enum {
-    RESNET_CLR_NONE,  /* plain ResNet */
-    RESNET_CLR_CONV3, /* "clr": after every convolution that is not 1x1 */
-    RESNET_CLR_ALL,   /* "clr-full": after every convolution */
-} resnet_clr;
-
-typedef struct {
-    int depth;        /* 18 or 34 */
-    int width;        /* W, channels of layer1 (torchvision: 64) */
-    int channels;     /* C of the input images */
-    int image_size;   /* S, square input */
-    int classes;      /* K */
-    bool small_input; /* 3x3/1 conv1 and no max-pool (28x28, 32x32 data) */
-    resnet_clr clr;
-} resnet_config;
+#include "io/resnet_io.h" /* resnet_clr, resnet_config; the weights file format */
 
 typedef struct resnet_net resnet_net; /* layers and activations, internal */
 
@@ -160,5 +145,20 @@ resnet_param_counts resnet_count_params(const resnet_model *m);
 double resnet_train_flops(const resnet_model *m, int B);
 
 void resnet_free(resnet_model *m); /* accepts NULL and zeroed structs */
+
+/* Weights files (the format: io/resnet_io.h). */
+
+/* Writes m's parameters, running statistics and counters to a new file at
+ * path atomically, group "/weights", with the root attributes; on an open
+ * HDF5 file or group id (hid_t as int64_t) the datasets into group, for
+ * checkpoint writers (resnet_tensors_write, resnet_tensors_write_group). */
+sotu_status resnet_weights_write(const char *path, const resnet_model *m);
+sotu_status resnet_weights_write_group(int64_t loc, const char *group, const resnet_model *m,
+                                       const char *path_for_errors);
+
+/* Fills an initialised model's parameters, running statistics and
+ * num_batches_tracked from <group> of path, by resnet_tensors_read's rules
+ * (absent CLR weights the identity, fc kept unless the file's fits). */
+sotu_status resnet_weights_read(const char *path, const char *group, resnet_model *m);
 
 #endif

@@ -1,7 +1,11 @@
 /* A pre-norm Vision Transformer (timm's ViT) in C over OpenBLAS.
  *
  * Read top to bottom: the kernels, each a *_forward / *_backward pair, then
- * the model's structs, then its life cycle (init, forward, backward, ...).
+ * the model's structs (its tensors by name, its activations), then its life
+ * cycle (init, forward, backward, ...). forward and backward run the blocks
+ * through block_forward / block_backward, which hold the math; where backward
+ * stops (partial training) is decided outside them (block_reach), and the
+ * last block's class-token shortcut is one flag (cls_only).
  *
  * Dimensions (vit.h): B batch, C channels, S image side, P patch,
  * G = S/P, N = G*G patches, T = N+1 tokens, D width, H heads, hd = D/H,
@@ -11,13 +15,13 @@
  * among the OpenMP threads); attention runs per (batch, head) as small
  * sgemms, parallel over B*H; element-wise kernels are single fused passes
  * parallel over rows. OpenBLAS itself always runs single-threaded, so one
- * thread pool does all the work (see "Threads").
+ * thread pool does all the work (worker/nn.c, "Threads").
  */
 #include "worker/vit.h"
 #include "worker/vit_internal.h"
+#include "worker/nn.h"
 
 #include <assert.h>
-#include <cblas.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <omp.h>
@@ -77,237 +81,6 @@ SOTU_ISA_INLINE float verff(float x)
     q = q * x2 - 7.37332916720468e-03f;
     q = q * x2 - 1.42647390514189e-02f;
     return x * p / q;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Threads: fixed pieces, so results do not depend on the thread count      */
-/* ------------------------------------------------------------------------ */
-
-/* Every kernel cuts its work into pieces whose bounds follow from the shapes
- * alone, never from the thread count, and computes each output element inside
- * one piece, on one thread, in a fixed order; where pieces meet in a sum (a
- * weight gradient over row chunks) the partial sums are added in piece order.
- * The OpenMP threads take the pieces in any order, and the results are
- * bitwise the same at any thread count (for one build and one BLAS kernel:
- * OpenBLAS picks its kernel by CPU, and a kernel's sums depend on the shape it
- * is called with, so a product cut by the thread count would not be).
- *
- * OpenBLAS runs single-threaded inside the pieces: its multi-threaded sgemm
- * would cut the product by the thread count, and its pthreads pool would spin
- * against the OpenMP threads. */
-static int blas_serial_begin(void)
-{
-    int n = openblas_get_num_threads();
-    if (n > 1)
-        openblas_set_num_threads(1);
-    return n;
-}
-
-static void blas_serial_end(int n)
-{
-    if (n > 1)
-        openblas_set_num_threads(n);
-}
-
-/* cblas_sgemm, row-major. With beta 0, C's M x N block is cleared by memset
- * and sgemm adds onto it: OpenBLAS's own beta-0 pass clears it column by
- * column and costs several times more. */
-static void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
-                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
-{
-    if (beta == 0.0f) {
-        if (ldc == N)
-            memset(C, 0, (size_t)M * N * sizeof *C);
-        else
-            for (int m = 0; m < M; m++)
-                memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof *C);
-    }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc);
-}
-
-/* A product of M x N outputs over K is cut into tiles of about GEMM_TILE_MACS
- * multiply-adds (one sgemm call costs about as much as 50,000 of them), at
- * most GEMM_TILES_MAX; from 16 tiles on their count is a multiple of 16, so
- * 2, 4, 8 or 16 threads share them evenly. */
-#define GEMM_TILE_MACS (4.0 * 1024 * 1024)
-#define GEMM_TILES_MAX 32
-/* A weight gradient is summed over row chunks into partial gradients when
- * they take at most this many floats (vit_matmul_scratch_floats). */
-#define GEMM_SPLIT_FLOATS ((size_t)8 << 20)
-
-static int gemm_tiles(int M, int N, int K)
-{
-    double t = (double)M * N * K / GEMM_TILE_MACS;
-    int n = t < 1 ? 1 : t > GEMM_TILES_MAX ? GEMM_TILES_MAX : (int)t;
-    return n >= 16 ? n & ~15 : n;
-}
-
-/* Bound i of n elements cut into parts: multiples of 16 inside (whole
- * vectors and kernel blocks), 0 and n at the ends; a part may be empty. */
-static int cut(int n, int parts, int i)
-{
-    if (i >= parts)
-        return n;
-    int b = (int)(((int64_t)n * i / parts + 8) & ~(int64_t)15);
-    return b < n ? b : n;
-}
-
-/* The tiles of M x N as rm x rn: rows first, the columns halved while a tile
- * would be more than twice as wide as tall. */
-typedef struct {
-    int M, N, rm, rn;
-} gemm_grid;
-
-static gemm_grid gemm_grid_make(int M, int N, int K)
-{
-    int tiles = gemm_tiles(M, N, K), rn = 1;
-    while (rn < tiles && (double)N / rn > 2.0 * M * rn / tiles)
-        rn *= 2;
-    return (gemm_grid){M, N, (tiles + rn - 1) / rn, rn};
-}
-
-/* Tile t's rows [*m0, *m1) and columns [*n0, *n1); false when empty. */
-static bool gemm_tile(const gemm_grid *g, int t, int *m0, int *m1, int *n0, int *n1)
-{
-    *m0 = cut(g->M, g->rm, t / g->rn);
-    *m1 = cut(g->M, g->rm, t / g->rn + 1);
-    *n0 = cut(g->N, g->rn, t % g->rn);
-    *n1 = cut(g->N, g->rn, t % g->rn + 1);
-    return *m0 < *m1 && *n0 < *n1;
-}
-
-/* C = op(A) op(B) + beta C, row-major, one single-threaded sgemm over all
- * of K per tile of gemm_grid_make. */
-static void sgemm_tiled(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
-                        const float *B, int ldb, float beta, float *C, int ldc)
-{
-    gemm_grid g = gemm_grid_make(M, N, K);
-    int blas_threads = blas_serial_begin();
-#pragma omp parallel for schedule(dynamic, 1) if (g.rm * g.rn > 1)
-    for (int t = 0; t < g.rm * g.rn; t++) {
-        int m0, m1, n0, n1;
-        if (gemm_tile(&g, t, &m0, &m1, &n0, &n1))
-            sgemm(trans_a, trans_b, m1 - m0, n1 - n0, K, 1.0f,
-                  trans_a ? A + m0 : A + (size_t)m0 * lda, lda,
-                  trans_b ? B + (size_t)n0 * ldb : B + n0, ldb, beta, C + (size_t)m0 * ldc + n0,
-                  ldc);
-    }
-    blas_serial_end(blas_threads);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Linear layer: tiled sgemm over all rows                                   */
-/* ------------------------------------------------------------------------ */
-
-/* Each tile writes bias and residual into its block of out first and sgemm
- * adds onto them (beta 1), which also spares OpenBLAS its zeroing pass. */
-void vit_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
-                        const float *residual, int M, int In, int Out)
-{
-    if (!bias && !residual) {
-        sgemm_tiled(false, true, M, Out, In, inp, In, w, In, 0.0f, out, Out);
-        return;
-    }
-    gemm_grid g = gemm_grid_make(M, Out, In);
-    int blas_threads = blas_serial_begin();
-#pragma omp parallel for schedule(dynamic, 1) if (g.rm * g.rn > 1)
-    for (int t = 0; t < g.rm * g.rn; t++) {
-        int m0, m1, n0, n1;
-        if (!gemm_tile(&g, t, &m0, &m1, &n0, &n1))
-            continue;
-        for (int m = m0; m < m1; m++) {
-            float *o = out + (size_t)m * Out;
-            const float *r = residual ? residual + (size_t)m * Out : NULL;
-            if (bias && r)
-                for (int j = n0; j < n1; j++)
-                    o[j] = bias[j] + r[j];
-            else
-                memcpy(o + n0, (bias ? bias : r) + n0, (size_t)(n1 - n0) * sizeof *o);
-        }
-        sgemm(false, true, m1 - m0, n1 - n0, In, 1.0f, inp + (size_t)m0 * In, In,
-              w + (size_t)n0 * In, In, 1.0f, out + (size_t)m0 * Out + n0, Out);
-    }
-    blas_serial_end(blas_threads);
-}
-
-/* Row chunks of a weight gradient summed apart (0: tiled over its outputs). */
-static int weight_grad_chunks(int M, int In, int Out)
-{
-    int chunks = gemm_tiles(Out, In, M);
-    return chunks > 1 && (size_t)chunks * Out * In <= GEMM_SPLIT_FLOATS ? chunks : 0;
-}
-
-/* Enough for any M' <= M rows: the chunks never shrink with more rows. */
-size_t vit_matmul_scratch_floats(int M, int In, int Out)
-{
-    size_t n = (size_t)Out * In, most = (size_t)gemm_tiles(Out, In, M) * n;
-    return most <= n ? 0 : most < GEMM_SPLIT_FLOATS ? most : GEMM_SPLIT_FLOATS;
-}
-
-/* dw [Out, In] += dout^T inp over the M rows. A small weight (few outputs,
- * many rows) takes the rows in fixed chunks, one sgemm each into its own
- * partial gradient in scratch, and adds the chunks in order; a large one is
- * tiled over its outputs, each tile one sgemm over all M rows. */
-static void weight_grad(float *dw, float *scratch, const float *dout, const float *inp, int M,
-                        int In, int Out)
-{
-    int chunks = weight_grad_chunks(M, In, Out);
-    if (!chunks) {
-        sgemm_tiled(true, false, Out, In, M, dout, Out, inp, In, 1.0f, dw, In);
-        return;
-    }
-    size_t n = (size_t)Out * In;
-    int blas_threads = blas_serial_begin();
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int c = 0; c < chunks; c++) {
-        int m0 = cut(M, chunks, c), m1 = cut(M, chunks, c + 1);
-        sgemm(true, false, Out, In, m1 - m0, 1.0f, dout + (size_t)m0 * Out, Out,
-              inp + (size_t)m0 * In, In, 0.0f, scratch + (size_t)c * n, In);
-    }
-    blas_serial_end(blas_threads);
-    /* dw += ((p0 + p1) + p2) + ..., by blocks that stay in L1 */
-#pragma omp parallel for schedule(static)
-    for (size_t i0 = 0; i0 < n; i0 += 4096) {
-        size_t len = n - i0 < 4096 ? n - i0 : 4096;
-        float *sum = scratch + i0;
-        for (int c = 1; c < chunks; c++) {
-            const float *p = scratch + (size_t)c * n + i0;
-            for (size_t i = 0; i < len; i++)
-                sum[i] += p[i];
-        }
-        for (size_t i = 0; i < len; i++)
-            dw[i0 + i] += sum[i];
-    }
-}
-
-/* dbias [Out] += column sums of dout [M, Out], in blocks of 32 columns, each
- * summed over the rows in row order. */
-static void bias_grad(float *dbias, const float *dout, int M, int Out)
-{
-#pragma omp parallel for schedule(static) if ((int64_t)M * Out > 32768)
-    for (int o0 = 0; o0 < Out; o0 += 32) {
-        int w = Out - o0 < 32 ? Out - o0 : 32;
-        float acc[32] = {0};
-        for (int m = 0; m < M; m++) {
-            const float *r = dout + (size_t)m * Out + o0;
-            for (int j = 0; j < w; j++)
-                acc[j] += r[j];
-        }
-        for (int j = 0; j < w; j++)
-            dbias[o0 + j] += acc[j];
-    }
-}
-
-void vit_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, float *scratch, int M, int In, int Out)
-{
-    if (dinp)
-        sgemm_tiled(false, false, M, In, Out, dout, Out, w, In, 0.0f, dinp, In);
-    if (dw)
-        weight_grad(dw, scratch, dout, inp, M, In, Out);
-    if (dbias)
-        bias_grad(dbias, dout, M, Out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -528,18 +301,18 @@ void vit_attention_forward(float *out, float *att, const float *qkv, int B, int 
 {
     int hd = D / H, ld3 = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
-    int blas_threads = blas_serial_begin();
+    int blas_threads = nn_blas_serial_begin();
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         const float *q = qkv + (size_t)b * T * ld3 + h * hd, *k = q + D, *v = q + 2 * D;
         float *a = att + (size_t)bh * Tq * T; /* [Tq, T] */
-        sgemm(false, true, Tq, T, hd, scale, q, ld3, k, ld3, 0.0f, a, T);
+        nn_sgemm(false, true, Tq, T, hd, scale, q, ld3, k, ld3, 0.0f, a, T);
         SOTU_ISA_PICK(softmax_rows)(a, Tq, T);
-        sgemm(false, false, Tq, hd, T, 1.0f, a, T, v, ld3, 0.0f,
+        nn_sgemm(false, false, Tq, hd, T, 1.0f, a, T, v, ld3, 0.0f,
               out + (size_t)b * Tq * D + h * hd, D);
     }
-    blas_serial_end(blas_threads);
+    nn_blas_serial_end(blas_threads);
 }
 
 /* Per (b, h), with P = att: dP = dout v^T, dS = P * (dP - rowsum(P * dP)),
@@ -550,7 +323,7 @@ void vit_attention_backward(float *dqkv, float *datt, const float *dout, const f
 {
     int hd = D / H, ld3 = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
-    int blas_threads = blas_serial_begin();
+    int blas_threads = nn_blas_serial_begin();
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
@@ -560,15 +333,15 @@ void vit_attention_backward(float *dqkv, float *datt, const float *dout, const f
         const float *go = dout + (size_t)b * Tq * D + h * hd;
         const float *p = att + (size_t)bh * Tq * T;
         float *ds = datt + (size_t)bh * Tq * T;
-        sgemm(false, true, Tq, T, hd, 1.0f, go, D, v, ld3, 0.0f, ds, T);
+        nn_sgemm(false, true, Tq, T, hd, 1.0f, go, D, v, ld3, 0.0f, ds, T);
         SOTU_ISA_PICK(softmax_backward_rows)(ds, p, scale, Tq, T);
-        sgemm(false, false, Tq, hd, T, 1.0f, ds, T, k, ld3, 0.0f, dq, ld3);
+        nn_sgemm(false, false, Tq, hd, T, 1.0f, ds, T, k, ld3, 0.0f, dq, ld3);
         for (int i = Tq; i < T; i++)
             memset(dq + (size_t)i * ld3, 0, (size_t)hd * sizeof *dq);
-        sgemm(true, false, T, hd, Tq, 1.0f, ds, T, q, ld3, 0.0f, dk, ld3);
-        sgemm(true, false, T, hd, Tq, 1.0f, p, T, go, D, 0.0f, dv, ld3);
+        nn_sgemm(true, false, T, hd, Tq, 1.0f, ds, T, q, ld3, 0.0f, dk, ld3);
+        nn_sgemm(true, false, T, hd, Tq, 1.0f, p, T, go, D, 0.0f, dv, ld3);
     }
-    blas_serial_end(blas_threads);
+    nn_blas_serial_end(blas_threads);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -595,7 +368,7 @@ void vit_embed_forward(float *x, float *proj, const float *patches, const float 
                        int CPP, int D)
 {
     int T = N + 1;
-    vit_matmul_forward(proj, patches, w, bias, NULL, B * N, CPP, D);
+    nn_matmul_forward(proj, patches, w, bias, NULL, B * N, CPP, D);
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, t = bt % T;
@@ -617,7 +390,7 @@ void vit_embed_backward(float *dw, float *dbias, float *dcls, float *dpos, float
         for (int b = 0; b < B; b++)
             memcpy(scratch + (size_t)b * N * D, dx + ((size_t)b * T + 1) * D,
                    (size_t)N * D * sizeof *dx);
-        vit_matmul_backward(NULL, dw, dbias, scratch, patches, NULL, wscratch, B * N, CPP, D);
+        nn_matmul_backward(NULL, dw, dbias, scratch, patches, NULL, wscratch, B * N, CPP, D);
     }
     if (dpos) {
 #pragma omp parallel for schedule(static)
@@ -655,68 +428,76 @@ void vit_pool_backward(float *dx, const float *dout, int B, int T, int D)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Softmax cross-entropy with label smoothing                                */
-/* ------------------------------------------------------------------------ */
-
-/* Target q = (1 - eps) onehot(y) + eps / K; loss = -sum_k q_k log p_k,
- * as torch.nn.CrossEntropyLoss(label_smoothing=eps). */
-float vit_crossentropy_forward(float *probs, const float *logits, const int32_t *labels,
-                               float smoothing, int B, int K)
-{
-    double total = 0.0;
-    for (int b = 0; b < B; b++) {
-        const float *z = logits + (size_t)b * K;
-        float *p = probs + (size_t)b * K;
-        float mx = z[0];
-        for (int k = 1; k < K; k++)
-            mx = z[k] > mx ? z[k] : mx;
-        double sum = 0.0;
-        for (int k = 0; k < K; k++)
-            sum += exp((double)z[k] - mx);
-        double logsum = log(sum) + mx;
-        double mean_logp = 0.0;
-        for (int k = 0; k < K; k++) {
-            double logp = z[k] - logsum;
-            p[k] = (float)exp(logp);
-            mean_logp += logp;
-        }
-        mean_logp /= K;
-        int y = labels[b];
-        assert(y >= 0 && y < K);
-        double nll = -((double)z[y] - logsum);
-        total += (1.0 - smoothing) * nll - smoothing * mean_logp;
-    }
-    return (float)(total / B);
-}
-
-void vit_crossentropy_backward(float *dlogits, const float *probs, const int32_t *labels,
-                               float smoothing, int B, int K)
-{
-    float off = smoothing / K, inv_b = 1.0f / B;
-    for (int b = 0; b < B; b++) {
-        const float *p = probs + (size_t)b * K;
-        float *d = dlogits + (size_t)b * K;
-        for (int k = 0; k < K; k++)
-            d[k] = (p[k] - off - (k == labels[b] ? 1.0f - smoothing : 0.0f)) * inv_b;
-    }
-}
-
-/* ------------------------------------------------------------------------ */
 /* The model's structs                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* Tensor indices in the table (forward order): embedding, blocks, head. */
+/* Tensor indices in the table (forward order): embedding, blocks, head.
+ * Backward reads them only to know how far down something still trains. */
 enum { VIT_CLS, VIT_POS, VIT_PATCH_W, VIT_PATCH_B, VIT_BLOCK0 };
 enum {
     VIT_N1_W, VIT_N1_B, VIT_QKV_W, VIT_QKV_B, VIT_PROJ_W, VIT_PROJ_B,
     VIT_N2_W, VIT_N2_B, VIT_FC1_W, VIT_FC1_B, VIT_FC2_W, VIT_FC2_B, VIT_PER_BLOCK
 };
 
+/* Table index of block l's first tensor (l = L: the final norm's). */
+static int block_first(int l)
+{
+    return VIT_BLOCK0 + l * VIT_PER_BLOCK;
+}
+
+/* One block's tensors (timm's blocks.l.*), pointers into params or grads. */
+typedef struct {
+    float *ln1w, *ln1b; /* [D] norm1 */
+    float *qkvw;        /* [3D, D] attn.qkv */
+    float *qkvb;        /* [3D] */
+    float *projw;       /* [D, D] attn.proj */
+    float *projb;       /* [D] */
+    float *ln2w, *ln2b; /* [D] norm2 */
+    float *fc1w;        /* [F, D] mlp.fc1 */
+    float *fc1b;        /* [F] */
+    float *fc2w;        /* [D, F] mlp.fc2 */
+    float *fc2b;        /* [D] */
+} vit_block_tensors;
+
+/* The model's tensors by name, pointing into params or grads at their table
+ * offsets (the table keeps timm's order, blocks one after another). In a
+ * gradient view a frozen tensor's pointer is NULL, which the kernels skip. */
+typedef struct {
+    float *cls;                /* [D] cls_token */
+    float *pos;                /* [T, D] pos_embed */
+    float *patchw;             /* [D, CPP] patch_embed.proj */
+    float *patchb;             /* [D] */
+    vit_block_tensors *blocks; /* [L] */
+    float *lnfw, *lnfb;        /* [D] final norm */
+    float *headw;              /* [K, D] head */
+    float *headb;              /* [K] */
+} vit_tensors;
+
+/* Layer l's slices of the activations kept for backward (R = B in the last
+ * block from attention's output on, B*T elsewhere). */
+typedef struct {
+    float *ln1;      /* [B, T, D] */
+    float *ln1_mean; /* [B, T] */
+    float *ln1_rstd; /* [B, T] */
+    float *qkv;      /* [B, T, 3D] */
+    float *att;      /* [B, H, Tq, T] */
+    float *atty;     /* [R, D] attention output before proj */
+    float *res1;     /* [R, D] x + attn */
+    float *ln2;      /* [R, D] */
+    float *ln2_mean; /* [R] */
+    float *ln2_rstd; /* [R] */
+    float *fch;      /* [R, F] fc1 output, then GELU's derivative there */
+    float *fch_gelu; /* [R, F] */
+    float *res2;     /* [R, D] block output */
+} vit_block_acts;
+
 struct vit_acts {
     float *block;    /* the one allocation everything below points into */
     int B;           /* images in the last forward */
     bool has_labels; /* the last forward computed a loss */
     int32_t *labels; /* [Bc] of the last forward */
+    vit_tensors p;   /* the parameters by name (set by each forward and backward) */
+    vit_tensors g;   /* their gradients, NULL where frozen (set by each backward) */
     /* forward, kept for backward (Bc = batch_cap) */
     float *patches;  /* [Bc, N, CPP] */
     float *x0;       /* [Bc, T, D] embedded tokens */
@@ -751,7 +532,7 @@ struct vit_acts {
     float *dcls;     /* [Bc, D] */
     float *dfeat;    /* [Bc, D] */
     float *dlogits;  /* [Bc, K] */
-    float *wscratch; /* partial weight gradients (vit_matmul_scratch_floats) */
+    float *wscratch; /* partial weight gradients (nn_matmul_scratch_floats) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -809,10 +590,10 @@ static size_t wscratch_floats(const vit_config *c, int Bc)
 {
     int G = c->image_size / c->patch, N = G * G, BT = Bc * (N + 1), D = c->dim;
     int F = c->mlp_hidden, CPP = c->channels * c->patch * c->patch;
-    size_t need[] = {vit_matmul_scratch_floats(BT, D, 3 * D), vit_matmul_scratch_floats(BT, D, D),
-                     vit_matmul_scratch_floats(BT, D, F), vit_matmul_scratch_floats(BT, F, D),
-                     vit_matmul_scratch_floats(Bc * N, CPP, D),
-                     vit_matmul_scratch_floats(Bc, D, c->classes)};
+    size_t need[] = {nn_matmul_scratch_floats(BT, D, 3 * D), nn_matmul_scratch_floats(BT, D, D),
+                     nn_matmul_scratch_floats(BT, D, F), nn_matmul_scratch_floats(BT, F, D),
+                     nn_matmul_scratch_floats(Bc * N, CPP, D),
+                     nn_matmul_scratch_floats(Bc, D, c->classes)};
     size_t most = 0;
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
         most = need[i] > most ? need[i] : most;
@@ -877,7 +658,7 @@ static void size_bounds(const vit_config *c, int Bc, double *params, double *act
     *params = C * P * P * D + (T + 4) * D + L * (4 * D * D + 2 * F * D + F + 9 * D) +
               (K + 2) * D + K;
     *acts = (L + 1) * (BT * (9 * D + 2 * F + 5) + B * H * T * T) + B * N * C * P * P +
-            B * (4 * D + 3 * K + 2) + 31 * 16 + (double)GEMM_SPLIT_FLOATS;
+            B * (4 * D + 3 * K + 2) + 31 * 16 + (double)NN_GEMM_SPLIT_FLOATS;
 }
 
 sotu_status vit_init(vit_model *m, const vit_config *cfg, int batch_cap)
@@ -915,14 +696,17 @@ sotu_status vit_init(vit_model *m, const vit_config *cfg, int batch_cap)
     sotu_status st = SOTU_OK;
     m->cfg = *cfg;
     m->batch_cap = batch_cap;
-    int n = VIT_BLOCK0 + VIT_PER_BLOCK * c->depth + 4;
+    int n = block_first(c->depth) + 4;
     m->table.t = calloc((size_t)n, sizeof *m->table.t);
     m->trainable = malloc((size_t)n * sizeof *m->trainable);
     m->acts = calloc(1, sizeof *m->acts);
-    if (!m->table.t || !m->trainable || !m->acts) {
+    if (m->acts)
+        m->acts->p.blocks = calloc(2 * (size_t)c->depth, sizeof *m->acts->p.blocks);
+    if (!m->table.t || !m->trainable || !m->acts || !m->acts->p.blocks) {
         st = sotu_error(SOTU_ERR_NOMEM, "model: cannot allocate the tensor table (%d tensors)", n);
         goto cleanup;
     }
+    m->acts->g.blocks = m->acts->p.blocks + c->depth;
     build_table(&m->table, c);
     assert(m->table.n == n);
     for (int i = 0; i < n; i++)
@@ -1000,66 +784,115 @@ void vit_init_random(vit_model *m, uint64_t seed)
     }
 }
 
-#define PARAM(m, i) ((m)->params + (m)->table.t[i].offset)
-#define GRAD(m, i) ((m)->trainable[i] ? (m)->grads + (m)->table.t[i].offset : NULL)
+/* Points t's fields at base + each tensor's offset, in table order; with
+ * trainable, a frozen tensor's pointer is NULL. */
+static void tensors_point(vit_tensors *t, const vit_model *m, float *base, const bool *trainable)
+{
+    const sotu_tensor_info *info = m->table.t;
+    int i = 0;
+#define NEXT() (trainable && !trainable[i] ? (i++, (float *)NULL) : base + info[i++].offset)
+    t->cls = NEXT();
+    t->pos = NEXT();
+    t->patchw = NEXT();
+    t->patchb = NEXT();
+    for (int l = 0; l < m->cfg.depth; l++) {
+        vit_block_tensors *b = &t->blocks[l];
+        b->ln1w = NEXT();
+        b->ln1b = NEXT();
+        b->qkvw = NEXT();
+        b->qkvb = NEXT();
+        b->projw = NEXT();
+        b->projb = NEXT();
+        b->ln2w = NEXT();
+        b->ln2b = NEXT();
+        b->fc1w = NEXT();
+        b->fc1b = NEXT();
+        b->fc2w = NEXT();
+        b->fc2b = NEXT();
+    }
+    t->lnfw = NEXT();
+    t->lnfb = NEXT();
+    t->headw = NEXT();
+    t->headb = NEXT();
+#undef NEXT
+    assert(i == m->table.n);
+}
+
+/* Block l's slices of the activations (each layer's [L, Bc, ...] array). */
+static vit_block_acts block_acts(const vit_model *m, int l)
+{
+    const vit_config *c = &m->cfg;
+    const vit_acts *a = m->acts;
+    size_t G = (size_t)(c->image_size / c->patch), T = G * G + 1, Bc = (size_t)m->batch_cap;
+    size_t lT = Bc * T, lD = lT * c->dim, lF = lT * c->mlp_hidden, lA = Bc * c->heads * T * T;
+    return (vit_block_acts){
+        .ln1 = a->ln1 + l * lD,           .ln1_mean = a->ln1_mean + l * lT,
+        .ln1_rstd = a->ln1_rstd + l * lT, .qkv = a->qkv + l * 3 * lD,
+        .att = a->att + l * lA,           .atty = a->atty + l * lD,
+        .res1 = a->res1 + l * lD,         .ln2 = a->ln2 + l * lD,
+        .ln2_mean = a->ln2_mean + l * lT, .ln2_rstd = a->ln2_rstd + l * lT,
+        .fch = a->fch + l * lF,           .fch_gelu = a->fch_gelu + l * lF,
+        .res2 = a->res2 + l * lD,
+    };
+}
+
+/* Block l, pre-norm:
+ *   res1 = x + proj(attention(qkv(norm1(x))))
+ *   res2 = res1 + fc2(gelu(fc1(norm2(res1))))
+ * for x [B, T, D]. With cls_only (the last block) attention queries with the
+ * class token alone and the rest runs on its B rows (x's class tokens the
+ * residual), as nothing else reaches the head. Returns res2: [B, T, D], or
+ * [B, D] with cls_only. */
+static const float *block_forward(vit_model *m, int l, const float *x, int B, bool cls_only)
+{
+    const vit_config *c = &m->cfg;
+    vit_acts *a = m->acts;
+    const vit_block_tensors *p = &a->p.blocks[l];
+    vit_block_acts s = block_acts(m, l);
+    int G = c->image_size / c->patch, T = G * G + 1, D = c->dim, F = c->mlp_hidden;
+    int BT = B * T, Tq = cls_only ? 1 : T, R = B * Tq;
+
+    vit_layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, x, p->ln1w, p->ln1b, BT, D);
+    nn_matmul_forward(s.qkv, s.ln1, p->qkvw, p->qkvb, NULL, BT, D, 3 * D);
+    vit_attention_forward(s.atty, s.att, s.qkv, B, T, Tq, D, c->heads);
+    if (cls_only) {
+        vit_pool_forward(a->cls, x, B, T, D);
+        x = a->cls;
+    }
+    nn_matmul_forward(s.res1, s.atty, p->projw, p->projb, x, R, D, D);
+    vit_layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.res1, p->ln2w, p->ln2b, R, D);
+    nn_matmul_forward(s.fch, s.ln2, p->fc1w, p->fc1b, NULL, R, D, F);
+    vit_gelu_forward(s.fch_gelu, s.fch, s.fch, (int64_t)R * F);
+    nn_matmul_forward(s.res2, s.fch_gelu, p->fc2w, p->fc2b, s.res1, R, F, D);
+    return s.res2;
+}
 
 float vit_forward(vit_model *m, const float *images, const int32_t *labels, int B)
 {
     assert(B > 0 && B <= m->batch_cap);
     const vit_config *c = &m->cfg;
     vit_acts *a = m->acts;
-    int G = c->image_size / c->patch, N = G * G, T = N + 1, D = c->dim, H = c->heads;
-    int F = c->mlp_hidden, K = c->classes, CPP = c->channels * c->patch * c->patch;
-    int BT = B * T;
-    size_t Bc = (size_t)m->batch_cap, lD = Bc * T * D, lT = Bc * T, lF = Bc * T * F;
-    size_t lA = Bc * H * T * T;
+    const vit_tensors *p = &a->p;
+    int G = c->image_size / c->patch, N = G * G, D = c->dim, K = c->classes;
+    int CPP = c->channels * c->patch * c->patch;
+    tensors_point(&a->p, m, m->params, NULL);
 
     vit_im2col(a->patches, images, B, c->channels, c->image_size, c->patch);
-    vit_embed_forward(a->x0, a->dln, a->patches, PARAM(m, VIT_PATCH_W), PARAM(m, VIT_PATCH_B),
-                      PARAM(m, VIT_CLS), PARAM(m, VIT_POS), B, N, CPP, D);
-    /* In the last block only the class token's output reaches the head, so
-     * from its attention on the block runs on B class-token rows (Tq = 1). */
+    vit_embed_forward(a->x0, a->dln, a->patches, p->patchw, p->patchb, p->cls, p->pos, B, N, CPP,
+                      D);
     const float *x = a->x0;
-    for (int l = 0; l < c->depth; l++) {
-        int p0 = VIT_BLOCK0 + l * VIT_PER_BLOCK;
-        bool last = l == c->depth - 1;
-        int Tq = last ? 1 : T, R = B * Tq;
-        float *ln1 = a->ln1 + l * lD, *qkv = a->qkv + l * 3 * lD, *att = a->att + l * lA;
-        float *atty = a->atty + l * lD, *res1 = a->res1 + l * lD, *ln2 = a->ln2 + l * lD;
-        float *fch = a->fch + l * lF, *fch_gelu = a->fch_gelu + l * lF;
-        float *res2 = a->res2 + l * lD;
-        vit_layernorm_forward(ln1, a->ln1_mean + l * lT, a->ln1_rstd + l * lT, x,
-                              PARAM(m, p0 + VIT_N1_W), PARAM(m, p0 + VIT_N1_B), BT, D);
-        vit_matmul_forward(qkv, ln1, PARAM(m, p0 + VIT_QKV_W), PARAM(m, p0 + VIT_QKV_B), NULL,
-                           BT, D, 3 * D);
-        vit_attention_forward(atty, att, qkv, B, T, Tq, D, H);
-        if (last) {
-            vit_pool_forward(a->cls, x, B, T, D);
-            x = a->cls;
-        }
-        vit_matmul_forward(res1, atty, PARAM(m, p0 + VIT_PROJ_W), PARAM(m, p0 + VIT_PROJ_B), x,
-                           R, D, D);
-        vit_layernorm_forward(ln2, a->ln2_mean + l * lT, a->ln2_rstd + l * lT, res1,
-                              PARAM(m, p0 + VIT_N2_W), PARAM(m, p0 + VIT_N2_B), R, D);
-        vit_matmul_forward(fch, ln2, PARAM(m, p0 + VIT_FC1_W), PARAM(m, p0 + VIT_FC1_B), NULL,
-                           R, D, F);
-        vit_gelu_forward(fch_gelu, fch, fch, (int64_t)R * F);
-        vit_matmul_forward(res2, fch_gelu, PARAM(m, p0 + VIT_FC2_W), PARAM(m, p0 + VIT_FC2_B),
-                           res1, R, F, D);
-        x = res2;
-    }
-    int nf = VIT_BLOCK0 + VIT_PER_BLOCK * c->depth;
+    for (int l = 0; l < c->depth; l++)
+        x = block_forward(m, l, x, B, l == c->depth - 1);
     a->top = x;
-    vit_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, PARAM(m, nf), PARAM(m, nf + 1),
-                          B, D);
-    vit_matmul_forward(a->logits, a->lnf, PARAM(m, nf + 2), PARAM(m, nf + 3), NULL, B, D, K);
+    vit_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, p->lnfw, p->lnfb, B, D);
+    nn_matmul_forward(a->logits, a->lnf, p->headw, p->headb, NULL, B, D, K);
 
     a->B = B;
     a->has_labels = labels != NULL;
     m->loss = 0.0f;
     if (labels) {
         memcpy(a->labels, labels, (size_t)B * sizeof *labels);
-        m->loss = vit_crossentropy_forward(a->probs, a->logits, labels, m->label_smoothing, B, K);
+        m->loss = nn_crossentropy_forward(a->probs, a->logits, labels, m->label_smoothing, B, K);
     }
     return m->loss;
 }
@@ -1074,89 +907,113 @@ static int first_trainable(const vit_model *m)
     return m->table.n;
 }
 
+/* How far a block's backward reaches: a layer's input gradient is computed
+ * only while the layer below it, or anything before, trains. */
+typedef struct {
+    bool fc1;  /* into fc1's output (through GELU) */
+    bool ln2;  /* into norm2's output */
+    bool res1; /* into res1, past norm2: the attention half runs */
+    bool attn; /* into attention's output and qkv */
+    bool ln1;  /* into norm1's output */
+    bool x;    /* into the block input: an earlier block or the embedding trains */
+} block_reach;
+
+/* from: the first trainable tensor's index relative to the block's first
+ * (negative when something before the block trains). */
+static block_reach block_reach_from(int from)
+{
+    return (block_reach){.fc1 = from <= VIT_FC1_B,
+                         .ln2 = from <= VIT_N2_B,
+                         .res1 = from < VIT_N2_W,
+                         .attn = from <= VIT_QKV_B,
+                         .ln1 = from <= VIT_N1_B,
+                         .x = from < VIT_N1_W};
+}
+
+/* Backward of block_forward, adding into the gradients of a->g.blocks[l].
+ * dr holds d(res2) on entry: [B, D] (a->dcls) in the cls_only block,
+ * [B, T, D] (a->dres) elsewhere. On return a->dres holds d(x) [B, T, D]
+ * when reach.x. */
+static void block_backward(vit_model *m, int l, const float *x, float *dr, int B, bool cls_only,
+                           block_reach reach)
+{
+    const vit_config *c = &m->cfg;
+    vit_acts *a = m->acts;
+    const vit_block_tensors *p = &a->p.blocks[l], *g = &a->g.blocks[l];
+    vit_block_acts s = block_acts(m, l);
+    int G = c->image_size / c->patch, T = G * G + 1, D = c->dim, H = c->heads, F = c->mlp_hidden;
+    int BT = B * T, Tq = cls_only ? 1 : T, R = B * Tq;
+
+    /* dr holds d(res2); res2 = res1 + fc2(gelu(fc1(norm2(res1)))). */
+    nn_matmul_backward(reach.fc1 ? a->dfch : NULL, g->fc2w, g->fc2b, dr, s.fch_gelu, p->fc2w,
+                       a->wscratch, R, F, D);
+    if (reach.fc1) {
+        vit_gelu_backward(a->dfch, s.fch, a->dfch, (int64_t)R * F);
+        nn_matmul_backward(reach.ln2 ? a->dln : NULL, g->fc1w, g->fc1b, a->dfch, s.ln2, p->fc1w,
+                           a->wscratch, R, D, F);
+    }
+    if (reach.ln2)
+        vit_layernorm_backward(reach.res1 ? dr : NULL, g->ln2w, g->ln2b, a->dln, s.res1, p->ln2w,
+                               s.ln2_mean, s.ln2_rstd, R, D);
+    if (!reach.res1)
+        return;
+
+    /* dr holds d(res1); res1 = x + proj(attention(qkv(norm1(x)))). */
+    nn_matmul_backward(reach.attn ? a->datty : NULL, g->projw, g->projb, dr, s.atty, p->projw,
+                       a->wscratch, R, D, D);
+    if (cls_only) {
+        memset(a->dres, 0, (size_t)BT * D * sizeof(float));
+        vit_pool_backward(a->dres, a->dcls, B, T, D);
+    }
+    if (reach.attn) {
+        vit_attention_backward(a->dqkv, a->datt, a->datty, s.qkv, s.att, B, T, Tq, D, H);
+        nn_matmul_backward(reach.ln1 ? a->dln : NULL, g->qkvw, g->qkvb, a->dqkv, s.ln1, p->qkvw,
+                           a->wscratch, BT, D, 3 * D);
+    }
+    if (reach.ln1)
+        vit_layernorm_backward(reach.x ? a->dres : NULL, g->ln1w, g->ln1b, a->dln, x, p->ln1w,
+                               s.ln1_mean, s.ln1_rstd, BT, D);
+}
+
+/* The loss back through the head, the final norm, the blocks and the
+ * embedding, stopping where nothing further down trains. */
 void vit_backward(vit_model *m)
 {
     vit_acts *a = m->acts;
     assert(a->has_labels && "vit_backward needs a forward with labels");
     const vit_config *c = &m->cfg;
-    int B = a->B, G = c->image_size / c->patch, N = G * G, T = N + 1, D = c->dim;
-    int H = c->heads, F = c->mlp_hidden, K = c->classes, L = c->depth;
-    int CPP = c->channels * c->patch * c->patch, BT = B * T;
-    size_t Bc = (size_t)m->batch_cap, lD = Bc * T * D, lT = Bc * T, lF = Bc * T * F;
-    size_t lA = Bc * H * T * T;
-    int ft = first_trainable(m);
-    int nf = VIT_BLOCK0 + VIT_PER_BLOCK * L; /* final norm; head at nf + 2 */
+    const vit_tensors *p = &a->p, *g = &a->g;
+    int B = a->B, G = c->image_size / c->patch, N = G * G, D = c->dim, K = c->classes;
+    int L = c->depth, CPP = c->channels * c->patch * c->patch;
+    /* table indices: the first trainable tensor, the final norm, the head */
+    int ft = first_trainable(m), norm_at = block_first(L), head_at = norm_at + 2;
     if (ft == m->table.n)
         return;
+    tensors_point(&a->p, m, m->params, NULL);
+    tensors_point(&a->g, m, m->grads, m->trainable);
 
-    vit_crossentropy_backward(a->dlogits, a->probs, a->labels, m->label_smoothing, B, K);
-    vit_matmul_backward(ft < nf + 2 ? a->dfeat : NULL, GRAD(m, nf + 2), GRAD(m, nf + 3),
-                        a->dlogits, a->lnf, PARAM(m, nf + 2), a->wscratch, B, D, K);
-    if (ft >= nf + 2)
+    nn_crossentropy_backward(a->dlogits, a->probs, a->labels, m->label_smoothing, B, K);
+    nn_matmul_backward(ft < head_at ? a->dfeat : NULL, g->headw, g->headb, a->dlogits, a->lnf,
+                       p->headw, a->wscratch, B, D, K);
+    if (ft >= head_at)
         return;
     /* dcls is d(last block output) [B, D] (class-token rows only). */
     memset(a->dcls, 0, (size_t)B * D * sizeof(float));
-    vit_layernorm_backward(ft < nf ? a->dcls : NULL, GRAD(m, nf), GRAD(m, nf + 1), a->dfeat,
-                           a->top, PARAM(m, nf), a->lnf_mean, a->lnf_rstd, B, D);
-    if (ft >= nf)
+    vit_layernorm_backward(ft < norm_at ? a->dcls : NULL, g->lnfw, g->lnfb, a->dfeat, a->top,
+                           p->lnfw, a->lnf_mean, a->lnf_rstd, B, D);
+    if (ft >= norm_at)
         return;
 
     for (int l = L - 1; l >= 0; l--) {
-        int p0 = VIT_BLOCK0 + l * VIT_PER_BLOCK;
-        if (ft >= p0 + VIT_PER_BLOCK)
-            return;
         bool last = l == L - 1;
-        int Tq = last ? 1 : T, R = B * Tq;
-        const float *x = l == 0 ? a->x0 : a->res2 + (l - 1) * lD;
-        const float *ln1 = a->ln1 + l * lD, *qkv = a->qkv + l * 3 * lD, *att = a->att + l * lA;
-        const float *atty = a->atty + l * lD, *res1 = a->res1 + l * lD;
-        const float *ln2 = a->ln2 + l * lD, *fch = a->fch + l * lF;
-        const float *fch_gelu = a->fch_gelu + l * lF;
-        /* the residual stream's gradient: [B, D] in the last block until
-         * attention, [B, T, D] everywhere else */
-        float *dr = last ? a->dcls : a->dres;
-
-        /* dr holds d(res2); res2 = res1 + fc2(gelu(fc1(ln2(res1)))). */
-        bool mlp_in = ft <= p0 + VIT_FC1_B;
-        vit_matmul_backward(mlp_in ? a->dfch : NULL, GRAD(m, p0 + VIT_FC2_W),
-                            GRAD(m, p0 + VIT_FC2_B), dr, fch_gelu, PARAM(m, p0 + VIT_FC2_W),
-                            a->wscratch, R, F, D);
-        if (mlp_in) {
-            vit_gelu_backward(a->dfch, fch, a->dfch, (int64_t)R * F);
-            vit_matmul_backward(ft <= p0 + VIT_N2_B ? a->dln : NULL, GRAD(m, p0 + VIT_FC1_W),
-                                GRAD(m, p0 + VIT_FC1_B), a->dfch, ln2,
-                                PARAM(m, p0 + VIT_FC1_W), a->wscratch, R, D, F);
-        }
-        if (ft <= p0 + VIT_N2_B)
-            vit_layernorm_backward(ft < p0 + VIT_N2_W ? dr : NULL, GRAD(m, p0 + VIT_N2_W),
-                                   GRAD(m, p0 + VIT_N2_B), a->dln, res1,
-                                   PARAM(m, p0 + VIT_N2_W), a->ln2_mean + l * lT,
-                                   a->ln2_rstd + l * lT, R, D);
-        if (ft > p0 + VIT_PROJ_B)
+        block_reach reach = block_reach_from(ft - block_first(l));
+        const float *x = l == 0 ? a->x0 : block_acts(m, l - 1).res2;
+        block_backward(m, l, x, last ? a->dcls : a->dres, B, last, reach);
+        if (!reach.x)
             return;
-
-        /* dr holds d(res1); res1 = x + proj(attention(qkv(ln1(x)))). */
-        bool attn_in = ft <= p0 + VIT_QKV_B;
-        vit_matmul_backward(attn_in ? a->datty : NULL, GRAD(m, p0 + VIT_PROJ_W),
-                            GRAD(m, p0 + VIT_PROJ_B), dr, atty, PARAM(m, p0 + VIT_PROJ_W),
-                            a->wscratch, R, D, D);
-        if (last) {
-            memset(a->dres, 0, (size_t)BT * D * sizeof(float));
-            vit_pool_backward(a->dres, a->dcls, B, T, D);
-        }
-        if (attn_in) {
-            vit_attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, Tq, D, H);
-            vit_matmul_backward(ft <= p0 + VIT_N1_B ? a->dln : NULL, GRAD(m, p0 + VIT_QKV_W),
-                                GRAD(m, p0 + VIT_QKV_B), a->dqkv, ln1,
-                                PARAM(m, p0 + VIT_QKV_W), a->wscratch, BT, D, 3 * D);
-        }
-        if (ft <= p0 + VIT_N1_B)
-            vit_layernorm_backward(ft < p0 + VIT_N1_W ? a->dres : NULL, GRAD(m, p0 + VIT_N1_W),
-                                   GRAD(m, p0 + VIT_N1_B), a->dln, x, PARAM(m, p0 + VIT_N1_W),
-                                   a->ln1_mean + l * lT, a->ln1_rstd + l * lT, BT, D);
     }
-    vit_embed_backward(GRAD(m, VIT_PATCH_W), GRAD(m, VIT_PATCH_B), GRAD(m, VIT_CLS),
-                       GRAD(m, VIT_POS), a->dln, a->wscratch, a->dres, a->patches, B, N, CPP, D);
+    vit_embed_backward(g->patchw, g->patchb, g->cls, g->pos, a->dln, a->wscratch, a->dres,
+                       a->patches, B, N, CPP, D);
 }
 
 /* In blocks of 64K floats shared among the threads (ViT-B's gradients are
@@ -1208,6 +1065,7 @@ void vit_free(vit_model *m)
     if (m->acts) {
         free(m->acts->block);
         free(m->acts->labels);
+        free(m->acts->p.blocks); /* g.blocks lies in the same allocation */
         free(m->acts);
     }
     free(m->table.t);

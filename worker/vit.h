@@ -22,7 +22,7 @@
  * Threads: every kernel uses the OpenMP thread count (sotu_threads_set) and
  * gives bitwise the same results at any thread count: matrix products are cut
  * into tiles fixed by their shapes, each a single-threaded OpenBLAS sgemm, and
- * sums across pieces run in piece order (vit.c, "Threads").
+ * sums across pieces run in piece order (worker/nn.c, "Threads").
  *
  * The last block computes only the class token's path
  * after attention (nothing else reaches the head), so activations of its

@@ -1,11 +1,12 @@
 /* The ViT's kernels, exposed for the unit tests (gradient checks and naive
  * reference comparisons). Not part of the worker's public interface.
  *
- * Shapes use vit.h's names: M rows (usually B*T tokens), In inputs, Out outputs.
+ * Shapes use vit.h's names, M rows (usually B*T tokens). The linear layer
+ * and the cross-entropy are worker/nn.h's, shared with the ResNet.
  * Conventions: *_forward overwrites its outputs; *_backward ADDS into weight
  * gradients (dw, dbias, ...) and into dinp where it says "added", and skips
  * any gradient pointer that is NULL. Every kernel gives bitwise the same
- * results at any OpenMP thread count (vit.c, "Threads").
+ * results at any OpenMP thread count (worker/nn.c, "Threads").
  */
 #ifndef SOTU_WORKER_VIT_INTERNAL_H
 #define SOTU_WORKER_VIT_INTERNAL_H
@@ -14,29 +15,6 @@
 #include <stdint.h>
 
 #define VIT_LN_EPS 1e-6f
-
-/* out = inp @ w^T + bias (+ residual). bias and residual may be NULL. */
-void vit_matmul_forward(float *out,            /* [M, Out] */
-                        const float *inp,      /* [M, In] */
-                        const float *w,        /* [Out, In] */
-                        const float *bias,     /* [Out] or NULL */
-                        const float *residual, /* [M, Out] or NULL */
-                        int M, int In, int Out);
-
-/* dinp = dout @ w (overwritten); dw += dout^T @ inp; dbias += column sums of
- * dout. scratch holds partial weight gradients: vit_matmul_scratch_floats(M,
- * In, Out) floats (NULL when that is 0). */
-void vit_matmul_backward(float *dinp,        /* [M, In] or NULL */
-                         float *dw,          /* [Out, In] or NULL */
-                         float *dbias,       /* [Out] or NULL */
-                         const float *dout,  /* [M, Out] */
-                         const float *inp,   /* [M, In] */
-                         const float *w,     /* [Out, In] */
-                         float *scratch,
-                         int M, int In, int Out);
-
-/* Floats of scratch vit_matmul_backward needs for up to M rows. */
-size_t vit_matmul_scratch_floats(int M, int In, int Out);
 
 /* Per row: out = (x - mean) * rstd * w + b with eps VIT_LN_EPS. */
 void vit_layernorm_forward(float *out,       /* [M, D] */
@@ -101,7 +79,7 @@ void vit_embed_forward(float *x,              /* [B, T, D] */
                        int B, int N, int CPP, int D);
 
 /* Weight, bias, class-token and position gradients (all added, NULL skips).
- * wscratch: vit_matmul_scratch_floats(B*N, CPP, D) floats. */
+ * wscratch: nn_matmul_scratch_floats(B*N, CPP, D) floats. */
 void vit_embed_backward(float *dw,            /* [D, CPP] or NULL */
                         float *dbias,         /* [D] or NULL */
                         float *dcls,          /* [D] or NULL */
@@ -111,18 +89,6 @@ void vit_embed_backward(float *dw,            /* [D, CPP] or NULL */
                         const float *dx,      /* [B, T, D] */
                         const float *patches, /* [B, N, CPP] */
                         int B, int N, int CPP, int D);
-
-/* Mean softmax cross-entropy against (1 - eps) one-hot + eps / K targets.
- * probs receives the softmax. Returns the mean loss. */
-float vit_crossentropy_forward(float *probs,          /* [B, K] */
-                               const float *logits,   /* [B, K] */
-                               const int32_t *labels, /* [B] */
-                               float smoothing, int B, int K);
-/* dlogits = (probs - target) / B (overwritten). */
-void vit_crossentropy_backward(float *dlogits,        /* [B, K] */
-                               const float *probs,    /* [B, K] */
-                               const int32_t *labels, /* [B] */
-                               float smoothing, int B, int K);
 
 /* Class-token pooling: out[b] = x[b, 0]; backward adds dout[b] into dx[b, 0]. */
 void vit_pool_forward(float *out, const float *x, int B, int T, int D);   /* [B,D] <- [B,T,D] */

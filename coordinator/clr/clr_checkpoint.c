@@ -13,7 +13,7 @@
 #include "io/h5util.h"
 #include "io/weights.h"
 #include "worker/clr_task.h"
-#include "worker/resnet_io.h"
+#include "worker/resnet.h"
 
 bool clr_checkpoint_detect(const char *path)
 {

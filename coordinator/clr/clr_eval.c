@@ -13,7 +13,7 @@
 #include "io/h5util.h"
 #include "io/weights.h"
 #include "worker/finetune.h"
-#include "worker/resnet_io.h"
+#include "worker/resnet.h"
 
 enum { TAG_CLR_MODULE = 51 };
 

@@ -13,11 +13,11 @@
  *   /                        attrs: format "sotu-clr-checkpoint",
  *                            format_version 1, sotu_version, created,
  *                            config (YAML), method "clr", clr_variant, and
- *                            the backbone's config as in worker/resnet_io.h
+ *                            the backbone's config as in io/resnet_io.h
  *                            (arch "resnet", depth, width, ...)
  *   /backbone/<name>         the frozen backbone: every parameter, running
  *                            statistic and <bn>.num_batches_tracked under
- *                            torchvision names (worker/resnet_io.h)
+ *                            torchvision names (io/resnet_io.h)
  *   /clr/<task>/<name>       float32, task's module tensors (worker/
  *                            clr_task.h: <conv>.clr.weight [C,1,3,3], <bn>.
  *                            {weight,bias}, fc.{weight,bias},

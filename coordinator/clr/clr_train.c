@@ -16,7 +16,7 @@
 #include "io/dirlock.h"
 #include "io/fsutil.h"
 #include "io/weights.h"
-#include "worker/resnet_io.h"
+#include "worker/resnet.h"
 
 /* Module jobs sort before every baseline job in the largest-first queue. */
 #define CLR_MODULE_PRIORITY ((int64_t)1 << 40)

@@ -1,7 +1,7 @@
 /* `sotu train` with `method: clr`: CLR (Ge et al., ICCV 2023) on the same
  * coordinator/worker pipeline as SoTU (coordinator/dispatch.h).
  *
- * Rank 0 reads the ResNet backbone (model.pretrained, worker/resnet_io.h)
+ * Rank 0 reads the ResNet backbone (model.pretrained, io/resnet_io.h)
  * once and broadcasts its parameters and running statistics; it hands out
  * the jobs of coordinator/clr/clr_run.h (every task's CLR module first, then
  * the baselines of eval.baselines: frozen, finetuned; each largest task

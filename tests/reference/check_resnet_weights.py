@@ -1,4 +1,4 @@
-"""ResNet weight files (worker/resnet_io.h) seen from PyTorch.
+"""ResNet weight files (io/resnet_io.h) seen from PyTorch.
 
     check_resnet_weights.py WORKDIR TEST_RESNET_IO_BIN
 

@@ -24,7 +24,6 @@
 #include "worker/clr_task.h"
 #include "worker/finetune.h"
 #include "worker/resnet.h"
-#include "worker/resnet_io.h"
 
 enum { S = 8, CH = 1, K = 4, N_TRAIN = 192, N_TEST = 64 };
 static const uint64_t SEED = 77;

@@ -1,4 +1,4 @@
-/* ResNet weight files (worker/resnet_io.h): write/read round trip of
+/* ResNet weight files (io/resnet_io.h): write/read round trip of
  * parameters, running statistics and num_batches_tracked; the config
  * attributes; a plain backbone loaded into a CLR model (identity CLR); fc
  * left alone for another class count; sotu_weights_arch on ResNet and ViT
@@ -21,7 +21,7 @@
 #include "common/rng.h"
 #include "io/h5util.h"
 #include "io/weights.h"
-#include "worker/resnet_io.h"
+#include "worker/resnet.h"
 
 static char dir[64];
 static sotu_rng rng;

@@ -20,6 +20,7 @@
 #include "worker/resnet.h"
 #include "worker/resnet_internal.h"
 #include "worker/vit.h"
+#include "worker/nn.h"
 #include "worker/vit_internal.h"
 
 #define MAX_THREADS 4
@@ -76,14 +77,14 @@ static void test_matmul(int M, int In, int Out)
     float *x = randn((size_t)M * In, 1), *w = randn((size_t)Out * In, 1), *b = randn(Out, 1);
     float *res = randn((size_t)M * Out, 1), *dout = randn((size_t)M * Out, 1);
     float *dw0 = randn((size_t)Out * In, 1), *db0 = randn(Out, 1);
-    float *wscratch = malloc((vit_matmul_scratch_floats(M, In, Out) + 1) * sizeof *wscratch);
+    float *wscratch = malloc((nn_matmul_scratch_floats(M, In, Out) + 1) * sizeof *wscratch);
     float *ref[4] = {0};
     for (int nt = 1; nt <= MAX_THREADS; nt++) {
         sotu_threads_set(nt);
         float *out = malloc((size_t)M * Out * sizeof *out), *dx = malloc((size_t)M * In * 4);
         float *dw = copy_of(dw0, (size_t)Out * In), *db = copy_of(db0, Out);
-        vit_matmul_forward(out, x, w, b, res, M, In, Out);
-        vit_matmul_backward(dx, dw, db, dout, x, w, wscratch, M, In, Out);
+        nn_matmul_forward(out, x, w, b, res, M, In, Out);
+        nn_matmul_backward(dx, dw, db, dout, x, w, wscratch, M, In, Out);
         float *got[4] = {out, dx, dw, db};
         size_t n[4] = {(size_t)M * Out, (size_t)M * In, (size_t)Out * In, (size_t)Out};
         const char *name[4] = {"matmul forward", "matmul d input", "matmul d weight",
@@ -173,7 +174,7 @@ static void test_embed(int B, int N, int CPP, int D)
     float *dx = randn((size_t)B * T * D, 1), *patches = randn((size_t)B * N * CPP, 1);
     float *dw0 = randn((size_t)D * CPP, 1), *db0 = randn(D, 1), *dcls0 = randn(D, 1);
     float *dpos0 = randn((size_t)T * D, 1);
-    float *wscratch = malloc((vit_matmul_scratch_floats(B * N, CPP, D) + 1) * sizeof *wscratch);
+    float *wscratch = malloc((nn_matmul_scratch_floats(B * N, CPP, D) + 1) * sizeof *wscratch);
     float *ref[4] = {0};
     for (int nt = 1; nt <= MAX_THREADS; nt++) {
         sotu_threads_set(nt);

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "gradcheck.h"
 #include "common/rng.h"
+#include "worker/nn.h"
 #include "worker/vit_internal.h"
 
 static sotu_rng rng;
@@ -173,8 +174,8 @@ static void test_crossentropy(float eps)
     float z[B * K], probs[B * K], dz[B * K], one = 1.0f;
     int32_t y[B] = {0, 4, 2};
     fill(z, B * K, 2.0f);
-    float loss = vit_crossentropy_forward(probs, z, y, eps, B, K);
-    vit_crossentropy_backward(dz, probs, y, eps, B, K);
+    float loss = nn_crossentropy_forward(probs, z, y, eps, B, K);
+    nn_crossentropy_backward(dz, probs, y, eps, B, K);
     ce_ctx c = {to_double(z, B * K), y, eps, B, K};
     double ref, g[B * K];
     ce_ref(&ref, &c);
@@ -227,7 +228,7 @@ static void test_patch_embed(void)
     vit_im2col(patches, img, B, C, S, P);
     vit_embed_forward(x, proj, patches, w, bias, cls, pos, B, N, CPP, D);
     float dw[D * CPP] = {0}, dbias[D] = {0}, dcls[D] = {0}, dpos[T * D] = {0};
-    CHECK(vit_matmul_scratch_floats(B * N, CPP, D) == 0); /* too small to split */
+    CHECK(nn_matmul_scratch_floats(B * N, CPP, D) == 0); /* too small to split */
     vit_embed_backward(dw, dbias, dcls, dpos, scratch, NULL, R, patches, B, N, CPP, D);
     pe_ctx c = {to_double(img, B * C * S * S), to_double(w, D * CPP), to_double(bias, D),
                 to_double(cls, D), to_double(pos, T * D), B, C, S, P, D};

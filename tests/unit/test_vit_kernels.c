@@ -15,6 +15,7 @@
 #include "common/rng.h"
 #include "common/threads.h"
 #include "worker/vit.h"
+#include "worker/nn.h"
 #include "worker/vit_internal.h"
 
 static sotu_rng rng;
@@ -47,10 +48,10 @@ static void test_matmul(int M, int In, int Out)
     float *res = randn((size_t)M * Out, 1), *dout = randn((size_t)M * Out, 1);
     float *out = malloc((size_t)M * Out * sizeof *out), *dx = malloc((size_t)M * In * sizeof *dx);
     float *dw = randn((size_t)Out * In, 1), *db = randn(Out, 1);
-    float *wscratch = malloc((vit_matmul_scratch_floats(M, In, Out) + 1) * sizeof *wscratch);
+    float *wscratch = malloc((nn_matmul_scratch_floats(M, In, Out) + 1) * sizeof *wscratch);
     double *ref = malloc((size_t)(M > Out ? M : Out) * (In > Out ? In : Out) * sizeof *ref);
 
-    vit_matmul_forward(out, x, w, b, res, M, In, Out);
+    nn_matmul_forward(out, x, w, b, res, M, In, Out);
     for (int m = 0; m < M; m++)
         for (int o = 0; o < Out; o++) {
             double s = (double)b[o] + res[(size_t)m * Out + o];
@@ -64,7 +65,7 @@ static void test_matmul(int M, int In, int Out)
     float *dw0 = malloc((size_t)Out * In * sizeof *dw0), *db0 = malloc(Out * sizeof *db0);
     memcpy(dw0, dw, (size_t)Out * In * sizeof *dw);
     memcpy(db0, db, Out * sizeof *db);
-    vit_matmul_backward(dx, dw, db, dout, x, w, wscratch, M, In, Out);
+    nn_matmul_backward(dx, dw, db, dout, x, w, wscratch, M, In, Out);
     for (int m = 0; m < M; m++)
         for (int i = 0; i < In; i++) {
             double s = 0;
@@ -100,7 +101,7 @@ static void test_patch_embed(int B, int C, int S, int P, int D)
     float *dx = randn((size_t)B * T * D, 1), *dw = calloc((size_t)D * CPP, sizeof *dw);
     float *patches = malloc((size_t)B * N * CPP * sizeof *patches);
     float *x = malloc((size_t)B * T * D * sizeof *x), *proj = malloc((size_t)B * N * D * 4);
-    float *wscratch = malloc((vit_matmul_scratch_floats(B * N, CPP, D) + 1) * sizeof *wscratch);
+    float *wscratch = malloc((nn_matmul_scratch_floats(B * N, CPP, D) + 1) * sizeof *wscratch);
     double *ref = malloc((size_t)B * T * D * sizeof *ref + (size_t)D * CPP * sizeof *ref);
     vit_im2col(patches, img, B, C, S, P);
     vit_embed_forward(x, proj, patches, w, bias, cls, pos, B, N, CPP, D);

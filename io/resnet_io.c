@@ -1,4 +1,4 @@
-#include "worker/resnet_io.h"
+#include "io/resnet_io.h"
 
 #include <hdf5.h>
 #include <stdlib.h>
@@ -56,8 +56,8 @@ sotu_status resnet_weights_write_config_attrs(int64_t loc, const resnet_config *
     return s;
 }
 
-/* One int64 scalar dataset <bn>.num_batches_tracked per BatchNorm of m. */
-static sotu_status write_counters(hid_t loc, const char *group, const resnet_model *m,
+/* One int64 scalar dataset <bn>.num_batches_tracked per BatchNorm of t. */
+static sotu_status write_counters(hid_t loc, const char *group, const resnet_tensors *t,
                                   const char *path)
 {
     hid_t g = H5Gopen2(loc, group, H5P_DEFAULT);
@@ -67,16 +67,16 @@ static sotu_status write_counters(hid_t loc, const char *group, const resnet_mod
     sotu_status s = SOTU_OK;
     if (sp < 0 || dcpl < 0)
         s = sotu_error(SOTU_ERR_IO, "%s: cannot create a dataspace for num_batches_tracked", path);
-    for (int i = 0; i < m->buffers.n && s == SOTU_OK; i++) {
-        const char *name = m->buffers.t[i].name;
+    for (int i = 0; i < t->buffers->n && s == SOTU_OK; i++) {
+        const char *name = t->buffers->t[i].name;
         if (!ends_with(name, MEAN_SUFFIX))
             continue;
         char dname[SOTU_TENSOR_NAME_MAX + 32];
         snprintf(dname, sizeof dname, "%.*s%s", (int)(strlen(name) - strlen(MEAN_SUFFIX)), name,
                  NBT_SUFFIX);
         hid_t d = H5Dcreate2(g, dname, H5T_STD_I64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-        if (d < 0 ||
-            H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &m->num_batches_tracked) < 0)
+        if (d < 0 || H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                              &t->num_batches_tracked) < 0)
             s = sotu_error(SOTU_ERR_IO, "%s: cannot write %s/%s", path, group, dname);
         if (d >= 0)
             H5Dclose(d);
@@ -89,30 +89,29 @@ static sotu_status write_counters(hid_t loc, const char *group, const resnet_mod
     return s;
 }
 
-sotu_status resnet_weights_write_group(int64_t loc, const char *group, const resnet_model *m,
+sotu_status resnet_tensors_write_group(int64_t loc, const char *group, const resnet_tensors *t,
                                        const char *path_for_errors)
 {
-    sotu_status s =
-        sotu_weights_write_group(loc, group, &m->table, m->params, path_for_errors);
+    sotu_status s = sotu_weights_write_group(loc, group, t->table, t->params, path_for_errors);
     if (s == SOTU_OK)
-        s = sotu_weights_write_group(loc, group, &m->buffers, m->running, path_for_errors);
+        s = sotu_weights_write_group(loc, group, t->buffers, t->running, path_for_errors);
     if (s == SOTU_OK)
-        s = write_counters((hid_t)loc, group, m, path_for_errors);
+        s = write_counters((hid_t)loc, group, t, path_for_errors);
     return s;
 }
 
 static sotu_status fill_resnet(int64_t f, const void *ctx, const char *path)
 {
-    const resnet_model *m = ctx;
-    sotu_status s = resnet_weights_write_config_attrs(f, &m->cfg, path);
+    const resnet_tensors *t = ctx;
+    sotu_status s = resnet_weights_write_config_attrs(f, &t->cfg, path);
     if (s == SOTU_OK)
-        s = resnet_weights_write_group(f, SOTU_WEIGHTS_GROUP, m, path);
+        s = resnet_tensors_write_group(f, SOTU_WEIGHTS_GROUP, t, path);
     return s;
 }
 
-sotu_status resnet_weights_write(const char *path, const resnet_model *m)
+sotu_status resnet_tensors_write(const char *path, const resnet_tensors *t)
 {
-    return sotu_weights_write_file(path, fill_resnet, m);
+    return sotu_weights_write_file(path, fill_resnet, t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -240,7 +239,7 @@ static void clr_identity(float *w, const sotu_tensor_info *ti)
         w[c * 9 + 4] = 1.0f;
 }
 
-sotu_status resnet_weights_read(const char *path, const char *group, resnet_model *m)
+sotu_status resnet_tensors_read(const char *path, const char *group, resnet_tensors *t)
 {
     hid_t f;
     sotu_status s = sotu_h5_open_read(path, &f);
@@ -252,7 +251,7 @@ sotu_status resnet_weights_read(const char *path, const char *group, resnet_mode
         s = sotu_error(SOTU_ERR_DATA, "%s: group %s is missing", path, group);
         goto cleanup;
     }
-    sub.t = malloc((size_t)m->table.n * sizeof *sub.t);
+    sub.t = malloc((size_t)t->table->n * sizeof *sub.t);
     if (!sub.t) {
         s = sotu_error(SOTU_ERR_NOMEM, "%s: out of memory", path);
         goto cleanup;
@@ -260,27 +259,27 @@ sotu_status resnet_weights_read(const char *path, const char *group, resnet_mode
     /* The parameters to read: all but absent CLR weights and an unusable fc. */
     int64_t w_rows, b_rows;
     bool fc = probe(g, "fc.weight", &w_rows) && probe(g, "fc.bias", &b_rows) &&
-              w_rows == m->cfg.classes;
-    for (int i = 0; i < m->table.n; i++) {
-        const sotu_tensor_info *ti = &m->table.t[i];
+              w_rows == t->cfg.classes;
+    for (int i = 0; i < t->table->n; i++) {
+        const sotu_tensor_info *ti = &t->table->t[i];
         int64_t rows;
         if (!strncmp(ti->name, "fc.", 3) && !fc)
             continue;
         if (ends_with(ti->name, ".clr.weight") && !probe(g, ti->name, &rows)) {
-            clr_identity(m->params + ti->offset, ti);
+            clr_identity(t->params + ti->offset, ti);
             continue;
         }
         sub.t[sub.n++] = *ti;
     }
-    s = read_counter(g, group, path, &m->num_batches_tracked);
+    s = read_counter(g, group, path, &t->num_batches_tracked);
     H5Gclose(g);
     g = H5I_INVALID_HID;
     H5Fclose(f);
     f = H5I_INVALID_HID;
     if (s == SOTU_OK)
-        s = sotu_weights_read_into(path, group, &sub, m->params, 0);
+        s = sotu_weights_read_into(path, group, &sub, t->params, 0);
     if (s == SOTU_OK)
-        s = sotu_weights_read_into(path, group, &m->buffers, m->running, 0);
+        s = sotu_weights_read_into(path, group, t->buffers, t->running, 0);
 cleanup:
     free(sub.t);
     if (g >= 0)
