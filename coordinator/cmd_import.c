@@ -5,6 +5,7 @@
  * engines do not implement are rejected by name rather than silently
  * dropped. */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "coordinator/cli.h"
 #include "coordinator/commands.h"
 #include "io/fsutil.h"
 #include "io/safetensors.h"
@@ -222,13 +224,11 @@ static sotu_status infer_config(const sotu_safetensors *st, const char *path, so
 
 static sotu_status parse_positive(const char *opt, const char *v, int *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!v[0] || *end || errno || x < 1 || x > 65536)
-        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected a positive integer", opt, v);
-    *out = (int)x;
-    return SOTU_OK;
+    long long x = 0;
+    sotu_status s = sotu_cli_int(opt, v, 1, 65536, &x);
+    if (s == SOTU_OK)
+        *out = (int)x;
+    return s;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -524,30 +524,32 @@ cleanup:
 
 int sotu_cmd_import(int argc, char **argv)
 {
+    enum { OPT_HEADS = 0x2000, OPT_IMAGE_SIZE, OPT_FORCE };
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                         {"heads", required_argument, NULL, OPT_HEADS},
+                                         {"image-size", required_argument, NULL, OPT_IMAGE_SIZE},
+                                         {"force", no_argument, NULL, OPT_FORCE},
+                                         {NULL, 0, NULL, 0}};
     const char *pos[3] = {NULL, NULL, NULL};
-    int n_pos = 0, heads = 0, image_size = 0;
+    int n_pos = 0, heads = 0, image_size = 0, c;
     bool force = false;
     sotu_status s = SOTU_OK;
-    for (int i = 1; i < argc && s == SOTU_OK; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            import_usage(stdout);
-            return SOTU_EXIT_OK;
+    optind = 0;
+    opterr = 0;
+    while (s == SOTU_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': import_usage(stdout); return SOTU_EXIT_OK;
+        case OPT_HEADS: s = parse_positive("--heads", optarg, &heads); break;
+        case OPT_IMAGE_SIZE: s = parse_positive("--image-size", optarg, &image_size); break;
+        case OPT_FORCE: force = true; break;
+        default: s = sotu_cli_getopt_error(c, argv); break;
         }
-        if (!strcmp(a, "--heads") || !strcmp(a, "--image-size")) {
-            if (i + 1 >= argc)
-                s = sotu_error(SOTU_ERR_USAGE, "%s needs a value", a);
-            else
-                s = parse_positive(a, argv[++i], a[2] == 'h' ? &heads : &image_size);
-        } else if (!strcmp(a, "--force")) {
-            force = true;
-        } else if (a[0] == '-' && a[1]) {
-            s = sotu_error(SOTU_ERR_USAGE, "unknown option '%s' (see --help)", a);
-        } else if (n_pos < 3) {
-            pos[n_pos++] = a;
-        } else {
-            s = sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s'", a);
-        }
+    }
+    for (int i = optind; s == SOTU_OK && i < argc; i++) {
+        if (n_pos < 3)
+            pos[n_pos++] = argv[i];
+        else
+            s = sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s'", argv[i]);
     }
     if (s == SOTU_OK && (n_pos != 3 || strcmp(pos[0], "safetensors"))) {
         import_usage(stderr);

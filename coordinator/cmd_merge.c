@@ -98,13 +98,8 @@ static sotu_status merge_config(const char *config_path, const char *dir, char *
     if (st != SOTU_OK)
         return st;
     double k = cfg->sotu.n_keep ? cfg->sotu.keep[0] : 1.0 / man->n_tasks;
-    if (keep) {
-        char *end;
-        k = strtod(keep, &end);
-        if (*end || !(k > 0))
-            return sotu_error(SOTU_ERR_USAGE, "--keep %s: expected a number in (0, %g]", keep,
-                              ship);
-    }
+    if (keep && (st = sotu_cli_number("--keep", keep, 0, 1, SOTU_CLI_LO_OPEN, &k)) != SOTU_OK)
+        return st;
     if (k > ship * (1 + 1e-12))
         return sotu_error(SOTU_ERR_USAGE, "--keep %g: the deltas in %s/deltas were shipped at "
                           "keep %g; a merge can only use a keep up to that (a sub-mask)", k, dir,

@@ -380,14 +380,11 @@ cleanup:
 
 static sotu_status parse_int(const char *opt, const char *v, int lo, int hi, int *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!v[0] || *end || errno || x < lo || x > hi)
-        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected an integer in %d..%d", opt, v, lo,
-                          hi);
-    *out = (int)x;
-    return SOTU_OK;
+    long long x = 0;
+    sotu_status s = sotu_cli_int(opt, v, lo, hi, &x);
+    if (s == SOTU_OK)
+        *out = (int)x;
+    return s;
 }
 
 int sotu_cmd_predict(int argc, char **argv)
