@@ -235,7 +235,6 @@ int sotu_bench_codec(int argc, char **argv)
     bool keep_given = false;
     int level = SOTU_DELTA_ZSTD_LEVEL, repeat = 3, threads = 0, o;
     uint64_t seed = 1;
-    long long x = 0;
     sotu_status ps = SOTU_OK;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1 && ps == SOTU_OK) {
@@ -245,19 +244,10 @@ int sotu_bench_codec(int argc, char **argv)
             ps = sotu_cli_number("--keep", optarg, 0, 1, SOTU_CLI_LO_OPEN, &keep);
             keep_given = true;
             break;
-        case 'l':
-            if ((ps = sotu_cli_int("--level", optarg, -131072, 22, &x)) == SOTU_OK)
-                level = (int)x;
-            break;
-        case 'r':
-            if ((ps = sotu_cli_int("--repeat", optarg, 1, 1000000, &x)) == SOTU_OK)
-                repeat = (int)x;
-            break;
+        case 'l': ps = sotu_cli_int("--level", optarg, -131072, 22, &level); break;
+        case 'r': ps = sotu_cli_int("--repeat", optarg, 1, 1000000, &repeat); break;
         case 's': ps = sotu_cli_uint64("--seed", optarg, &seed); break;
-        case 't':
-            if ((ps = sotu_cli_int("--threads", optarg, 0, 4096, &x)) == SOTU_OK)
-                threads = (int)x;
-            break;
+        case 't': ps = sotu_cli_int("--threads", optarg, 0, 4096, &threads); break;
         case 'd': delta_path = optarg; break;
         case 'e': export_prefix = optarg; break;
         case 'h': codec_usage(stdout); return SOTU_EXIT_OK;

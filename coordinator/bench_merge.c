@@ -113,28 +113,18 @@ int sotu_bench_merge(int argc, char **argv)
     int n_files = 0, T = 8, repeat = 3, threads = 0, o;
     double keep = 0, ship_keep = 0;
     uint64_t seed = 1;
-    long long x = 0;
     sotu_status ps = SOTU_OK;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1 && ps == SOTU_OK) {
         switch (o) {
         case 'm': model = optarg; break;
-        case 'T':
-            if ((ps = sotu_cli_int("--tasks", optarg, 1, 1000000, &x)) == SOTU_OK)
-                T = (int)x;
-            break;
+        case 'T': ps = sotu_cli_int("--tasks", optarg, 1, 1000000, &T); break;
         case 'k': ps = sotu_cli_number("--keep", optarg, 0, 1, 0, &keep); break;
         case 'K': ps = sotu_cli_number("--ship-keep", optarg, 0, 1, 0, &ship_keep); break;
         case 'M': mode_name = optarg; break;
-        case 'r':
-            if ((ps = sotu_cli_int("--repeat", optarg, 1, 1000000, &x)) == SOTU_OK)
-                repeat = (int)x;
-            break;
+        case 'r': ps = sotu_cli_int("--repeat", optarg, 1, 1000000, &repeat); break;
         case 's': ps = sotu_cli_uint64("--seed", optarg, &seed); break;
-        case 't':
-            if ((ps = sotu_cli_int("--threads", optarg, 0, 4096, &x)) == SOTU_OK)
-                threads = (int)x;
-            break;
+        case 't': ps = sotu_cli_int("--threads", optarg, 0, 4096, &threads); break;
         case 'd':
             if (n_files == MAX_DELTA_FILES) {
                 fprintf(stderr, "sotu bench merge: at most %d --delta files\n", MAX_DELTA_FILES);

@@ -60,14 +60,10 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int parse_int(const char *opt, const char *v, long long lo, long long hi, int *out)
+static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
 {
-    long long x = 0;
-    sotu_status s = sotu_cli_int(opt, v, lo, hi, &x);
-    if (s != SOTU_OK)
-        return sotu_cmd_fail("bench train", s);
-    *out = (int)x;
-    return 0;
+    sotu_status s = sotu_cli_int(opt, v, lo, hi, out);
+    return s == SOTU_OK ? 0 : sotu_cmd_fail("bench train", s);
 }
 
 static double median_seconds(double *times, int steps)

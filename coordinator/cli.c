@@ -85,16 +85,15 @@ int sotu_cli_config(const char *cmd, const char *config_path, char *const *sets,
     return s ? sotu_cmd_fail(cmd, s) : SOTU_EXIT_OK;
 }
 
-sotu_status sotu_cli_int(const char *opt, const char *v, long long lo, long long hi,
-                         long long *out)
+sotu_status sotu_cli_int(const char *opt, const char *v, int lo, int hi, int *out)
 {
     char *end = NULL;
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (!v[0] || *end || errno || x < lo || x > hi)
-        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected an integer in %lld..%lld", opt, v,
-                          lo, hi);
-    *out = x;
+        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected an integer in %d..%d", opt, v, lo,
+                          hi);
+    *out = (int)x;
     return SOTU_OK;
 }
 
@@ -122,6 +121,17 @@ sotu_status sotu_cli_number(const char *opt, const char *v, double lo, double hi
                           open & SOTU_CLI_LO_OPEN ? '(' : '[', lo, hi,
                           open & SOTU_CLI_HI_OPEN ? ')' : ']');
     *out = x;
+    return SOTU_OK;
+}
+
+sotu_status sotu_cli_take_positionals(int argc, char **argv, const char **pos, int max, int *n)
+{
+    *n = 0;
+    for (int i = optind; i < argc; i++) {
+        if (*n == max)
+            return sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s' (see --help)", argv[i]);
+        pos[(*n)++] = argv[i];
+    }
     return SOTU_OK;
 }
 

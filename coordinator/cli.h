@@ -89,12 +89,16 @@ int sotu_cli_config(const char *cmd, const char *config_path, char *const *sets,
  * "OPT 'V': expected an integer in LO..HI" (a non-negative integer, a number
  * in [LO, HI]) and leaves *out unchanged; the command prints it with
  * sotu_cmd_fail and exits 2. */
-sotu_status sotu_cli_int(const char *opt, const char *v, long long lo, long long hi,
-                         long long *out);
+sotu_status sotu_cli_int(const char *opt, const char *v, int lo, int hi, int *out);
 sotu_status sotu_cli_uint64(const char *opt, const char *v, uint64_t *out);
 enum { SOTU_CLI_LO_OPEN = 1, SOTU_CLI_HI_OPEN = 2 };
 sotu_status sotu_cli_number(const char *opt, const char *v, double lo, double hi, int open,
                             double *out);
+
+/* The arguments getopt_long left, argv[optind..argc), into pos[0..max)
+ * (*n of them); one more is "unexpected argument 'X' (see --help)",
+ * SOTU_ERR_USAGE. */
+sotu_status sotu_cli_take_positionals(int argc, char **argv, const char **pos, int max, int *n);
 
 /* The usage error of a getopt_long result '?' (unknown option) or ':'
  * (missing value; the option string starts with ':' and opterr is 0), after

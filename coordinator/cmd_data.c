@@ -24,12 +24,11 @@
 enum { DATA_HELP = 'h', DATA_FORCE = 0x2000, DATA_OUT, DATA_NAME, DATA_PRESET, DATA_DIR,
        DATA_TRAIN, DATA_TEST, DATA_SEED, DATA_CLASS_NAMES, DATA_IDX };
 
-/* The rest of argv after the options: an argument no option took. */
+/* No argument may be left after the options. */
 static sotu_status no_positionals(int argc, char **argv)
 {
-    return optind < argc ? sotu_error(SOTU_ERR_USAGE, "unknown argument '%s' (see --help)",
-                                      argv[optind])
-                         : SOTU_OK;
+    int n = 0;
+    return sotu_cli_take_positionals(argc, argv, NULL, 0, &n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -101,7 +100,6 @@ static int data_fmnist(int argc, char **argv)
     sotu_fmnist_options o = {0};
     sotu_status s = SOTU_OK;
     bool force = false;
-    long long x = 0;
     int c;
     optind = 0;
     opterr = 0;
@@ -112,14 +110,8 @@ static int data_fmnist(int argc, char **argv)
         case DATA_PRESET: o.preset = optarg; break;
         case DATA_OUT: o.out_dir = optarg; break;
         case DATA_DIR: o.data_dir = optarg; break;
-        case DATA_TRAIN:
-            if ((s = sotu_cli_int("--train", optarg, 1, 60000, &x)) == SOTU_OK)
-                o.n_train = (int32_t)x;
-            break;
-        case DATA_TEST:
-            if ((s = sotu_cli_int("--test", optarg, 1, 10000, &x)) == SOTU_OK)
-                o.n_test = (int32_t)x;
-            break;
+        case DATA_TRAIN: s = sotu_cli_int("--train", optarg, 1, 60000, &o.n_train); break;
+        case DATA_TEST: s = sotu_cli_int("--test", optarg, 1, 10000, &o.n_test); break;
         case DATA_SEED: s = sotu_cli_uint64("--seed", optarg, &o.seed); break;
         default: s = sotu_cli_getopt_error(c, argv); break;
         }

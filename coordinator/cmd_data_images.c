@@ -28,12 +28,8 @@ enum { IMG_HELP = 'h', IMG_FORCE = 0x2000, IMG_OUT, IMG_SIZE, IMG_CHANNELS, IMG_
 /* The one positional argument (ROOT, DIR) left after getopt_long, into *arg. */
 static sotu_status one_positional(int argc, char **argv, const char **arg)
 {
-    if (optind < argc)
-        *arg = argv[optind];
-    if (optind + 1 < argc)
-        return sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s' (see --help)",
-                          argv[optind + 1]);
-    return SOTU_OK;
+    int n = 0;
+    return sotu_cli_take_positionals(argc, argv, arg, 1, &n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -83,7 +79,6 @@ int sotu_data_import_images(int argc, char **argv)
                                          {"on-bad", required_argument, NULL, IMG_ON_BAD},
                                          {"name", required_argument, NULL, IMG_NAME},
                                          {NULL, 0, NULL, 0}};
-    long long x = 0;
     int c;
     optind = 0;
     opterr = 0;
@@ -93,16 +88,11 @@ int sotu_data_import_images(int argc, char **argv)
         case IMG_HELP: import_images_usage(stdout); return SOTU_EXIT_OK;
         case IMG_FORCE: force = true; break;
         case IMG_OUT: out = v; break;
-        case IMG_SIZE:
-            if ((s = sotu_cli_int("--size", v, 1, SOTU_TASK_MAX_SIDE, &x)) == SOTU_OK)
-                o.size = (int)x;
-            break;
+        case IMG_SIZE: s = sotu_cli_int("--size", v, 1, SOTU_TASK_MAX_SIDE, &o.size); break;
         case IMG_CHANNELS:
-            if ((s = sotu_cli_int("--channels", v, 1, 3, &x)) == SOTU_OK) {
-                if (x == 2)
-                    s = sotu_error(SOTU_ERR_USAGE, "--channels 2: expected 1 or 3");
-                o.channels = (int)x;
-            }
+            s = sotu_cli_int("--channels", v, 1, 3, &o.channels);
+            if (s == SOTU_OK && o.channels == 2)
+                s = sotu_error(SOTU_ERR_USAGE, "--channels 2: expected 1 or 3");
             break;
         case IMG_RATIO:
             ratio = v;

@@ -140,12 +140,8 @@ int sotu_cmd_export(int argc, char **argv)
         default: s = sotu_cli_getopt_error(c, argv); break;
         }
     }
-    for (int i = optind; s == SOTU_OK && i < argc; i++) {
-        if (n_pos < 3)
-            pos[n_pos++] = argv[i];
-        else
-            s = sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s'", argv[i]);
-    }
+    if (s == SOTU_OK)
+        s = sotu_cli_take_positionals(argc, argv, pos, 3, &n_pos);
     if (s == SOTU_OK && (n_pos != 3 || strcmp(pos[0], "safetensors"))) {
         export_usage(stderr);
         return SOTU_EXIT_USAGE;

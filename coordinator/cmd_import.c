@@ -222,15 +222,6 @@ static sotu_status infer_config(const sotu_safetensors *st, const char *path, so
     return SOTU_OK;
 }
 
-static sotu_status parse_positive(const char *opt, const char *v, int *out)
-{
-    long long x = 0;
-    sotu_status s = sotu_cli_int(opt, v, 1, 65536, &x);
-    if (s == SOTU_OK)
-        *out = (int)x;
-    return s;
-}
-
 /* ------------------------------------------------------------------------ */
 /* torchvision ResNet                                                       */
 /* ------------------------------------------------------------------------ */
@@ -451,7 +442,7 @@ static sotu_status import_safetensors(const char *in, const char *out, int heads
     if (heads_flag > 0) {
         c.heads = heads_flag;
     } else if (meta_heads) {
-        if ((s = parse_positive("__metadata__ num_heads", meta_heads, &c.heads)) != SOTU_OK) {
+        if ((s = sotu_cli_int("__metadata__ num_heads", meta_heads, 1, 65536, &c.heads)) != SOTU_OK) {
             s = sotu_error(SOTU_ERR_DATA, "%s: __metadata__ num_heads '%s' is not a positive "
                            "integer", in, meta_heads);
             goto cleanup;
@@ -539,18 +530,16 @@ int sotu_cmd_import(int argc, char **argv)
     while (s == SOTU_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': import_usage(stdout); return SOTU_EXIT_OK;
-        case OPT_HEADS: s = parse_positive("--heads", optarg, &heads); break;
-        case OPT_IMAGE_SIZE: s = parse_positive("--image-size", optarg, &image_size); break;
+        case OPT_HEADS: s = sotu_cli_int("--heads", optarg, 1, 65536, &heads); break;
+        case OPT_IMAGE_SIZE:
+            s = sotu_cli_int("--image-size", optarg, 1, 65536, &image_size);
+            break;
         case OPT_FORCE: force = true; break;
         default: s = sotu_cli_getopt_error(c, argv); break;
         }
     }
-    for (int i = optind; s == SOTU_OK && i < argc; i++) {
-        if (n_pos < 3)
-            pos[n_pos++] = argv[i];
-        else
-            s = sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s'", argv[i]);
-    }
+    if (s == SOTU_OK)
+        s = sotu_cli_take_positionals(argc, argv, pos, 3, &n_pos);
     if (s == SOTU_OK && (n_pos != 3 || strcmp(pos[0], "safetensors"))) {
         import_usage(stderr);
         return SOTU_EXIT_USAGE;

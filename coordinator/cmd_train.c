@@ -358,12 +358,11 @@ int sotu_cmd_train(int argc, char **argv)
         if (o == 'r') {
             resume = true;
         } else if (o == OPT_ARRAY_INDEX || o == OPT_SHARD_COUNT) {
-            long long v = 0;
-            sotu_status ps = sotu_cli_int(o == OPT_ARRAY_INDEX ? "--array-index" : "--shard-count",
-                                          optarg, o == OPT_ARRAY_INDEX ? 0 : 1, 1000000, &v);
+            sotu_status ps = o == OPT_ARRAY_INDEX
+                                 ? sotu_cli_int("--array-index", optarg, 0, 1000000, &array_index)
+                                 : sotu_cli_int("--shard-count", optarg, 1, 1000000, &shard_count);
             if (ps != SOTU_OK)
                 return sotu_cmd_fail("train", ps);
-            *(o == OPT_ARRAY_INDEX ? &array_index : &shard_count) = (int)v;
         } else if (o == OPT_ARRAY_SIZE) {
             print_array_size = true;
         } else if (o == OPT_RETRAIN_CHANGED) {
