@@ -1,7 +1,11 @@
 #include "cli/cli.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -79,4 +83,64 @@ int sotu_cli_config(const char *cmd, const char *config_path, char *const *sets,
     if (!s)
         s = sotu_config_validate(cfg);
     return s ? sotu_cmd_fail(cmd, s) : SOTU_EXIT_OK;
+}
+
+sotu_status sotu_cli_int(const char *opt, const char *v, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!v[0] || *end || errno || x < lo || x > hi)
+        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected an integer in %d..%d", opt, v, lo,
+                          hi);
+    *out = (int)x;
+    return SOTU_OK;
+}
+
+sotu_status sotu_cli_uint64(const char *opt, const char *v, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!isdigit((unsigned char)v[0]) || *end || errno)
+        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected a non-negative integer", opt, v);
+    *out = x;
+    return SOTU_OK;
+}
+
+sotu_status sotu_cli_number(const char *opt, const char *v, double lo, double hi, int open,
+                            double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(v, &end);
+    bool lo_ok = open & SOTU_CLI_LO_OPEN ? x > lo : x >= lo;
+    bool hi_ok = open & SOTU_CLI_HI_OPEN ? x < hi : x <= hi;
+    if (!v[0] || *end || errno || !isfinite(x) || !lo_ok || !hi_ok)
+        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected a number in %c%g, %g%c", opt, v,
+                          open & SOTU_CLI_LO_OPEN ? '(' : '[', lo, hi,
+                          open & SOTU_CLI_HI_OPEN ? ')' : ']');
+    *out = x;
+    return SOTU_OK;
+}
+
+sotu_status sotu_cli_take_positionals(int argc, char **argv, const char **pos, int max, int *n)
+{
+    *n = 0;
+    for (int i = optind; i < argc; i++) {
+        if (*n == max)
+            return sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s' (see --help)", argv[i]);
+        pos[(*n)++] = argv[i];
+    }
+    return SOTU_OK;
+}
+
+sotu_status sotu_cli_getopt_error(int opt, char *const *argv)
+{
+    const char *arg = argv[optind - 1];
+    if (opt == ':')
+        return sotu_error(SOTU_ERR_USAGE, "option %s needs a value", arg);
+    if (strncmp(arg, "--", 2) && optopt > 0 && optopt < 0x100)
+        return sotu_error(SOTU_ERR_USAGE, "unknown argument '-%c' (see --help)", optopt);
+    return sotu_error(SOTU_ERR_USAGE, "unknown argument '%s' (see --help)", arg);
 }

@@ -33,8 +33,10 @@
 #define SOTU_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/config.h"
+#include "common/status.h"
 
 #define SOTU_CLI_MAX_SETS 128
 
@@ -78,5 +80,30 @@ int sotu_cli_positionals(const char *cmd, int argc, char **argv, int first, int 
  * unreadable file); returns 0 on success. */
 int sotu_cli_config(const char *cmd, const char *config_path, char *const *sets, int n_sets,
                     sotu_config *cfg);
+
+/* The one number parser of the command line: the value v of option opt (the
+ * option as the user wrote it, e.g. "--batch") as an integer in [lo, hi], a
+ * non-negative 64-bit integer (seeds), or a finite number in [lo, hi]
+ * (open: SOTU_CLI_LO_OPEN for (lo, .., SOTU_CLI_HI_OPEN for .., hi)). Nothing else is accepted: no empty value, no
+ * trailing characters, no overflow. On failure returns SOTU_ERR_USAGE with
+ * "OPT 'V': expected an integer in LO..HI" (a non-negative integer, a number
+ * in [LO, HI]) and leaves *out unchanged; the command prints it with
+ * sotu_cmd_fail and exits 2. */
+sotu_status sotu_cli_int(const char *opt, const char *v, int lo, int hi, int *out);
+sotu_status sotu_cli_uint64(const char *opt, const char *v, uint64_t *out);
+enum { SOTU_CLI_LO_OPEN = 1, SOTU_CLI_HI_OPEN = 2 };
+sotu_status sotu_cli_number(const char *opt, const char *v, double lo, double hi, int open,
+                            double *out);
+
+/* The arguments getopt_long left, argv[optind..argc), into pos[0..max)
+ * (*n of them); one more is "unexpected argument 'X' (see --help)",
+ * SOTU_ERR_USAGE. */
+sotu_status sotu_cli_take_positionals(int argc, char **argv, const char **pos, int max, int *n);
+
+/* The usage error of a getopt_long result '?' (unknown option) or ':'
+ * (missing value; the option string starts with ':' and opterr is 0), after
+ * the call that returned it: "option --x needs a value" or "unknown argument
+ * '--x' (see --help)". */
+sotu_status sotu_cli_getopt_error(int opt, char *const *argv);
 
 #endif

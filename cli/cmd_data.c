@@ -1,7 +1,7 @@
 /* `sotu data SUB [options]`: build task datasets (Fashion-MNIST presets,
  * IDX import). Every output file is written atomically; a failure leaves no
  * partial file behind. */
-#include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "cli/cli.h"
 #include "cli/cmd_data_images.h"
 #include "cli/commands.h"
 #include "io/fmnist.h"
@@ -17,50 +18,17 @@
 #include "io/idx.h"
 #include "io/taskset.h"
 
-/* Matches "--name value" or "--name=value" at argv[*i]; advances *i past
- * the value. Returns 1 on a match, 0 if argv[*i] is another option, -1 if
- * the value is missing (usage error already recorded). */
-static int option(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    size_t len = strlen(name);
-    if (strncmp(argv[*i], name, len))
-        return 0;
-    if (argv[*i][len] == '=') {
-        *value = argv[*i] + len + 1;
-        return 1;
-    }
-    if (argv[*i][len] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        sotu_error(SOTU_ERR_USAGE, "option %s needs a value", name);
-        return -1;
-    }
-    *value = argv[++*i];
-    return 1;
-}
+/* getopt_long over argv[1..) of a `sotu data SUB` (argv[0] is SUB); the
+ * option string starts with ':' so a missing value comes back as ':'. */
+#define DATA_SHORT ":h"
+enum { DATA_HELP = 'h', DATA_FORCE = 0x2000, DATA_OUT, DATA_NAME, DATA_PRESET, DATA_DIR,
+       DATA_TRAIN, DATA_TEST, DATA_SEED, DATA_CLASS_NAMES, DATA_IDX };
 
-static sotu_status parse_count(const char *opt, const char *v, int32_t lo, int32_t hi,
-                               int32_t *out)
+/* No argument may be left after the options. */
+static sotu_status no_positionals(int argc, char **argv)
 {
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (!v[0] || *end || errno || x < lo || x > hi)
-        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected an integer in %d..%d", opt, v,
-                          (int)lo, (int)hi);
-    *out = (int32_t)x;
-    return SOTU_OK;
-}
-
-static sotu_status parse_seed(const char *v, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (!v[0] || v[0] == '-' || *end || errno)
-        return sotu_error(SOTU_ERR_USAGE, "--seed '%s': expected a non-negative integer", v);
-    *out = x;
-    return SOTU_OK;
+    int n = 0;
+    return sotu_cli_take_positionals(argc, argv, NULL, 0, &n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -120,35 +88,36 @@ static sotu_status fmnist_check_outputs(const sotu_fmnist_options *o, bool force
 static int data_fmnist(int argc, char **argv)
 {
     const char *cmd = "data fmnist";
+    static const struct option opts[] = {{"help", no_argument, NULL, DATA_HELP},
+                                         {"force", no_argument, NULL, DATA_FORCE},
+                                         {"preset", required_argument, NULL, DATA_PRESET},
+                                         {"out", required_argument, NULL, DATA_OUT},
+                                         {"data-dir", required_argument, NULL, DATA_DIR},
+                                         {"train", required_argument, NULL, DATA_TRAIN},
+                                         {"test", required_argument, NULL, DATA_TEST},
+                                         {"seed", required_argument, NULL, DATA_SEED},
+                                         {NULL, 0, NULL, 0}};
     sotu_fmnist_options o = {0};
     sotu_status s = SOTU_OK;
     bool force = false;
-    for (int i = 1; i < argc && s == SOTU_OK; i++) {
-        const char *v = NULL;
-        int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fmnist_usage(stdout);
-            return SOTU_EXIT_OK;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while (s == SOTU_OK && (c = getopt_long(argc, argv, DATA_SHORT, opts, NULL)) != -1) {
+        switch (c) {
+        case DATA_HELP: fmnist_usage(stdout); return SOTU_EXIT_OK;
+        case DATA_FORCE: force = true; break;
+        case DATA_PRESET: o.preset = optarg; break;
+        case DATA_OUT: o.out_dir = optarg; break;
+        case DATA_DIR: o.data_dir = optarg; break;
+        case DATA_TRAIN: s = sotu_cli_int("--train", optarg, 1, 60000, &o.n_train); break;
+        case DATA_TEST: s = sotu_cli_int("--test", optarg, 1, 10000, &o.n_test); break;
+        case DATA_SEED: s = sotu_cli_uint64("--seed", optarg, &o.seed); break;
+        default: s = sotu_cli_getopt_error(c, argv); break;
         }
-        if (!strcmp(argv[i], "--force"))
-            force = true, r = 1;
-        else if ((r = option(argc, argv, &i, "--preset", &v)) != 0)
-            o.preset = v;
-        else if ((r = option(argc, argv, &i, "--out", &v)) != 0)
-            o.out_dir = v;
-        else if ((r = option(argc, argv, &i, "--data-dir", &v)) != 0)
-            o.data_dir = v;
-        else if ((r = option(argc, argv, &i, "--train", &v)) != 0)
-            s = r > 0 ? parse_count("--train", v, 1, 60000, &o.n_train) : SOTU_ERR_USAGE;
-        else if ((r = option(argc, argv, &i, "--test", &v)) != 0)
-            s = r > 0 ? parse_count("--test", v, 1, 10000, &o.n_test) : SOTU_ERR_USAGE;
-        else if ((r = option(argc, argv, &i, "--seed", &v)) != 0)
-            s = r > 0 ? parse_seed(v, &o.seed) : SOTU_ERR_USAGE;
-        else
-            s = sotu_error(SOTU_ERR_USAGE, "unknown argument '%s' (see --help)", argv[i]);
-        if (r < 0)
-            s = SOTU_ERR_USAGE;
     }
+    if (s == SOTU_OK)
+        s = no_positionals(argc, argv);
     if (s == SOTU_OK && !o.preset)
         s = sotu_error(SOTU_ERR_USAGE, "--preset is required (fmnist5 or fmnist53)");
     if (s == SOTU_OK && !o.out_dir)
@@ -299,35 +268,43 @@ static int data_import_idx(int argc, char **argv)
 {
     const char *cmd = "data import-idx";
     const char *paths[4] = {NULL, NULL, NULL, NULL}, *out = NULL, *name = NULL, *classes = NULL;
-    static const char *const opts[4] = {"--images", "--labels", "--test-images", "--test-labels"};
+    static const char *const names[4] = {"--images", "--labels", "--test-images",
+                                         "--test-labels"};
+    static const struct option opts[] = {{"help", no_argument, NULL, DATA_HELP},
+                                         {"force", no_argument, NULL, DATA_FORCE},
+                                         {"images", required_argument, NULL, DATA_IDX + 0},
+                                         {"labels", required_argument, NULL, DATA_IDX + 1},
+                                         {"test-images", required_argument, NULL, DATA_IDX + 2},
+                                         {"test-labels", required_argument, NULL, DATA_IDX + 3},
+                                         {"out", required_argument, NULL, DATA_OUT},
+                                         {"name", required_argument, NULL, DATA_NAME},
+                                         {"class-names", required_argument, NULL,
+                                          DATA_CLASS_NAMES},
+                                         {NULL, 0, NULL, 0}};
     sotu_status s = SOTU_OK;
     bool force = false;
-    for (int i = 1; i < argc && s == SOTU_OK; i++) {
-        const char *v = NULL;
-        int r = 0;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            import_idx_usage(stdout);
-            return SOTU_EXIT_OK;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while (s == SOTU_OK && (c = getopt_long(argc, argv, DATA_SHORT, opts, NULL)) != -1) {
+        if (c >= DATA_IDX && c < DATA_IDX + 4) {
+            paths[c - DATA_IDX] = optarg;
+            continue;
         }
-        if (!strcmp(argv[i], "--force"))
-            force = true, r = 1;
-        for (int k = 0; k < 4 && r == 0; k++)
-            if ((r = option(argc, argv, &i, opts[k], &v)) > 0)
-                paths[k] = v;
-        if (r == 0 && (r = option(argc, argv, &i, "--out", &v)) > 0)
-            out = v;
-        if (r == 0 && (r = option(argc, argv, &i, "--name", &v)) > 0)
-            name = v;
-        if (r == 0 && (r = option(argc, argv, &i, "--class-names", &v)) > 0)
-            classes = v;
-        if (r == 0)
-            s = sotu_error(SOTU_ERR_USAGE, "unknown argument '%s' (see --help)", argv[i]);
-        else if (r < 0)
-            s = SOTU_ERR_USAGE;
+        switch (c) {
+        case DATA_HELP: import_idx_usage(stdout); return SOTU_EXIT_OK;
+        case DATA_FORCE: force = true; break;
+        case DATA_OUT: out = optarg; break;
+        case DATA_NAME: name = optarg; break;
+        case DATA_CLASS_NAMES: classes = optarg; break;
+        default: s = sotu_cli_getopt_error(c, argv); break;
+        }
     }
+    if (s == SOTU_OK)
+        s = no_positionals(argc, argv);
     for (int k = 0; k < 4 && s == SOTU_OK; k++)
         if (!paths[k])
-            s = sotu_error(SOTU_ERR_USAGE, "%s is required", opts[k]);
+            s = sotu_error(SOTU_ERR_USAGE, "%s is required", names[k]);
     if (s == SOTU_OK && !out)
         s = sotu_error(SOTU_ERR_USAGE, "--out TASK.h5 is required");
     if (s == SOTU_OK && name && (!name[0] || strlen(name) >= SOTU_TASK_NAME_MAX))

@@ -4,6 +4,7 @@
  * imported folder by folder). */
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <hdf5.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -13,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "cli/cli.h"
 #include "cli/cmd_data_images.h"
 #include "cli/commands.h"
 #include "io/fsutil.h"
@@ -20,37 +22,14 @@
 #include "io/images.h"
 #include "io/taskset.h"
 
-/* argv[*i] is "--name" (value in the next argument) or "--name=value". */
-static int take(int argc, char **argv, int *i, const char *name, const char **value,
-                sotu_status *s)
-{
-    size_t len = strlen(name);
-    if (strncmp(argv[*i], name, len))
-        return 0;
-    if (argv[*i][len] == '=') {
-        *value = argv[*i] + len + 1;
-        return 1;
-    }
-    if (argv[*i][len] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        *s = sotu_error(SOTU_ERR_USAGE, "%s needs a value", name);
-        return 1;
-    }
-    *value = argv[++*i];
-    return 1;
-}
+enum { IMG_HELP = 'h', IMG_FORCE = 0x2000, IMG_OUT, IMG_SIZE, IMG_CHANNELS, IMG_RATIO, IMG_SEED,
+       IMG_ON_BAD, IMG_NAME };
 
-static sotu_status parse_long(const char *opt, const char *v, long lo, long hi, long *out)
+/* The one positional argument (ROOT, DIR) left after getopt_long, into *arg. */
+static sotu_status one_positional(int argc, char **argv, const char **arg)
 {
-    char *end = NULL;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!v[0] || *end || errno || x < lo || x > hi)
-        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected an integer in %ld..%ld", opt, v, lo,
-                          hi);
-    *out = x;
-    return SOTU_OK;
+    int n = 0;
+    return sotu_cli_take_positionals(argc, argv, arg, 1, &n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -90,53 +69,52 @@ int sotu_data_import_images(int argc, char **argv)
     const char *out = NULL, *ratio = NULL;
     bool force = false;
     sotu_status s = SOTU_OK;
-    for (int i = 1; i < argc && s == SOTU_OK; i++) {
-        const char *v = NULL;
-        long x = 0;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            import_images_usage(stdout);
-            return SOTU_EXIT_OK;
-        }
-        if (!strcmp(argv[i], "--force")) {
-            force = true;
-        } else if (take(argc, argv, &i, "--out", &v, &s)) {
-            out = v;
-        } else if (take(argc, argv, &i, "--size", &v, &s)) {
-            if (s == SOTU_OK && (s = parse_long("--size", v, 1, SOTU_TASK_MAX_SIDE, &x)) == SOTU_OK)
-                o.size = (int)x;
-        } else if (take(argc, argv, &i, "--channels", &v, &s)) {
-            if (s == SOTU_OK && (s = parse_long("--channels", v, 1, 3, &x)) == SOTU_OK) {
-                if (x == 2)
-                    s = sotu_error(SOTU_ERR_USAGE, "--channels 2: expected 1 or 3");
-                o.channels = (int)x;
-            }
-        } else if (take(argc, argv, &i, "--split-ratio", &v, &s)) {
-            char *end = NULL;
+    static const struct option opts[] = {{"help", no_argument, NULL, IMG_HELP},
+                                         {"force", no_argument, NULL, IMG_FORCE},
+                                         {"out", required_argument, NULL, IMG_OUT},
+                                         {"size", required_argument, NULL, IMG_SIZE},
+                                         {"channels", required_argument, NULL, IMG_CHANNELS},
+                                         {"split-ratio", required_argument, NULL, IMG_RATIO},
+                                         {"seed", required_argument, NULL, IMG_SEED},
+                                         {"on-bad", required_argument, NULL, IMG_ON_BAD},
+                                         {"name", required_argument, NULL, IMG_NAME},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    optind = 0;
+    opterr = 0;
+    while (s == SOTU_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        const char *v = optarg;
+        switch (c) {
+        case IMG_HELP: import_images_usage(stdout); return SOTU_EXIT_OK;
+        case IMG_FORCE: force = true; break;
+        case IMG_OUT: out = v; break;
+        case IMG_SIZE: s = sotu_cli_int("--size", v, 1, SOTU_TASK_MAX_SIDE, &o.size); break;
+        case IMG_CHANNELS:
+            s = sotu_cli_int("--channels", v, 1, 3, &o.channels);
+            if (s == SOTU_OK && o.channels == 2)
+                s = sotu_error(SOTU_ERR_USAGE, "--channels 2: expected 1 or 3");
+            break;
+        case IMG_RATIO:
             ratio = v;
-            if (s == SOTU_OK) {
-                o.test_ratio = strtod(v, &end);
-                if (!v[0] || *end || !(o.test_ratio >= 0 && o.test_ratio < 1))
-                    s = sotu_error(SOTU_ERR_USAGE, "--split-ratio '%s': expected a number in "
-                                   "[0, 1)", v);
-            }
-        } else if (take(argc, argv, &i, "--seed", &v, &s)) {
-            if (s == SOTU_OK && (s = parse_long("--seed", v, 0, LONG_MAX, &x)) == SOTU_OK)
-                o.seed = (uint64_t)x;
-        } else if (take(argc, argv, &i, "--on-bad", &v, &s)) {
-            if (s == SOTU_OK && strcmp(v, "skip") && strcmp(v, "fail"))
+            s = sotu_cli_number("--split-ratio", v, 0, 1, SOTU_CLI_HI_OPEN, &o.test_ratio);
+            break;
+        case IMG_SEED: s = sotu_cli_uint64("--seed", v, &o.seed); break;
+        case IMG_ON_BAD:
+            if (strcmp(v, "skip") && strcmp(v, "fail"))
                 s = sotu_error(SOTU_ERR_USAGE, "--on-bad '%s': expected skip or fail", v);
-            o.skip_bad = v && !strcmp(v, "skip");
-        } else if (take(argc, argv, &i, "--name", &v, &s)) {
-            if (s == SOTU_OK && (!v[0] || strlen(v) >= SOTU_TASK_NAME_MAX || strchr(v, '/')))
+            o.skip_bad = !strcmp(v, "skip");
+            break;
+        case IMG_NAME:
+            if (!v[0] || strlen(v) >= SOTU_TASK_NAME_MAX || strchr(v, '/'))
                 s = sotu_error(SOTU_ERR_USAGE, "--name must have 1..%d characters and no '/'",
                                SOTU_TASK_NAME_MAX - 1);
             o.name = v;
-        } else if (argv[i][0] == '-' || o.root) {
-            s = sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s' (see --help)", argv[i]);
-        } else {
-            o.root = argv[i];
+            break;
+        default: s = sotu_cli_getopt_error(c, argv); break;
         }
     }
+    if (s == SOTU_OK)
+        s = one_positional(argc, argv, &o.root);
     if (s == SOTU_OK && !o.root)
         s = sotu_error(SOTU_ERR_USAGE, "the image folder ROOT is required (see --help)");
     if (s == SOTU_OK && !out)
@@ -358,23 +336,25 @@ int sotu_data_manifest(int argc, char **argv)
     const char *cmd = "data manifest", *dir = NULL, *out = NULL, *name = NULL;
     bool force = false;
     sotu_status s = SOTU_OK;
-    for (int i = 1; i < argc && s == SOTU_OK; i++) {
-        const char *v = NULL;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            manifest_usage(stdout);
-            return SOTU_EXIT_OK;
+    static const struct option opts[] = {{"help", no_argument, NULL, IMG_HELP},
+                                         {"force", no_argument, NULL, IMG_FORCE},
+                                         {"out", required_argument, NULL, IMG_OUT},
+                                         {"name", required_argument, NULL, IMG_NAME},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    optind = 0;
+    opterr = 0;
+    while (s == SOTU_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case IMG_HELP: manifest_usage(stdout); return SOTU_EXIT_OK;
+        case IMG_FORCE: force = true; break;
+        case IMG_OUT: out = optarg; break;
+        case IMG_NAME: name = optarg; break;
+        default: s = sotu_cli_getopt_error(c, argv); break;
         }
-        if (!strcmp(argv[i], "--force"))
-            force = true;
-        else if (take(argc, argv, &i, "--out", &v, &s))
-            out = v;
-        else if (take(argc, argv, &i, "--name", &v, &s))
-            name = v;
-        else if (argv[i][0] == '-' || dir)
-            s = sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s' (see --help)", argv[i]);
-        else
-            dir = argv[i];
     }
+    if (s == SOTU_OK)
+        s = one_positional(argc, argv, &dir);
     if (s == SOTU_OK && !dir)
         s = sotu_error(SOTU_ERR_USAGE, "the folder DIR is required (see --help)");
     if (s == SOTU_OK && name && (!name[0] || strlen(name) >= SOTU_TASK_NAME_MAX))

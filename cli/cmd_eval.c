@@ -62,22 +62,28 @@ static sotu_status backbone_ckpt(void *ctx, int row, float *params)
     return sotu_checkpoint_read_merged(c->path, c->keep, c->tab, params, 0);
 }
 
-/* The configuration stored in the checkpoint with the overrides on top. */
-static int load_config(const sotu_checkpoint_info *info, char *const *sets, int n_sets,
-                       sotu_config *cfg)
+/* The configuration stored in the checkpoint (the defaults if it has none)
+ * with the overrides on top, validated. */
+static sotu_status load_config(const sotu_checkpoint_info *info, char *const *sets, int n_sets,
+                               sotu_config *cfg)
 {
-    if (!info->config_yaml || !info->config_yaml[0])
-        return sotu_cli_config("eval", NULL, sets, n_sets, cfg);
+    sotu_status s = SOTU_OK;
     char path[] = "/tmp/sotu-eval-config-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return sotu_cli_config("eval", NULL, sets, n_sets, cfg);
-    close(fd);
-    int rc = SOTU_EXIT_IO;
-    if (sotu_write_file_atomic(path, info->config_yaml, strlen(info->config_yaml)) == SOTU_OK)
-        rc = sotu_cli_config("eval", path, sets, n_sets, cfg);
-    unlink(path);
-    return rc;
+    int fd = info->config_yaml && info->config_yaml[0] ? mkstemp(path) : -1;
+    if (fd >= 0) {
+        close(fd);
+        s = sotu_write_file_atomic(path, info->config_yaml, strlen(info->config_yaml));
+        if (s == SOTU_OK)
+            s = sotu_config_load(cfg, path);
+        unlink(path);
+    } else {
+        sotu_config_defaults(cfg);
+    }
+    for (int i = 0; s == SOTU_OK && i < n_sets; i++)
+        s = sotu_config_set(cfg, sets[i]);
+    if (s == SOTU_OK)
+        s = sotu_config_validate(cfg);
+    return s;
 }
 
 /* Every rank: re-evaluates each module of the CLR checkpoint ckpt on the
@@ -223,37 +229,33 @@ int sotu_cmd_eval(int argc, char **argv)
     int rc = SOTU_EXIT_OK;
     double t0 = sotu_now();
 
+    /* Each rank reads its inputs itself (they may differ between nodes): every
+     * failure goes to the vote below, so no rank leaves the others waiting in
+     * a collective. */
     if ((st = sotu_checkpoint_read_info(ckpt, &info)) == SOTU_OK)
         st = sotu_manifest_read(tasks, &man);
     if (st == SOTU_OK)
         st = sotu_manifest_check_files(&man, false);
-    if (st != SOTU_OK) {
-        rc = sotu_cmd_fail("eval", st);
-        goto done;
-    }
-    if ((rc = load_config(&info, a.sets, a.n_sets, &cfg)) != 0)
-        goto done;
-    st = sotu_node_setup(0, cfg.train.threads, NULL);
+    if (st == SOTU_OK)
+        st = load_config(&info, a.sets, a.n_sets, &cfg);
+    if (st == SOTU_OK)
+        st = sotu_node_setup(0, cfg.train.threads, NULL);
     if (st == SOTU_OK)
         st = vit_init(&m, &info.model, 1);
-    if (st != SOTU_OK) {
-        rc = sotu_cmd_fail("eval", st);
-        goto done;
-    }
     int T = man.n_tasks;
     rep.T = T;
-    active = calloc((size_t)T, sizeof *active);
-    hw = calloc((size_t)T, sizeof *hw);
-    hb = calloc((size_t)T, sizeof *hb);
-    ft = calloc((size_t)T, sizeof *ft);
-    names = calloc((size_t)T, sizeof *names);
-    classes = calloc((size_t)T, sizeof *classes);
-    if (!active || !hw || !hb || !ft || !names || !classes) {
-        rc = sotu_cmd_fail("eval", sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", T));
-        goto done;
+    if (st == SOTU_OK) {
+        active = calloc((size_t)T, sizeof *active);
+        hw = calloc((size_t)T, sizeof *hw);
+        hb = calloc((size_t)T, sizeof *hb);
+        ft = calloc((size_t)T, sizeof *ft);
+        names = calloc((size_t)T, sizeof *names);
+        classes = calloc((size_t)T, sizeof *classes);
+        if (!active || !hw || !hb || !ft || !names || !classes)
+            st = sotu_error(SOTU_ERR_NOMEM, "evaluation of %d tasks", T);
     }
     int with_head = 0;
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; st == SOTU_OK && t < T; t++) {
         int k = sotu_checkpoint_find_task(&info, man.tasks[t].name);
         active[t] = true;
         names[t] = man.tasks[t].name;
@@ -262,16 +264,19 @@ int sotu_cmd_eval(int argc, char **argv)
         if (k < 0 || !info.tasks[k].head_weight)
             continue;
         if (info.tasks[k].classes != man.tasks[t].classes) {
-            rc = sotu_cmd_fail("eval", sotu_error(SOTU_ERR_DATA, "%s: task %s has %d classes in "
-                                                  "the checkpoint, %d in %s", ckpt,
-                                                  man.tasks[t].name, info.tasks[k].classes,
-                                                  man.tasks[t].classes, tasks));
-            goto done;
+            st = sotu_error(SOTU_ERR_DATA, "%s: task %s has %d classes in the checkpoint, %d in "
+                            "%s", ckpt, man.tasks[t].name, info.tasks[k].classes,
+                            man.tasks[t].classes, tasks);
+            break;
         }
         hw[t] = info.tasks[k].head_weight;
         hb[t] = info.tasks[k].head_bias;
         ft[t] = info.tasks[k].finetuned_acc;
         with_head++;
+    }
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation setup")) {
+        rc = sotu_cmd_fail("eval", st);
+        goto done;
     }
     if (rank == 0)
         SOTU_INFO("eval %s: %d tasks (%d with a head in the checkpoint), %d ranks, keep %g and "
@@ -298,13 +303,12 @@ int sotu_cmd_eval(int argc, char **argv)
             snprintf(name, sizeof name, "sotu@%.6g", keep);
         sotu_eval_method *me = NULL;
         double *acc[SOTU_EV_N] = {0};
-        if (rank == 0) {
-            if (!(me = sotu_eval_report_add(&rep, name, keep, want))) {
-                st = SOTU_ERR_NOMEM;
-                break;
-            }
+        if (rank == 0 && !(me = sotu_eval_report_add(&rep, name, keep, want)))
+            st = sotu_error(SOTU_ERR_NOMEM, "the report's accuracy tables of %s", name);
+        if (!sotu_mpi_all_ok(&st, nranks, "evaluation report"))
+            break;
+        if (rank == 0)
             memcpy(acc, me->acc, sizeof acc);
-        }
         ckpt_ctx cc = {ckpt, k < 0 ? 0 : keep, &m.table};
         sotu_eval_input in = {.vc = &info.model, .n_params = m.num_params, .man = &man,
                               .cfg = &cfg, .active = active, .head_w = hw, .head_b = hb,

@@ -2,6 +2,7 @@
  * a checkpoint's merged weights with one task's head (or a pretrained
  * weights file) as a float32 safetensors file with timm's names, which
  * PyTorch/timm load with strict=True. */
+#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdbool.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "common/status.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
 #include "io/fsutil.h"
@@ -116,35 +118,30 @@ cleanup:
 
 int sotu_cmd_export(int argc, char **argv)
 {
+    enum { OPT_TASK = 0x2000, OPT_PRETRAINED_HEAD, OPT_FORCE };
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                         {"task", required_argument, NULL, OPT_TASK},
+                                         {"pretrained-head", no_argument, NULL,
+                                          OPT_PRETRAINED_HEAD},
+                                         {"force", no_argument, NULL, OPT_FORCE},
+                                         {NULL, 0, NULL, 0}};
     const char *pos[3] = {NULL, NULL, NULL}, *task = NULL;
     bool pretrained_head = false, force = false;
-    int n_pos = 0;
+    int n_pos = 0, c;
     sotu_status s = SOTU_OK;
-    for (int i = 1; i < argc && s == SOTU_OK; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            export_usage(stdout);
-            return SOTU_EXIT_OK;
-        }
-        if (!strcmp(a, "--task")) {
-            if (i + 1 >= argc)
-                s = sotu_error(SOTU_ERR_USAGE, "--task needs a value");
-            else
-                task = argv[++i];
-        } else if (!strncmp(a, "--task=", 7)) {
-            task = a + 7;
-        } else if (!strcmp(a, "--pretrained-head")) {
-            pretrained_head = true;
-        } else if (!strcmp(a, "--force")) {
-            force = true;
-        } else if (a[0] == '-' && a[1]) {
-            s = sotu_error(SOTU_ERR_USAGE, "unknown option '%s' (see --help)", a);
-        } else if (n_pos < 3) {
-            pos[n_pos++] = a;
-        } else {
-            s = sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s'", a);
+    optind = 0;
+    opterr = 0;
+    while (s == SOTU_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': export_usage(stdout); return SOTU_EXIT_OK;
+        case OPT_TASK: task = optarg; break;
+        case OPT_PRETRAINED_HEAD: pretrained_head = true; break;
+        case OPT_FORCE: force = true; break;
+        default: s = sotu_cli_getopt_error(c, argv); break;
         }
     }
+    if (s == SOTU_OK)
+        s = sotu_cli_take_positionals(argc, argv, pos, 3, &n_pos);
     if (s == SOTU_OK && (n_pos != 3 || strcmp(pos[0], "safetensors"))) {
         export_usage(stderr);
         return SOTU_EXIT_USAGE;

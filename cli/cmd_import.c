@@ -5,6 +5,7 @@
  * engines do not implement are rejected by name rather than silently
  * dropped. */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "io/fsutil.h"
 #include "io/safetensors.h"
@@ -216,17 +218,6 @@ static sotu_status infer_config(const sotu_safetensors *st, const char *path, so
     } else {
         c->classes = 1;
     }
-    return SOTU_OK;
-}
-
-static sotu_status parse_positive(const char *opt, const char *v, int *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!v[0] || *end || errno || x < 1 || x > 65536)
-        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected a positive integer", opt, v);
-    *out = (int)x;
     return SOTU_OK;
 }
 
@@ -450,7 +441,7 @@ static sotu_status import_safetensors(const char *in, const char *out, int heads
     if (heads_flag > 0) {
         c.heads = heads_flag;
     } else if (meta_heads) {
-        if ((s = parse_positive("__metadata__ num_heads", meta_heads, &c.heads)) != SOTU_OK) {
+        if ((s = sotu_cli_int("__metadata__ num_heads", meta_heads, 1, 65536, &c.heads)) != SOTU_OK) {
             s = sotu_error(SOTU_ERR_DATA, "%s: __metadata__ num_heads '%s' is not a positive "
                            "integer", in, meta_heads);
             goto cleanup;
@@ -523,31 +514,31 @@ cleanup:
 
 int sotu_cmd_import(int argc, char **argv)
 {
+    enum { OPT_HEADS = 0x2000, OPT_IMAGE_SIZE, OPT_FORCE };
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                         {"heads", required_argument, NULL, OPT_HEADS},
+                                         {"image-size", required_argument, NULL, OPT_IMAGE_SIZE},
+                                         {"force", no_argument, NULL, OPT_FORCE},
+                                         {NULL, 0, NULL, 0}};
     const char *pos[3] = {NULL, NULL, NULL};
-    int n_pos = 0, heads = 0, image_size = 0;
+    int n_pos = 0, heads = 0, image_size = 0, c;
     bool force = false;
     sotu_status s = SOTU_OK;
-    for (int i = 1; i < argc && s == SOTU_OK; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            import_usage(stdout);
-            return SOTU_EXIT_OK;
-        }
-        if (!strcmp(a, "--heads") || !strcmp(a, "--image-size")) {
-            if (i + 1 >= argc)
-                s = sotu_error(SOTU_ERR_USAGE, "%s needs a value", a);
-            else
-                s = parse_positive(a, argv[++i], a[2] == 'h' ? &heads : &image_size);
-        } else if (!strcmp(a, "--force")) {
-            force = true;
-        } else if (a[0] == '-' && a[1]) {
-            s = sotu_error(SOTU_ERR_USAGE, "unknown option '%s' (see --help)", a);
-        } else if (n_pos < 3) {
-            pos[n_pos++] = a;
-        } else {
-            s = sotu_error(SOTU_ERR_USAGE, "unexpected argument '%s'", a);
+    optind = 0;
+    opterr = 0;
+    while (s == SOTU_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': import_usage(stdout); return SOTU_EXIT_OK;
+        case OPT_HEADS: s = sotu_cli_int("--heads", optarg, 1, 65536, &heads); break;
+        case OPT_IMAGE_SIZE:
+            s = sotu_cli_int("--image-size", optarg, 1, 65536, &image_size);
+            break;
+        case OPT_FORCE: force = true; break;
+        default: s = sotu_cli_getopt_error(c, argv); break;
         }
     }
+    if (s == SOTU_OK)
+        s = sotu_cli_take_positionals(argc, argv, pos, 3, &n_pos);
     if (s == SOTU_OK && (n_pos != 3 || strcmp(pos[0], "safetensors"))) {
         import_usage(stderr);
         return SOTU_EXIT_USAGE;

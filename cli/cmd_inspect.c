@@ -1,4 +1,5 @@
 /* `sotu inspect FILE`: describe a task file, manifest or weights file. */
+#include <getopt.h>
 #include <hdf5.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -252,15 +253,27 @@ static int has_suffix(const char *s, const char *suffix)
 
 int sotu_cmd_inspect(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    bool help = false;
+    int o;
+    optind = 0;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (o != 'h') {
+            inspect_usage(stderr);
+            return SOTU_EXIT_USAGE;
+        }
+        help = true;
+    }
+    if (help && argc == 2) {
         inspect_usage(stdout);
         return SOTU_EXIT_OK;
     }
-    if (argc != 2 || argv[1][0] == '-') {
+    if (help || optind != argc - 1) {
         inspect_usage(stderr);
         return SOTU_EXIT_USAGE;
     }
-    const char *path = argv[1];
+    const char *path = argv[optind];
     if (!sotu_file_exists(path))
         return sotu_cmd_fail("inspect", sotu_error(SOTU_ERR_IO, "%s: no such file", path));
 

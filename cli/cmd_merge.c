@@ -65,14 +65,6 @@ static sotu_status read_theta0(const char *path, vit_config *vc, vit_model *base
     return st;
 }
 
-static int all_fail(sotu_status st, int nranks)
-{
-    int bad = st != SOTU_OK, any = bad;
-    if (nranks > 1)
-        SOTU_MPI_CHECK(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    return any;
-}
-
 /* The run directory's configuration with the merge options applied:
  * sotu.keep becomes [K, shipped keep] so the stored deltas still verify. */
 static sotu_status merge_config(const char *config_path, const char *dir, char *const *sets,
@@ -106,13 +98,8 @@ static sotu_status merge_config(const char *config_path, const char *dir, char *
     if (st != SOTU_OK)
         return st;
     double k = cfg->sotu.n_keep ? cfg->sotu.keep[0] : 1.0 / man->n_tasks;
-    if (keep) {
-        char *end;
-        k = strtod(keep, &end);
-        if (*end || !(k > 0))
-            return sotu_error(SOTU_ERR_USAGE, "--keep %s: expected a number in (0, %g]", keep,
-                              ship);
-    }
+    if (keep && (st = sotu_cli_number("--keep", keep, 0, 1, SOTU_CLI_LO_OPEN, &k)) != SOTU_OK)
+        return st;
     if (k > ship * (1 + 1e-12))
         return sotu_error(SOTU_ERR_USAGE, "--keep %g: the deltas in %s/deltas were shipped at "
                           "keep %g; a merge can only use a keep up to that (a sub-mask)", k, dir,
@@ -207,10 +194,8 @@ static sotu_status merge_run_dir(const char *dir, const sotu_cli_args *a, const 
                       dir, loaded, run.T, run.keeps[0], run.keep_ship, cfg.merge.mode,
                       cfg.merge.scale, rd.final);
     }
-    if (!all_fail(st, nranks))
+    if (sotu_mpi_all_ok(&st, nranks, "merge"))
         st = sotu_finish_run(&run, rank, nranks, t0, -1, -1, &mean, &done);
-    else if (st == SOTU_OK)
-        st = sotu_error(SOTU_ERR_INTERNAL, "merge failed on another rank");
     if (rank == 0 && rd.tmp[0])
         st = merge_commit(st, &run, &rd);
     if (st == SOTU_OK && rank == 0) {
@@ -267,10 +252,8 @@ static sotu_status merge_sweep_dir(const char *dir, const sotu_cli_args *a, cons
     }
     merge.dir = rd.tmp;
     merge.final_dir = rd.final;
-    if (!all_fail(st, nranks))
+    if (sotu_mpi_all_ok(&st, nranks, "merge"))
         st = sotu_finish_sweep(&sw, &man, &vc, &base.table, base.params, rank, nranks, &merge);
-    else if (st == SOTU_OK)
-        st = sotu_error(SOTU_ERR_INTERNAL, "merge failed on another rank");
     if (rank == 0 && rd.tmp[0])
         st = merge_commit(st, NULL, &rd);
     if (st == SOTU_OK && rank == 0) {

@@ -378,18 +378,6 @@ cleanup:
     return s;
 }
 
-static sotu_status parse_int(const char *opt, const char *v, int lo, int hi, int *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!v[0] || *end || errno || x < lo || x > hi)
-        return sotu_error(SOTU_ERR_USAGE, "%s '%s': expected an integer in %d..%d", opt, v, lo,
-                          hi);
-    *out = (int)x;
-    return SOTU_OK;
-}
-
 int sotu_cmd_predict(int argc, char **argv)
 {
     enum { O_IMAGES = 0x2000, O_OUT, O_TASK, O_SPLIT, O_BATCH, O_THREADS, O_CONFIG, O_PRETRAINED,
@@ -425,8 +413,8 @@ int sotu_cmd_predict(int argc, char **argv)
         case O_CONFIG: config = optarg; break;
         case O_PRETRAINED: pretrained_head = true; break;
         case O_FORCE: force = true; break;
-        case O_BATCH: s = parse_int("--batch", optarg, 1, 1 << 16, &batch); break;
-        case O_THREADS: s = parse_int("--threads", optarg, 1, 4096, &threads); break;
+        case O_BATCH: s = sotu_cli_int("--batch", optarg, 1, 1 << 16, &batch); break;
+        case O_THREADS: s = sotu_cli_int("--threads", optarg, 1, 4096, &threads); break;
         default:
             predict_usage(stderr);
             return SOTU_EXIT_USAGE;

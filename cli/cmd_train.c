@@ -94,18 +94,14 @@ int sotu_cmd_train(int argc, char **argv)
             return SOTU_EXIT_USAGE;
         if (r > 0)
             continue;
-        char *end = NULL;
         if (o == 'r') {
             resume = true;
         } else if (o == OPT_ARRAY_INDEX || o == OPT_SHARD_COUNT) {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < (o == OPT_ARRAY_INDEX ? 0 : 1) || v > 1000000) {
-                fprintf(stderr, "sotu train: --%s %s: expected %s integer\n",
-                        o == OPT_ARRAY_INDEX ? "array-index" : "shard-count", optarg,
-                        o == OPT_ARRAY_INDEX ? "a non-negative" : "a positive");
-                return SOTU_EXIT_USAGE;
-            }
-            *(o == OPT_ARRAY_INDEX ? &array_index : &shard_count) = (int)v;
+            sotu_status ps = o == OPT_ARRAY_INDEX
+                                 ? sotu_cli_int("--array-index", optarg, 0, 1000000, &array_index)
+                                 : sotu_cli_int("--shard-count", optarg, 1, 1000000, &shard_count);
+            if (ps != SOTU_OK)
+                return sotu_cmd_fail("train", ps);
         } else if (o == OPT_ARRAY_SIZE) {
             print_array_size = true;
         } else if (o == OPT_RETRAIN_CHANGED) {

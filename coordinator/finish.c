@@ -12,15 +12,6 @@
 #include "mpi/mpi_util.h"
 #include "io/fsutil.h"
 
-/* True on every rank iff st is OK on every rank. */
-static bool finish_all_ok(sotu_status st, int nranks)
-{
-    bool bad = st != SOTU_OK;
-    if (bad)
-        SOTU_ERROR("%s", sotu_last_error());
-    return !(nranks > 1 ? sotu_mpi_any(bad) : bad);
-}
-
 static json_t *number_or_null(double v)
 {
     return isnan(v) ? json_null() : json_real(v);
@@ -83,7 +74,7 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
                     : sotu_error(SOTU_ERR_NOMEM, "merged weights of %zu parameters",
                                  run->table.total);
     }
-    if (!finish_all_ok(st, nranks))
+    if (!sotu_mpi_all_ok(&st, nranks, "merge"))
         goto cleanup;
     if ((st = sotu_evaluate_run(run, rank, nranks, &rep)) != SOTU_OK)
         goto cleanup;
@@ -113,8 +104,7 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
                             run->dir);
         }
     }
-    if (!finish_all_ok(st, nranks) && st == SOTU_OK)
-        st = sotu_error(SOTU_ERR_INTERNAL, "writing the results failed on rank 0");
+    sotu_mpi_all_ok(&st, nranks, "writing the results");
 cleanup:
     sotu_eval_report_free(&rep);
     sotu_merge_stats_free(&stats);
@@ -189,7 +179,7 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
 {
     sotu_sweep_result *res = calloc((size_t)sw->n_points, sizeof *res);
     sotu_status st = res ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
-    for (int p = 0; finish_all_ok(st, nranks) && p < sw->n_points; p++) {
+    for (int p = 0; sotu_mpi_all_ok(&st, nranks, "sweep") && p < sw->n_points; p++) {
         const sotu_sweep_point *pt = &sw->points[p];
         sotu_run run = {0};
         int loaded = 0;
@@ -208,7 +198,7 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
             if (st == SOTU_OK && rank == 0)
                 st = sotu_finish_merge_setup(&run, out, name, prefix, merge);
         }
-        if (finish_all_ok(st, nranks)) {
+        if (sotu_mpi_all_ok(&st, nranks, "sweep point")) {
             if (rank == 0)
                 SOTU_INFO("point %s: merging %d of %d tasks", pt->label, loaded, run.T);
             res[p].tasks = run.T;
@@ -237,8 +227,8 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                 st = sotu_error(SOTU_ERR_IO, "%s/metrics.jsonl: write failed (disk full?)", out);
         }
         sotu_run_free(&run);
-        if (st != SOTU_OK)
-            break;
+        /* A failure (on rank 0 only, e.g. its metrics file) ends the loop in
+         * the vote at its head, which every rank takes. */
     }
     sotu_sweep into = *sw; /* shallow: only dir differs */
     if (merge)
@@ -249,7 +239,7 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
         if (!merge)
             printf("sweep summary: %s/sweep.csv and %s/sweep.md\n", sw->dir, sw->dir);
     }
-    finish_all_ok(st, nranks);
+    sotu_mpi_all_ok(&st, nranks, "sweep summary");
     free(res);
     return st;
 }

@@ -44,12 +44,11 @@
 
 /* True on every rank iff st is OK on every rank. A failing rank prints its
  * own message (rank 0's message is the one users usually see). */
-static bool all_ok(sotu_status st, const char *cmd)
+static bool all_ok(sotu_status *st, int nranks)
 {
-    bool bad = st != SOTU_OK;
-    if (bad)
-        SOTU_ERROR("sotu %s: %s", cmd, sotu_last_error());
-    return !sotu_mpi_any(bad);
+    if (*st != SOTU_OK && nranks == 1)
+        SOTU_ERROR("sotu train: %s", sotu_last_error());
+    return sotu_mpi_all_ok(st, nranks, "sotu train");
 }
 
 /* What every rank knows about the jobs: job j is task j % T of training
@@ -170,7 +169,8 @@ static void coord_stopping(void *ctx, int sig, int running, int done)
 }
 
 /* Rank 0 reads θ0 and broadcasts config and weights; every rank checks them. */
-static sotu_status load_theta0(const char *path, int rank, vit_config *vc, vit_model *base)
+static sotu_status load_theta0(const char *path, int rank, int nranks, vit_config *vc,
+                               vit_model *base)
 {
     sotu_status st = SOTU_OK;
     int cfgv[8] = {0};
@@ -186,14 +186,14 @@ static sotu_status load_theta0(const char *path, int rank, vit_config *vc, vit_m
             memcpy(cfgv, v, sizeof v);
         }
     }
-    if (!all_ok(st, "train"))
+    if (!all_ok(&st, nranks))
         return st != SOTU_OK ? st : SOTU_ERR_IO;
     sotu_mpi_bcast_bytes(cfgv, sizeof cfgv, 0);
     if (rank != 0) {
         *vc = (vit_config){cfgv[0], cfgv[1], cfgv[2], cfgv[3], cfgv[4], cfgv[5], cfgv[6], cfgv[7]};
         st = vit_init(base, vc, 1);
     }
-    if (!all_ok(st, "train"))
+    if (!all_ok(&st, nranks))
         return st != SOTU_OK ? st : SOTU_ERR_CONFIG;
     sotu_mpi_bcast_floats(base->params, base->num_params, 0);
     return SOTU_OK;
@@ -298,7 +298,7 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
         st = sotu_manifest_check_files(&man, true);
     if (st == SOTU_OK)
         st = sotu_sweep_expand(cfg, man.n_tasks, &sw);
-    if (!all_ok(st, "train"))
+    if (!all_ok(&st, nranks))
         goto done;
     int n_elements = sw.n_groups * shard_count;
     if (print_array_size) {
@@ -320,9 +320,9 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
      * directories this one writes refuses this one (exit status 2). */
     if (rank == 0)
         st = lock_run_dirs(&sw, array_mode ? element / shard_count : -1, array_mode ? element : -1);
-    if (!all_ok(st, "train"))
+    if (!all_ok(&st, nranks))
         goto done;
-    if ((st = load_theta0(cfg->model.pretrained, rank, &vc, &base)) != SOTU_OK)
+    if ((st = load_theta0(cfg->model.pretrained, rank, nranks, &vc, &base)) != SOTU_OK)
         goto done;
     int n_tasks = man.n_tasks, only_group = array_mode ? element / shard_count : -1;
     int shard = array_mode ? element % shard_count : 0;
@@ -361,7 +361,7 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
                             "add --resume to keep them and train the rest, or choose another "
                             "output.dir", c.runs[g]->deltas_dir, on_disk);
     }
-    if (!all_ok(st, "train"))
+    if (!all_ok(&st, nranks))
         goto done;
     if (rank == 0)
         SOTU_INFO("run %s: %d tasks x %d training group%s (%d sweep points)%s, %d ranks (%s), "
@@ -424,7 +424,7 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
             sotu_run_metric(c.runs[g], "run_start", ev);
         }
     }
-    if (!all_ok(st, "train"))
+    if (!all_ok(&st, nranks))
         goto done;
 
     if (rank == 0) {
@@ -445,7 +445,7 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
     }
     /* From here on the collectives run over the live ranks (rank numbers
      * may have changed: rank 0 stays 0). */
-    if (!all_ok(st, "train"))
+    if (!all_ok(&st, nranks))
         goto done;
     /* 0: merge and evaluate; 1: stopped by a signal; 2: array element;
      * 3: halted, the output disk is full. */
@@ -464,7 +464,7 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
     if (phase == 1) {
         if (rank == 0)
             write_stop_checkpoints(&c, t_start);
-        all_ok(SOTU_OK, "train");
+        all_ok(&(sotu_status){SOTU_OK}, nranks);
         rc = SOTU_EXIT_REQUEUE;
         goto cleanup;
     }
@@ -505,7 +505,7 @@ finish:
     /* Only rank 0 got here with a new failure; it reports it itself. */
     if (st != SOTU_OK)
         fprintf(stderr, "sotu train: %s\n", sotu_last_error());
-    all_ok(SOTU_OK, "train");
+    all_ok(&(sotu_status){SOTU_OK}, nranks);
 
 done:
     rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_exit_code(st);

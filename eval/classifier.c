@@ -99,13 +99,18 @@ static void gram_add(double *G, const double *Hd, int n, int M)
                     M);
 }
 
-void sotu_cls_stats_accumulate(sotu_cls_stats *s, const float *phi, const float *h,
-                               const int32_t *labels, const bool *held_out, int n)
+sotu_status sotu_cls_stats_accumulate(sotu_cls_stats *s, const float *phi, const float *h,
+                                      const int32_t *labels, const bool *held_out, int n)
 {
     size_t D = (size_t)s->D, M = (size_t)s->M;
     enum { CHUNK = 256 };
     double *fit = malloc(sizeof(double) * CHUNK * M), *val = malloc(sizeof(double) * CHUNK * M);
-    assert(fit && val);
+    if (!fit || !val) {
+        free(fit);
+        free(val);
+        return sotu_error(SOTU_ERR_NOMEM, "classifier statistics: two %d x %zu chunk buffers",
+                          (int)CHUNK, M);
+    }
     for (int k0 = 0; k0 < n; k0 += CHUNK) {
         int nf = 0, nv = 0;
         for (int k = k0; k < n && k < k0 + CHUNK; k++) {
@@ -128,6 +133,7 @@ void sotu_cls_stats_accumulate(sotu_cls_stats *s, const float *phi, const float 
     }
     free(fit);
     free(val);
+    return SOTU_OK;
 }
 
 sotu_status sotu_cls_model_init(sotu_cls_model *m, int C, int D, int M)
@@ -253,11 +259,12 @@ cleanup:
     return st;
 }
 
-static void predict(const bool *valid, int C, const float *x, int width, const float *rows, int n,
-                    int lo, int hi, int32_t *pred)
+static sotu_status predict(const bool *valid, int C, const float *x, int width,
+                           const float *rows, int n, int lo, int hi, int32_t *pred)
 {
     float *scores = malloc(sizeof(float) * (size_t)n * C);
-    assert(scores);
+    if (!scores)
+        return sotu_error(SOTU_ERR_NOMEM, "classifier: scores of %d images x %d classes", n, C);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, C, width, 1.0f, x, width, rows, width,
                 0.0f, scores, C);
     for (int k = 0; k < n; k++) {
@@ -268,16 +275,17 @@ static void predict(const bool *valid, int C, const float *x, int width, const f
         pred[k] = best;
     }
     free(scores);
+    return SOTU_OK;
 }
 
-void sotu_cls_predict_ncm(const sotu_cls_model *m, const float *phi, int n, int lo, int hi,
-                          int32_t *pred)
+sotu_status sotu_cls_predict_ncm(const sotu_cls_model *m, const float *phi, int n, int lo,
+                                 int hi, int32_t *pred)
 {
-    predict(m->valid, m->C, phi, m->D, m->protos, n, lo, hi, pred);
+    return predict(m->valid, m->C, phi, m->D, m->protos, n, lo, hi, pred);
 }
 
-void sotu_cls_predict_ridge(const sotu_cls_model *m, const float *h, int n, int lo, int hi,
-                            int32_t *pred)
+sotu_status sotu_cls_predict_ridge(const sotu_cls_model *m, const float *h, int n, int lo,
+                                   int hi, int32_t *pred)
 {
-    predict(m->valid, m->C, h, m->M, m->W, n, lo, hi, pred);
+    return predict(m->valid, m->C, h, m->M, m->W, n, lo, hi, pred);
 }

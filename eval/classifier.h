@@ -58,8 +58,9 @@ void sotu_cls_projection(float *R, int M, int D, uint64_t seed);
 void sotu_cls_project(const float *R, int M, int D, const float *phi, int n, float *h);
 
 /* Adds n images (features phi [n, D], projected h [n, M], labels in [0, C))
- * to s; held_out[k] (may be NULL: none) sends image k to the held-out sums. */
-void sotu_cls_stats_accumulate(sotu_cls_stats *s, const float *phi, const float *h,
+ * to s; held_out[k] (may be NULL: none) sends image k to the held-out sums.
+ * SOTU_ERR_NOMEM (s unchanged) if its chunk buffers cannot be allocated. */
+sotu_status sotu_cls_stats_accumulate(sotu_cls_stats *s, const float *phi, const float *h,
                                const int32_t *labels, const bool *held_out, int n);
 
 typedef struct {
@@ -79,10 +80,11 @@ void sotu_cls_model_free(sotu_cls_model *m); /* accepts NULL and zeroed */
 
 /* pred[k] = the valid class in [lo, hi) with the highest score for image k
  * (the first on ties; -1 if none is valid): cosine to the prototypes (NCM,
- * from phi [n, D]) or the ridge score (from h [n, M]). */
-void sotu_cls_predict_ncm(const sotu_cls_model *m, const float *phi, int n, int lo, int hi,
-                          int32_t *pred);
-void sotu_cls_predict_ridge(const sotu_cls_model *m, const float *h, int n, int lo, int hi,
-                            int32_t *pred);
+ * from phi [n, D]) or the ridge score (from h [n, M]). SOTU_ERR_NOMEM if the
+ * [n, C] score buffer cannot be allocated. */
+sotu_status sotu_cls_predict_ncm(const sotu_cls_model *m, const float *phi, int n, int lo,
+                                 int hi, int32_t *pred);
+sotu_status sotu_cls_predict_ridge(const sotu_cls_model *m, const float *h, int n, int lo,
+                                   int hi, int32_t *pred);
 
 #endif

@@ -167,7 +167,7 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
     if ((st = sotu_cls_stats_init(&e->stats, ts.classes, D, M)) != SOTU_OK)
         goto cleanup;
     sotu_cls_project(R, M, D, phi, n, h);
-    sotu_cls_stats_accumulate(&e->stats, phi, h, lab, held, n);
+    st = sotu_cls_stats_accumulate(&e->stats, phi, h, lab, held, n);
 
 cleanup:
     if (st != SOTU_OK) {
@@ -381,16 +381,20 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
                 st = sotu_error(SOTU_ERR_NOMEM, "evaluation: predictions of %d images", n);
                 break;
             }
-            sotu_cls_predict_ncm(&cm, te->feats, n, 0, C_use, pred);
+            if ((st = sotu_cls_predict_ncm(&cm, te->feats, n, 0, C_use, pred)) != SOTU_OK)
+                break;
             right[SOTU_EV_NCM * T + t] = count_right(pred, te->labels, n, ot);
-            sotu_cls_predict_ncm(&cm, te->feats, n, ot, ot + K, pred);
+            if ((st = sotu_cls_predict_ncm(&cm, te->feats, n, ot, ot + K, pred)) != SOTU_OK)
+                break;
             right[SOTU_EV_NCM_TIL * T + t] = count_right(pred, te->labels, n, ot);
             total[SOTU_EV_NCM * T + t] = total[SOTU_EV_NCM_TIL * T + t] = n;
             if (want_ridge) {
                 sotu_cls_project(R, M, D, te->feats, n, hbuf);
-                sotu_cls_predict_ridge(&cm, hbuf, n, 0, C_use, pred);
+                if ((st = sotu_cls_predict_ridge(&cm, hbuf, n, 0, C_use, pred)) != SOTU_OK)
+                    break;
                 right[SOTU_EV_RIDGE * T + t] = count_right(pred, te->labels, n, ot);
-                sotu_cls_predict_ridge(&cm, hbuf, n, ot, ot + K, pred);
+                if ((st = sotu_cls_predict_ridge(&cm, hbuf, n, ot, ot + K, pred)) != SOTU_OK)
+                    break;
                 right[SOTU_EV_RIDGE_TIL * T + t] = count_right(pred, te->labels, n, ot);
                 total[SOTU_EV_RIDGE * T + t] = total[SOTU_EV_RIDGE_TIL * T + t] = n;
             }

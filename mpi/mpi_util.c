@@ -392,11 +392,15 @@ bool sotu_mpi_all_ok(sotu_status *st, int nranks, const char *what)
 {
     if (nranks == 1)
         return *st == SOTU_OK;
-    bool bad = *st != SOTU_OK;
-    if (bad)
+    if (*st != SOTU_OK)
         SOTU_ERROR("%s: %s", what, sotu_last_error());
-    bool any = sotu_mpi_any(bad);
-    if (any && !bad)
-        *st = sotu_error(SOTU_ERR_INTERNAL, "%s failed on another rank (see its message)", what);
-    return !any;
+    /* The largest status wins, so every rank ends with the same exit code
+     * (mpiexec reports whichever non-zero exit it sees first). */
+    int mine = (int)*st, worst = SOTU_OK;
+    MPI_Request req;
+    SOTU_MPI_CHECK(MPI_Iallreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, sotu_mpi_comm(), &req));
+    sotu_mpi_wait(&req, NULL);
+    if (worst != SOTU_OK && *st == SOTU_OK)
+        *st = sotu_error((sotu_status)worst, "%s failed on another rank (see its message)", what);
+    return worst == SOTU_OK;
 }

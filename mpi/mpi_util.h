@@ -162,9 +162,14 @@ void sotu_share(int64_t n_items, int rank, int nranks, int64_t *begin, int64_t *
 /* The rank whose sotu_share holds item k of n_items. */
 int sotu_share_owner(int64_t k, int64_t n_items, int nranks);
 
-/* True on every rank iff *st is OK on every rank of the run communicator
- * (sotu_mpi_any; no MPI call with nranks == 1). A failing rank logs "<what>: <its message>"; the
- * others get *st = SOTU_ERR_INTERNAL "<what> failed on another rank". */
+/* The one "all ranks OK" vote of SoTU and CLR: true on every rank iff *st
+ * is OK on every rank of the run communicator (a sleeping MPI_Iallreduce;
+ * no MPI call with nranks == 1). A failing rank logs "<what>: <its
+ * message>"; the others get *st = the largest failing status (so every rank
+ * exits with the same code) with "<what> failed on another rank". Every rank
+ * of the run communicator must call it at the same point: a rank that fails
+ * before a collective votes here instead of leaving (a rank that returns
+ * early leaves the others waiting in the collective for ever). */
 bool sotu_mpi_all_ok(sotu_status *st, int nranks, const char *what);
 
 #endif

@@ -6,3 +6,4 @@ sotu_add_test(test_result_dir SOURCES unit/test_result_dir.c LABELS unit)
 # deltas and CLR modules (tests/train_threads.sh).
 sotu_add_script_test(train_threads COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/train_threads.sh
                      LABELS reference TIMEOUT 600 NEEDS numpy h5py fmnist)
+sotu_add_test(test_cli_parse SOURCES unit/test_cli_parse.c LABELS unit)

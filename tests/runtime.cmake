@@ -9,3 +9,7 @@ sotu_add_script_test(mpi_run_lock COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/r
                      LABELS mpi TIMEOUT 300 NEEDS numpy torch fmnist)
 set_property(TEST mpi_run_lock APPEND PROPERTY ENVIRONMENT
              "CLR_TASK_BIN=$<TARGET_FILE:test_clr_task>")
+# One rank of `sotu eval` fails before the first collective (its manifest is
+# missing): a clean error and exit status, no hang (issue 16).
+sotu_add_script_test(mpi_eval_rank_fails COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/eval_rank_fails.sh
+                     LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)

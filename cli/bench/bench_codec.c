@@ -18,6 +18,7 @@
 #include "common/threads.h"
 #include "cli/bench/bench.h"
 #include "cli/bench/bench_delta.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "mpi/node.h"
 #include "io/bytes.h"
@@ -234,22 +235,28 @@ int sotu_bench_codec(int argc, char **argv)
     bool keep_given = false;
     int level = SOTU_DELTA_ZSTD_LEVEL, repeat = 3, threads = 0, o;
     uint64_t seed = 1;
+    sotu_status ps = SOTU_OK;
     optind = 0;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1 && ps == SOTU_OK) {
         switch (o) {
         case 'm': model = optarg; break;
-        case 'k': keep = atof(optarg); keep_given = true; break;
-        case 'l': level = atoi(optarg); break;
-        case 'r': repeat = atoi(optarg); break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
-        case 't': threads = atoi(optarg); break;
+        case 'k':
+            ps = sotu_cli_number("--keep", optarg, 0, 1, SOTU_CLI_LO_OPEN, &keep);
+            keep_given = true;
+            break;
+        case 'l': ps = sotu_cli_int("--level", optarg, -131072, 22, &level); break;
+        case 'r': ps = sotu_cli_int("--repeat", optarg, 1, 1000000, &repeat); break;
+        case 's': ps = sotu_cli_uint64("--seed", optarg, &seed); break;
+        case 't': ps = sotu_cli_int("--threads", optarg, 0, 4096, &threads); break;
         case 'd': delta_path = optarg; break;
         case 'e': export_prefix = optarg; break;
         case 'h': codec_usage(stdout); return SOTU_EXIT_OK;
         default: codec_usage(stderr); return SOTU_EXIT_USAGE;
         }
     }
-    if (optind != argc || repeat < 1 || threads < 0 || !(keep > 0 && keep <= 1)) {
+    if (ps != SOTU_OK)
+        return sotu_cmd_fail("bench codec", ps);
+    if (optind != argc) {
         codec_usage(stderr);
         return SOTU_EXIT_USAGE;
     }

@@ -14,6 +14,7 @@
 #include "common/threads.h"
 #include "cli/bench/bench.h"
 #include "cli/bench/bench_delta.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "coordinator/merge.h"
 #include "mpi/node.h"
@@ -112,17 +113,18 @@ int sotu_bench_merge(int argc, char **argv)
     int n_files = 0, T = 8, repeat = 3, threads = 0, o;
     double keep = 0, ship_keep = 0;
     uint64_t seed = 1;
+    sotu_status ps = SOTU_OK;
     optind = 0;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1 && ps == SOTU_OK) {
         switch (o) {
         case 'm': model = optarg; break;
-        case 'T': T = atoi(optarg); break;
-        case 'k': keep = atof(optarg); break;
-        case 'K': ship_keep = atof(optarg); break;
+        case 'T': ps = sotu_cli_int("--tasks", optarg, 1, 1000000, &T); break;
+        case 'k': ps = sotu_cli_number("--keep", optarg, 0, 1, 0, &keep); break;
+        case 'K': ps = sotu_cli_number("--ship-keep", optarg, 0, 1, 0, &ship_keep); break;
         case 'M': mode_name = optarg; break;
-        case 'r': repeat = atoi(optarg); break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
-        case 't': threads = atoi(optarg); break;
+        case 'r': ps = sotu_cli_int("--repeat", optarg, 1, 1000000, &repeat); break;
+        case 's': ps = sotu_cli_uint64("--seed", optarg, &seed); break;
+        case 't': ps = sotu_cli_int("--threads", optarg, 0, 4096, &threads); break;
         case 'd':
             if (n_files == MAX_DELTA_FILES) {
                 fprintf(stderr, "sotu bench merge: at most %d --delta files\n", MAX_DELTA_FILES);
@@ -134,8 +136,9 @@ int sotu_bench_merge(int argc, char **argv)
         default: merge_usage(stderr); return SOTU_EXIT_USAGE;
         }
     }
-    if (optind != argc || T < 1 || repeat < 1 || threads < 0 || keep < 0 || keep > 1 ||
-        ship_keep < 0 || ship_keep > 1 || (ship_keep > 0 && !n_files)) {
+    if (ps != SOTU_OK)
+        return sotu_cmd_fail("bench merge", ps);
+    if (optind != argc || (ship_keep > 0 && !n_files)) {
         merge_usage(stderr);
         return SOTU_EXIT_USAGE;
     }

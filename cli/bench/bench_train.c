@@ -1,6 +1,7 @@
 /* `sotu bench train`: median time of one training step on synthetic data. */
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "common/status.h"
 #include "common/threads.h"
 #include "cli/bench/bench.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "mpi/node.h"
 #include "worker/optim.h"
@@ -58,16 +60,10 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int parse_positive(const char *opt, const char *s, int *out)
+static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end || v < 1 || v > 1000000) {
-        fprintf(stderr, "sotu bench train: %s '%s', expected a positive integer\n", opt, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+    sotu_status s = sotu_cli_int(opt, v, lo, hi, out);
+    return s == SOTU_OK ? 0 : sotu_cmd_fail("bench train", s);
 }
 
 static double median_seconds(double *times, int steps)
@@ -231,11 +227,11 @@ int sotu_bench_train(int argc, char **argv)
         int rc = 0;
         switch (o) {
         case 'm': model_name = optarg; break;
-        case 't': rc = parse_positive("--threads", optarg, &threads); break;
-        case 'b': rc = parse_positive("--batch", optarg, &batch); break;
-        case 's': rc = parse_positive("--steps", optarg, &steps); break;
-        case 'w': warmup = atoi(optarg) < 0 ? 0 : atoi(optarg); break;
-        case 'x': seed = atoi(optarg); break;
+        case 't': rc = parse_int("--threads", optarg, 1, 1000000, &threads); break;
+        case 'b': rc = parse_int("--batch", optarg, 1, 1000000, &batch); break;
+        case 's': rc = parse_int("--steps", optarg, 1, 1000000, &steps); break;
+        case 'w': rc = parse_int("--warmup", optarg, 0, 1000000, &warmup); break;
+        case 'x': rc = parse_int("--seed", optarg, 0, INT_MAX, &seed); break;
         case 'u': tune = optarg; break;
         case 'h': bench_train_usage(stdout); return SOTU_EXIT_OK;
         default: bench_train_usage(stderr); return SOTU_EXIT_USAGE;

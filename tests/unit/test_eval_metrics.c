@@ -95,11 +95,11 @@ static void test_classifiers(uint64_t seed)
         CHECK(sotu_cls_stats_init(&t0, 3, D, M) == SOTU_OK);
         CHECK(sotu_cls_stats_init(&t1, 3, D, M) == SOTU_OK);
         CHECK(sotu_cls_stats_init(&sum, C, D, M) == SOTU_OK);
-        sotu_cls_stats_accumulate(&all, x, h, y, held, N);
+        CHECK(sotu_cls_stats_accumulate(&all, x, h, y, held, N) == SOTU_OK);
         for (int k = 0; k < N; k++) {
             int32_t l = y[k] % 3;
-            sotu_cls_stats_accumulate(y[k] < 3 ? &t0 : &t1, x + (size_t)k * D, h + (size_t)k * M,
-                                      &l, &held[k], 1);
+            CHECK(sotu_cls_stats_accumulate(y[k] < 3 ? &t0 : &t1, x + (size_t)k * D,
+                                            h + (size_t)k * M, &l, &held[k], 1) == SOTU_OK);
         }
         sotu_cls_stats_add(&sum, &t0, 0);
         sotu_cls_stats_add(&sum, &t1, 3);
@@ -115,22 +115,22 @@ static void test_classifiers(uint64_t seed)
         CHECK(sotu_cls_fit(&all, C, true, &m) == SOTU_OK);
         CHECK(m.lambda > 0);
         int right_ncm = 0, right_ridge = 0;
-        sotu_cls_predict_ncm(&m, xt, NT, 0, C, pred);
+        CHECK(sotu_cls_predict_ncm(&m, xt, NT, 0, C, pred) == SOTU_OK);
         for (int k = 0; k < NT; k++)
             right_ncm += pred[k] == yt[k];
-        sotu_cls_predict_ridge(&m, ht, NT, 0, C, pred);
+        CHECK(sotu_cls_predict_ridge(&m, ht, NT, 0, C, pred) == SOTU_OK);
         for (int k = 0; k < NT; k++)
             right_ridge += pred[k] == yt[k];
         CHECK_MSG(right_ncm >= NT * 98 / 100, "NCM %d/%d (rp %d)", right_ncm, NT, rp);
         CHECK_MSG(right_ridge >= NT * 98 / 100, "ridge %d/%d (rp %d)", right_ridge, NT, rp);
         /* Restricted to classes [3, 6): predictions stay in range. */
-        sotu_cls_predict_ridge(&m, ht, NT, 3, 6, pred);
+        CHECK(sotu_cls_predict_ridge(&m, ht, NT, 3, 6, pred) == SOTU_OK);
         for (int k = 0; k < NT; k++)
             CHECK(pred[k] >= 3 && pred[k] < 6);
         /* Only classes [0, 3) fitted: others invalid, never predicted. */
         CHECK(sotu_cls_fit(&all, 3, true, &m) == SOTU_OK);
         CHECK(m.valid[2] && !m.valid[3]);
-        sotu_cls_predict_ncm(&m, xt, NT, 0, C, pred);
+        CHECK(sotu_cls_predict_ncm(&m, xt, NT, 0, C, pred) == SOTU_OK);
         for (int k = 0; k < NT; k++)
             CHECK(pred[k] >= 0 && pred[k] < 3);
         sotu_cls_model_free(&m);
