@@ -14,6 +14,6 @@ set_property(TEST mpi_clr_train APPEND PROPERTY ENVIRONMENT
 # against the run's recorded accuracies, predict without --task and merge on
 # a CLR run fail with a reason, eval re-evaluates every module (1 and 2 ranks).
 sotu_add_script_test(mpi_clr_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/clr_cli.sh
-                     LABELS mpi TIMEOUT 120 NEEDS numpy h5py fmnist)
+                     LABELS mpi TIMEOUT 300 NEEDS numpy h5py fmnist)
 set_property(TEST mpi_clr_cli APPEND PROPERTY ENVIRONMENT
              "CLR_TASK_BIN=$<TARGET_FILE:test_clr_task>")
