@@ -495,8 +495,13 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
     int n_done;
     st = sotu_finish_run(&run, rank, nranks, t_start, c.d.queue.n_done, c.d.queue.n_failed,
                          &mean_acc, &n_done);
-    if (st != SOTU_OK) /* said by the failing rank (sotu_finish_run) */
+    if (st != SOTU_OK) {
+        /* Under mpiexec the failing rank said it (sotu_mpi_all_ok); alone,
+         * nobody has yet. */
+        if (nranks == 1)
+            fprintf(stderr, "sotu train: %s\n", sotu_last_error());
         goto done;
+    }
     if (rank == 0 && c.d.queue.n_failed)
         st = sotu_error(SOTU_ERR_DATA, "%d of %d tasks failed (see the log above and "
                         "metrics.jsonl); the rest were merged. Rerun with --resume to "
