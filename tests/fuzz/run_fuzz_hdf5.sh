@@ -25,8 +25,12 @@ ours=0 theirs=0
 for a in "$artifacts"/*; do
   [[ -e $a ]] || continue
   log=$(timeout 60 "$fuzzer" -timeout=5 -rss_limit_mb=2048 "$a" 2>&1)
+  # A frame in the fuzzer binary without a source location is the sanitizer
+  # runtime's interceptor (e.g. "in strdup (.../fuzz_taskset+0x...)"): sotu's
+  # own code is built with debug information and always shows file:line.
   frame=$(grep -E '^ +#[0-9]+ ' <<< "$log" |
           grep -vE 'fuzzer::|__sanitizer|__interceptor|__asan|__ubsan|libc\.so|libc-start|_start|in (malloc|calloc|realloc|free) |/sysdeps/|in __mem(cpy|move|set)_' |
+          grep -vF "($fuzzer+0x" |
           head -1)
   if [[ -z $frame ]]; then
     echo "unexplained: $a (no failure on replay, or no stack)"
