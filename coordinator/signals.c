@@ -17,9 +17,10 @@ enum { N_STOP_SIGNALS = sizeof stop_signals / sizeof stop_signals[0] };
 static void on_stop_signal(int sig, siginfo_t *info, void *uc)
 {
     (void)uc;
-    if (sig == SIGINT && interrupts++ > 0) {
-        static const char msg[] = "sotu: second SIGINT: quitting now (deltas on disk are kept; "
-                                  "run again with --resume)\n";
+    /* Ctrl-C after any stop request (a first Ctrl-C, or a SIGTERM) quits. */
+    if (sig == SIGINT && (interrupts++ > 0 || pending_signal)) {
+        static const char msg[] = "sotu: SIGINT after a stop request: quitting now (deltas on "
+                                  "disk are kept; run again with --resume)\n";
         if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
             /* nothing to do: the process ends below either way */
         }

@@ -31,7 +31,8 @@
  * coordinator writes the checkpoint at once, without waiting for running
  * tasks, to finish before the SIGKILL.
  *
- * A second SIGINT (Ctrl-C) ends the process at once (the default action):
+ * A SIGINT (Ctrl-C) after any stop request (a first Ctrl-C or a SIGTERM)
+ * ends the process at once (the default action):
  * a serial run notices a stop only between tasks.
  */
 #ifndef SOTU_COORDINATOR_SIGNALS_H

@@ -13,7 +13,8 @@
 #  - --resume after a stop finishes with exit 0 and merged weights bitwise
 #    equal to an uninterrupted run's;
 #  - a serial run stopped with SIGINT: the message at once, exit 75 after
-#    its task, checkpoint.
+#    its task, checkpoint; SIGTERM then Ctrl-C: quits at once (130), the
+#    deltas on disk kept.
 set -euo pipefail
 source "$SOTU_SOURCE_DIR/tests/slurm/common.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sotu-launcher.XXXXXX")
@@ -146,4 +147,23 @@ rc=0
 wait "$pid" || rc=$?
 [[ $rc -eq 75 ]] || { tail "$work/serial.err"; fail "serial: exit status $rc, expected 75"; }
 check_checkpoint serial
+
+# Serial: SIGTERM, then Ctrl-C while the task runs: quits at once (killed by
+# SIGINT), the deltas written before are kept.
+"$SOTU_BIN" train "$work/tiny.yaml" --set train.epochs=400 --set train.max_steps=3000 \
+  --set "output.dir=$work/serial2" > "$work/serial2.out" 2> "$work/serial2.err" &
+pid=$!
+pids+=("$pid")
+for _ in $(seq 1200); do grep -q "done on rank 0" "$work/serial2.err" 2> /dev/null && break; sleep 0.05; done
+kill -TERM "$pid"
+sleep 0.3
+kill -INT "$pid"
+t_int=$SECONDS
+rc=0
+wait "$pid" || rc=$?
+[[ $rc -eq 130 ]] || { tail "$work/serial2.err"; fail "serial2: exit status $rc, expected 130"; }
+((SECONDS - t_int <= 5)) || fail "serial2: Ctrl-C after SIGTERM took $((SECONDS - t_int)) s"
+grep -q "SIGINT after a stop request: quitting now" "$work/serial2.err" || fail "serial2: no message"
+[[ $(ls "$work/serial2/deltas/"*.sotud | wc -l) -ge 1 ]] || fail "serial2: the done task's delta is gone"
+echo "$(elapsed): serial2: SIGTERM then SIGINT -> quit at once (status 130), deltas kept"
 echo "launcher_stop passed in $(elapsed)"
