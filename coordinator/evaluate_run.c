@@ -256,18 +256,13 @@ static json_t *matrix_json(const double *A, int T)
     return rows;
 }
 
-static json_t *num_or_null(double v)
-{
-    return isnan(v) ? json_null() : json_real(v);
-}
-
 static void log_method(sotu_run *run, const sotu_eval_method *m)
 {
     json_t *o = json_object();
     json_object_set_new(o, "method", json_string(m->name));
-    json_object_set_new(o, "keep", num_or_null(m->keep));
+    json_object_set_new(o, "keep", sotu_metrics_number(m->keep));
     json_object_set_new(o, "seconds", json_real(m->seconds));
-    json_object_set_new(o, "ridge_lambda", num_or_null(m->lambda));
+    json_object_set_new(o, "ridge_lambda", sotu_metrics_number(m->lambda));
     json_t *cls = json_object();
     for (int c = 0; c < SOTU_EV_N; c++) {
         if (!m->acc[c])
@@ -276,10 +271,10 @@ static void log_method(sotu_run *run, const sotu_eval_method *m)
         json_t *v = json_object();
         json_object_set_new(v, "setting", json_string(sotu_eval_classifier_til(c) ? "task-incremental"
                                                                               : "class-incremental"));
-        json_object_set_new(v, "final_avg_acc", num_or_null(x->final_avg_acc));
-        json_object_set_new(v, "avg_inc_acc", num_or_null(x->avg_inc_acc));
-        json_object_set_new(v, "forgetting", num_or_null(x->forgetting));
-        json_object_set_new(v, "bwt", num_or_null(x->bwt));
+        json_object_set_new(v, "final_avg_acc", sotu_metrics_number(x->final_avg_acc));
+        json_object_set_new(v, "avg_inc_acc", sotu_metrics_number(x->avg_inc_acc));
+        json_object_set_new(v, "forgetting", sotu_metrics_number(x->forgetting));
+        json_object_set_new(v, "bwt", sotu_metrics_number(x->bwt));
         json_object_set_new(v, "acc_matrix", matrix_json(m->acc[c], run->T));
         json_object_set_new(cls, sotu_eval_classifier_name(c), v);
     }

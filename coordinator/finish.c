@@ -12,11 +12,6 @@
 #include "mpi/mpi_util.h"
 #include "io/fsutil.h"
 
-static json_t *number_or_null(double v)
-{
-    return isnan(v) ? json_null() : json_real(v);
-}
-
 static json_t *count_or_null(int n)
 {
     return n < 0 ? json_null() : json_integer(n);
@@ -31,11 +26,11 @@ void sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_repor
     json_object_set_new(o, "merged_tasks", count_or_null(e->merged_tasks));
     json_object_set_new(o, "jobs_done", count_or_null(e->jobs_done));
     json_object_set_new(o, "failed_jobs", count_or_null(e->failed_jobs));
-    json_object_set_new(o, "final_avg_acc", number_or_null(e->final_avg_acc));
-    json_object_set_new(o, "merged_acc", number_or_null(e->merged_acc));
-    json_object_set_new(o, "collision_rate", number_or_null(e->collision_rate));
-    json_object_set_new(o, "added_params_pct", number_or_null(e->added_params_pct));
-    json_object_set_new(o, "flops_ratio", number_or_null(e->flops_ratio));
+    json_object_set_new(o, "final_avg_acc", sotu_metrics_number(e->final_avg_acc));
+    json_object_set_new(o, "merged_acc", sotu_metrics_number(e->merged_acc));
+    json_object_set_new(o, "collision_rate", sotu_metrics_number(e->collision_rate));
+    json_object_set_new(o, "added_params_pct", sotu_metrics_number(e->added_params_pct));
+    json_object_set_new(o, "flops_ratio", sotu_metrics_number(e->flops_ratio));
     json_object_set_new(o, "seconds", json_real(e->seconds));
     sotu_metrics_append(metrics, "run_end", o);
     sotu_eval_report_print(rep, stdout);

@@ -131,6 +131,11 @@ void sotu_run_metric(sotu_run *run, const char *event, void *json_object)
     sotu_metrics_append(run->metrics, event, json_object);
 }
 
+void *sotu_metrics_number(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
+
 void sotu_metrics_append(FILE *metrics, const char *event, void *json_object)
 {
     json_t *o = json_object;

@@ -192,6 +192,10 @@ void sotu_run_metric(sotu_run *run, const char *event, void *json_object);
 /* The same on any open metrics file (NULL: the object is only released). */
 void sotu_metrics_append(FILE *metrics, const char *event, void *json_object);
 
+/* A figure for a metrics object (a new jansson json_t*): the number, or
+ * null for NaN (jansson refuses NaN, and the whole line would be lost). */
+void *sotu_metrics_number(double v);
+
 /* Prints the per-task table (fine-tuned and merged accuracy, kept values,
  * bytes) to f. merged_acc [T] may hold NaN. */
 void sotu_run_print_table(const sotu_run *run, const double *merged_acc, FILE *f);
