@@ -18,14 +18,7 @@ source "$SOTU_SOURCE_DIR/tests/faults/lib_fs.sh"
 cleanup() { fs_cleanup; rm -rf "$work"; }
 trap cleanup EXIT
 
-mounts=no
-can_mount && mounts=yes
-limits=no
-(ulimit -f 0) 2> /dev/null && limits=yes
-if [[ $mounts == no && $limits == no ]]; then
-  echo "SKIP: neither a tmpfs mount (needs root) nor a file-size limit (ulimit -f) is possible"
-  exit 77
-fi
+fs_probe
 [[ $mounts == yes ]] || echo "note: cannot mount a tmpfs (not root?): file-size limit only"
 
 # Inputs, and one good output of each command (the "previous" files).

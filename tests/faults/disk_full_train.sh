@@ -24,14 +24,7 @@ source "$SOTU_SOURCE_DIR/tests/faults/lib_fs.sh"
 cleanup() { fs_cleanup; rm -rf "$work"; }
 trap cleanup EXIT
 
-mounts=no
-can_mount && mounts=yes
-limits=no
-(ulimit -f 64) 2> /dev/null && limits=yes
-if [[ $mounts == no && $limits == no ]]; then
-  echo "SKIP: neither a tmpfs mount (needs root) nor a file-size limit (ulimit -f) is possible"
-  exit 77
-fi
+fs_probe
 
 "$SOTU_BIN" -q data fmnist --preset fmnist5 --out "$work/tasks" --train 96 --test 64
 "$SOTU_PYTHON" "$SOTU_SOURCE_DIR/tests/reference/make_random_weights.py" \

@@ -59,3 +59,16 @@ no_tmp_files() {
   left=$(find "$@" -name '*.tmp.*' 2> /dev/null)
   [[ -z $left ]] || fail "temporary files left: $left"
 }
+
+# fs_probe: sets mounts (a tmpfs can be mounted) and limits (ulimit -f can
+# be set) to yes or no; exits 77 (skip) when neither fault can be made.
+fs_probe() {
+  mounts=no
+  can_mount && mounts=yes
+  limits=no
+  (ulimit -f 64) 2> /dev/null && limits=yes
+  if [[ $mounts == no && $limits == no ]]; then
+    echo "SKIP: neither a tmpfs mount (needs root) nor a file-size limit (ulimit -f) is possible"
+    exit 77
+  fi
+}
