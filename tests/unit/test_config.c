@@ -140,6 +140,15 @@ static void test_examples(void)
     CHECK(contains(c.data.manifest, "/examples/../data/tasks/fmnist53/manifest.yaml"));
     CHECK(!strcmp(c.output.dir, "runs/fmnist53"));
 
+    snprintf(path, sizeof path, "%s/examples/split5.yaml", src);
+    s = sotu_config_load(&c, path);
+    CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
+    CHECK(sotu_config_validate(&c) == SOTU_OK);
+    CHECK(contains(c.data.manifest, "/examples/../data/tasks/split5-inv/manifest.yaml"));
+    CHECK(!strcmp(c.output.dir, "runs/split5"));
+    CHECK(c.train.epochs == d.train.epochs && c.train.lr == d.train.lr &&
+          c.train.batch_size == d.train.batch_size && c.train.head_epochs == 0);
+
     snprintf(path, sizeof path, "%s/examples/sweep.yaml", src);
     s = sotu_config_load(&c, path);
     CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
