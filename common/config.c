@@ -104,6 +104,7 @@ static const key_spec keys[] = {
     DBL("data.std", data.std, "0.5", 0, 1e3, OPEN_MIN, TRAINS),
     CHOICE("data.normalize", data.normalize, "scalar", normalizations, TRAINS),
     DBL("data.crop_pct", data.crop_pct, "1.0", 0, 1, OPEN_MIN, TRAINS),
+    DBL("data.val_fraction", data.val_fraction, "0.1", 0, 0.9, 0, TRAINS),
 
     INT("train.epochs", train.epochs, "2", 1, 1000000, TRAINS),
     INT("train.head_epochs", train.head_epochs, "0", 0, 1000000, TRAINS),

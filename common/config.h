@@ -49,6 +49,7 @@ typedef struct {
         double mean, std;             /* pixel normalisation after /255 */
         char normalize[16];           /* scalar (mean, std) | inception | imagenet: io/preprocess.h */
         double crop_pct;              /* resize to size / crop_pct, centre crop (1 = none) */
+        double val_fraction;          /* training images held out per task for validation */
     } data;
 
     struct {

@@ -208,7 +208,7 @@ static sotu_status merge_run_dir(const char *dir, const sotu_cli_args *a, const 
                       cfg.merge.scale, rd.final);
     }
     if (!all_fail(st, nranks))
-        st = sotu_finish_run(&run, rank, nranks, t0, &mean, &done);
+        st = sotu_finish_run(&run, rank, nranks, t0, &mean, NULL, &done);
     else if (st == SOTU_OK)
         st = sotu_error(SOTU_ERR_INTERNAL, "merge failed on another rank");
     if (rank == 0 && rd.tmp[0])

@@ -62,6 +62,8 @@ typedef struct {
     int32_t *labels;     /* [n_test] local */
     float *feats;        /* [n_test, D] */
     double head_acc;     /* NaN without a head */
+    double val_head_acc; /* on the validation hold-out; NaN without a head or hold-out */
+    int n_val;
     sotu_cls_stats stats;/* K classes; data NULL when no classifier needs it */
 } task_eval;
 
@@ -74,7 +76,10 @@ static void task_eval_free(task_eval *e)
 }
 
 /* The training images fitting the classifiers: up to fit_per_task of them
- * drawn without replacement from (seed, task); every fifth held out. */
+ * drawn without replacement from (seed, task) out of the training split
+ * left after the validation hold-out. The ridge λ is picked on the
+ * validation images; without a hold-out (data.val_fraction 0) every fifth
+ * fitting image is held out for it instead. */
 static int fit_subset(int n_train, int fit_per_task, uint64_t seed, int t, int32_t *idx)
 {
     sotu_rng r;
@@ -98,9 +103,14 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
     memset(e, 0, sizeof *e);
     e->t = t;
     e->head_acc = NAN;
+    e->val_head_acc = NAN;
     sotu_status st = sotu_taskset_read(in->man->tasks[t].path, &ts);
+    if (st == SOTU_OK)
+        st = sotu_taskset_hold_out(&ts, in->cfg->data.val_fraction, in->cfg->train.seed,
+                                   (uint32_t)t);
     if (st != SOTU_OK)
         goto cleanup;
+    e->n_val = ts.n_val;
     e->K = ts.classes;
     e->n_test = ts.n_test;
     if (ts.classes != in->man->tasks[t].classes) {
@@ -137,16 +147,18 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
         }
     if (hw)
         e->head_acc = acc;
-    if (!want_cls)
+    if (!want_cls && !(hw && ts.n_val > 0))
         goto cleanup;
 
-    int n_tr = ts.n_train;
+    int n_tr = ts.n_train, nv = ts.n_val;
     idx = malloc(sizeof(int32_t) * (size_t)(n_tr ? n_tr : 1));
     if (!idx) {
         st = sotu_error(SOTU_ERR_NOMEM, "task %s: %d training indices", ts.name, n_tr);
         goto cleanup;
     }
-    int n = fit_subset(n_tr, cfg->eval.fit_per_task, cfg->train.seed, t, idx);
+    /* Fitting images first, then the validation images (held out). */
+    int nf = want_cls ? fit_subset(n_tr, cfg->eval.fit_per_task, cfg->train.seed, t, idx) : 0;
+    int n = nf + nv;
     size_t pix = (size_t)ts.height * ts.width * ts.channels;
     img = malloc(pix * (size_t)(n ? n : 1));
     lab = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
@@ -157,14 +169,30 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
         st = sotu_error(SOTU_ERR_NOMEM, "task %s: features of %d training images", ts.name, n);
         goto cleanup;
     }
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < nf; k++) {
         memcpy(img + (size_t)k * pix, ts.train_images + (size_t)idx[k] * pix, pix);
         lab[k] = ts.train_labels[idx[k]];
-        held[k] = k % 5 == 4;
+        held[k] = nv == 0 && k % 5 == 4;
     }
-    st = sotu_finetune_eval_cfg(&m, img, NULL, n, ts.height, ts.width, ts.channels, cfg, NULL,
-                                phi, NULL);
+    if (nv > 0) {
+        memcpy(img + (size_t)nf * pix, ts.val_images, pix * (size_t)nv);
+        memcpy(lab + nf, ts.val_labels, sizeof(int32_t) * (size_t)nv);
+        for (int k = nf; k < n; k++)
+            held[k] = true;
+    }
+    if (nf > 0)
+        st = sotu_finetune_eval_cfg(&m, img, NULL, nf, ts.height, ts.width, ts.channels, cfg,
+                                    NULL, phi, NULL);
+    double val_acc = NAN;
+    if (st == SOTU_OK && nv > 0)
+        st = sotu_finetune_eval_cfg(&m, img + (size_t)nf * pix, lab + nf, nv, ts.height,
+                                    ts.width, ts.channels, cfg, &val_acc, phi + (size_t)nf * D,
+                                    NULL);
     if (st != SOTU_OK)
+        goto cleanup;
+    if (hw)
+        e->val_head_acc = val_acc;
+    if (!want_cls)
         goto cleanup;
     if ((st = sotu_cls_stats_init(&e->stats, ts.classes, D, M)) != SOTU_OK)
         goto cleanup;
@@ -262,8 +290,11 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
     int *off = calloc((size_t)T + 1, sizeof *off), *list = calloc((size_t)T, sizeof *list);
     float **hw = calloc((size_t)T, sizeof *hw), **hb = calloc((size_t)T, sizeof *hb);
     float *params = malloc(sizeof(float) * in->n_params), *R = NULL;
-    double *part = calloc(2 * (size_t)SOTU_EV_N * T, sizeof(double));
-    double *sum = calloc(2 * (size_t)SOTU_EV_N * T, sizeof(double));
+    /* Right answers and images per classifier and task, then the same two
+     * for the task heads on the validation hold-out. */
+    const int n_part = 2 * SOTU_EV_N * T + 2 * T;
+    double *part = calloc((size_t)n_part, sizeof(double));
+    double *sum = calloc((size_t)n_part, sizeof(double));
     task_eval *mine = calloc((size_t)T, sizeof *mine);
     sotu_cls_stats global = {0};
     sotu_cls_model cm = {0};
@@ -324,6 +355,8 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             if (acc[c])
                 for (size_t i = 0; i < (size_t)T * T; i++)
                     acc[c][i] = NAN;
+    for (int t = 0; rank == 0 && in->val_acc && t < T; t++)
+        in->val_acc[t] = NAN;
 
     for (int row = 0; row < T; row++) {
         if (in->last_row_only ? row != T - 1
@@ -363,8 +396,9 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
                 *lambda = cm.lambda;
         }
 
-        /* part[c*T + t] right answers, part[(N + c)*T + t] images evaluated. */
-        memset(part, 0, 2 * sizeof(double) * SOTU_EV_N * T);
+        /* part[c*T + t] right answers, part[(N + c)*T + t] images evaluated,
+         * part[2N*T + t] and part[(2N + 1)*T + t] the same for validation. */
+        memset(part, 0, sizeof(double) * (size_t)n_part);
         for (int64_t k = b; k < e && st == SOTU_OK; k++) {
             task_eval *te = &mine[k - b];
             int t = te->t, n = te->n_test, ot = off[t], K = te->K;
@@ -372,6 +406,10 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             if (!isnan(te->head_acc)) {
                 right[SOTU_EV_TASK_HEADS * T + t] = round(te->head_acc * n);
                 total[SOTU_EV_TASK_HEADS * T + t] = n;
+            }
+            if (!isnan(te->val_head_acc)) {
+                part[(size_t)2 * SOTU_EV_N * T + t] = round(te->val_head_acc * te->n_val);
+                part[(size_t)(2 * SOTU_EV_N + 1) * T + t] = te->n_val;
             }
             if (!want_cls || n == 0)
                 continue;
@@ -401,7 +439,12 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             task_eval_free(&mine[k - b]);
         if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
             goto cleanup;
-        ev_sum_to_root(part, sum, 2 * SOTU_EV_N * T, nranks);
+        ev_sum_to_root(part, sum, n_part, nranks);
+        if (rank == 0 && in->val_acc)
+            for (int t = 0; t <= row; t++) {
+                double n = sum[(size_t)(2 * SOTU_EV_N + 1) * T + t];
+                in->val_acc[t] = n > 0 ? sum[(size_t)2 * SOTU_EV_N * T + t] / n : NAN;
+            }
         if (rank == 0) {
             for (int c = 0; c < SOTU_EV_N; c++) {
                 if (!acc[c] || !in->want[c])
@@ -476,6 +519,7 @@ sotu_eval_method *sotu_eval_report_add(sotu_eval_report *rep, const char *name, 
     snprintf(m->name, sizeof m->name, "%s", name);
     m->keep = keep;
     m->lambda = NAN;
+    m->val_acc = NAN;
     size_t TT = (size_t)rep->T * rep->T;
     for (int c = 0; c < SOTU_EV_N; c++) {
         if (!want[c])
@@ -519,6 +563,16 @@ void sotu_eval_report_print(const sotu_eval_report *rep, FILE *f)
                     x->final_avg_acc, x->avg_inc_acc, x->forgetting, x->bwt);
         }
     }
+    bool any = false;
+    for (int i = 0; i < rep->n_methods; i++)
+        any |= !isnan(rep->methods[i].val_acc);
+    if (!any)
+        return;
+    fprintf(f, "validation (task heads, last row; what sweeps rank by):");
+    for (int i = 0; i < rep->n_methods; i++)
+        if (!isnan(rep->methods[i].val_acc))
+            fprintf(f, " %s %.4f", rep->methods[i].name, rep->methods[i].val_acc);
+    fprintf(f, "\n");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -549,6 +603,8 @@ static sotu_status train_on_task(vit_model *m, const sotu_config *cfg, const sot
 {
     sotu_taskset ts = {0};
     sotu_status st = sotu_taskset_read(man->tasks[t].path, &ts);
+    if (st == SOTU_OK) /* the same hold-out as the task's worker: never trained on */
+        st = sotu_taskset_hold_out(&ts, cfg->data.val_fraction, cfg->train.seed, (uint32_t)t);
     if (st == SOTU_OK)
         st = sotu_finetune_reset_head(m, ts.classes, cfg->train.batch_size, cfg->train.seed,
                                       (uint32_t)t);
@@ -777,6 +833,7 @@ static void log_method(sotu_run *run, const sotu_eval_method *m)
     json_object_set_new(o, "keep", num_or_null(m->keep));
     json_object_set_new(o, "seconds", json_real(m->seconds));
     json_object_set_new(o, "ridge_lambda", num_or_null(m->lambda));
+    json_object_set_new(o, "val_acc", num_or_null(m->val_acc));
     json_t *cls = json_object();
     for (int c = 0; c < SOTU_EV_N; c++) {
         if (!m->acc[c])
@@ -794,6 +851,17 @@ static void log_method(sotu_run *run, const sotu_eval_method *m)
     }
     json_object_set_new(o, "classifiers", cls);
     sotu_run_metric(run, "evaluation", o);
+}
+
+/* Mean of x over the active tasks whose x is known; NaN if none. */
+static double mean_active(const double *x, const bool *active, int T)
+{
+    double sum = 0;
+    int n = 0;
+    for (int t = 0; t < T; t++)
+        if (active[t] && !isnan(x[t]))
+            sum += x[t], n++;
+    return n ? sum / n : NAN;
 }
 
 /* Evaluates one merged/frozen method with sotu_evaluate_matrices. */
@@ -816,6 +884,11 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
         return st;
     double t0 = sotu_now();
     backbone_ctx bc = {run, frozen ? 0 : keep};
+    double *val = rank == 0 ? malloc(sizeof(double) * (size_t)run->T) : NULL;
+    if (rank == 0 && !val)
+        st = sotu_error(SOTU_ERR_NOMEM, "validation accuracies of %d tasks", run->T);
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
+        return st;
     sotu_eval_input in = {
         .vc = &run->vc,
         .n_params = run->table.total,
@@ -828,12 +901,14 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
         .ctx = &bc,
         .last_row_only = last_row_only,
         .label = name,
+        .val_acc = val,
     };
     memcpy(in.want, want, sizeof in.want);
     double lambda;
     st = sotu_evaluate_matrices(&in, rank, nranks, acc, &lambda);
     if (st == SOTU_OK && rank == 0) {
         m->lambda = lambda;
+        m->val_acc = want[SOTU_EV_TASK_HEADS] ? mean_active(val, active, run->T) : NAN;
         m->last_row_only = last_row_only;
         m->seconds = sotu_now() - t0;
         sotu_eval_method_finish(m, run->T);
@@ -843,6 +918,7 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
                   m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc, m->metrics[SOTU_EV_NCM].final_avg_acc,
                   m->metrics[SOTU_EV_RIDGE].final_avg_acc, m->seconds);
     }
+    free(val);
     return st;
 }
 
@@ -966,6 +1042,12 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
                 if (active[j] && sotu_metrics_row_selected(i, T, cfg->eval.every))
                     m->acc[SOTU_EV_TASK_HEADS][(size_t)i * T + j] =
                         run->tasks[j].report.finetuned_acc;
+        double sum = 0;
+        int n = 0;
+        for (int j = 0; j < T; j++)
+            if (active[j] && !isnan(run->tasks[j].report.val_acc))
+                sum += run->tasks[j].report.val_acc, n++;
+        m->val_acc = n ? sum / n : NAN;
         sotu_eval_method_finish(m, T);
         log_method(run, m);
     }
@@ -1061,7 +1143,7 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         acc[t] = A && s->metrics[SOTU_EV_TASK_HEADS].last_row >= 0
                      ? A[(size_t)s->metrics[SOTU_EV_TASK_HEADS].last_row * T + t]
                      : NAN;
-    int cap = 4 + rep->n_methods * SOTU_EV_N * 4;
+    int cap = 5 + rep->n_methods * (SOTU_EV_N * 4 + 1);
     sotu_checkpoint_figure *fig = calloc((size_t)cap, sizeof *fig);
     char (*names)[64] = calloc((size_t)cap, sizeof *names);
     const char **task_names = calloc((size_t)T, sizeof *task_names);
@@ -1079,7 +1161,14 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
                                           figure_value(&s->metrics[SOTU_EV_TASK_HEADS], k)};
         n++;
     }
-    for (int i = 0; i < rep->n_methods; i++)
+    if (s) /* SoTU's task heads on the validation hold-out: what a sweep ranks by */
+        fig[n++] = (sotu_checkpoint_figure){"val_acc", s->val_acc};
+    for (int i = 0; i < rep->n_methods; i++) {
+        if (rep->methods[i].acc[SOTU_EV_TASK_HEADS]) {
+            snprintf(names[n], sizeof names[n], "%s_task_heads_val_acc", rep->methods[i].name);
+            fig[n] = (sotu_checkpoint_figure){names[n], rep->methods[i].val_acc};
+            n++;
+        }
         for (int c = 0; c < SOTU_EV_N; c++) {
             if (!rep->methods[i].acc[c])
                 continue;
@@ -1091,6 +1180,7 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
                 n++;
             }
         }
+    }
     st = sotu_run_write_checkpoint_eval(run, NULL, merged, stats, A, n, fig);
     if (st != SOTU_OK)
         goto cleanup;

@@ -22,7 +22,7 @@ static bool finish_all_ok(sotu_status st, int nranks)
 }
 
 sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
-                            double *mean_merged_acc, int *n_done)
+                            double *mean_merged_acc, double *mean_val_acc, int *n_done)
 {
     int T = run->T;
     float *merged = NULL;
@@ -31,6 +31,8 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
     sotu_eval_report rep = {0};
     sotu_status st = acc ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "accuracies of %d tasks", T);
     *mean_merged_acc = NAN;
+    if (mean_val_acc)
+        *mean_val_acc = NAN;
     *n_done = 0;
     if (st == SOTU_OK && rank == 0) {
         merged = malloc(sizeof(float) * run->table.total);
@@ -53,10 +55,17 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
                     sum += acc[t], n++;
             }
             *mean_merged_acc = n ? sum / n : NAN;
-            sotu_run_metric(run, "run_end",
-                            json_pack("{s:i, s:f, s:f, s:f}", "merged_tasks", *n_done,
-                                      "merged_acc", *mean_merged_acc, "collision_rate",
-                                      stats.collision_rate, "seconds", sotu_now() - t_start));
+            const sotu_eval_method *sm = sotu_eval_report_find(&rep, "sotu");
+            double val = sm ? sm->val_acc : NAN;
+            if (mean_val_acc)
+                *mean_val_acc = val;
+            json_t *end = json_pack("{s:i, s:f, s:f, s:f}", "merged_tasks", *n_done, "merged_acc",
+                                    *mean_merged_acc, "collision_rate", stats.collision_rate,
+                                    "seconds", sotu_now() - t_start);
+            if (end)
+                json_object_set_new(end, "merged_val_acc", isnan(val) ? json_null()
+                                                                      : json_real(val));
+            sotu_run_metric(run, "run_end", end);
             sotu_run_print_table(run, acc, stdout);
             sotu_eval_report_print(&rep, stdout);
             if (!run->merging) /* a merge's directory gets its name at the end */
@@ -139,6 +148,8 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
 {
     sotu_sweep_result *res = calloc((size_t)sw->n_points, sizeof *res);
     sotu_status st = res ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
+    for (int p = 0; res && p < sw->n_points; p++)
+        res[p].val_acc = res[p].finetuned_val_acc = NAN;
     for (int p = 0; finish_all_ok(st, nranks) && p < sw->n_points; p++) {
         const sotu_sweep_point *pt = &sw->points[p];
         sotu_run run = {0};
@@ -168,7 +179,8 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
             else
                 snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s",
                          run.checkpoint_path);
-            st = sotu_finish_run(&run, rank, nranks, t0, &res[p].merged_acc, &res[p].tasks_done);
+            st = sotu_finish_run(&run, rank, nranks, t0, &res[p].merged_acc, &res[p].val_acc,
+                                 &res[p].tasks_done);
         }
         if (st == SOTU_OK && rank == 0) {
             double sum = 0;
@@ -177,6 +189,12 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                 if (run.tasks[t].done && !isnan(run.tasks[t].report.finetuned_acc))
                     sum += run.tasks[t].report.finetuned_acc, n++;
             res[p].finetuned_acc = n ? sum / n : NAN;
+            sum = 0;
+            n = 0;
+            for (int t = 0; t < run.T; t++)
+                if (run.tasks[t].done && !isnan(run.tasks[t].report.val_acc))
+                    sum += run.tasks[t].report.val_acc, n++;
+            res[p].finetuned_val_acc = n ? sum / n : NAN;
         }
         if (merge && run.metrics) { /* a merge's result must be whole: check the last write */
             bool bad = ferror(run.metrics) != 0;

@@ -13,10 +13,11 @@
  * merges at the run's primary keep, evaluates with the other ranks
  * (coordinator/evaluate.h), writes run->checkpoint_path, the reports and a
  * "run_end" event, prints the task table and fills *mean_merged_acc (mean
- * task-head accuracy of the merged model over the done tasks, NaN if none)
- * and *n_done. Errors on any rank fail every rank. */
+ * task-head accuracy of the merged model over the done tasks, NaN if none),
+ * *mean_val_acc (may be NULL: the same on the validation hold-outs, what a
+ * sweep ranks by) and *n_done. Errors on any rank fail every rank. */
 sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
-                            double *mean_merged_acc, int *n_done);
+                            double *mean_merged_acc, double *mean_val_acc, int *n_done);
 
 /* A merge's result directory (`sotu merge`, coordinator/result_dir.h) and
  * what it left out. */

@@ -1,5 +1,6 @@
 #include "worker/task.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,8 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     sotu_status st = sotu_file_xxh64(task->path, &task_file);
     if (st == SOTU_OK)
         st = sotu_taskset_read(task->path, &ts);
+    if (st == SOTU_OK)
+        st = sotu_taskset_hold_out(&ts, cfg->data.val_fraction, cfg->train.seed, index);
     if (st != SOTU_OK)
         goto cleanup;
     if ((st = vit_init(&m, vc, cfg->train.batch_size)) != SOTU_OK)
@@ -117,6 +120,10 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     sotu_provenance stamped = *prov;
     stamped.task_file = task_file;
     st = sotu_finetune_run(&m, &ts, cfg, &fo, &fr);
+    res->val_acc = NAN;
+    if (st == SOTU_OK && ts.n_val > 0)
+        st = sotu_finetune_eval_cfg(&m, ts.val_images, ts.val_labels, ts.n_val, ts.height,
+                                    ts.width, ts.channels, cfg, &res->val_acc, NULL, NULL);
     if (st == SOTU_OK) {
         sotu_extract_opts eo = {
             .task_index = index,
@@ -145,6 +152,7 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     if (st != SOTU_OK)
         goto cleanup;
     res->finetuned_acc = fr.test_acc;
+    res->n_val = ts.n_val;
     res->train_loss = fr.train_loss;
     res->steps = fr.steps;
     res->seconds = sotu_now() - start;
