@@ -77,6 +77,7 @@ typedef struct {
         double keep[SOTU_LIST_MAX];   /* as listed; the largest ships */
         bool rescale;
         char value_dtype[8];          /* f32 | bf16 */
+        char tuning[16];              /* posthoc | masked (train only the shipped mask) */
     } sotu;
 
     struct {

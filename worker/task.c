@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/mask.h"
 #include "io/delta.h"
 #include "worker/delta_extract.h"
 #include "worker/finetune.h"
@@ -75,6 +76,8 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     sotu_taskset ts = {0};
     vit_model m = {0};
     float *start_params = NULL;
+    uint32_t **mask_idx = NULL;
+    size_t *mask_n = NULL;
     sotu_delta d = {0};
     uint64_t task_file = 0;
     /* The checksum first: the reader below then finds the file in the page cache. */
@@ -109,11 +112,42 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
             memset(start_params + m.table.t[j].offset, 0, m.table.t[j].count * sizeof(float));
     }
 
+    /* sotu.tuning masked: each backbone tensor the task ships trains only
+     * the entries of its seeded mask at the shipped keep, the very mask
+     * sotu_delta_extract cuts with (seed, task, table index); the head whole. */
+    if (!strcmp(cfg->sotu.tuning, "masked")) {
+        mask_idx = calloc((size_t)m.table.n, sizeof *mask_idx);
+        mask_n = calloc((size_t)m.table.n, sizeof *mask_n);
+        if (!mask_idx || !mask_n) {
+            free(include);
+            st = sotu_error(SOTU_ERR_NOMEM, "task %s: mask lists", task->name);
+            goto cleanup;
+        }
+        for (int j = 0; j < m.table.n && st == SOTU_OK; j++) {
+            const sotu_tensor_info *ti = &m.table.t[j];
+            if (!include[j] || !strncmp(ti->name, "head.", 5))
+                continue;
+            sotu_mask mk = sotu_mask_of(cfg->train.seed, index, (uint32_t)j, ti->count, keep);
+            uint64_t most = sotu_mask_kept_max(&mk);
+            mask_idx[j] = malloc(sizeof(uint32_t) * (size_t)(most + SOTU_MASK_SLACK));
+            if (!mask_idx[j])
+                st = sotu_error(SOTU_ERR_NOMEM, "task %s: mask of %s", task->name, ti->name);
+            else
+                mask_n[j] = (size_t)sotu_mask_list(&mk, mask_idx[j], most);
+        }
+        if (st != SOTU_OK) {
+            free(include);
+            goto cleanup;
+        }
+    }
+
     char label[96];
     snprintf(label, sizeof label, "fine-tune %s", task->name);
     sotu_finetune_opts fo = sotu_finetune_opts_default();
     fo.task = index;
     fo.label = label;
+    fo.mask_idx = (const uint32_t *const *)mask_idx;
+    fo.mask_n = mask_n;
     sotu_config diverge;
     cfg = sotu_task_fault_config(cfg, task->name, &diverge);
     sotu_finetune_result fr;
@@ -164,6 +198,10 @@ cleanup:
     }
     sotu_delta_free(&d);
     free(start_params);
+    for (int j = 0; mask_idx && j < m.table.n; j++)
+        free(mask_idx[j]);
+    free(mask_idx);
+    free(mask_n);
     vit_free(&m);
     sotu_taskset_free(&ts);
     return st;

@@ -53,7 +53,7 @@ for r in rows:
     done = [e for e in ends if e["event"] == "task_done"]
     assert all(0 <= e["val_acc"] <= 1 for e in done), done
     with h5py.File(f"{work}/sw/points/{r['point']}/checkpoint.h5") as f:
-        ev = f["eval"].attrs
+        ev = f["eval/acc_matrix"].attrs
         assert abs(ev["val_acc"] - float(r["merged_val_acc"])) < 1e-6, (dict(ev), r)
         assert 0 <= ev["frozen_task_heads_val_acc"] <= 1 if "frozen_task_heads_val_acc" in ev else True
 trained = 0
