@@ -945,6 +945,10 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
          b_dense = has_name(bl, nb, "dense") && run->keep_ship >= 1.0,
          b_seq = has_name(bl, nb, "sequential");
 
+    if (rank == 0 && has_name(bl, nb, "dense") && !b_dense)
+        SOTU_INFO("baseline dense skipped: the deltas ship at keep %g, not 1 (sotu.tuning masked "
+                  "trains only that keep's mask, so a keep-1 merge is the same merge)",
+                  run->keep_ship);
     sotu_status st = SOTU_OK;
     int *active_i = calloc((size_t)T, sizeof *active_i);
     bool *active = calloc((size_t)T, sizeof *active);

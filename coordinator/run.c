@@ -46,8 +46,11 @@ sotu_status sotu_run_init(sotu_run *run, const sotu_config *cfg, const sotu_mani
     for (int k = 0; k < run->n_keeps; k++)
         if (run->keeps[k] > run->keep_ship)
             run->keep_ship = run->keeps[k];
-    /* The dense baseline (task arithmetic) merges at keep 1, a super-mask of every keep. */
-    for (int b = 0; b < cfg->eval.n_baselines; b++)
+    /* The dense baseline (task arithmetic) merges at keep 1, a super-mask of every keep;
+     * not with sotu.tuning masked, whose training is cut by the shipped keep's mask
+     * (its dense merge would be the same merge: the baseline is skipped). */
+    bool masked = !strcmp(cfg->sotu.tuning, "masked");
+    for (int b = 0; b < cfg->eval.n_baselines && !masked; b++)
         if (!strcmp(cfg->eval.baselines[b], "dense"))
             run->keep_ship = 1.0;
 

@@ -20,7 +20,8 @@ bool sotu_sweep_key_is_merge_time(const char *key)
 
 double sotu_sweep_keep_ship(const sotu_config *cfg, int n_tasks)
 {
-    for (int b = 0; b < cfg->eval.n_baselines; b++)
+    bool masked = !strcmp(cfg->sotu.tuning, "masked"); /* masks cut training: no keep 1 */
+    for (int b = 0; b < cfg->eval.n_baselines && !masked; b++)
         if (!strcmp(cfg->eval.baselines[b], "dense"))
             return 1.0;
     if (cfg->sotu.n_keep == 0)

@@ -67,7 +67,8 @@ typedef struct {
 bool sotu_sweep_key_is_merge_time(const char *key);
 
 /* The keep a run of n_tasks tasks ships at under cfg, as sotu_run_init
- * resolves it: 1 with the dense baseline (eval.baselines), else the largest
+ * resolves it: 1 with the dense baseline (eval.baselines) unless sotu.tuning
+ * is masked, else the largest
  * listed keep, or 1/n_tasks for `auto`. cmd_train checks the two agree. */
 double sotu_sweep_keep_ship(const sotu_config *cfg, int n_tasks);
 
