@@ -22,7 +22,7 @@
  * option string starts with ':' so a missing value comes back as ':'. */
 #define DATA_SHORT ":h"
 enum { DATA_HELP = 'h', DATA_FORCE = 0x2000, DATA_OUT, DATA_NAME, DATA_PRESET, DATA_DIR,
-       DATA_TRAIN, DATA_TEST, DATA_SEED, DATA_CLASS_NAMES, DATA_IDX };
+       DATA_TRAIN, DATA_TEST, DATA_SEED, DATA_CLASS_NAMES, DATA_TRANSFORM, DATA_IDX };
 
 /* No argument may be left after the options. */
 static sotu_status no_positionals(int argc, char **argv)
@@ -38,12 +38,21 @@ static sotu_status no_positionals(int argc, char **argv)
 static void fmnist_usage(FILE *f)
 {
     fprintf(f,
-            "usage: sotu data fmnist --preset fmnist5|fmnist53 --out DIR [--data-dir D]\n"
-            "                        [--train N] [--test M] [--seed S] [--force]\n\n"
+            "usage: sotu data fmnist --preset fmnist5|fmnist53|split5|split10 --out DIR\n"
+            "                        [--transform R] [--data-dir D] [--train N] [--test M]\n"
+            "                        [--seed S] [--force]\n\n"
             "Builds a task stream from the Fashion-MNIST IDX files: DIR/tNN.h5 per task and\n"
             "DIR/manifest.yaml (written last). The same options give the same bytes.\n\n"
             "  --preset P     fmnist5: 5 tasks, class pairs 0/1 .. 8/9, one transform each\n"
             "                 fmnist53: 53 tasks, 2-10 classes, varied transforms\n"
+            "                 split5: ONE domain (--transform) split into 5 tasks of disjoint\n"
+            "                 class pairs 0/1 .. 8/9 (the paper's class-incremental protocol)\n"
+            "                 split10: the same, 10 tasks of one class each (class-incremental\n"
+            "                 classifiers only: a one-class head gives no training signal)\n"
+            "  --transform R  split5/split10 (required there): the recipe every task shares,\n"
+            "                 tokens joined by '+': orig rot90 rot180 rot270 rot15 rot30 rot45\n"
+            "                 rotm15 rotm30 hflip vflip inv pperm xperm box3 box5 gauss3\n"
+            "                 gauss5 zoom20 zoom16 lowcon highcon (e.g. pperm, rot90+inv)\n"
             "  --out DIR      output directory (created if missing)\n"
             "  --data-dir D   directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz\n"
             "                 (default %s)\n"
@@ -71,11 +80,11 @@ static sotu_status fmnist_check_outputs(const sotu_fmnist_options *o, bool force
         sotu_path_join(in[i], sizeof in[i], dir, idx_names[i]);
         inputs[i] = in[i];
     }
-    int n = sotu_fmnist_plan(o->preset, o->seed, NULL, 0);
+    int n = sotu_fmnist_plan(o->preset, o->transform, o->seed, NULL, 0);
     sotu_fmnist_task_plan *plan = calloc((size_t)n + 1, sizeof *plan);
     if (!plan)
         return sotu_error(SOTU_ERR_NOMEM, "task plan of %s", o->preset);
-    sotu_fmnist_plan(o->preset, o->seed, plan, n);
+    sotu_fmnist_plan(o->preset, o->transform, o->seed, plan, n);
     sotu_status s = SOTU_OK;
     for (int t = 0; t <= n && s == SOTU_OK; t++) {
         sotu_path_join(out, sizeof out, o->out_dir, t < n ? plan[t].file : "manifest.yaml");
@@ -92,6 +101,7 @@ static int data_fmnist(int argc, char **argv)
                                          {"force", no_argument, NULL, DATA_FORCE},
                                          {"preset", required_argument, NULL, DATA_PRESET},
                                          {"out", required_argument, NULL, DATA_OUT},
+                                         {"transform", required_argument, NULL, DATA_TRANSFORM},
                                          {"data-dir", required_argument, NULL, DATA_DIR},
                                          {"train", required_argument, NULL, DATA_TRAIN},
                                          {"test", required_argument, NULL, DATA_TEST},
@@ -109,6 +119,7 @@ static int data_fmnist(int argc, char **argv)
         case DATA_FORCE: force = true; break;
         case DATA_PRESET: o.preset = optarg; break;
         case DATA_OUT: o.out_dir = optarg; break;
+        case DATA_TRANSFORM: o.transform = optarg; break;
         case DATA_DIR: o.data_dir = optarg; break;
         case DATA_TRAIN: s = sotu_cli_int("--train", optarg, 1, 60000, &o.n_train); break;
         case DATA_TEST: s = sotu_cli_int("--test", optarg, 1, 10000, &o.n_test); break;
@@ -119,11 +130,25 @@ static int data_fmnist(int argc, char **argv)
     if (s == SOTU_OK)
         s = no_positionals(argc, argv);
     if (s == SOTU_OK && !o.preset)
-        s = sotu_error(SOTU_ERR_USAGE, "--preset is required (fmnist5 or fmnist53)");
+        s = sotu_error(SOTU_ERR_USAGE, "--preset is required (fmnist5, fmnist53, split5 or "
+                       "split10)");
     if (s == SOTU_OK && !o.out_dir)
         s = sotu_error(SOTU_ERR_USAGE, "--out DIR is required");
-    if (s == SOTU_OK && sotu_fmnist_plan(o.preset, 0, NULL, 0) == 0)
-        s = sotu_error(SOTU_ERR_USAGE, "--preset '%s': expected fmnist5 or fmnist53", o.preset);
+    if (s == SOTU_OK && sotu_fmnist_plan(o.preset, NULL, 0, NULL, 0) == 0)
+        s = sotu_error(SOTU_ERR_USAGE, "--preset '%s': expected fmnist5, fmnist53, split5 or "
+                       "split10", o.preset);
+    bool shared = s == SOTU_OK && sotu_fmnist_preset_shared(o.preset);
+    if (s == SOTU_OK && shared && !o.transform)
+        s = sotu_error(SOTU_ERR_USAGE, "--preset %s needs --transform R (the recipe every task "
+                       "shares, e.g. pperm; see --help)", o.preset);
+    if (s == SOTU_OK && !shared && o.transform)
+        s = sotu_error(SOTU_ERR_USAGE, "--transform: preset %s has its own transforms (--transform "
+                       "is for split5 and split10)", o.preset);
+    if (s == SOTU_OK && o.transform && strlen(o.transform) > SOTU_FMNIST_TRANSFORM_MAX)
+        s = sotu_error(SOTU_ERR_USAGE, "--transform '%s': longer than %d characters", o.transform,
+                       SOTU_FMNIST_TRANSFORM_MAX);
+    if (s == SOTU_OK && o.transform)
+        s = sotu_fmnist_transform(o.transform, 0, 0, NULL, NULL, 0); /* names the bad token */
     if (s == SOTU_OK)
         s = fmnist_check_outputs(&o, force);
     if (s == SOTU_OK)
@@ -326,7 +351,7 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } data_commands[] = {
-    {"fmnist", data_fmnist, "task stream from Fashion-MNIST (presets fmnist5, fmnist53)"},
+    {"fmnist", data_fmnist, "task stream from Fashion-MNIST (presets fmnist5, fmnist53, split5, split10)"},
     {"import-idx", data_import_idx, "one task file from four IDX files"},
     {"import-images", sotu_data_import_images, "one task file from a folder of PNG/JPEG class folders"},
     {"manifest", sotu_data_manifest, "a manifest for a folder of task files"},

@@ -1,6 +1,7 @@
 /* `sotu finetune CONFIG --task NAME|INDEX [--frozen]`: the worker's loop on
  * one task in one process, for debugging and for the per-task figures. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,11 @@ static void finetune_usage(FILE *f)
             "usage: sotu finetune [CONFIG] --task NAME|INDEX [--frozen] [--set key=value ...]\n"
             "                     [--print-config]\n"
             "Fine-tunes one task of data.manifest from model.pretrained with the train.*\n"
-            "settings (a fresh head sized for the task) and prints its test accuracy:\n"
+            "settings (a fresh head sized for the task) on its training split less the\n"
+            "data.val_fraction validation hold-out, and prints its test and validation\n"
+            "accuracy (val_acc=nan with data.val_fraction=0):\n"
             "  finetune task=NAME index=I tune=SPEC test_acc=A train_loss=L steps=S seconds=T\n"
+            "           val_acc=V\n"
             "--frozen trains the head only (train.tune=head): the frozen-backbone figure.\n");
 }
 
@@ -112,6 +116,8 @@ int sotu_cmd_finetune(int argc, char **argv)
     st = sotu_manifest_check_files(&one, true);
     if (st == SOTU_OK)
         st = sotu_taskset_read(man.tasks[ti].path, &t);
+    if (st == SOTU_OK)
+        st = sotu_taskset_hold_out(&t, cfg.data.val_fraction, cfg.train.seed, (uint32_t)ti);
     if (st != SOTU_OK)
         goto cleanup;
     vit_config vc;
@@ -139,11 +145,15 @@ int sotu_cmd_finetune(int argc, char **argv)
     fo.label = label;
     sotu_finetune_result res;
     st = sotu_finetune_run(&m, &t, &cfg, &fo, &res);
+    double val_acc = NAN;
+    if (st == SOTU_OK && t.n_val > 0)
+        st = sotu_finetune_eval_cfg(&m, t.val_images, t.val_labels, t.n_val, t.height, t.width,
+                                    t.channels, &cfg, &val_acc, NULL, NULL);
     if (st != SOTU_OK)
         goto cleanup;
     printf("finetune task=%s index=%d tune=%s test_acc=%.4f train_loss=%.4f steps=%lld "
-           "seconds=%.1f\n", t.name, ti, cfg.train.tune, res.test_acc, res.train_loss,
-           (long long)res.steps, res.seconds);
+           "seconds=%.1f val_acc=%.4f\n", t.name, ti, cfg.train.tune, res.test_acc,
+           res.train_loss, (long long)res.steps, res.seconds, val_acc);
 
 cleanup:
     rc = st == SOTU_OK ? SOTU_EXIT_OK : sotu_cmd_fail("finetune", st);

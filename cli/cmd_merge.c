@@ -195,7 +195,7 @@ static sotu_status merge_run_dir(const char *dir, const sotu_cli_args *a, const 
                       cfg.merge.scale, rd.final);
     }
     if (sotu_mpi_all_ok(&st, nranks, "merge"))
-        st = sotu_finish_run(&run, rank, nranks, t0, -1, -1, &mean, &done);
+        st = sotu_finish_run(&run, rank, nranks, t0, -1, -1, &mean, NULL, &done);
     if (rank == 0 && rd.tmp[0])
         st = merge_commit(st, &run, &rd);
     if (st == SOTU_OK && rank == 0) {

@@ -50,6 +50,7 @@ typedef struct {
 static const char *const methods[] = {"sotu", "clr", NULL}; /* sequential: a baseline */
 static const char *const optimizers[] = {"adamw", "sgd", NULL};
 static const char *const dtypes[] = {"f32", "bf16", NULL};
+static const char *const tunings[] = {"posthoc", "masked", NULL};
 static const char *const merge_modes[] = {"sum", "mean", "disjoint", NULL};
 static const char *const classifiers[] = {"task_heads", "ncm", "ridge", NULL};
 static const char *const baselines[] = {"finetuned", "frozen", "dense", "sequential", NULL};
@@ -104,6 +105,7 @@ static const key_spec keys[] = {
     DBL("data.std", data.std, "0.5", 0, 1e3, OPEN_MIN, TRAINS),
     CHOICE("data.normalize", data.normalize, "scalar", normalizations, TRAINS),
     DBL("data.crop_pct", data.crop_pct, "1.0", 0, 1, OPEN_MIN, TRAINS),
+    DBL("data.val_fraction", data.val_fraction, "0.1", 0, 0.9, 0, TRAINS),
 
     INT("train.epochs", train.epochs, "2", 1, 1000000, TRAINS),
     INT("train.head_epochs", train.head_epochs, "0", 0, 1000000, TRAINS),
@@ -129,6 +131,7 @@ static const key_spec keys[] = {
      OPEN_MIN, NULL, 0, SHIP_KEEP},
     BOOL("sotu.rescale", sotu.rescale, "false", TRAINS_SOTU),
     CHOICE("sotu.value_dtype", sotu.value_dtype, "f32", dtypes, TRAINS_SOTU),
+    CHOICE("sotu.tuning", sotu.tuning, "posthoc", tunings, TRAINS_SOTU),
 
     CHOICE("clr.variant", clr.variant, "clr", clr_variants, TRAINS_CLR),
 
@@ -819,6 +822,11 @@ sotu_status sotu_config_validate(const sotu_config *cfg)
         return sotu_error(SOTU_ERR_CONFIG,
                           "%s: model.image_size (%d) must be a multiple of model.patch (%d)", src,
                           cfg->model.image_size, cfg->model.patch);
+    if (!strcmp(cfg->sotu.tuning, "masked") && cfg->sotu.rescale)
+        return sotu_error(SOTU_ERR_CONFIG,
+                          "%s: sotu.tuning masked with sotu.rescale true: masked tuning ships "
+                          "exactly the values it trained; rescaling them by 1/keep would not be "
+                          "(set sotu.rescale: false)", src);
     for (int i = 0; i < cfg->n_sweep; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(cfg->sweep[i].key, cfg->sweep[j].key))

@@ -49,6 +49,7 @@ typedef struct {
         double mean, std;             /* pixel normalisation after /255 */
         char normalize[16];           /* scalar (mean, std) | inception | imagenet: io/preprocess.h */
         double crop_pct;              /* resize to size / crop_pct, centre crop (1 = none) */
+        double val_fraction;          /* training images held out per task for validation */
     } data;
 
     struct {
@@ -76,6 +77,7 @@ typedef struct {
         double keep[SOTU_LIST_MAX];   /* as listed; the largest ships */
         bool rescale;
         char value_dtype[8];          /* f32 | bf16 */
+        char tuning[16];              /* posthoc | masked (train only the shipped mask) */
     } sotu;
 
     struct {

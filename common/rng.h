@@ -20,6 +20,7 @@ enum {
     SOTU_STREAM_DATA = 4,        /* dataset construction (presets) */
     SOTU_STREAM_PROJECTION = 5,  /* random projections in evaluation */
     SOTU_STREAM_DISJOINT = 6,    /* owner hash of the disjoint merge */
+    SOTU_STREAM_VALIDATION = 7,  /* + (task << 8): the validation hold-out (io/taskset.h) */
 };
 
 /* One Philox4x32-10 block. */

@@ -550,6 +550,7 @@ bool sotu_dispatch_report(sotu_task_report *rep, sotu_status st, const sotu_task
         return false;
     }
     rep->finetuned_acc = res->finetuned_acc;
+    rep->val_acc = res->val_acc;
     rep->train_loss = res->train_loss;
     rep->seconds = res->seconds;
     rep->steps = res->steps;

@@ -40,6 +40,8 @@ static sotu_status train_on_task(vit_model *m, const sotu_config *cfg, const sot
 {
     sotu_taskset ts = {0};
     sotu_status st = sotu_taskset_read(man->tasks[t].path, &ts);
+    if (st == SOTU_OK) /* the same hold-out as the task's worker: never trained on */
+        st = sotu_taskset_hold_out(&ts, cfg->data.val_fraction, cfg->train.seed, (uint32_t)t);
     if (st == SOTU_OK)
         st = sotu_finetune_reset_head(m, ts.classes, cfg->train.batch_size, cfg->train.seed,
                                       (uint32_t)t);
@@ -263,6 +265,7 @@ static void log_method(sotu_run *run, const sotu_eval_method *m)
     json_object_set_new(o, "keep", sotu_metrics_number(m->keep));
     json_object_set_new(o, "seconds", json_real(m->seconds));
     json_object_set_new(o, "ridge_lambda", sotu_metrics_number(m->lambda));
+    json_object_set_new(o, "val_acc", sotu_metrics_number(m->val_acc));
     json_t *cls = json_object();
     for (int c = 0; c < SOTU_EV_N; c++) {
         if (!m->acc[c])
@@ -280,6 +283,17 @@ static void log_method(sotu_run *run, const sotu_eval_method *m)
     }
     json_object_set_new(o, "classifiers", cls);
     sotu_run_metric(run, "evaluation", o);
+}
+
+/* Mean of x over the active tasks whose x is known; NaN if none. */
+static double mean_active(const double *x, const bool *active, int T)
+{
+    double sum = 0;
+    int n = 0;
+    for (int t = 0; t < T; t++)
+        if (active[t] && !isnan(x[t]))
+            sum += x[t], n++;
+    return n ? sum / n : NAN;
 }
 
 /* Evaluates one merged/frozen method with sotu_evaluate_matrices. */
@@ -302,6 +316,11 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
         return st;
     double t0 = sotu_now();
     backbone_ctx bc = {run, frozen ? 0 : keep};
+    double *val = rank == 0 ? malloc(sizeof(double) * (size_t)run->T) : NULL;
+    if (rank == 0 && !val)
+        st = sotu_error(SOTU_ERR_NOMEM, "validation accuracies of %d tasks", run->T);
+    if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
+        return st;
     sotu_eval_input in = {
         .vc = &run->vc,
         .n_params = run->table.total,
@@ -314,12 +333,14 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
         .ctx = &bc,
         .last_row_only = last_row_only,
         .label = name,
+        .val_acc = val,
     };
     memcpy(in.want, want, sizeof in.want);
     double lambda;
     st = sotu_evaluate_matrices(&in, rank, nranks, acc, &lambda);
     if (st == SOTU_OK && rank == 0) {
         m->lambda = lambda;
+        m->val_acc = want[SOTU_EV_TASK_HEADS] ? mean_active(val, active, run->T) : NAN;
         m->last_row_only = last_row_only;
         m->seconds = sotu_now() - t0;
         sotu_eval_method_finish(m, run->T);
@@ -329,6 +350,7 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
                   m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc, m->metrics[SOTU_EV_NCM].final_avg_acc,
                   m->metrics[SOTU_EV_RIDGE].final_avg_acc, m->seconds);
     }
+    free(val);
     return st;
 }
 
@@ -355,6 +377,10 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
          b_dense = has_name(bl, nb, "dense") && run->keep_ship >= 1.0,
          b_seq = has_name(bl, nb, "sequential");
 
+    if (rank == 0 && has_name(bl, nb, "dense") && !b_dense)
+        SOTU_INFO("baseline dense skipped: the deltas ship at keep %g, not 1 (sotu.tuning masked "
+                  "trains only that keep's mask, so a keep-1 merge is the same merge)",
+                  run->keep_ship);
     sotu_status st = SOTU_OK;
     int *active_i = calloc((size_t)T, sizeof *active_i);
     bool *active = calloc((size_t)T, sizeof *active);
@@ -453,6 +479,12 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
                 if (active[j] && sotu_metrics_row_selected(i, T, cfg->eval.every))
                     m->acc[SOTU_EV_TASK_HEADS][(size_t)i * T + j] =
                         run->tasks[j].report.finetuned_acc;
+        double sum = 0;
+        int n = 0;
+        for (int j = 0; j < T; j++)
+            if (active[j] && !isnan(run->tasks[j].report.val_acc))
+                sum += run->tasks[j].report.val_acc, n++;
+        m->val_acc = n ? sum / n : NAN;
         sotu_eval_method_finish(m, T);
         log_method(run, m);
     }
@@ -548,7 +580,7 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         acc[t] = A && s->metrics[SOTU_EV_TASK_HEADS].last_row >= 0
                      ? A[(size_t)s->metrics[SOTU_EV_TASK_HEADS].last_row * T + t]
                      : NAN;
-    int cap = 4 + rep->n_methods * SOTU_EV_N * 4;
+    int cap = 5 + rep->n_methods * (SOTU_EV_N * 4 + 1);
     sotu_checkpoint_figure *fig = calloc((size_t)cap, sizeof *fig);
     char (*names)[64] = calloc((size_t)cap, sizeof *names);
     const char **task_names = calloc((size_t)T, sizeof *task_names);
@@ -566,7 +598,14 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
                                           figure_value(&s->metrics[SOTU_EV_TASK_HEADS], k)};
         n++;
     }
-    for (int i = 0; i < rep->n_methods; i++)
+    if (s) /* SoTU's task heads on the validation hold-out: what a sweep ranks by */
+        fig[n++] = (sotu_checkpoint_figure){"val_acc", s->val_acc};
+    for (int i = 0; i < rep->n_methods; i++) {
+        if (rep->methods[i].acc[SOTU_EV_TASK_HEADS]) {
+            snprintf(names[n], sizeof names[n], "%s_task_heads_val_acc", rep->methods[i].name);
+            fig[n] = (sotu_checkpoint_figure){names[n], rep->methods[i].val_acc};
+            n++;
+        }
         for (int c = 0; c < SOTU_EV_N; c++) {
             if (!rep->methods[i].acc[c])
                 continue;
@@ -578,6 +617,7 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
                 n++;
             }
         }
+    }
     st = sotu_run_write_checkpoint_eval(run, NULL, merged, stats, A, n, fig);
     if (st != SOTU_OK)
         goto cleanup;

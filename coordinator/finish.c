@@ -28,6 +28,7 @@ void sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_repor
     json_object_set_new(o, "failed_jobs", count_or_null(e->failed_jobs));
     json_object_set_new(o, "final_avg_acc", sotu_metrics_number(e->final_avg_acc));
     json_object_set_new(o, "merged_acc", sotu_metrics_number(e->merged_acc));
+    json_object_set_new(o, "merged_val_acc", sotu_metrics_number(e->merged_val_acc));
     json_object_set_new(o, "collision_rate", sotu_metrics_number(e->collision_rate));
     json_object_set_new(o, "added_params_pct", sotu_metrics_number(e->added_params_pct));
     json_object_set_new(o, "flops_ratio", sotu_metrics_number(e->flops_ratio));
@@ -53,7 +54,8 @@ static double max_cosine(const sotu_merge_stats *stats)
 }
 
 sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start, int jobs_done,
-                            int failed_jobs, double *mean_merged_acc, int *n_done)
+                            int failed_jobs, double *mean_merged_acc, double *mean_val_acc,
+                            int *n_done)
 {
     int T = run->T;
     float *merged = NULL;
@@ -62,6 +64,8 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
     sotu_eval_report rep = {0};
     sotu_status st = acc ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "accuracies of %d tasks", T);
     *mean_merged_acc = NAN;
+    if (mean_val_acc)
+        *mean_val_acc = NAN;
     *n_done = 0;
     if (st == SOTU_OK && rank == 0) {
         merged = malloc(sizeof(float) * run->table.total);
@@ -88,12 +92,16 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
             }
             *mean_merged_acc = n ? sum / n : NAN;
             const sotu_eval_method *m = sotu_eval_report_find(&rep, "sotu");
+            double val = m ? m->val_acc : NAN;
+            if (mean_val_acc)
+                *mean_val_acc = val;
             sotu_run_end e = {
                 .method = "sotu", .tasks = T, .merged_tasks = *n_done, .jobs_done = jobs_done,
                 .failed_jobs = failed_jobs,
                 .final_avg_acc = m ? m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc : NAN,
-                .merged_acc = *mean_merged_acc, .collision_rate = stats.collision_rate,
-                .added_params_pct = NAN, .flops_ratio = NAN, .seconds = sotu_now() - t_start};
+                .merged_acc = *mean_merged_acc, .merged_val_acc = val,
+                .collision_rate = stats.collision_rate, .added_params_pct = NAN,
+                .flops_ratio = NAN, .seconds = sotu_now() - t_start};
             sotu_run_print_table(run, acc, stdout);
             sotu_finish_end(run->metrics, &e, &rep, run->merging ? NULL : run->checkpoint_path,
                             run->dir);
@@ -174,6 +182,8 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
 {
     sotu_sweep_result *res = calloc((size_t)sw->n_points, sizeof *res);
     sotu_status st = res ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
+    for (int p = 0; res && p < sw->n_points; p++)
+        res[p].val_acc = res[p].finetuned_val_acc = NAN;
     for (int p = 0; sotu_mpi_all_ok(&st, nranks, "sweep") && p < sw->n_points; p++) {
         const sotu_sweep_point *pt = &sw->points[p];
         sotu_run run = {0};
@@ -204,6 +214,7 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                 snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s",
                          run.checkpoint_path);
             st = sotu_finish_run(&run, rank, nranks, t0, -1, -1, &res[p].merged_acc,
+                                 &res[p].val_acc,
                                  &res[p].tasks_done);
         }
         if (st == SOTU_OK && rank == 0) {
@@ -213,6 +224,12 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                 if (run.tasks[t].done && !isnan(run.tasks[t].report.finetuned_acc))
                     sum += run.tasks[t].report.finetuned_acc, n++;
             res[p].finetuned_acc = n ? sum / n : NAN;
+            sum = 0;
+            n = 0;
+            for (int t = 0; t < run.T; t++)
+                if (run.tasks[t].done && !isnan(run.tasks[t].report.val_acc))
+                    sum += run.tasks[t].report.val_acc, n++;
+            res[p].finetuned_val_acc = n ? sum / n : NAN;
         }
         if (merge && run.metrics) { /* a merge's result must be whole: check the last write */
             bool bad = ferror(run.metrics) != 0;

@@ -24,6 +24,7 @@ typedef struct {
     int failed_jobs;         /* and failed; -1 likewise */
     double final_avg_acc;    /* the method's final average task-head accuracy */
     double merged_acc;       /* SoTU: mean task-head accuracy of the merge over its tasks */
+    double merged_val_acc;   /* SoTU: the same on the validation hold-outs (data.val_fraction) */
     double collision_rate;   /* SoTU: the merge's collision rate */
     double added_params_pct; /* CLR: added parameters, % of the backbone */
     double flops_ratio;      /* CLR: FLOPs relative to the backbone */
@@ -44,11 +45,13 @@ void sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_repor
  * (coordinator/evaluate_run.h), writes run->checkpoint_path and the reports,
  * prints the task table, ends with sotu_finish_end and fills
  * *mean_merged_acc (mean task-head accuracy of the merged model over the
- * done tasks, NaN if none) and *n_done. jobs_done and failed_jobs (rank 0,
- * -1 when unknown) go into the run_end record. Errors on any rank fail
- * every rank. */
+ * done tasks, NaN if none), *mean_val_acc (may be NULL: the same on the
+ * validation hold-outs, what a sweep ranks by) and *n_done. jobs_done and
+ * failed_jobs (rank 0, -1 when unknown) go into the run_end record. Errors
+ * on any rank fail every rank. */
 sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start, int jobs_done,
-                            int failed_jobs, double *mean_merged_acc, int *n_done);
+                            int failed_jobs, double *mean_merged_acc, double *mean_val_acc,
+                            int *n_done);
 
 /* A merge's result directory (`sotu merge`, coordinator/result_dir.h) and
  * what it left out. */

@@ -46,8 +46,11 @@ sotu_status sotu_run_init(sotu_run *run, const sotu_config *cfg, const sotu_mani
     for (int k = 0; k < run->n_keeps; k++)
         if (run->keeps[k] > run->keep_ship)
             run->keep_ship = run->keeps[k];
-    /* The dense baseline (task arithmetic) merges at keep 1, a super-mask of every keep. */
-    for (int b = 0; b < cfg->eval.n_baselines; b++)
+    /* The dense baseline (task arithmetic) merges at keep 1, a super-mask of every keep;
+     * not with sotu.tuning masked, whose training is cut by the shipped keep's mask
+     * (its dense merge would be the same merge: the baseline is skipped). */
+    bool masked = !strcmp(cfg->sotu.tuning, "masked");
+    for (int b = 0; b < cfg->eval.n_baselines && !masked; b++)
         if (!strcmp(cfg->eval.baselines[b], "dense"))
             run->keep_ship = 1.0;
 
@@ -158,10 +161,14 @@ void sotu_metrics_append(FILE *metrics, const char *event, void *json_object)
 
 static json_t *report_json(const sotu_run *run, int t, const sotu_task_report *rep)
 {
-    return json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:I}", "task", run->man.tasks[t].name,
-                     "index", t, "rank", rep->rank, "finetuned_acc", rep->finetuned_acc,
-                     "train_loss", rep->train_loss, "seconds", rep->seconds, "steps",
-                     (json_int_t)rep->steps);
+    json_t *o = json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:I}", "task", run->man.tasks[t].name,
+                          "index", t, "rank", rep->rank, "finetuned_acc", rep->finetuned_acc,
+                          "train_loss", rep->train_loss, "seconds", rep->seconds, "steps",
+                          (json_int_t)rep->steps);
+    if (o)
+        json_object_set_new(o, "val_acc",
+                            isnan(rep->val_acc) ? json_null() : json_real(rep->val_acc));
+    return o;
 }
 
 void sotu_run_fail(sotu_run *run, int t, const sotu_task_report *rep)
@@ -267,6 +274,7 @@ void *sotu_task_report_load(const char *path, int t, sotu_task_report *rep)
     memset(rep, 0, sizeof *rep);
     rep->task = t;
     rep->finetuned_acc = NAN;
+    rep->val_acc = NAN;
     rep->rank = -1;
     json_error_t err;
     json_t *o = json_load_file(path, 0, &err);
@@ -275,6 +283,8 @@ void *sotu_task_report_load(const char *path, int t, sotu_task_report *rep)
     json_t *v;
     if ((v = json_object_get(o, "finetuned_acc")) && json_is_number(v))
         rep->finetuned_acc = json_number_value(v);
+    if ((v = json_object_get(o, "val_acc")) && json_is_number(v))
+        rep->val_acc = json_number_value(v);
     if ((v = json_object_get(o, "train_loss")) && json_is_number(v))
         rep->train_loss = json_number_value(v);
     if ((v = json_object_get(o, "seconds")) && json_is_number(v))

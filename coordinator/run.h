@@ -33,6 +33,7 @@ typedef struct {
     int32_t task;
     int32_t status;          /* sotu_status of the worker's attempt */
     double finetuned_acc;    /* [0, 1] */
+    double val_acc;          /* on the validation hold-out, [0, 1]; NaN without one */
     double train_loss;
     double seconds;
     int64_t steps;

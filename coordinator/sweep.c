@@ -20,7 +20,8 @@ bool sotu_sweep_key_is_merge_time(const char *key)
 
 double sotu_sweep_keep_ship(const sotu_config *cfg, int n_tasks)
 {
-    for (int b = 0; b < cfg->eval.n_baselines; b++)
+    bool masked = !strcmp(cfg->sotu.tuning, "masked"); /* masks cut training: no keep 1 */
+    for (int b = 0; b < cfg->eval.n_baselines && !masked; b++)
         if (!strcmp(cfg->eval.baselines[b], "dense"))
             return 1.0;
     if (cfg->sotu.n_keep == 0)
@@ -220,7 +221,7 @@ static const sotu_sweep_result *rank_res;
 static int by_accuracy(const void *a, const void *b)
 {
     int pa = *(const int *)a, pb = *(const int *)b;
-    double xa = rank_res[pa].merged_acc, xb = rank_res[pb].merged_acc;
+    double xa = rank_res[pa].val_acc, xb = rank_res[pb].val_acc; /* never the test figure */
     if (isnan(xa) != isnan(xb))
         return isnan(xa) ? 1 : -1;
     if (!isnan(xa) && xa != xb)
@@ -250,17 +251,18 @@ void sotu_sweep_print_ranking(const sotu_sweep *sw, const sotu_sweep_result *res
     fprintf(f, "| rank | point |");
     for (int a = 0; a < sw->n_axes; a++)
         fprintf(f, " %s |", sw->axes[a].key);
-    fprintf(f, " merged acc | fine-tuned acc | tasks |\n|---:|---|");
+    fprintf(f, " merged val acc | merged test acc | fine-tuned val acc | fine-tuned test acc "
+               "| tasks |\n|---:|---|");
     for (int a = 0; a < sw->n_axes; a++)
         fprintf(f, "---:|");
-    fprintf(f, "---:|---:|---:|\n");
+    fprintf(f, "---:|---:|---:|---:|---:|\n");
     for (int r = 0; r < sw->n_points; r++) {
         int p = order[r];
         fprintf(f, "| %d | %s |", r + 1, sw->points[p].label);
         for (int a = 0; a < sw->n_axes; a++)
             fprintf(f, " %s |", sw->points[p].values[a]);
-        fprintf(f, " %.4f | %.4f | %d/%d |\n", res[p].merged_acc, res[p].finetuned_acc,
-                res[p].tasks_done, res[p].tasks);
+        fprintf(f, " %.4f | %.4f | %.4f | %.4f | %d/%d |\n", res[p].val_acc, res[p].merged_acc,
+                res[p].finetuned_val_acc, res[p].finetuned_acc, res[p].tasks_done, res[p].tasks);
     }
     free(order);
 }
@@ -279,14 +281,16 @@ sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_resu
         fprintf(f, "rank,point");
         for (int a = 0; a < sw->n_axes; a++)
             fprintf(f, ",%s", sw->axes[a].key);
-        fprintf(f, ",merged_acc,finetuned_acc,tasks_done,tasks,checkpoint\n");
+        fprintf(f, ",merged_val_acc,merged_acc,finetuned_val_acc,finetuned_acc,tasks_done,tasks,"
+                   "checkpoint\n");
         for (int r = 0; r < sw->n_points; r++) {
             int p = order[r];
             fprintf(f, "%d,%s", r + 1, sw->points[p].label);
             for (int a = 0; a < sw->n_axes; a++)
                 fprintf(f, ",%s", sw->points[p].values[a]);
-            fprintf(f, ",%.6f,%.6f,%d,%d,%s\n", res[p].merged_acc, res[p].finetuned_acc,
-                    res[p].tasks_done, res[p].tasks, res[p].checkpoint);
+            fprintf(f, ",%.6f,%.6f,%.6f,%.6f,%d,%d,%s\n", res[p].val_acc, res[p].merged_acc,
+                    res[p].finetuned_val_acc, res[p].finetuned_acc, res[p].tasks_done,
+                    res[p].tasks, res[p].checkpoint);
         }
         fclose(f);
     }
@@ -301,7 +305,15 @@ sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_resu
         if (sw->n_groups < sw->n_points)
             fprintf(f, " in %d training groups (points differing only in merge-time keys "
                     "share their training)", sw->n_groups);
-        fprintf(f, ", ranked by mean merged task-head accuracy.\n\n");
+        bool any_val = false;
+        for (int p = 0; p < sw->n_points; p++)
+            any_val |= !isnan(res[p].val_acc);
+        if (any_val)
+            fprintf(f, ", ranked by mean merged task-head accuracy on the validation hold-outs "
+                       "(data.val_fraction); test accuracy is reported, never used to rank.\n\n");
+        else
+            fprintf(f, ", NOT ranked: no validation hold-out (data.val_fraction = 0), and test "
+                       "accuracy is never used to rank.\n\n");
         sotu_sweep_print_ranking(sw, res, f);
         fclose(f);
     }

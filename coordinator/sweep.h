@@ -21,7 +21,8 @@
  *                              points a symbolic link to the first point's
  *       checkpoint.h5, metrics.jsonl
  *   D/sweep.yaml               the configuration with its sweep block
- *   D/sweep.csv, D/sweep.md    the points ranked by mean merged accuracy
+ *   D/sweep.csv, D/sweep.md    the points ranked by mean merged validation
+ *                              accuracy (task heads; test accuracy beside it)
  *
  * Each point directory is what `sotu merge` takes. A configuration without
  * a sweep is one group of one point whose directory is D itself.
@@ -66,8 +67,9 @@ typedef struct {
 bool sotu_sweep_key_is_merge_time(const char *key);
 
 /* The keep a run of n_tasks tasks ships at under cfg, as sotu_run_init
- * resolves it: 1 with the dense baseline (eval.baselines), else the largest
- * listed keep, or 1/n_tasks for `auto`. coordinator/train.c checks the two agree. */
+ * resolves it: 1 with the dense baseline (eval.baselines) unless sotu.tuning
+ * is masked, else the largest listed keep, or 1/n_tasks for `auto`.
+ * coordinator/train.c checks the two agree. */
 double sotu_sweep_keep_ship(const sotu_config *cfg, int n_tasks);
 
 /* Expands cfg's sweep for a manifest of n_tasks tasks. Fails with
@@ -86,14 +88,19 @@ sotu_status sotu_sweep_prepare_group(const sotu_sweep *sw, int g);
 
 /* One row of the summary. */
 typedef struct {
-    double merged_acc;     /* mean merged task-head accuracy; NaN if unknown */
-    double finetuned_acc;  /* mean fine-tuned accuracy (upper bound) */
+    double merged_acc;     /* mean merged task-head test accuracy; NaN if unknown */
+    double val_acc;        /* the same on the validation hold-outs: the ranking key */
+    double finetuned_acc;  /* mean fine-tuned test accuracy (upper bound) */
+    double finetuned_val_acc; /* its validation figure */
     int tasks_done, tasks;
     char checkpoint[SOTU_PATH_MAX];
 } sotu_sweep_result;
 
 /* Writes D/sweep.csv and D/sweep.md (atomically) ranking the points by
- * merged_acc, best first (NaN last, ties by point index); res [n_points]. */
+ * val_acc, best first (NaN last, ties by point index); test accuracy is
+ * reported beside it, never used to rank (without a validation hold-out,
+ * data.val_fraction 0, the points stay in their order and sweep.md says
+ * so); res [n_points]. */
 sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_result *res);
 
 /* The Markdown ranking table into f (what sweep.md holds under its title). */

@@ -494,7 +494,7 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
     double mean_acc;
     int n_done;
     st = sotu_finish_run(&run, rank, nranks, t_start, c.d.queue.n_done, c.d.queue.n_failed,
-                         &mean_acc, &n_done);
+                         &mean_acc, NULL, &n_done);
     if (st != SOTU_OK) {
         /* Under mpiexec the failing rank said it (sotu_mpi_all_ok); alone,
          * nobody has yet. */

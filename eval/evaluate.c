@@ -60,6 +60,8 @@ typedef struct {
     int32_t *labels;     /* [n_test] local */
     float *feats;        /* [n_test, D] */
     double head_acc;     /* NaN without a head */
+    double val_head_acc; /* on the validation hold-out; NaN without a head or hold-out */
+    int n_val;
     sotu_cls_stats stats;/* K classes; data NULL when no classifier needs it */
 } task_eval;
 
@@ -72,7 +74,10 @@ static void task_eval_free(task_eval *e)
 }
 
 /* The training images fitting the classifiers: up to fit_per_task of them
- * drawn without replacement from (seed, task); every fifth held out. */
+ * drawn without replacement from (seed, task) out of the training split
+ * left after the validation hold-out. The ridge λ is picked on the
+ * validation images; without a hold-out (data.val_fraction 0) every fifth
+ * fitting image is held out for it instead. */
 static int fit_subset(int n_train, int fit_per_task, uint64_t seed, int t, int32_t *idx)
 {
     sotu_rng r;
@@ -96,9 +101,14 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
     memset(e, 0, sizeof *e);
     e->t = t;
     e->head_acc = NAN;
+    e->val_head_acc = NAN;
     sotu_status st = sotu_taskset_read(in->man->tasks[t].path, &ts);
+    if (st == SOTU_OK)
+        st = sotu_taskset_hold_out(&ts, in->cfg->data.val_fraction, in->cfg->train.seed,
+                                   (uint32_t)t);
     if (st != SOTU_OK)
         goto cleanup;
+    e->n_val = ts.n_val;
     e->K = ts.classes;
     e->n_test = ts.n_test;
     if (ts.classes != in->man->tasks[t].classes) {
@@ -135,16 +145,18 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
         }
     if (hw)
         e->head_acc = acc;
-    if (!want_cls)
+    if (!want_cls && !(hw && ts.n_val > 0))
         goto cleanup;
 
-    int n_tr = ts.n_train;
+    int n_tr = ts.n_train, nv = ts.n_val;
     idx = malloc(sizeof(int32_t) * (size_t)(n_tr ? n_tr : 1));
     if (!idx) {
         st = sotu_error(SOTU_ERR_NOMEM, "task %s: %d training indices", ts.name, n_tr);
         goto cleanup;
     }
-    int n = fit_subset(n_tr, cfg->eval.fit_per_task, cfg->train.seed, t, idx);
+    /* Fitting images first, then the validation images (held out). */
+    int nf = want_cls ? fit_subset(n_tr, cfg->eval.fit_per_task, cfg->train.seed, t, idx) : 0;
+    int n = nf + nv;
     size_t pix = (size_t)ts.height * ts.width * ts.channels;
     img = malloc(pix * (size_t)(n ? n : 1));
     lab = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
@@ -155,14 +167,30 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
         st = sotu_error(SOTU_ERR_NOMEM, "task %s: features of %d training images", ts.name, n);
         goto cleanup;
     }
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < nf; k++) {
         memcpy(img + (size_t)k * pix, ts.train_images + (size_t)idx[k] * pix, pix);
         lab[k] = ts.train_labels[idx[k]];
-        held[k] = k % 5 == 4;
+        held[k] = nv == 0 && k % 5 == 4;
     }
-    st = sotu_finetune_eval_cfg(&m, img, NULL, n, ts.height, ts.width, ts.channels, cfg, NULL,
-                                phi, NULL);
+    if (nv > 0) {
+        memcpy(img + (size_t)nf * pix, ts.val_images, pix * (size_t)nv);
+        memcpy(lab + nf, ts.val_labels, sizeof(int32_t) * (size_t)nv);
+        for (int k = nf; k < n; k++)
+            held[k] = true;
+    }
+    if (nf > 0)
+        st = sotu_finetune_eval_cfg(&m, img, NULL, nf, ts.height, ts.width, ts.channels, cfg,
+                                    NULL, phi, NULL);
+    double val_acc = NAN;
+    if (st == SOTU_OK && nv > 0)
+        st = sotu_finetune_eval_cfg(&m, img + (size_t)nf * pix, lab + nf, nv, ts.height,
+                                    ts.width, ts.channels, cfg, &val_acc, phi + (size_t)nf * D,
+                                    NULL);
     if (st != SOTU_OK)
+        goto cleanup;
+    if (hw)
+        e->val_head_acc = val_acc;
+    if (!want_cls)
         goto cleanup;
     if ((st = sotu_cls_stats_init(&e->stats, ts.classes, D, M)) != SOTU_OK)
         goto cleanup;
@@ -260,8 +288,11 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
     int *off = calloc((size_t)T + 1, sizeof *off), *list = calloc((size_t)T, sizeof *list);
     float **hw = calloc((size_t)T, sizeof *hw), **hb = calloc((size_t)T, sizeof *hb);
     float *params = malloc(sizeof(float) * in->n_params), *R = NULL;
-    double *part = calloc(2 * (size_t)SOTU_EV_N * T, sizeof(double));
-    double *sum = calloc(2 * (size_t)SOTU_EV_N * T, sizeof(double));
+    /* Right answers and images per classifier and task, then the same two
+     * for the task heads on the validation hold-out. */
+    const int n_part = 2 * SOTU_EV_N * T + 2 * T;
+    double *part = calloc((size_t)n_part, sizeof(double));
+    double *sum = calloc((size_t)n_part, sizeof(double));
     task_eval *mine = calloc((size_t)T, sizeof *mine);
     sotu_cls_stats global = {0};
     sotu_cls_model cm = {0};
@@ -322,6 +353,8 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             if (acc[c])
                 for (size_t i = 0; i < (size_t)T * T; i++)
                     acc[c][i] = NAN;
+    for (int t = 0; rank == 0 && in->val_acc && t < T; t++)
+        in->val_acc[t] = NAN;
 
     for (int row = 0; row < T; row++) {
         if (in->last_row_only ? row != T - 1
@@ -361,8 +394,9 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
                 *lambda = cm.lambda;
         }
 
-        /* part[c*T + t] right answers, part[(N + c)*T + t] images evaluated. */
-        memset(part, 0, 2 * sizeof(double) * SOTU_EV_N * T);
+        /* part[c*T + t] right answers, part[(N + c)*T + t] images evaluated,
+         * part[2N*T + t] and part[(2N + 1)*T + t] the same for validation. */
+        memset(part, 0, sizeof(double) * (size_t)n_part);
         for (int64_t k = b; k < e && st == SOTU_OK; k++) {
             task_eval *te = &mine[k - b];
             int t = te->t, n = te->n_test, ot = off[t], K = te->K;
@@ -370,6 +404,10 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             if (!isnan(te->head_acc)) {
                 right[SOTU_EV_TASK_HEADS * T + t] = round(te->head_acc * n);
                 total[SOTU_EV_TASK_HEADS * T + t] = n;
+            }
+            if (!isnan(te->val_head_acc)) {
+                part[(size_t)2 * SOTU_EV_N * T + t] = round(te->val_head_acc * te->n_val);
+                part[(size_t)(2 * SOTU_EV_N + 1) * T + t] = te->n_val;
             }
             if (!want_cls || n == 0)
                 continue;
@@ -403,7 +441,12 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             task_eval_free(&mine[k - b]);
         if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
             goto cleanup;
-        ev_sum_to_root(part, sum, 2 * SOTU_EV_N * T, nranks);
+        ev_sum_to_root(part, sum, n_part, nranks);
+        if (rank == 0 && in->val_acc)
+            for (int t = 0; t <= row; t++) {
+                double n = sum[(size_t)(2 * SOTU_EV_N + 1) * T + t];
+                in->val_acc[t] = n > 0 ? sum[(size_t)2 * SOTU_EV_N * T + t] / n : NAN;
+            }
         if (rank == 0) {
             for (int c = 0; c < SOTU_EV_N; c++) {
                 if (!acc[c] || !in->want[c])
@@ -478,6 +521,7 @@ sotu_eval_method *sotu_eval_report_add(sotu_eval_report *rep, const char *name, 
     snprintf(m->name, sizeof m->name, "%s", name);
     m->keep = keep;
     m->lambda = NAN;
+    m->val_acc = NAN;
     size_t TT = (size_t)rep->T * rep->T;
     for (int c = 0; c < SOTU_EV_N; c++) {
         if (!want[c])
@@ -521,4 +565,14 @@ void sotu_eval_report_print(const sotu_eval_report *rep, FILE *f)
                     x->final_avg_acc, x->avg_inc_acc, x->forgetting, x->bwt);
         }
     }
+    bool any = false;
+    for (int i = 0; i < rep->n_methods; i++)
+        any |= !isnan(rep->methods[i].val_acc);
+    if (!any)
+        return;
+    fprintf(f, "validation (task heads, last row; what sweeps rank by):");
+    for (int i = 0; i < rep->n_methods; i++)
+        if (!isnan(rep->methods[i].val_acc))
+            fprintf(f, " %s %.4f", rep->methods[i].name, rep->methods[i].val_acc);
+    fprintf(f, "\n");
 }

@@ -7,8 +7,14 @@
  *   task_heads  task-incremental: task j's own head on the backbone
  *   ncm, ridge  class-incremental over the classes of the tasks merged so
  *               far (global label = task offset + local label), fitted on
- *               up to eval.fit_per_task training images per task, a fifth
- *               of them held out to pick the ridge λ (eval/classifier.h)
+ *               up to eval.fit_per_task training images per task (the
+ *               validation hold-out excluded) and the task's validation
+ *               images, on which the ridge λ is picked (without a hold-out:
+ *               a fifth of the fitting images; eval/classifier.h)
+ * Validation: every task's training split loses its data.val_fraction
+ * hold-out (io/taskset.h) before anything trains on it; each method's
+ * task-head accuracy on those images (val_acc) is what choices use (sweep
+ * ranking); test accuracy is reported, never used to choose.
  *   ncm_til, ridge_til  the same classifiers restricted to task j's classes
  *               (task-incremental without the task's own head)
  * Row i of a matrix uses the backbone after merging tasks 0..i; rows are
@@ -68,6 +74,9 @@ typedef struct {
     bool last_row_only;            /* evaluate only row T-1 (ignores eval.every) */
     bool want[SOTU_EV_N];          /* classifiers to compute */
     const char *label;             /* for the log, e.g. "sotu" */
+    double *val_acc;               /* [T], rank 0, may be NULL: task-head accuracy on each
+                                    * task's validation hold-out (data.val_fraction) on the
+                                    * last row evaluated; NaN without a head or hold-out */
 } sotu_eval_input;
 
 /* Fills acc[c] [T*T] on rank 0 for each wanted classifier c (caller-owned;
@@ -85,6 +94,8 @@ typedef struct {
     double *acc[SOTU_EV_N];        /* [T*T] or NULL (classifier not computed) */
     sotu_cl_metrics metrics[SOTU_EV_N];
     double lambda;                 /* ridge λ of the last row, NaN if none */
+    double val_acc;                /* mean task-head accuracy on the validation hold-outs
+                                    * (last row); NaN without them */
     double seconds;
 } sotu_eval_method;
 

@@ -43,7 +43,12 @@ static const char *const fmnist53_recipes[] = {
     "rot90+zoom20+gauss3", "rot30+inv+box3", "pperm+vflip+highcon",
     "rot15+zoom20+lowcon", "inv+rot180+gauss5"};
 
-enum { N_FMNIST5 = 5, N_FMNIST53 = sizeof fmnist53_recipes / sizeof fmnist53_recipes[0] };
+enum {
+    N_FMNIST5 = 5,
+    N_FMNIST53 = sizeof fmnist53_recipes / sizeof fmnist53_recipes[0],
+    N_SPLIT5 = 5,
+    N_SPLIT10 = 10
+};
 _Static_assert(N_FMNIST53 == 53, "fmnist53 has 53 tasks");
 
 /* ------------------------------------------------------------------------ */
@@ -272,21 +277,39 @@ static int cmp_int(const void *a, const void *b)
     return *(const int *)a - *(const int *)b;
 }
 
-int sotu_fmnist_plan(const char *preset, uint64_t seed, sotu_fmnist_task_plan *plan, int cap)
+bool sotu_fmnist_preset_shared(const char *preset)
+{
+    return !strcmp(preset, "split5") || !strcmp(preset, "split10");
+}
+
+int sotu_fmnist_plan(const char *preset, const char *shared_recipe, uint64_t seed,
+                     sotu_fmnist_task_plan *plan, int cap)
 {
     int n;
     if (!strcmp(preset, "fmnist5"))
         n = N_FMNIST5;
     else if (!strcmp(preset, "fmnist53"))
         n = N_FMNIST53;
+    else if (!strcmp(preset, "split5"))
+        n = N_SPLIT5;
+    else if (!strcmp(preset, "split10"))
+        n = N_SPLIT10;
     else
         return 0;
+    bool shared = sotu_fmnist_preset_shared(preset);
     sotu_rng r;
     sotu_rng_init(&r, seed, SOTU_STREAM_DATA);
     for (int t = 0; t < n && t < cap; t++) {
         sotu_fmnist_task_plan *p = &plan[t];
         memset(p, 0, sizeof *p);
-        if (n == N_FMNIST5) {
+        if (shared) {
+            /* Disjoint classes in Fashion-MNIST order, one recipe for all. */
+            int k = SOTU_FMNIST_CLASSES / n;
+            snprintf(p->recipe, sizeof p->recipe, "%s", shared_recipe ? shared_recipe : "orig");
+            p->classes = k;
+            for (int i = 0; i < k; i++)
+                p->class_ids[i] = k * t + i;
+        } else if (n == N_FMNIST5) {
             snprintf(p->recipe, sizeof p->recipe, "%s", fmnist5_recipes[t]);
             p->classes = 2;
             p->class_ids[0] = 2 * t;
@@ -452,7 +475,9 @@ static sotu_status build_task(const sotu_fmnist_options *o, const split *train, 
         s = sotu_error(SOTU_ERR_NOMEM, "task %s: cannot allocate its images", plan->name);
         goto cleanup;
     }
-    if ((s = transform_init(tf, plan->recipe, o->seed, t)) != SOTU_OK)
+    /* The single-domain presets share task 0's permutations (one domain). */
+    int tf_task = sotu_fmnist_preset_shared(o->preset) ? 0 : t;
+    if ((s = transform_init(tf, plan->recipe, o->seed, tf_task)) != SOTU_OK)
         goto cleanup;
     snprintf(ts.name, sizeof ts.name, "%s", plan->name);
     ts.classes = plan->classes;
@@ -479,10 +504,22 @@ cleanup:
 sotu_status sotu_fmnist_build(const sotu_fmnist_options *o)
 {
     sotu_fmnist_task_plan plan[N_FMNIST53];
-    int n = sotu_fmnist_plan(o->preset, o->seed, plan, N_FMNIST53);
+    int n = sotu_fmnist_plan(o->preset, o->transform, o->seed, plan, N_FMNIST53);
     if (n == 0)
-        return sotu_error(SOTU_ERR_USAGE, "unknown preset '%s', expected fmnist5 or fmnist53",
+        return sotu_error(SOTU_ERR_USAGE,
+                          "unknown preset '%s', expected fmnist5, fmnist53, split5 or split10",
                           o->preset);
+    bool shared = sotu_fmnist_preset_shared(o->preset);
+    if (shared != (o->transform != NULL))
+        return sotu_error(SOTU_ERR_USAGE, shared ? "preset %s needs a transform (--transform)"
+                                                 : "preset %s has its own transforms: "
+                                                   "--transform is for split5 and split10",
+                          o->preset);
+    if (shared) {
+        sotu_status v = sotu_fmnist_transform(o->transform, o->seed, 0, NULL, NULL, 0);
+        if (v != SOTU_OK)
+            return v;
+    }
     int32_t n_train = o->n_train > 0 ? o->n_train : SOTU_FMNIST_DEFAULT_TRAIN;
     int32_t n_test = o->n_test > 0 ? o->n_test : SOTU_FMNIST_DEFAULT_TEST;
     const char *dir = o->data_dir ? o->data_dir : SOTU_FMNIST_DEFAULT_DIR;
@@ -512,7 +549,10 @@ sotu_status sotu_fmnist_build(const sotu_fmnist_options *o)
         goto cleanup;
     }
     m.n_tasks = n;
-    snprintf(m.name, sizeof m.name, "%s", o->preset);
+    if (shared)
+        snprintf(m.name, sizeof m.name, "%s-%s", o->preset, o->transform);
+    else
+        snprintf(m.name, sizeof m.name, "%s", o->preset);
     sotu_progress_begin(&prog, o->preset, "tasks", n);
     for (int t = 0; t < n; t++) {
         sotu_manifest_task *mt = &m.tasks[t];

@@ -8,6 +8,13 @@
  *   fmnist53  53 tasks; task i has a fixed transform recipe (plain, single
  *             and combined transforms) and a class subset of 2..10 classes
  *             drawn from the seed.
+ *   split5    one domain split into tasks of disjoint classes (the paper's
+ *             class-incremental protocol): 5 tasks of the pairs 0/1 .. 8/9,
+ *             every task under the SAME transform recipe (option transform,
+ *             required), its permutations (pperm, xperm) those of task 0.
+ *   split10   the same with 10 tasks of one class each (class t): only the
+ *             class-incremental classifiers mean anything there, a one-class
+ *             head's cross-entropy is zero and gives the backbone no gradient.
  *
  * A recipe is transform tokens joined by '+', applied left to right to the
  * 28x28 image (values kept in float between steps, rounded once):
@@ -37,6 +44,7 @@
 #ifndef SOTU_IO_FMNIST_H
 #define SOTU_IO_FMNIST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/status.h"
@@ -47,6 +55,7 @@
 #define SOTU_FMNIST_CLASSES 10
 #define SOTU_FMNIST_DEFAULT_TRAIN 1000
 #define SOTU_FMNIST_DEFAULT_TEST 500
+#define SOTU_FMNIST_TRANSFORM_MAX 40 /* characters of a shared recipe (fits the task names) */
 
 extern const char *const sotu_fmnist_class_names[SOTU_FMNIST_CLASSES];
 
@@ -59,8 +68,14 @@ typedef struct {
 } sotu_fmnist_task_plan;
 
 /* The task list of a preset: fills plan[0 .. min(count, cap)) and returns
- * the preset's task count, or 0 for an unknown preset name. */
-int sotu_fmnist_plan(const char *preset, uint64_t seed, sotu_fmnist_task_plan *plan, int cap);
+ * the preset's task count, or 0 for an unknown preset name. shared_recipe is
+ * the shared recipe of split5/split10 (NULL for the others: "orig"). */
+int sotu_fmnist_plan(const char *preset, const char *shared_recipe, uint64_t seed,
+                     sotu_fmnist_task_plan *plan, int cap);
+
+/* True for the single-domain presets (split5, split10), which take a
+ * transform and share it over every task. */
+bool sotu_fmnist_preset_shared(const char *preset);
 
 /* Applies a recipe to n images of 28x28 uint8 (src and dst may not
  * overlap), with the permutations of (seed, task). SOTU_ERR_USAGE naming
@@ -69,7 +84,8 @@ sotu_status sotu_fmnist_transform(const char *recipe, uint64_t seed, int task,
                                   const uint8_t *src, uint8_t *dst, int32_t n);
 
 typedef struct {
-    const char *preset;   /* "fmnist5" | "fmnist53" */
+    const char *preset;   /* "fmnist5" | "fmnist53" | "split5" | "split10" */
+    const char *transform;/* split5/split10: the recipe every task shares; NULL otherwise */
     const char *data_dir; /* IDX directory; NULL = SOTU_FMNIST_DEFAULT_DIR */
     const char *out_dir;  /* created if missing */
     int32_t n_train;      /* per task; 0 = SOTU_FMNIST_DEFAULT_TRAIN */

@@ -4,12 +4,15 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <yaml.h>
 
+#include "common/rng.h"
 #include "io/fsutil.h"
 #include "io/h5util.h"
 
@@ -481,7 +484,69 @@ void sotu_taskset_free(sotu_taskset *t)
     free(t->train_labels);
     free(t->test_images);
     free(t->test_labels);
+    free(t->val_images);
+    free(t->val_labels);
     memset(t, 0, sizeof *t);
+}
+
+int32_t sotu_taskset_val_count(int64_t n_train, double fraction)
+{
+    if (!(fraction > 0) || n_train < 2)
+        return 0;
+    double v = floor(fraction * (double)n_train + 0.5);
+    if (v < 1)
+        v = 1;
+    if (v > (double)(n_train - 1))
+        v = (double)(n_train - 1);
+    return (int32_t)v;
+}
+
+sotu_status sotu_taskset_hold_out(sotu_taskset *t, double fraction, uint64_t seed,
+                                  uint32_t task)
+{
+    assert(!t->val_images && t->n_val == 0);
+    int32_t n = t->n_train, nv = sotu_taskset_val_count(n, fraction);
+    if (nv == 0)
+        return SOTU_OK;
+    size_t pix = (size_t)t->height * t->width * t->channels;
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)n);
+    bool *held = calloc((size_t)n, sizeof *held);
+    uint8_t *vi = malloc(pix * (size_t)nv);
+    int32_t *vl = malloc(sizeof(int32_t) * (size_t)nv);
+    if (!perm || !held || !vi || !vl) {
+        free(perm);
+        free(held);
+        free(vi);
+        free(vl);
+        return sotu_error(SOTU_ERR_NOMEM, "task %s: validation split of %d images", t->name,
+                          (int)nv);
+    }
+    sotu_rng r;
+    sotu_rng_init(&r, seed, SOTU_STREAM_VALIDATION + ((uint64_t)task << 8));
+    sotu_rng_permutation(&r, perm, n);
+    for (int32_t k = 0; k < nv; k++) {
+        int32_t i = perm[k];
+        held[i] = true;
+        memcpy(vi + (size_t)k * pix, t->train_images + (size_t)i * pix, pix);
+        vl[k] = t->train_labels[i];
+    }
+    int32_t m = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (held[i])
+            continue;
+        if (m != i) {
+            memmove(t->train_images + (size_t)m * pix, t->train_images + (size_t)i * pix, pix);
+            t->train_labels[m] = t->train_labels[i];
+        }
+        m++;
+    }
+    t->n_train = m;
+    t->n_val = nv;
+    t->val_images = vi;
+    t->val_labels = vl;
+    free(perm);
+    free(held);
+    return SOTU_OK;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -45,6 +45,9 @@ typedef struct {
     int32_t *train_labels; /* [n_train] */
     uint8_t *test_images;  /* [n_test, H, W, C] */
     int32_t *test_labels;  /* [n_test] */
+    int32_t n_val;         /* validation images held out of the file's training split */
+    uint8_t *val_images;   /* [n_val, H, W, C]; NULL without a hold-out */
+    int32_t *val_labels;   /* [n_val] */
 } sotu_taskset;
 
 /* Writes t to path atomically (tmp + fsync + rename). SOTU_ERR_IO names the
@@ -70,6 +73,20 @@ sotu_status sotu_taskset_read_image(const void *buf, size_t size, const char *wh
                                     sotu_taskset *t);
 
 void sotu_taskset_free(sotu_taskset *t); /* accepts NULL and zeroed structs */
+
+/* The validation split (data.val_fraction): round(fraction * n_train)
+ * training images, at least 1 when fraction > 0 and at most n_train - 1,
+ * chosen by a permutation of the training indices from (seed, stream
+ * SOTU_STREAM_VALIDATION + (task << 8)) - a pure function of (fraction,
+ * seed, task, n_train), the same on every rank and at any thread count.
+ * They move to val_images/val_labels in that permutation's order; the rest
+ * stay the training split in their file order (fraction 0: t unchanged,
+ * bitwise). Call once, right after reading. SOTU_ERR_NOMEM; t unchanged on
+ * failure. */
+sotu_status sotu_taskset_hold_out(sotu_taskset *t, double fraction, uint64_t seed,
+                                  uint32_t task);
+/* The number of images sotu_taskset_hold_out moves for n_train. */
+int32_t sotu_taskset_val_count(int64_t n_train, double fraction);
 
 /* What a task file says about itself without its images (cheap: root
  * attributes and dataset shapes). */

@@ -176,6 +176,8 @@ sotu_status sotu_clr_task_run(const resnet_model *base, const sotu_config *cfg,
     if (st == SOTU_OK)
         st = sotu_taskset_read(task->path, &ts);
     if (st == SOTU_OK)
+        st = sotu_taskset_hold_out(&ts, cfg->data.val_fraction, cfg->train.seed, index);
+    if (st == SOTU_OK)
         st = clr_model_for_task(base, clr, ts.classes, cfg->train.batch_size, cfg->train.seed,
                                 index, &m);
     if (st != SOTU_OK)
@@ -192,6 +194,13 @@ sotu_status sotu_clr_task_run(const resnet_model *base, const sotu_config *cfg,
     cfg = sotu_task_fault_config(cfg, task->name, &diverge);
     sotu_finetune_result fr;
     if ((st = sotu_finetune_run_resnet(&m, &ts, cfg, &fo, &fr)) != SOTU_OK)
+        goto cleanup;
+    res->val_acc = NAN;
+    res->n_val = ts.n_val;
+    if (ts.n_val > 0 &&
+        (st = sotu_finetune_eval_resnet(&m, ts.val_images, ts.val_labels, ts.n_val, ts.height,
+                                        ts.width, ts.channels, cfg, &res->val_acc, NULL,
+                                        NULL)) != SOTU_OK)
         goto cleanup;
     if (kind == CLR_JOB_MODULE && (st = ship_module(&m, task, index, &p, cctx, res)) != SOTU_OK)
         goto cleanup;

@@ -459,7 +459,8 @@ static sotu_status run_net(const ft_net *net, const sotu_taskset *t, const sotu_
             total = cfg->train.max_steps;
         optim_free(&opt);
         optim_config oc = optim_from_cfg(cfg);
-        st = optim_init(&opt, &oc, net->table, *net->trainable);
+        st = optim_init_sparse(&opt, &oc, net->table, *net->trainable, opts.mask_idx,
+                               opts.mask_n);
         if (st != SOTU_OK)
             goto cleanup;
 
@@ -497,6 +498,7 @@ static sotu_status run_net(const ft_net *net, const sotu_taskset *t, const sotu_
                                     net->table->t[bad].name);
                     goto cleanup;
                 }
+                optim_mask_grads(&opt, net->grads); /* sotu.tuning masked: none outside */
                 if (cfg->train.grad_clip > 0)
                     optim_clip_grad_norm(net->table, *net->trainable, net->grads,
                                          (float)cfg->train.grad_clip);

@@ -73,6 +73,11 @@ typedef struct {
     sotu_finetune_epoch_fn on_epoch; /* ViT runs; may be NULL */
     sotu_finetune_resnet_epoch_fn on_epoch_resnet; /* ResNet runs; may be NULL */
     void *ctx;
+    /* sotu.tuning masked: per table tensor, the only entries that train
+     * (ascending; NULL entries, or NULL: the whole tensor) - worker/optim.h,
+     * optim_init_sparse; their gradients alone enter the clipping norm. */
+    const uint32_t *const *mask_idx;
+    const size_t *mask_n;
 } sotu_finetune_opts;
 
 typedef struct {

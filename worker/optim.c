@@ -26,7 +26,16 @@ static bool default_decay(const sotu_tensor_info *t)
 sotu_status optim_init(optim_state *o, const optim_config *cfg, const sotu_tensor_table *tab,
                        const bool *trainable)
 {
+    return optim_init_sparse(o, cfg, tab, trainable, NULL, NULL);
+}
+
+sotu_status optim_init_sparse(optim_state *o, const optim_config *cfg,
+                              const sotu_tensor_table *tab, const bool *trainable,
+                              const uint32_t *const *idx, const size_t *nidx)
+{
     memset(o, 0, sizeof *o);
+    o->sp_idx = idx;
+    o->sp_n = nidx;
     o->cfg = *cfg;
     o->table = tab;
     o->n = tab->n;
@@ -39,9 +48,15 @@ sotu_status optim_init(optim_state *o, const optim_config *cfg, const sotu_tenso
         o->active[i] = trainable[i];
         o->decay[i] = default_decay(&tab->t[i]);
         o->moff[i] = o->moment_count;
+        bool sparse = trainable[i] && idx && idx[i];
         if (trainable[i])
-            o->moment_count += tab->t[i].count;
+            o->moment_count += sparse ? nidx[i] : tab->t[i].count;
+        if (sparse && nidx[i] > o->scratch_count)
+            o->scratch_count = nidx[i];
     }
+    if (o->scratch_count &&
+        !(o->scratch = malloc(2 * o->scratch_count * sizeof *o->scratch)))
+        goto nomem;
     size_t bytes = (o->moment_count ? o->moment_count : 1) * sizeof(float);
     o->m = calloc(1, bytes);
     if (!o->m)
@@ -112,9 +127,35 @@ void optim_step(optim_state *o, float *params, const float *grads, float lr)
     double bc1 = 1.0 - pow(c->beta1, (double)o->step);
     double bc2 = 1.0 - pow(c->beta2, (double)o->step);
     float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    /* Sparse tensors: the kept entries gathered, updated by the same kernel
+     * (so the same arithmetic per element), scattered back; the others are
+     * never read or written. */
+    for (int i = 0; i < o->n; i++) {
+        if (!o->active[i] || !o->sp_idx || !o->sp_idx[i])
+            continue;
+        const sotu_tensor_info *t = &o->table->t[i];
+        const uint32_t *ix = o->sp_idx[i];
+        long n = (long)o->sp_n[i];
+        float *p = o->scratch, *g = o->scratch + o->scratch_count;
+        float *params_t = params + t->offset;
+        const float *grads_t = grads + t->offset;
+        for (long k = 0; k < n; k++) {
+            p[k] = params_t[ix[k]];
+            g[k] = grads_t[ix[k]];
+        }
+        float wd = o->decay[i] ? c->weight_decay : 0.0f;
+        float *m = o->m + o->moff[i];
+        if (c->kind == OPTIM_ADAMW)
+            SOTU_ISA_PICK(adamw_update)(p, g, m, o->v + o->moff[i], n, c, 1.0f - lr * wd,
+                                        step_size, bc2_sqrt);
+        else
+            SOTU_ISA_PICK(sgd_update)(p, g, m, n, wd, c->momentum, lr);
+        for (long k = 0; k < n; k++)
+            params_t[ix[k]] = p[k];
+    }
 #pragma omp parallel if (o->moment_count > 4 * OPTIM_BLOCK)
     for (int i = 0; i < o->n; i++) {
-        if (!o->active[i])
+        if (!o->active[i] || (o->sp_idx && o->sp_idx[i]))
             continue;
         const sotu_tensor_info *t = &o->table->t[i];
         float *p = params + t->offset;
@@ -143,6 +184,7 @@ void optim_free(optim_state *o)
     free(o->moff);
     free(o->m);
     free(o->v);
+    free(o->scratch);
     memset(o, 0, sizeof *o);
 }
 
@@ -183,6 +225,25 @@ static double sum_squares(const float *g, long n)
     for (int b = 0; b < parts; b++)
         sum += part[b];
     return sum;
+}
+
+void optim_mask_grads(const optim_state *o, float *grads)
+{
+    for (int i = 0; o->sp_idx && i < o->n; i++) {
+        if (!o->active[i] || !o->sp_idx[i])
+            continue;
+        const sotu_tensor_info *t = &o->table->t[i];
+        float *g = grads + t->offset;
+        const uint32_t *ix = o->sp_idx[i];
+        size_t n = o->sp_n[i], next = 0;
+        for (size_t k = 0; k < n; k++) {
+            for (; next < ix[k]; next++)
+                g[next] = 0.0f;
+            next = (size_t)ix[k] + 1;
+        }
+        for (; next < t->count; next++)
+            g[next] = 0.0f;
+    }
 }
 
 float optim_clip_grad_norm(const sotu_tensor_table *tab, const bool *trainable, float *grads,

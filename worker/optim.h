@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/status.h"
 #include "common/tensor.h"
@@ -49,12 +50,31 @@ typedef struct {
     float *m;              /* [moment_count] first moment / SGD momentum buffer */
     float *v;              /* [moment_count] second moment (AdamW only) */
     long step;             /* steps taken */
+    const uint32_t *const *sp_idx; /* [n] borrowed: kept indices of a sparse tensor
+                                    * (ascending), NULL entries (or NULL) dense */
+    const size_t *sp_n;    /* [n] their counts */
+    float *scratch;        /* [2 * scratch_count] gathered params and grads */
+    size_t scratch_count;
 } optim_state;
 
 /* Allocates zeroed moments for the tensors marked in trainable [tab->n].
  * SOTU_ERR_NOMEM names the bytes. */
 sotu_status optim_init(optim_state *o, const optim_config *cfg, const sotu_tensor_table *tab,
                        const bool *trainable);
+
+/* optim_init where tensor i, if idx and idx[i] are not NULL, trains only
+ * its nidx[i] entries idx[i] (ascending; `sotu.tuning: masked`): moments
+ * (and the SGD buffer) exist for those entries only, weight decay touches
+ * only them, and every other entry of the tensor is never written - it
+ * keeps its value bitwise. idx and nidx are borrowed for the optimizer's
+ * life. */
+sotu_status optim_init_sparse(optim_state *o, const optim_config *cfg,
+                              const sotu_tensor_table *tab, const bool *trainable,
+                              const uint32_t *const *idx, const size_t *nidx);
+
+/* Zeroes the gradient entries of the sparse tensors outside their index
+ * lists (before optim_clip_grad_norm, so the norm is the trained entries'). */
+void optim_mask_grads(const optim_state *o, float *grads);
 
 /* Turns weight decay on or off for one tensor (after init). */
 void optim_set_decay(optim_state *o, int tensor, bool decay);

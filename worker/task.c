@@ -1,9 +1,11 @@
 #include "worker/task.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "common/mask.h"
 #include "io/delta.h"
 #include "worker/delta_extract.h"
 #include "worker/finetune.h"
@@ -74,12 +76,16 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     sotu_taskset ts = {0};
     vit_model m = {0};
     float *start_params = NULL;
+    uint32_t **mask_idx = NULL;
+    size_t *mask_n = NULL;
     sotu_delta d = {0};
     uint64_t task_file = 0;
     /* The checksum first: the reader below then finds the file in the page cache. */
     sotu_status st = sotu_file_xxh64(task->path, &task_file);
     if (st == SOTU_OK)
         st = sotu_taskset_read(task->path, &ts);
+    if (st == SOTU_OK)
+        st = sotu_taskset_hold_out(&ts, cfg->data.val_fraction, cfg->train.seed, index);
     if (st != SOTU_OK)
         goto cleanup;
     if ((st = vit_init(&m, vc, cfg->train.batch_size)) != SOTU_OK)
@@ -106,17 +112,52 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
             memset(start_params + m.table.t[j].offset, 0, m.table.t[j].count * sizeof(float));
     }
 
+    /* sotu.tuning masked: each backbone tensor the task ships trains only
+     * the entries of its seeded mask at the shipped keep, the very mask
+     * sotu_delta_extract cuts with (seed, task, table index); the head whole. */
+    if (!strcmp(cfg->sotu.tuning, "masked")) {
+        mask_idx = calloc((size_t)m.table.n, sizeof *mask_idx);
+        mask_n = calloc((size_t)m.table.n, sizeof *mask_n);
+        if (!mask_idx || !mask_n) {
+            free(include);
+            st = sotu_error(SOTU_ERR_NOMEM, "task %s: mask lists", task->name);
+            goto cleanup;
+        }
+        for (int j = 0; j < m.table.n && st == SOTU_OK; j++) {
+            const sotu_tensor_info *ti = &m.table.t[j];
+            if (!include[j] || !strncmp(ti->name, "head.", 5))
+                continue;
+            sotu_mask mk = sotu_mask_of(cfg->train.seed, index, (uint32_t)j, ti->count, keep);
+            uint64_t most = sotu_mask_kept_max(&mk);
+            mask_idx[j] = malloc(sizeof(uint32_t) * (size_t)(most + SOTU_MASK_SLACK));
+            if (!mask_idx[j])
+                st = sotu_error(SOTU_ERR_NOMEM, "task %s: mask of %s", task->name, ti->name);
+            else
+                mask_n[j] = (size_t)sotu_mask_list(&mk, mask_idx[j], most);
+        }
+        if (st != SOTU_OK) {
+            free(include);
+            goto cleanup;
+        }
+    }
+
     char label[96];
     snprintf(label, sizeof label, "fine-tune %s", task->name);
     sotu_finetune_opts fo = sotu_finetune_opts_default();
     fo.task = index;
     fo.label = label;
+    fo.mask_idx = (const uint32_t *const *)mask_idx;
+    fo.mask_n = mask_n;
     sotu_config diverge;
     cfg = sotu_task_fault_config(cfg, task->name, &diverge);
     sotu_finetune_result fr;
     sotu_provenance stamped = *prov;
     stamped.task_file = task_file;
     st = sotu_finetune_run(&m, &ts, cfg, &fo, &fr);
+    res->val_acc = NAN;
+    if (st == SOTU_OK && ts.n_val > 0)
+        st = sotu_finetune_eval_cfg(&m, ts.val_images, ts.val_labels, ts.n_val, ts.height,
+                                    ts.width, ts.channels, cfg, &res->val_acc, NULL, NULL);
     if (st == SOTU_OK) {
         sotu_extract_opts eo = {
             .task_index = index,
@@ -145,6 +186,7 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     if (st != SOTU_OK)
         goto cleanup;
     res->finetuned_acc = fr.test_acc;
+    res->n_val = ts.n_val;
     res->train_loss = fr.train_loss;
     res->steps = fr.steps;
     res->seconds = sotu_now() - start;
@@ -156,6 +198,10 @@ cleanup:
     }
     sotu_delta_free(&d);
     free(start_params);
+    for (int j = 0; mask_idx && j < m.table.n; j++)
+        free(mask_idx[j]);
+    free(mask_idx);
+    free(mask_n);
     vit_free(&m);
     sotu_taskset_free(&ts);
     return st;

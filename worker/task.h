@@ -1,5 +1,7 @@
-/* One task of a run, as a worker does it: fine-tune from θ0, evaluate the
- * fine-tuned model on the task's test split (the upper-bound figure), cut
+/* One task of a run, as a worker does it: hold out the validation split
+ * (data.val_fraction, io/taskset.h), fine-tune from θ0 on the rest, evaluate
+ * the fine-tuned model on the validation and test splits (the upper-bound
+ * figures), cut
  * δ = θt − θ0 down to the SoTU mask and encode it as a `.sotud` message.
  *
  * The task's head is new (its class count differs from the backbone's), so
@@ -22,6 +24,8 @@
 
 typedef struct {
     double finetuned_acc;   /* test accuracy of the fine-tuned model, [0, 1] */
+    double val_acc;         /* its accuracy on the validation hold-out; NaN without one */
+    int32_t n_val;          /* validation images held out (data.val_fraction) */
     double train_loss;
     double seconds;         /* fine-tuning + evaluation + extraction + encoding */
     int64_t steps;

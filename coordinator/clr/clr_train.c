@@ -239,7 +239,7 @@ static sotu_status finish(clr_coordinator *c, const double *acc, int nranks, dou
             .method = "clr", .tasks = run->T, .merged_tasks = -1, .jobs_done = c->d.queue.n_done,
             .failed_jobs = c->d.queue.n_failed,
             .final_avg_acc = m ? m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc : NAN,
-            .merged_acc = NAN, .collision_rate = NAN, .added_params_pct = cost.added_pct,
+            .merged_acc = NAN, .merged_val_acc = NAN, .collision_rate = NAN, .added_params_pct = cost.added_pct,
             .flops_ratio = cost.flops_ratio, .seconds = sotu_now() - t_start};
         clr_print_table(run, acc, &cost, stdout);
         sotu_finish_end(run->metrics, &e, &rep, run->checkpoint_path, run->dir);

@@ -45,6 +45,9 @@ expect 2 "needs a value" "$out" -- "$S" data fmnist --preset fmnist5 --out "$out
 expect 2 "unknown argument '--frobnicate'" "$out" -- "$S" data fmnist --preset fmnist5 --out "$out" --frobnicate
 expect 2 "unknown subcommand" "" -- "$S" data fmnist9
 expect 2 "12000" "$out" -- "$S" data fmnist --preset fmnist5 --out "$out" --train 20000
+expect 2 "needs --transform" "$out" -- "$S" data fmnist --preset split5 --out "$out"
+expect 2 "has its own transforms" "$out" -- "$S" data fmnist --preset fmnist53 --out "$out" --transform rot90
+expect 2 "unknown transform 'blur'" "$out" -- "$S" data fmnist --preset split10 --out "$out" --transform rot90+blur
 expect 2 "--test-labels is required" "" -- "$S" data import-idx --images a --labels b --test-images c --out "$tmp/x.h5"
 
 # Bad IDX data in --data-dir: 3, and nothing written.

@@ -42,6 +42,20 @@ import numpy as np
 work = sys.argv[1]
 rows = list(csv.DictReader(open(f"{work}/sw/sweep.csv")))
 assert len(rows) == 4 and [r["rank"] for r in rows] == ["1", "2", "3", "4"], rows
+# Ranked by the validation hold-out (data.val_fraction), never by test accuracy.
+val = [float(r["merged_val_acc"]) for r in rows]
+assert all(v == v for v in val) and val == sorted(val, reverse=True), rows
+assert all(float(r["merged_acc"]) == float(r["merged_acc"]) for r in rows), rows
+for r in rows:
+    ends = [json.loads(l) for l in open(f"{work}/sw/points/{r['point']}/metrics.jsonl")]
+    end = [e for e in ends if e["event"] == "run_end"][-1]
+    assert abs(end["merged_val_acc"] - float(r["merged_val_acc"])) < 1e-6, (end, r)
+    done = [e for e in ends if e["event"] == "task_done"]
+    assert all(0 <= e["val_acc"] <= 1 for e in done), done
+    with h5py.File(f"{work}/sw/points/{r['point']}/checkpoint.h5") as f:
+        ev = f["eval/acc_matrix"].attrs
+        assert abs(ev["val_acc"] - float(r["merged_val_acc"])) < 1e-6, (dict(ev), r)
+        assert 0 <= ev["frozen_task_heads_val_acc"] <= 1 if "frozen_task_heads_val_acc" in ev else True
 trained = 0
 for m in glob.glob(f"{work}/sw/points/*/metrics.jsonl"):
     trained += sum(json.loads(l)["event"] == "task_done" for l in open(m))
@@ -55,7 +69,7 @@ assert all(np.array_equal(a[n], b[n]) for n in a), "sotu merge --keep 0.1 differ
 import os
 assert not os.path.exists(f"{work}/arr/sweep.csv"), "the merge wrote into the sweep directory"
 rows2 = list(csv.DictReader(open(f"{work}/arr/merges/sweep/sweep.csv")))
-assert [(r["point"], r["merged_acc"]) for r in rows] == [(r["point"], r["merged_acc"]) for r in rows2], (rows, rows2)
+assert [(r["point"], r["merged_acc"], r["merged_val_acc"]) for r in rows] == [(r["point"], r["merged_acc"], r["merged_val_acc"]) for r in rows2], (rows, rows2)
 for r in rows2:
     assert r["checkpoint"] == f"{work}/arr/merges/sweep/points/{r['point']}/checkpoint.h5", r
     with h5py.File(r["checkpoint"]) as f:

@@ -33,8 +33,9 @@ import h5py
 rows = list(csv.DictReader(open(os.path.join(sys.argv[1], "sweep.csv"))))
 assert [r["rank"] for r in rows] == ["1", "2", "3"], rows
 assert sorted(r["train.lr"] for r in rows) == sorted(["1.0e-3", "3.0e-4", "1.0e-4"]), rows
-accs = [float(r["merged_acc"]) for r in rows]
+accs = [float(r["merged_val_acc"]) for r in rows]  # ranked on validation, never on test
 assert all(not math.isnan(a) for a in accs) and accs == sorted(accs, reverse=True), accs
+assert all(not math.isnan(float(r["merged_acc"])) for r in rows), rows
 for r in rows:
     assert r["tasks_done"] == "5", r
     assert r["checkpoint"] == os.path.join(sys.argv[1], "points", r["point"], "checkpoint.h5"), r

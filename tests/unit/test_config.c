@@ -140,6 +140,15 @@ static void test_examples(void)
     CHECK(contains(c.data.manifest, "/examples/../data/tasks/fmnist53/manifest.yaml"));
     CHECK(!strcmp(c.output.dir, "runs/fmnist53"));
 
+    snprintf(path, sizeof path, "%s/examples/split5.yaml", src);
+    s = sotu_config_load(&c, path);
+    CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
+    CHECK(sotu_config_validate(&c) == SOTU_OK);
+    CHECK(contains(c.data.manifest, "/examples/../data/tasks/split5-inv/manifest.yaml"));
+    CHECK(!strcmp(c.output.dir, "runs/split5"));
+    CHECK(c.train.epochs == d.train.epochs && c.train.lr == d.train.lr &&
+          c.train.batch_size == d.train.batch_size && c.train.head_epochs == 0);
+
     snprintf(path, sizeof path, "%s/examples/sweep.yaml", src);
     s = sotu_config_load(&c, path);
     CHECK_MSG(s == SOTU_OK, "%s", sotu_last_error());
@@ -467,7 +476,8 @@ static void test_key_roles(void)
                 {"model.pretrained", SOTU_KEY_THETA0},  {"sotu.keep", SOTU_KEY_SHIP_KEEP},
                 {"data.manifest", SOTU_KEY_TASKS},      {"model.dim", SOTU_KEY_PRETRAIN},
                 {"eval.baselines", SOTU_KEY_RUN},       {"merge.scale", SOTU_KEY_RUN},
-                {"output.dir", SOTU_KEY_RUN}};
+                {"output.dir", SOTU_KEY_RUN},           {"data.val_fraction", SOTU_KEY_TRAINS},
+                {"sotu.tuning", SOTU_KEY_TRAINS_SOTU}};
     for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
         int i = 0;
         while (i < n && strcmp(sotu_config_key_name(i), want[w].key))
@@ -486,7 +496,20 @@ static void test_key_roles(void)
     int lines = 0;
     for (const char *p = text; p && *p; p++)
         lines += *p == '\n';
-    CHECK_MSG(lines == trains + 2, "%d lines for %d trains keys + 2 sotu keys", lines, trains);
+    CHECK_MSG(lines == trains + 3, "%d lines for %d trains keys + 3 sotu keys", lines, trains);
+    CHECK(contains(text, "sotu.tuning: posthoc\n") && contains(text, "data.val_fraction: 0.1\n"));
+    {
+        sotu_config mc;
+        sotu_config_defaults(&mc);
+        CHECK(sotu_config_set(&mc, "sotu.tuning=masked") == SOTU_OK);
+        CHECK(sotu_config_validate(&mc) == SOTU_OK);
+        CHECK(sotu_config_set(&mc, "sotu.rescale=true") == SOTU_OK);
+        CHECK(sotu_config_validate(&mc) == SOTU_ERR_CONFIG);
+        CHECK(contains(sotu_last_error(), "sotu.tuning masked with sotu.rescale true"));
+        CHECK(sotu_config_set(&mc, "sotu.tuning=sparse") == SOTU_ERR_CONFIG);
+        CHECK(sotu_config_set(&mc, "data.val_fraction=0.95") == SOTU_ERR_CONFIG);
+        CHECK(sotu_config_set(&mc, "data.val_fraction=-0.1") == SOTU_ERR_CONFIG);
+    }
     /* A key that cannot change a delta leaves the text as it was; one that can changes it. */
     CHECK(sotu_config_set(&cfg, "eval.fit_per_task=7") == SOTU_OK);
     CHECK(sotu_config_set(&cfg, "train.threads=3") == SOTU_OK);

@@ -2,7 +2,8 @@
  * a tiny ViT learns it, two runs are bitwise equal, a huge learning rate
  * stops with SOTU_ERR_NUMERIC naming the step, the head reset keeps the
  * backbone, evaluation is independent of the batch size, and LP-FT
- * (train.head_epochs) is a head-only probe followed by the plain run. */
+ * (train.head_epochs) is a head-only probe followed by the plain run, and
+ * masked tuning (sotu.tuning masked) trains only the SoTU mask's entries. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,11 @@
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/threads.h"
+#include "common/mask.h"
 #include "io/taskset.h"
+#include "worker/delta_extract.h"
 #include "worker/finetune.h"
+#include "worker/optim.h"
 #include "worker/resnet.h"
 #include "worker/vit.h"
 
@@ -288,6 +292,144 @@ static void test_head_epochs_resnet(const sotu_taskset *t)
     resnet_free(&b);
 }
 
+/* sotu.tuning masked: the loop given each backbone tensor's SoTU mask
+ * (the seeded mask delta extraction cuts with) trains only those entries:
+ * every other entry stays bitwise θ0, the head trains whole, the run is
+ * bitwise the same twice and at 1 thread; the extracted delta at that keep
+ * lists exactly the mask's entries with θt − θ0 there, so it is every change
+ * training made; the optimizer keeps moments for the mask's entries only. */
+static void test_masked_tuning(const sotu_taskset *t)
+{
+    sotu_config cfg;
+    make_config(&cfg);
+    cfg.train.epochs = 3;
+    cfg.train.weight_decay = 0.1; /* decay must not touch the entries outside */
+    const double keep = 0.25;
+    const uint32_t task = 3;
+    sotu_finetune_opts o = sotu_finetune_opts_default();
+    o.task = task;
+    vit_model theta0, a, b, c;
+    make_model(&theta0, cfg.train.batch_size);
+    make_model(&a, cfg.train.batch_size);
+    make_model(&b, cfg.train.batch_size);
+    make_model(&c, cfg.train.batch_size);
+    CHECK(sotu_finetune_reset_head(&theta0, K, cfg.train.batch_size, SEED, task) == SOTU_OK);
+    CHECK(sotu_finetune_reset_head(&a, K, cfg.train.batch_size, SEED, task) == SOTU_OK);
+    CHECK(sotu_finetune_reset_head(&b, K, cfg.train.batch_size, SEED, task) == SOTU_OK);
+    CHECK(sotu_finetune_reset_head(&c, K, cfg.train.batch_size, SEED, task) == SOTU_OK);
+    int n = theta0.table.n;
+    uint32_t **idx = calloc((size_t)n, sizeof *idx);
+    size_t *cnt = calloc((size_t)n, sizeof *cnt);
+    bool *is_head = calloc((size_t)n, sizeof *is_head);
+    CHECK(idx && cnt && is_head);
+    size_t kept_total = 0, backbone_total = 0;
+    for (int j = 0; j < n; j++) {
+        const sotu_tensor_info *ti = &theta0.table.t[j];
+        is_head[j] = !strncmp(ti->name, "head.", 5);
+        if (is_head[j])
+            continue;
+        sotu_mask mk = sotu_mask_of(SEED, task, (uint32_t)j, ti->count, keep);
+        uint64_t most = sotu_mask_kept_max(&mk);
+        idx[j] = malloc(sizeof(uint32_t) * (size_t)(most + SOTU_MASK_SLACK));
+        cnt[j] = (size_t)sotu_mask_list(&mk, idx[j], most);
+        kept_total += cnt[j];
+        backbone_total += ti->count;
+    }
+    o.mask_idx = (const uint32_t *const *)idx;
+    o.mask_n = cnt;
+    sotu_finetune_result ra;
+    CHECK(sotu_finetune_run(&a, t, &cfg, &o, &ra) == SOTU_OK);
+    CHECK(sotu_finetune_run(&b, t, &cfg, &o, NULL) == SOTU_OK);
+    int threads = sotu_threads_get();
+    sotu_threads_set(1);
+    CHECK(sotu_finetune_run(&c, t, &cfg, &o, NULL) == SOTU_OK);
+    sotu_threads_set(threads);
+    CHECK(!memcmp(a.params, b.params, sizeof(float) * a.num_params));
+    CHECK_MSG(!memcmp(a.params, c.params, sizeof(float) * a.num_params),
+              "masked tuning differs at 1 thread and %d", threads);
+
+    size_t outside_moved = 0, inside_moved = 0, head_moved = 0;
+    for (int j = 0; j < n; j++) {
+        const sotu_tensor_info *ti = &theta0.table.t[j];
+        const float *p0 = theta0.params + ti->offset, *pa = a.params + ti->offset;
+        if (is_head[j]) {
+            for (size_t i = 0; i < ti->count; i++)
+                head_moved += memcmp(&p0[i], &pa[i], sizeof(float)) != 0;
+            continue;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < ti->count; i++) {
+            bool in = k < cnt[j] && idx[j][k] == i;
+            bool moved = memcmp(&p0[i], &pa[i], sizeof(float)) != 0;
+            if (in) {
+                k++;
+                inside_moved += moved;
+            } else {
+                outside_moved += moved;
+            }
+        }
+    }
+    CHECK_MSG(outside_moved == 0, "%zu entries outside the masks moved", outside_moved);
+    CHECK_MSG(inside_moved > kept_total / 2, "%zu of %zu mask entries moved", inside_moved,
+              kept_total);
+    CHECK(head_moved > 0);
+
+    /* The delta at that keep is what training changed, all of it. */
+    float *start = malloc(sizeof(float) * theta0.num_params);
+    CHECK(start != NULL);
+    memcpy(start, theta0.params, sizeof(float) * theta0.num_params);
+    sotu_extract_opts eo = {.task_index = task, .task_name = "masked", .seed = SEED,
+                            .keep = keep, .dtype = SOTU_DELTA_F32};
+    sotu_delta d;
+    CHECK(sotu_delta_extract(&a.table, start, a.params, &eo, &d) == SOTU_OK);
+    int seen = 0;
+    for (int e = 0; e < d.n_tensors; e++) {
+        const sotu_delta_tensor *dt = &d.tensors[e];
+        int j = (int)dt->table_index;
+        if (is_head[j])
+            continue;
+        seen++;
+        const sotu_tensor_info *ti = &theta0.table.t[j];
+        CHECK_MSG(dt->kept == cnt[j], "%s: %llu kept, mask %zu", ti->name,
+                  (unsigned long long)dt->kept, cnt[j]);
+        for (uint64_t k = 0; k < dt->kept && k < cnt[j]; k++) {
+            uint32_t i = dt->indices[k];
+            CHECK(i == idx[j][k]);
+            float want = a.params[ti->offset + i] - theta0.params[ti->offset + i];
+            CHECK(!memcmp(&dt->values[k], &want, sizeof want));
+        }
+    }
+    CHECK(seen > 0);
+    sotu_delta_free(&d);
+
+    /* Moments only for the mask's entries (and the head's). */
+    optim_state os;
+    optim_config oc = optim_config_default(OPTIM_ADAMW);
+    bool *all = malloc(sizeof(bool) * (size_t)n);
+    CHECK(all != NULL);
+    for (int j = 0; j < n; j++)
+        all[j] = true;
+    CHECK(optim_init_sparse(&os, &oc, &theta0.table, all, (const uint32_t *const *)idx, cnt) ==
+          SOTU_OK);
+    CHECK(os.moment_count == kept_total + (theta0.num_params - backbone_total));
+    printf("masked tuning at keep %.2f: %zu of %zu backbone entries train, %zu moved; "
+           "moments %zu floats (dense %zu); test acc %.2f%%\n", keep, kept_total,
+           backbone_total, inside_moved, os.moment_count, theta0.num_params,
+           100 * ra.test_acc);
+    optim_free(&os);
+    free(all);
+    free(start);
+    for (int j = 0; j < n; j++)
+        free(idx[j]);
+    free(idx);
+    free(cnt);
+    free(is_head);
+    vit_free(&theta0);
+    vit_free(&a);
+    vit_free(&b);
+    vit_free(&c);
+}
+
 int main(void)
 {
     printf("seed %llu\n", (unsigned long long)SEED);
@@ -300,6 +442,7 @@ int main(void)
     test_reset_head_and_checks(&t);
     test_head_epochs(&t);
     test_head_epochs_resnet(&t);
+    test_masked_tuning(&t);
     sotu_taskset_free(&t);
     return check_finish("test_finetune");
 }

@@ -1,4 +1,5 @@
 /* Fashion-MNIST presets: two builds of fmnist5 give identical files;
+ * split5/split10 have disjoint classes under one shared transform;
  * labels in range, classes balanced, names as documented; the fmnist53
  * plan; transform identities; requests the split cannot supply fail
  * without leaving files. Needs Debian's dataset-fashion-mnist (or
@@ -27,14 +28,20 @@ static int files_equal(const char *a, const char *b)
     return system(cmd) == 0;
 }
 
-static void build(const char *sub, const char *preset, int32_t n_train, int32_t n_test,
-                  uint64_t seed)
+static void build_tf(const char *sub, const char *preset, const char *transform,
+                     int32_t n_train, int32_t n_test, uint64_t seed)
 {
     char out[128];
     snprintf(out, sizeof out, "%s/%s", dir, sub);
-    sotu_fmnist_options o = {.preset = preset, .data_dir = data_dir(), .out_dir = out,
-                             .n_train = n_train, .n_test = n_test, .seed = seed};
+    sotu_fmnist_options o = {.preset = preset, .transform = transform, .data_dir = data_dir(),
+                             .out_dir = out, .n_train = n_train, .n_test = n_test, .seed = seed};
     CHECK_MSG(sotu_fmnist_build(&o) == SOTU_OK, "%s", sotu_last_error());
+}
+
+static void build(const char *sub, const char *preset, int32_t n_train, int32_t n_test,
+                  uint64_t seed)
+{
+    build_tf(sub, preset, NULL, n_train, n_test, seed);
 }
 
 static void test_fmnist5_deterministic(void)
@@ -115,9 +122,9 @@ static void test_transform_applied(void)
 static void test_plan53(void)
 {
     sotu_fmnist_task_plan plan[53];
-    CHECK(sotu_fmnist_plan("fmnist53", 0, plan, 53) == 53);
-    CHECK(sotu_fmnist_plan("fmnist5", 0, NULL, 0) == 5);
-    CHECK(sotu_fmnist_plan("fmnist7", 0, NULL, 0) == 0);
+    CHECK(sotu_fmnist_plan("fmnist53", NULL, 0, plan, 53) == 53);
+    CHECK(sotu_fmnist_plan("fmnist5", NULL, 0, NULL, 0) == 5);
+    CHECK(sotu_fmnist_plan("fmnist7", NULL, 0, NULL, 0) == 0);
     int sizes[11] = {0};
     uint8_t img[784], out[784];
     for (int i = 0; i < 784; i++)
@@ -261,6 +268,86 @@ static void test_too_many(void)
     CHECK(strstr(sotu_last_error(), "train-images-idx3-ubyte.gz") != NULL);
 }
 
+/* split5/split10: tasks of disjoint classes covering all ten, every task's
+ * images the orig build's images under ONE transform (pperm with task 0's
+ * permutation, not the task's own), the manifest named after the preset and
+ * transform; the refusals. */
+static void check_split(const char *preset, int n_tasks, const char *sub, const char *orig_sub)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s/manifest.yaml", dir, sub);
+    sotu_manifest m;
+    CHECK_MSG(sotu_manifest_read(path, &m) == SOTU_OK, "%s", sotu_last_error());
+    char want[64];
+    snprintf(want, sizeof want, "%s-pperm", preset);
+    CHECK_MSG(!strcmp(m.name, want), "manifest name %s, expected %s", m.name, want);
+    CHECK(m.n_tasks == n_tasks);
+    int k = 10 / n_tasks, seen[10] = {0}, own_perm_differs = 0;
+    uint8_t *tf = malloc(40 * 784), *own = malloc(40 * 784);
+    CHECK(tf && own);
+    for (int t = 0; t < m.n_tasks && tf && own; t++) {
+        const sotu_manifest_task *mt = &m.tasks[t];
+        snprintf(want, sizeof want, "t%02d-pperm-%dcls", t, k);
+        CHECK_MSG(!strcmp(mt->name, want), "task %s, expected %s", mt->name, want);
+        CHECK(mt->classes == k && mt->n_train == 40 && mt->n_test == 20);
+        sotu_taskset a, o;
+        CHECK(sotu_taskset_read(mt->path, &a) == SOTU_OK);
+        snprintf(path, sizeof path, "%s/%s/%s", dir, orig_sub, mt->file);
+        CHECK(sotu_taskset_read(path, &o) == SOTU_OK);
+        CHECK(a.classes == k);
+        for (int i = 0; i < a.classes; i++)
+            for (int c = 0; c < 10; c++)
+                if (!strcmp(a.class_names[i], sotu_fmnist_class_names[c])) {
+                    CHECK_MSG(c == k * t + i, "task %d class %d is %d", t, i, c);
+                    seen[c]++;
+                }
+        /* The same draws as the orig build, under the shared transform. */
+        CHECK(!memcmp(a.train_labels, o.train_labels, 40 * sizeof(int32_t)));
+        CHECK(sotu_fmnist_transform("pperm", 0, 0, o.train_images, tf, 40) == SOTU_OK);
+        CHECK_MSG(!memcmp(a.train_images, tf, 40 * 784), "task %d: not the shared pperm", t);
+        CHECK(sotu_fmnist_transform("pperm", 0, 0, o.test_images, tf, 20) == SOTU_OK);
+        CHECK(!memcmp(a.test_images, tf, 20 * 784));
+        CHECK(sotu_fmnist_transform("pperm", 0, t, o.train_images, own, 40) == SOTU_OK);
+        own_perm_differs += memcmp(a.train_images, own, 40 * 784) != 0;
+        sotu_taskset_free(&a);
+        sotu_taskset_free(&o);
+    }
+    for (int c = 0; c < 10; c++)
+        CHECK_MSG(seen[c] == 1, "class %d in %d tasks (disjoint, all ten: 1)", c, seen[c]);
+    CHECK(own_perm_differs == n_tasks - 1);
+    free(tf);
+    free(own);
+    sotu_manifest_free(&m);
+}
+
+static void test_split_presets(void)
+{
+    build_tf("s5", "split5", "pperm", 40, 20, 0);
+    build_tf("s5o", "split5", "orig", 40, 20, 0);
+    check_split("split5", 5, "s5", "s5o");
+    build_tf("s10", "split10", "pperm", 40, 20, 0);
+    build_tf("s10o", "split10", "orig", 40, 20, 0);
+    check_split("split10", 10, "s10", "s10o");
+    CHECK(sotu_fmnist_plan("split5", "rot90", 0, NULL, 0) == 5);
+    CHECK(sotu_fmnist_plan("split10", "rot90", 0, NULL, 0) == 10);
+
+    char out[128];
+    snprintf(out, sizeof out, "%s/split-refused", dir);
+    sotu_fmnist_options o = {.preset = "split5", .data_dir = data_dir(), .out_dir = out,
+                             .n_train = 10, .n_test = 10};
+    CHECK(sotu_fmnist_build(&o) == SOTU_ERR_USAGE); /* no transform */
+    CHECK(strstr(sotu_last_error(), "transform") != NULL);
+    o.preset = "fmnist5";
+    o.transform = "rot90";
+    CHECK(sotu_fmnist_build(&o) == SOTU_ERR_USAGE); /* fmnist5 has its own */
+    o.preset = "split5";
+    o.transform = "rot90+blur";
+    CHECK(sotu_fmnist_build(&o) == SOTU_ERR_USAGE);
+    CHECK(strstr(sotu_last_error(), "'blur'") != NULL);
+    snprintf(out, sizeof out, "%s/split-refused/manifest.yaml", dir);
+    CHECK(access(out, F_OK) != 0);
+}
+
 int main(void)
 {
     char probe[512];
@@ -280,6 +367,7 @@ int main(void)
     test_plan53();
     test_transforms();
     test_too_many();
+    test_split_presets();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

@@ -295,8 +295,90 @@ static void test_foreign_file(const char *good)
     sotu_taskset_free(&r);
 }
 
+/* A task whose training image i is filled with bytes (i, i >> 8, ...) and
+ * label i % K, so every image says where it came from. */
+static void synthetic(sotu_taskset *t, int32_t n, int classes)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "syn");
+    t->classes = classes;
+    t->height = t->width = 2;
+    t->channels = 1;
+    t->n_train = n;
+    t->train_images = malloc((size_t)n * 4);
+    t->train_labels = malloc(sizeof(int32_t) * (size_t)n);
+    for (int32_t i = 0; i < n; i++) {
+        t->train_images[i * 4 + 0] = (uint8_t)i;
+        t->train_images[i * 4 + 1] = (uint8_t)(i >> 8);
+        t->train_images[i * 4 + 2] = 7;
+        t->train_images[i * 4 + 3] = 9;
+        t->train_labels[i] = i % classes;
+    }
+}
+
+static int32_t origin(const uint8_t *img) { return img[0] | img[1] << 8; }
+
+/* data.val_fraction: the count rule, the hold-out a partition of the
+ * training split (every image once, labels with it), the rest in file
+ * order, the same for the same (fraction, seed, task) and different for
+ * another seed or task; fraction 0 leaves the task bitwise alone. */
+static void test_hold_out(void)
+{
+    CHECK(sotu_taskset_val_count(1000, 0.1) == 100);
+    CHECK(sotu_taskset_val_count(1000, 0) == 0);
+    CHECK(sotu_taskset_val_count(5, 0.01) == 1);   /* at least one */
+    CHECK(sotu_taskset_val_count(2, 0.9) == 1);    /* at least one left to train on */
+    CHECK(sotu_taskset_val_count(1, 0.5) == 0);
+    CHECK(sotu_taskset_val_count(61, 0.1) == 6);
+
+    sotu_taskset a, b, c, d, z;
+    synthetic(&a, 1000, 3);
+    synthetic(&b, 1000, 3);
+    synthetic(&c, 1000, 3);
+    synthetic(&d, 1000, 3);
+    synthetic(&z, 1000, 3);
+    CHECK(sotu_taskset_hold_out(&a, 0.1, 5, 2) == SOTU_OK);
+    CHECK(sotu_taskset_hold_out(&b, 0.1, 5, 2) == SOTU_OK);
+    CHECK(sotu_taskset_hold_out(&c, 0.1, 6, 2) == SOTU_OK);
+    CHECK(sotu_taskset_hold_out(&d, 0.1, 5, 3) == SOTU_OK);
+    CHECK(sotu_taskset_hold_out(&z, 0, 5, 2) == SOTU_OK);
+    CHECK(a.n_val == 100 && a.n_train == 900);
+    CHECK(z.n_val == 0 && z.n_train == 1000 && !z.val_images && !z.val_labels);
+    for (int32_t i = 0; i < 1000; i++)
+        CHECK(origin(z.train_images + i * 4) == i && z.train_labels[i] == i % 3);
+    int seen[1000] = {0};
+    int32_t prev = -1;
+    for (int32_t i = 0; i < a.n_train; i++) {
+        int32_t o = origin(a.train_images + i * 4);
+        CHECK_MSG(o > prev, "training image %d comes from %d after %d: file order lost", i, o,
+                  prev);
+        prev = o;
+        CHECK(a.train_labels[i] == o % 3 && a.train_images[i * 4 + 3] == 9);
+        seen[o]++;
+    }
+    for (int32_t k = 0; k < a.n_val; k++) {
+        int32_t o = origin(a.val_images + k * 4);
+        CHECK(a.val_labels[k] == o % 3 && a.val_images[k * 4 + 2] == 7);
+        seen[o]++;
+    }
+    int once = 0;
+    for (int i = 0; i < 1000; i++)
+        once += seen[i] == 1;
+    CHECK_MSG(once == 1000, "%d of 1000 images once in train + val", once);
+    CHECK(!memcmp(a.val_images, b.val_images, 400) && !memcmp(a.val_labels, b.val_labels, 400) &&
+          !memcmp(a.train_images, b.train_images, 3600));
+    CHECK(memcmp(a.val_images, c.val_images, 400) != 0);
+    CHECK(memcmp(a.val_images, d.val_images, 400) != 0);
+    sotu_taskset_free(&a);
+    sotu_taskset_free(&b);
+    sotu_taskset_free(&c);
+    sotu_taskset_free(&d);
+    sotu_taskset_free(&z);
+}
+
 int main(void)
 {
+    test_hold_out();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     snprintf(dir, sizeof dir, "/tmp/sotu-test-taskset-XXXXXX");
     if (!mkdtemp(dir)) {
