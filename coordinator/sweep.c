@@ -124,7 +124,13 @@ sotu_status sotu_sweep_expand(const sotu_config *cfg, int n_tasks, sotu_sweep *s
             if ((st = set_value(&pt->cfg, ax->key, pt->values[a])) != SOTU_OK)
                 goto cleanup;
             label_append(pt->label, sizeof pt->label, ax->key, pt->values[a]);
-            if (!sotu_sweep_key_is_merge_time(ax->key)) {
+        }
+        /* Masked tuning trains only the keep's own mask: there sotu.keep
+         * decides the training, so each keep is a group of its own. */
+        bool masked = !strcmp(pt->cfg.sotu.tuning, "masked");
+        for (int a = 0; a < sw->n_axes; a++) {
+            const char *key = sw->axes[a].key;
+            if (!sotu_sweep_key_is_merge_time(key) || (masked && !strcmp(key, "sotu.keep"))) {
                 size_t len = strlen(train_key[p]);
                 snprintf(train_key[p] + len, sizeof train_key[p] - len, "%s\n", pt->values[a]);
             }

@@ -10,7 +10,9 @@
  * points that differ only in them form one training group, fine-tuned once
  * and shipped at the group's largest keep (a smaller keep is a sub-mask).
  * Every other key (train.lr, train.epochs, train.seed, ...) makes a group of
- * its own. `sotu train` puts (group x task) jobs on one queue.
+ * its own, and so does sotu.keep under `sotu.tuning: masked` (a task trains
+ * only the mask of its keep). `sotu train` puts (group x task) jobs on one
+ * queue.
  *
  * On disk, under the configuration's output.dir D:
  *

@@ -4,7 +4,8 @@
 # heads (the masks are seeded per task and tensor, never by rank or thread);
 # masked tuning trains something else than posthoc (the merged weights
 # differ); the dense baseline is skipped rather than shipping at keep 1
-# (bitwise the same merge); sotu.rescale with masked is refused (exit 2). That entries
+# (bitwise the same merge); sotu.rescale with masked is refused (exit 2); a
+# keep sweep trains once per keep under masked, once under posthoc. That entries
 # outside the mask stay θ0 and the delta is what was trained is
 # test_finetune's (test_masked_tuning).
 set -euo pipefail
@@ -14,6 +15,13 @@ trap 'rm -rf "$work"' EXIT
 sotu_tiny_setup "$work"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 common=(--set sotu.tuning=masked --set sotu.keep=0.3 --set train.max_steps=4)
+# A keep sweep needs one training under posthoc (a smaller keep is a
+# sub-mask) but one per keep under masked (each trains its own mask).
+n_post=$("$SOTU_BIN" train "$work/tiny.yaml" --set "sweep.sotu.keep=[0.3, 0.1]" --array-size)
+n_mask=$("$SOTU_BIN" train "$work/tiny.yaml" --set sotu.tuning=masked \
+  --set "sweep.sotu.keep=[0.3, 0.1]" --array-size)
+[[ $n_post == 1 && $n_mask == 2 ]] ||
+  { echo "keep sweep: $n_post posthoc / $n_mask masked trainings, expected 1 / 2"; exit 1; }
 "$SOTU_BIN" -q train "$work/tiny.yaml" "${common[@]}" --set "output.dir=$work/serial" \
   > "$work/serial.out" 2> "$work/serial.err" || { cat "$work/serial.err"; exit 1; }
 mpiexec --oversubscribe -n 3 "$SOTU_BIN" -q train "$work/tiny.yaml" "${common[@]}" \
