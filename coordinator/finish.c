@@ -21,8 +21,49 @@ static bool finish_all_ok(sotu_status st, int nranks)
     return !(nranks > 1 ? sotu_mpi_any(bad) : bad);
 }
 
+/* Rank 0: res's figures from the evaluation of a point (sotu_sweep_result). */
+static void fill_result(const sotu_run *run, const sotu_eval_report *rep,
+                        sotu_sweep_result *res)
+{
+    const sotu_eval_method *s = sotu_eval_report_find(rep, "sotu");
+    const sotu_eval_method *fz = sotu_eval_report_find(rep, "frozen");
+    for (int c = 0; c < SOTU_EV_N; c++) {
+        const sotu_cl_metrics *x = s && s->acc[c] ? &s->metrics[c] : NULL;
+        res->final_acc[c] = x ? x->final_avg_acc : NAN;
+        res->inc_acc[c] = x ? x->avg_inc_acc : NAN;
+        res->forgetting[c] = x ? x->forgetting : NAN;
+        res->bwt[c] = x ? x->bwt : NAN;
+        res->frozen_final[c] = fz && fz->acc[c] ? fz->metrics[c].final_avg_acc : NAN;
+    }
+    double bytes = 0, kept = 0, secs = 0;
+    int n = 0;
+    for (int t = 0; t < run->T; t++)
+        if (run->tasks[t].done) {
+            bytes += (double)run->tasks[t].bytes;
+            kept += (double)run->tasks[t].kept_values;
+            secs += run->tasks[t].report.seconds;
+            n++;
+        }
+    res->bytes_per_task = n ? bytes / n : NAN;
+    res->kept_per_task = n ? kept / n : NAN;
+    res->train_seconds = n ? secs : NAN;
+    res->eval_seconds = rep->seconds;
+    res->val_acc = NAN; /* no validation split in the evaluation yet (issue 17 item 1) */
+}
+
+static sotu_status finish_run(sotu_run *run, int rank, int nranks, double t_start,
+                              double *mean_merged_acc, int *n_done, sotu_eval_cache *cache,
+                              int group, sotu_sweep_result *res);
+
 sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
                             double *mean_merged_acc, int *n_done)
+{
+    return finish_run(run, rank, nranks, t_start, mean_merged_acc, n_done, NULL, 0, NULL);
+}
+
+static sotu_status finish_run(sotu_run *run, int rank, int nranks, double t_start,
+                              double *mean_merged_acc, int *n_done, sotu_eval_cache *cache,
+                              int group, sotu_sweep_result *res)
 {
     int T = run->T;
     float *merged = NULL;
@@ -40,8 +81,10 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
     }
     if (!finish_all_ok(st, nranks))
         goto cleanup;
-    if ((st = sotu_evaluate_run(run, rank, nranks, &rep)) != SOTU_OK)
+    if ((st = sotu_evaluate_run_cached(run, rank, nranks, &rep, cache, group)) != SOTU_OK)
         goto cleanup;
+    if (rank == 0 && res)
+        fill_result(run, &rep, res);
     if (rank == 0) {
         st = sotu_evaluate_write(run, merged, &stats, &rep, nranks, sotu_now() - t_start, acc);
         if (st == SOTU_OK) {
@@ -138,7 +181,10 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                               sotu_finish_merge *merge)
 {
     sotu_sweep_result *res = calloc((size_t)sw->n_points, sizeof *res);
-    sotu_status st = res ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
+    sotu_eval_cache *cache = sotu_eval_cache_new();
+    double t_sweep = sotu_now(), t_eval = 0;
+    sotu_status st = res && cache ? SOTU_OK
+                                  : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
     for (int p = 0; finish_all_ok(st, nranks) && p < sw->n_points; p++) {
         const sotu_sweep_point *pt = &sw->points[p];
         sotu_run run = {0};
@@ -168,7 +214,9 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
             else
                 snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s",
                          run.checkpoint_path);
-            st = sotu_finish_run(&run, rank, nranks, t0, &res[p].merged_acc, &res[p].tasks_done);
+            st = finish_run(&run, rank, nranks, t0, &res[p].merged_acc, &res[p].tasks_done,
+                            cache, pt->group, &res[p]);
+            t_eval += res[p].eval_seconds;
         }
         if (st == SOTU_OK && rank == 0) {
             double sum = 0;
@@ -192,6 +240,10 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
     sotu_sweep into = *sw; /* shallow: only dir differs */
     if (merge)
         snprintf(into.dir, sizeof into.dir, "%s", merge->dir);
+    if (st == SOTU_OK && rank == 0)
+        SOTU_INFO("sweep: %d points finished in %.1fs, %.1fs of it evaluating; %d evaluations "
+                  "reused (a model or baseline an earlier point already evaluated)",
+                  sw->n_points, sotu_now() - t_sweep, t_eval, sotu_eval_cache_hits(cache));
     if (st == SOTU_OK && rank == 0 && (st = sotu_sweep_write_summary(&into, res)) == SOTU_OK) {
         printf("\n");
         sotu_sweep_print_ranking(sw, res, stdout);
@@ -199,6 +251,7 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
             printf("sweep summary: %s/sweep.csv and %s/sweep.md\n", sw->dir, sw->dir);
     }
     finish_all_ok(st, nranks);
+    sotu_eval_cache_free(cache);
     free(res);
     return st;
 }

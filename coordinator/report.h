@@ -24,6 +24,7 @@
 
 #include "common/status.h"
 #include "coordinator/evaluate.h"
+#include "coordinator/sweep.h"
 
 /* CLR's table (method clr): what a task adds and what its training costs
  * (coordinator/clr_eval.h computes it). */
@@ -60,5 +61,16 @@ typedef struct {
  * naming the file on failure. */
 sotu_status sotu_report_write(const char *dir, const sotu_report_info *info,
                               const sotu_eval_report *rep);
+
+/* The sweep's report.html into f (coordinator/sweep.h): the points in
+ * `order` (best first, ranked by `basis`) with every classifier's final and
+ * average incremental accuracy, the frozen backbone's, forgetting, BWT,
+ * bytes, kept values and seconds, each point linked to its own report; with
+ * agg (sweep seed groups, NULL: none) the mean ± std over seeds; and for each
+ * axis of two or more numeric values a chart of final accuracy against it
+ * (mean over the other axes; one colour per classifier, SoTU solid, frozen
+ * dashed). */
+void sotu_report_write_sweep(FILE *f, const sotu_sweep *sw, const sotu_sweep_result *res,
+                             const int *order, const int *agg, const char *basis);
 
 #endif
