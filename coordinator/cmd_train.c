@@ -53,7 +53,9 @@ static void train_usage(FILE *f)
             "                  [--resume [--retrain-changed]] [--print-config]\n"
             "Fine-tunes every task of data.manifest from model.pretrained (rank 0 coordinates,\n"
             "ranks 1..N-1 fine-tune), merges the sparse deltas and writes output.dir:\n"
-            "  checkpoint.h5, deltas/<task>.sotud, metrics.jsonl, config.yaml.\n"
+            "  checkpoint.h5, deltas/<task>.sotud, metrics.jsonl, config.yaml, report.html,\n"
+            "  steps.jsonl and steps.csv (loss, lr, grad norm, images/s every train.log_every\n"
+            "  steps of every task).\n"
             "--resume  keep every delta already in output.dir/deltas that verifies and train\n"
             "          only the rest (automatic when Slurm restarts the job). A stored delta\n"
             "          trained from another model.pretrained (θ0 fingerprint) is refused (exit\n"
@@ -147,6 +149,16 @@ static void coord_run(void *ctx, int job, int rank, ZSTD_CCtx *cctx, sotu_task_r
     SOTU_INFO("task %s%s%s done: fine-tuned accuracy %.4f, %lld steps, %.1fs, %zu bytes", label,
               label[0] ? "/" : "", name, res->finetuned_acc, (long long)res->steps,
               res->seconds, res->message_bytes);
+}
+
+/* Rank 0: a done job's per-step scalars beside its delta. */
+static void coord_scalars(void *ctx, int job, const char *text, size_t n)
+{
+    coordinator *c = ctx;
+    int T = c->js.T;
+    if (sotu_run_store_scalars(c->runs[job / T], job % T, text, n) != SOTU_OK)
+        SOTU_WARN("%s; the task's training curve is left out of steps.jsonl",
+                  sotu_last_error());
 }
 
 static bool coord_record(void *ctx, int job, const sotu_task_report *rep, const void *msg,
@@ -430,6 +442,7 @@ int sotu_cmd_train(int argc, char **argv)
     sotu_merge_stats stats = {0};
     double t_start = sotu_now();
     sotu_dispatch_ops ops = {.ctx = &c, .run = coord_run, .record = coord_record,
+                             .scalars = coord_scalars,
                              .name = coord_name, .stopping = coord_stopping,
                              .event = coord_event};
 

@@ -1258,6 +1258,7 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
     const char **status = calloc((size_t)T, sizeof *status);
     int *classes = calloc((size_t)T, sizeof *classes);
     double *ft = calloc((size_t)T, sizeof *ft);
+    sotu_scalar_curve *curves = NULL;
     sotu_status st = SOTU_OK;
     if (!fig || !names || !task_names || !status || !classes || !ft) {
         st = sotu_error(SOTU_ERR_NOMEM, "evaluation outputs");
@@ -1290,6 +1291,17 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         classes[t] = run->man.tasks[t].classes;
         ft[t] = run->tasks[t].done ? run->tasks[t].report.finetuned_acc : NAN;
     }
+    int missing = 0;
+    curves = calloc((size_t)T, sizeof *curves);
+    if (!curves) {
+        st = sotu_error(SOTU_ERR_NOMEM, "training curves of %d tasks", T);
+        goto cleanup;
+    }
+    if ((st = sotu_run_write_scalars(run, &missing, curves)) != SOTU_OK)
+        goto cleanup;
+    if (missing && run->cfg.train.log_every > 0)
+        SOTU_WARN("%s: %d done task(s) without stored step scalars (deltas/<task>.steps.jsonl): "
+                  "left out of steps.jsonl and steps.csv", run->dir, missing);
     char note[SOTU_PATH_MAX + 64] = "";
     if (run->merging)
         snprintf(note, sizeof note, "Merged by sotu merge from the deltas in %s.",
@@ -1307,9 +1319,12 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         .collision_rate = stats ? stats->collision_rate : NAN,
         .seconds = seconds,
         .ranks = nranks,
+        .curves = curves,
     };
     st = sotu_report_write(run->dir, &info, rep);
 cleanup:
+    sotu_scalar_curves_free(curves, T);
+    free(curves);
     free(fig);
     free(names);
     free(task_names);

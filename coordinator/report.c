@@ -513,6 +513,70 @@ static bool svg_keep_curve(FILE *f, const sotu_eval_report *rep)
     return true;
 }
 
+/* One training figure (loss, lr or grad norm: which = 0, 1, 2) against the
+ * task's step, one line per task (colour by task; its name in the tooltip
+ * and, for the first ten, the legend); y from 0 to the largest value. */
+static bool svg_curves(FILE *f, const sotu_report_info *info, int which, const char *id,
+                       const char *ylabel)
+{
+    const sotu_scalar_curve *cv = info->curves;
+    double xmax = 0, ymax = 0;
+    for (int t = 0; cv && t < info->T; t++)
+        for (int k = 0; k < cv[t].n; k++) {
+            const double *y = which == 0 ? cv[t].loss : which == 1 ? cv[t].lr : cv[t].grad_norm;
+            if (isfinite(y[k]) && y[k] > ymax)
+                ymax = y[k];
+            if (cv[t].x[k] > xmax)
+                xmax = cv[t].x[k];
+        }
+    if (xmax <= 0 || ymax <= 0)
+        return false;
+    axis a = {1, xmax > 1 ? xmax : 2, false};
+    fprintf(f, "<svg id=\"%s\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+               "height=\"%d\" viewBox=\"0 0 %d %d\">\n", id, CW, CH, CW, CH);
+    fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", CW, CH);
+    for (int k = 0; k <= 5; k++) {
+        double y = py(k / 5.0);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>"
+                   "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.3g</text>\n",
+                ML, y, CW - MR, y, ML - 6, y + 4, ymax * k / 5.0);
+    }
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333333\"/>\n", ML, CH - MB,
+            CW - MR, CH - MB);
+    for (int k = 0; k <= 4; k++) {
+        double x = 1 + (a.x1 - 1) * k / 4.0;
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%.0f</text>\n",
+                px(&a, x), CH - MB + 15, x);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">step of the task "
+               "(LP-FT: head steps first)</text>\n", (ML + CW - MR) / 2, CH - 8);
+    fprintf(f, "<text x=\"14\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\" "
+               "transform=\"rotate(-90 14 %d)\">%s</text>\n", (MT + CH - MB) / 2,
+            (MT + CH - MB) / 2, ylabel);
+    int legend = 0;
+    for (int t = 0; t < info->T; t++) {
+        if (!cv[t].n)
+            continue;
+        const double *y = which == 0 ? cv[t].loss : which == 1 ? cv[t].lr : cv[t].grad_norm;
+        const char *color = palette[t % N_PALETTE];
+        fprintf(f, "<polyline class=\"curve\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" "
+                   "points=\"", color);
+        for (int k = 0; k < cv[t].n; k++)
+            if (isfinite(y[k]))
+                fprintf(f, "%.1f,%.1f ", px(&a, cv[t].x[k]), py(y[k] / ymax));
+        fputs("\"><title>", f);
+        put_html(f, info->task_names[t]);
+        fputs("</title></polyline>\n", f);
+        if (legend < 10)
+            svg_legend(f, legend++, color, false, info->task_names[t]);
+        else if (legend == 10) {
+            svg_legend(f, legend++, "#ffffff", false, "... (hover a line)");
+        }
+    }
+    fputs("</svg>\n", f);
+    return true;
+}
+
 static void html_num(FILE *f, double v)
 {
     if (isnan(v))
@@ -626,6 +690,28 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
             fwrite(kbuf, 1, klen, f);
         }
         free(kbuf);
+    }
+    if (info->curves) {
+        static const char *const what[] = {"loss", "learning rate", "gradient norm (before clipping)"};
+        static const char *const ids[] = {"curve-loss", "curve-lr", "curve-grad-norm"};
+        bool any = false;
+        for (int k = 0; k < 3; k++) {
+            char *buf = NULL;
+            size_t len = 0;
+            FILE *cf = open_memstream(&buf, &len);
+            if (!cf)
+                continue;
+            bool drawn = svg_curves(cf, info, k, ids[k], what[k]);
+            fclose(cf);
+            if (drawn && buf) {
+                if (!any)
+                    fputs("<h2 id=\"training\">Training curves (steps.jsonl)</h2>\n", f);
+                any = true;
+                fprintf(f, "<h3>%s per step, one line per task</h3>\n", what[k]);
+                fwrite(buf, 1, len, f);
+            }
+            free(buf);
+        }
     }
     fputs("<h2>Per task</h2>\n<table id=\"tasks\"><tr><th>task</th><th>classes</th>"
           "<th>status</th><th>fine-tuned</th>", f);

@@ -55,6 +55,7 @@ typedef struct {
                                         (coordinator/run.h); NULL: every task ok */
     const char *note;                /* a line under the heading, or NULL */
     const sotu_report_cost *cost;    /* method clr: its cost table, else NULL */
+    const sotu_scalar_curve *curves; /* [T] training curves (steps.jsonl), or NULL */
 } sotu_report_info;
 
 /* Writes dir/summary.csv, dir/report.md and dir/report.html. SOTU_ERR_IO

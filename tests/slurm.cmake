@@ -18,3 +18,5 @@ sotu_add_script_test(mpi_sweep_job COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/
                      LABELS mpi TIMEOUT 300 NEEDS numpy h5py torch fmnist)
 sotu_add_script_test(mpi_sweep_summary COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/sweep_summary.sh
                      LABELS mpi TIMEOUT 400 NEEDS numpy h5py torch fmnist)
+sotu_add_script_test(mpi_step_scalars COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/step_scalars.sh
+                     LABELS mpi TIMEOUT 400 NEEDS numpy h5py torch fmnist)
