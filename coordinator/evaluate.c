@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/rng.h"
+#include "common/threads.h"
 #include "coordinator/classifier.h"
 #include "coordinator/mpi_util.h"
 #include "coordinator/report.h"
@@ -1259,8 +1260,9 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
     int *classes = calloc((size_t)T, sizeof *classes);
     double *ft = calloc((size_t)T, sizeof *ft);
     sotu_scalar_curve *curves = NULL;
+    int64_t *kept = calloc((size_t)T, sizeof *kept), *bytes = calloc((size_t)T, sizeof *bytes);
     sotu_status st = SOTU_OK;
-    if (!fig || !names || !task_names || !status || !classes || !ft) {
+    if (!fig || !names || !task_names || !status || !classes || !ft || !kept || !bytes) {
         st = sotu_error(SOTU_ERR_NOMEM, "evaluation outputs");
         goto cleanup;
     }
@@ -1290,7 +1292,14 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         status[t] = sotu_run_task_status(run, t);
         classes[t] = run->man.tasks[t].classes;
         ft[t] = run->tasks[t].done ? run->tasks[t].report.finetuned_acc : NAN;
+        kept[t] = run->tasks[t].done ? run->tasks[t].kept_values : 0;
+        bytes[t] = run->tasks[t].done ? run->tasks[t].bytes : 0;
     }
+    double max_cos = NAN;
+    for (int i = 0; stats && stats->cosine && i < stats->n; i++)
+        for (int j = 0; j < stats->n; j++)
+            if (i != j && (isnan(max_cos) || fabs(stats->cosine[(size_t)i * stats->n + j]) > max_cos))
+                max_cos = fabs(stats->cosine[(size_t)i * stats->n + j]);
     int missing = 0;
     curves = calloc((size_t)T, sizeof *curves);
     if (!curves) {
@@ -1320,11 +1329,18 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         .seconds = seconds,
         .ranks = nranks,
         .curves = curves,
+        .kept = kept,
+        .bytes = bytes,
+        .max_cosine = max_cos,
+        .config_yaml = run->config_yaml,
+        .threads = sotu_threads_get(),
     };
     st = sotu_report_write(run->dir, &info, rep);
 cleanup:
     sotu_scalar_curves_free(curves, T);
     free(curves);
+    free(kept);
+    free(bytes);
     free(fig);
     free(names);
     free(task_names);
