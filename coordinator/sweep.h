@@ -21,7 +21,10 @@
  *                              points a symbolic link to the first point's
  *       checkpoint.h5, metrics.jsonl
  *   D/sweep.yaml               the configuration with its sweep block
- *   D/sweep.csv, D/sweep.md    the points ranked by mean merged accuracy
+ *   D/sweep.csv, D/sweep.md    the points ranked (sotu_sweep_write_summary)
+ *   D/report.html              the sweep section: the tables with charts of
+ *                              accuracy against each axis (keep, lr, ...)
+ *   D/sweep_seeds.csv          with a seed axis: mean ± std over the seeds
  *
  * Each point directory is what `sotu merge` takes. A configuration without
  * a sweep is one group of one point whose directory is D itself.
@@ -35,6 +38,7 @@
 #include <stdio.h>
 
 #include "common/config.h"
+#include "eval/evaluate.h"
 
 #define SOTU_SWEEP_POINTS_MAX 4096
 
@@ -84,16 +88,28 @@ sotu_status sotu_sweep_write_config(const sotu_sweep *sw, const sotu_config *cfg
  * deltas/ and in every other point a `deltas` link to it. Idempotent. */
 sotu_status sotu_sweep_prepare_group(const sotu_sweep *sw, int g);
 
-/* One row of the summary. */
+/* One row of the summary: the point's SoTU merge (its primary keep). */
 typedef struct {
     double merged_acc;     /* mean merged task-head accuracy; NaN if unknown */
     double finetuned_acc;  /* mean fine-tuned accuracy (upper bound) */
     int tasks_done, tasks;
     char checkpoint[SOTU_PATH_MAX];
+    /* per classifier (eval/evaluate.h order), NaN: not computed */
+    double final_acc[SOTU_EV_N], inc_acc[SOTU_EV_N], forgetting[SOTU_EV_N], bwt[SOTU_EV_N];
+    double frozen_final[SOTU_EV_N]; /* the frozen baseline's final accuracy */
+    double val_acc;        /* validation accuracy to rank by; NaN: none (ranked by test) */
+    double bytes_per_task; /* mean .sotud bytes shipped per merged task */
+    double kept_per_task;  /* mean backbone values kept per task at the point's keep */
+    double train_seconds;  /* the workers' seconds, summed over the merged tasks */
+    double eval_seconds;   /* this point's evaluation (reused methods cost none) */
 } sotu_sweep_result;
 
-/* Writes D/sweep.csv and D/sweep.md (atomically) ranking the points by
- * merged_acc, best first (NaN last, ties by point index); res [n_points]. */
+/* Writes D/sweep.csv, D/sweep.md and D/report.html (atomically) ranking the
+ * points best first (NaN last, ties by point index) by val_acc when any
+ * point has one, else by merged_acc (test; the summary says so); res
+ * [n_points]. With an axis whose key ends in "seed", also D/sweep_seeds.csv:
+ * the points that differ only in seeds aggregated as mean and standard
+ * deviation (n-1), and the same table in sweep.md and report.html. */
 sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_result *res);
 
 /* The Markdown ranking table into f (what sweep.md holds under its title). */

@@ -86,6 +86,7 @@ typedef struct {
     sotu_cl_metrics metrics[SOTU_EV_N];
     double lambda;                 /* ridge λ of the last row, NaN if none */
     double seconds;
+    bool reused;                   /* taken from a sotu_eval_cache, not evaluated again */
 } sotu_eval_method;
 
 typedef struct {

@@ -7,3 +7,11 @@ sotu_add_test(test_result_dir SOURCES unit/test_result_dir.c LABELS unit)
 sotu_add_script_test(train_threads COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/train_threads.sh
                      LABELS reference TIMEOUT 600 NEEDS numpy h5py fmnist)
 sotu_add_test(test_cli_parse SOURCES unit/test_cli_parse.c LABELS unit)
+# A sweep's summary (every classifier, forgetting, BWT, bytes, seconds, mean
+# ± std over seeds, report.html) with each distinct model evaluated once
+# (tests/mpi/sweep_summary.sh); per-step scalars, the same rows serially and
+# on 3 ranks but for the timing columns (tests/mpi/step_scalars.sh).
+sotu_add_script_test(mpi_sweep_summary COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/sweep_summary.sh
+                     LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
+sotu_add_script_test(mpi_step_scalars COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/step_scalars.sh
+                     LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
