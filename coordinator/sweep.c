@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "coordinator/sweep_internal.h"
 #include "coordinator/sweep_report.h"
 #include "io/fsutil.h"
 
@@ -265,6 +266,7 @@ static int *ranking(const sotu_sweep *sw, const sotu_sweep_result *res)
 static const int sum_cls[] = {SOTU_EV_TASK_HEADS, SOTU_EV_RIDGE_TIL, SOTU_EV_NCM_TIL, SOTU_EV_NCM,
                               SOTU_EV_RIDGE};
 enum { N_SUM_CLS = sizeof sum_cls / sizeof sum_cls[0] };
+_Static_assert((int)N_SUM_CLS == (int)SOTU_SWEEP_N_CLS, "sweep_internal.h");
 static const char *const sum_title[] = {"task heads", "refit heads (ridge_til)", "ncm_til",
                                         "NCM (CIL)", "ridge (CIL)"};
 
@@ -471,10 +473,7 @@ static void print_seeds(const sotu_sweep *sw, const sotu_sweep_result *res, cons
     for (int g = 0; g < sw->n_points; g++) {
         if (agg[g] != g)
             continue;
-        int n_pts = 0;
-        for (int p = 0; p < sw->n_points; p++)
-            n_pts += agg[p] == g;
-        fprintf(f, "| %s | %d |", sw->points[g].label, n_pts);
+        fprintf(f, "| %s | %d |", sw->points[g].label, sotu_sweep_seed_group_size(sw, agg, g));
         for (int a = 0; a < sw->n_axes; a++)
             if (!is_seed_axis(&sw->axes[a]))
                 fprintf(f, " %s |", sw->points[g].values[a]);
@@ -561,10 +560,7 @@ sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_resu
             for (int g = 0; g < sw->n_points; g++) {
                 if (agg[g] != g)
                     continue;
-                int n_pts = 0;
-                for (int p = 0; p < sw->n_points; p++)
-                    n_pts += agg[p] == g;
-                fprintf(f, "%s,%d", sw->points[g].label, n_pts);
+                fprintf(f, "%s,%d", sw->points[g].label, sotu_sweep_seed_group_size(sw, agg, g));
                 for (int a = 0; a < sw->n_axes; a++)
                     if (!is_seed_axis(&sw->axes[a]))
                         fprintf(f, ",%s", sw->points[g].values[a]);
@@ -617,4 +613,25 @@ sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_resu
     free(order);
     free(agg);
     return st;
+}
+
+int sotu_sweep_summary_classifier(int k, const char **title)
+{
+    *title = sum_title[k];
+    return sum_cls[k];
+}
+
+int sotu_sweep_seed_group_size(const sotu_sweep *sw, const int *agg, int g)
+{
+    int n = 0;
+    for (int p = 0; p < sw->n_points; p++)
+        n += agg[p] == g;
+    return n;
+}
+
+void sotu_sweep_seed_final(const sotu_sweep *sw, const sotu_sweep_result *res, const int *agg,
+                           int g, int k, double *mean, double *sd)
+{
+    int n;
+    seed_stats(sw, res, agg, g, 4 * k, mean, sd, &n); /* figures(): 4 per classifier, final first */
 }

@@ -5,17 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coordinator/sweep_internal.h"
 #include "eval/report.h"
 #include "eval/report_svg.h"
 
 /* The sweep's report.html (eval/report_svg.h draws the frames, so the
  * sweep's charts look like a run's). */
-static const int sweep_cls[] = {SOTU_EV_TASK_HEADS, SOTU_EV_RIDGE_TIL, SOTU_EV_NCM_TIL, SOTU_EV_NCM,
-                                SOTU_EV_RIDGE};
-static const char *const sweep_cls_title[] = {"task heads", "refit heads (ridge_til)", "ncm_til",
-                                              "NCM (CIL)", "ridge (CIL)"};
-enum { N_SWEEP_CLS = sizeof sweep_cls / sizeof sweep_cls[0] };
-
 /* Final accuracy of classifier c against axis a: the mean over the points
  * with each value (the other axes averaged); SoTU and frozen in their colours. */
 static bool svg_sweep_axis(FILE *f, const sotu_sweep *sw, const sotu_sweep_result *res, int a)
@@ -50,8 +45,9 @@ static bool svg_sweep_axis(FILE *f, const sotu_sweep *sw, const sotu_sweep_resul
     for (int k = 0; k < n; k++)
         sotu_svg_xtick(f, &xa, x[k], ax->values[k]);
     int legend = 0;
-    for (int s = 0; s < N_SWEEP_CLS; s++) {
-        int c = sweep_cls[s];
+    for (int s = 0; s < SOTU_SWEEP_N_CLS; s++) {
+        const char *title;
+        int c = sotu_sweep_summary_classifier(s, &title);
         for (int frozen = 0; frozen < 2; frozen++) {
             const char *color = sotu_report_method_color(frozen ? "frozen" : "sotu");
             const char *dash = sotu_report_classifier_dash(c);
@@ -81,12 +77,12 @@ static bool svg_sweep_axis(FILE *f, const sotu_sweep *sw, const sotu_sweep_resul
             for (int k = 0; k < n && !frozen; k++)
                 if (!isnan(y[k])) {
                     fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>%s %s=",
-                            sotu_svg_x(&xa, x[k]), sotu_svg_y(y[k]), color, sweep_cls_title[s], ax->key);
+                            sotu_svg_x(&xa, x[k]), sotu_svg_y(y[k]), color, title, ax->key);
                     sotu_report_put_html(f, ax->values[k]);
                     fprintf(f, ": %.4f</title></circle>\n", y[k]);
                 }
             char name[96];
-            snprintf(name, sizeof name, "%s %s", frozen ? "frozen" : "sotu", sweep_cls_title[s]);
+            snprintf(name, sizeof name, "%s %s", frozen ? "frozen" : "sotu", title);
             if (legend < 14)
                 sotu_svg_legend(f, legend++, color, dash, name);
         }
@@ -129,8 +125,11 @@ void sotu_sweep_report_write(FILE *f, const sotu_sweep *sw, const sotu_sweep_res
         sotu_report_put_html(f, sw->axes[a].key);
         fputs("</th>", f);
     }
-    for (int k = 0; k < N_SWEEP_CLS; k++)
-        fprintf(f, "<th>%s</th>", sweep_cls_title[k]);
+    for (int k = 0; k < SOTU_SWEEP_N_CLS; k++) {
+        const char *title;
+        sotu_sweep_summary_classifier(k, &title);
+        fprintf(f, "<th>%s</th>", title);
+    }
     fputs("<th>forgetting (task heads)</th><th>BWT (task heads)</th><th>forgetting (ridge)</th>"
           "<th>BWT (ridge)</th><th>bytes per task</th><th>kept per task</th><th>training s</th>"
           "<th>evaluation s</th><th>tasks</th></tr>\n", f);
@@ -147,8 +146,9 @@ void sotu_sweep_report_write(FILE *f, const sotu_sweep *sw, const sotu_sweep_res
             sotu_report_put_html(f, sw->points[p].values[a]);
             fputs("</td>", f);
         }
-        for (int k = 0; k < N_SWEEP_CLS; k++) {
-            int c = sweep_cls[k];
+        for (int k = 0; k < SOTU_SWEEP_N_CLS; k++) {
+            const char *title;
+            int c = sotu_sweep_summary_classifier(k, &title);
             fputs("<td>", f);
             sotu_report_put_num(f, x->final_acc[c], "%.4f");
             fputs(" / ", f);
@@ -170,32 +170,24 @@ void sotu_sweep_report_write(FILE *f, const sotu_sweep *sw, const sotu_sweep_res
     if (agg) {
         fputs("<h3>Over seeds (mean ± std, n-1)</h3>\n<table id=\"sweep-seeds\"><tr>"
               "<th>first point</th><th>seeds</th>", f);
-        for (int k = 0; k < N_SWEEP_CLS; k++)
-            fprintf(f, "<th>%s final</th>", sweep_cls_title[k]);
+        for (int k = 0; k < SOTU_SWEEP_N_CLS; k++) {
+            const char *title;
+            sotu_sweep_summary_classifier(k, &title);
+            fprintf(f, "<th>%s final</th>", title);
+        }
         fputs("</tr>\n", f);
         for (int g = 0; g < sw->n_points; g++) {
             if (agg[g] != g)
                 continue;
-            int n_pts = 0;
-            for (int p = 0; p < sw->n_points; p++)
-                n_pts += agg[p] == g;
             fputs("<tr><td>", f);
             sotu_report_put_html(f, sw->points[g].label);
-            fprintf(f, "</td><td>%d</td>", n_pts);
-            for (int k = 0; k < N_SWEEP_CLS; k++) {
-                int c = sweep_cls[k], cnt = 0;
-                double s = 0, s2 = 0;
-                for (int p = 0; p < sw->n_points; p++)
-                    if (agg[p] == g && !isnan(res[p].final_acc[c]))
-                        s += res[p].final_acc[c], cnt++;
-                double mean = cnt ? s / cnt : NAN;
-                for (int p = 0; p < sw->n_points; p++)
-                    if (agg[p] == g && !isnan(res[p].final_acc[c]))
-                        s2 += (res[p].final_acc[c] - mean) * (res[p].final_acc[c] - mean);
+            fprintf(f, "</td><td>%d</td>", sotu_sweep_seed_group_size(sw, agg, g));
+            for (int k = 0; k < SOTU_SWEEP_N_CLS; k++) {
+                double mean, sd;
+                sotu_sweep_seed_final(sw, res, agg, g, k, &mean, &sd);
                 fputs("<td>", f);
                 sotu_report_put_num(f, mean, "%.4f");
-                if (cnt > 1)
-                    fprintf(f, " ± %.4f", sqrt(s2 / (cnt - 1)));
+                sotu_report_put_num(f, sd, " ± %.4f");
                 fputs("</td>", f);
             }
             fputs("</tr>\n", f);

@@ -441,8 +441,10 @@ static double py(double y)
     return MT + (1 - y) * (CH - MT - MB);
 }
 
-/* Frame with the accuracy axis (0..1) and a caption for x. */
-static void svg_frame(FILE *f, const char *id, const char *xlabel)
+/* Frame with a y axis from 0 to ymax (ticks in format yfmt, caption
+ * ylabel) and a caption for x. */
+static void svg_frame_y(FILE *f, const char *id, const char *xlabel, double ymax,
+                        const char *yfmt, const char *ylabel)
 {
     fprintf(f, "<svg id=\"%s\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
                "height=\"%d\" viewBox=\"0 0 %d %d\">\n", id, CW, CH, CW, CH);
@@ -450,8 +452,10 @@ static void svg_frame(FILE *f, const char *id, const char *xlabel)
     for (int k = 0; k <= 5; k++) {
         double y = py(k / 5.0);
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>"
-                   "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.1f</text>\n",
-                ML, y, CW - MR, y, ML - 6, y + 4, k / 5.0);
+                   "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">",
+                ML, y, CW - MR, y, ML - 6, y + 4);
+        fprintf(f, yfmt, ymax * k / 5.0);
+        fputs("</text>\n", f);
     }
     fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333333\"/>\n", ML, MT, ML,
             CH - MB);
@@ -460,8 +464,14 @@ static void svg_frame(FILE *f, const char *id, const char *xlabel)
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">%s</text>\n",
             (ML + CW - MR) / 2, CH - 8, xlabel);
     fprintf(f, "<text x=\"14\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\" "
-               "transform=\"rotate(-90 14 %d)\">accuracy</text>\n", (MT + CH - MB) / 2,
-            (MT + CH - MB) / 2);
+               "transform=\"rotate(-90 14 %d)\">%s</text>\n", (MT + CH - MB) / 2,
+            (MT + CH - MB) / 2, ylabel);
+}
+
+/* Frame with the accuracy axis (0..1) and a caption for x. */
+static void svg_frame(FILE *f, const char *id, const char *xlabel)
+{
+    svg_frame_y(f, id, xlabel, 1.0, "%.1f", "accuracy");
 }
 
 static void svg_legend_dash(FILE *f, int k, const char *color, const char *dash,
@@ -729,17 +739,7 @@ static bool svg_curves(FILE *f, const sotu_report_info *info, int which, const c
     if (xmax <= 0 || ymax <= 0)
         return false;
     axis a = {1, xmax > 1 ? xmax : 2, false};
-    fprintf(f, "<svg id=\"%s\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-               "height=\"%d\" viewBox=\"0 0 %d %d\">\n", id, CW, CH, CW, CH);
-    fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", CW, CH);
-    for (int k = 0; k <= 5; k++) {
-        double y = py(k / 5.0);
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>"
-                   "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.3g</text>\n",
-                ML, y, CW - MR, y, ML - 6, y + 4, ymax * k / 5.0);
-    }
-    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333333\"/>\n", ML, CH - MB,
-            CW - MR, CH - MB);
+    svg_frame_y(f, id, "step of the task (LP-FT: head steps first)", ymax, "%.3g", ylabel);
     for (int k = 0, last = 0; k <= 4; k++) {
         int x = (int)lround(1 + (a.x1 - 1) * k / 4.0);
         if (x == last)
@@ -748,11 +748,6 @@ static bool svg_curves(FILE *f, const sotu_report_info *info, int which, const c
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%d</text>\n",
                 px(&a, x), CH - MB + 15, x);
     }
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">step of the task "
-               "(LP-FT: head steps first)</text>\n", (ML + CW - MR) / 2, CH - 8);
-    fprintf(f, "<text x=\"14\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\" "
-               "transform=\"rotate(-90 14 %d)\">%s</text>\n", (MT + CH - MB) / 2,
-            (MT + CH - MB) / 2, ylabel);
     int legend = 0;
     for (int t = 0; t < info->T; t++) {
         if (!cv[t].n)
