@@ -71,6 +71,17 @@ html = open(f"{sw}/report.html").read()
 assert '<section id="sweep">' in html and 'id="sweep-table"' in html and 'id="sweep-seeds"' in html
 assert 'id="sweep-axis-1"' in html, "no chart of accuracy against sotu.keep"
 assert 'href="points/p00_seed1_keep0.3/report.html"' in html
+# the page's seed table shows the same mean ± std as sweep_seeds.csv
+seed_tab = html.split('id="sweep-seeds"')[1].split("</table>")[0]
+for s in seeds:
+    row = re.search(r"<tr><td>" + re.escape(s["point"]) + r"</td><td>2</td>(.*?)</tr>", seed_tab)
+    assert row, (s["point"], seed_tab)
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1))
+    assert len(cells) == len(cls), cells
+    for c, cell in zip(cls, cells):
+        mean, sd = (float(x) for x in cell.split(" ± "))
+        assert abs(mean - float(s[f"{c}_final_mean"])) < 6e-5, (c, cell, s)
+        assert abs(sd - float(s[f"{c}_final_std"])) < 6e-5, (c, cell, s)
 
 def evals(path):
     return {e["method"]: e for e in map(json.loads, open(path)) if e["event"] == "evaluation"}
