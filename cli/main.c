@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "cli/commands.h"
+#include "eval/report.h"
 
 typedef struct {
     const char *name;
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
     /* Before anything else (MPI_Init included): may restart this process with
      * a faster OpenBLAS core (common/blas_core.h). */
     sotu_status blas = sotu_blas_select(argv);
+    sotu_report_set_command(argc, argv); /* what the reports record, as given */
     /* Global flags may stand anywhere; strip them before dispatch. */
     int n = 1;
     for (int i = 1; i < argc; i++) {

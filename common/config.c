@@ -126,6 +126,7 @@ static const key_spec keys[] = {
     INT("train.augment_pad", train.augment_pad, "2", 0, 1024, TRAINS),
     BOOL("train.augment_flip", train.augment_flip, "false", TRAINS),
     INT("train.max_steps", train.max_steps, "0", 0, INT_MAX, TRAINS),
+    INT("train.log_every", train.log_every, "1", 0, INT_MAX, RUN),
 
     {"sotu.keep", K_KEEP, FIELD(sotu.keep), offsetof(sotu_config, sotu.n_keep), "auto", 0, 1,
      OPEN_MIN, NULL, 0, SHIP_KEEP},

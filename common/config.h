@@ -70,6 +70,7 @@ typedef struct {
         int augment_pad;              /* random crop padding in pixels, 0 = off */
         bool augment_flip;
         int max_steps;                /* 0 = no limit; for tests and benchmarks */
+        int log_every;                /* per-step scalars every N steps (steps.jsonl); 0 = off */
     } train;
 
     struct {

@@ -15,16 +15,21 @@
 enum { TAG_REQUEST = 11, TAG_ASSIGN = 12, TAG_RESULT = 13, TAG_END = 14 };
 enum { END_IN_RUN = 0, END_LEFT_OUT = 1 };
 
-/* The worker's report and message as one buffer. */
-static void *pack_result(const sotu_task_report *rep, const void *msg, size_t n, size_t *total)
+/* The worker's report, message and per-step scalars (rep->scalars_bytes of
+ * them) as one buffer. */
+static void *pack_result(const sotu_task_report *rep, const void *msg, size_t n,
+                         const char *scalars, size_t *total)
 {
-    *total = sizeof *rep + n;
+    size_t ns = scalars ? (size_t)rep->scalars_bytes : 0;
+    *total = sizeof *rep + n + ns;
     char *buf = malloc(*total);
     if (!buf)
         return NULL;
     memcpy(buf, rep, sizeof *rep);
     if (n)
         memcpy(buf + sizeof *rep, msg, n);
+    if (ns && scalars)
+        memcpy(buf + sizeof *rep + n, scalars, ns);
     return buf;
 }
 
@@ -88,7 +93,8 @@ static void dispatch_duplicate(sotu_dispatch *d, const sotu_dispatch_ops *ops,
 /* The result of job from rank rep->rank (0: trained here), running since
  * `since`. The first result of a job is recorded; later ones are compared. */
 static void dispatch_record(sotu_dispatch *d, const sotu_dispatch_ops *ops,
-                            const sotu_task_report *rep, const void *msg, size_t n, double since)
+                            const sotu_task_report *rep, const void *msg, size_t n,
+                            const char *scalars, double since)
 {
     int job = rep->task;
     int q = job >= 0 && job < d->n_jobs ? d->slot[job] : -1;
@@ -105,6 +111,8 @@ static void dispatch_record(sotu_dispatch *d, const sotu_dispatch_ops *ops,
         return;
     }
     bool ok = ops->record(ops->ctx, job, rep, msg, n);
+    if (ok && ops->scalars && rep->scalars_bytes > 0)
+        ops->scalars(ops->ctx, job, scalars, (size_t)rep->scalars_bytes);
     if (ok && d->retried[job]) {
         d->digest[job] = sotu_crc32(msg, n);
         d->digest_len[job] = n;
@@ -407,8 +415,16 @@ sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, 
                     memcpy(&rep, buf.data, sizeof rep);
                     rep.rank = src;
                     rep.error[sizeof rep.error - 1] = '\0';
-                    dispatch_record(d, ops, &rep, (char *)buf.data + sizeof rep,
-                                    buf.len - sizeof rep, wk->since);
+                    size_t body = buf.len - sizeof rep;
+                    if (rep.scalars_bytes < 0 || (uint64_t)rep.scalars_bytes > body) {
+                        SOTU_ERROR("rank %d: a result claims %lld bytes of step scalars in a "
+                                   "%zu-byte body; scalars dropped", src,
+                                   (long long)rep.scalars_bytes, body);
+                        rep.scalars_bytes = 0;
+                    }
+                    size_t n = body - (size_t)rep.scalars_bytes;
+                    dispatch_record(d, ops, &rep, (char *)buf.data + sizeof rep, n,
+                                    (char *)buf.data + sizeof rep + n, wk->since);
                 }
             }
             dispatch_check_stop(d, ops);
@@ -429,7 +445,7 @@ sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, 
                 SOTU_WARN("task %s handed again, to rank 0", name);
             }
             ops->run(ops->ctx, d->jobs[q], 0, cctx, &rep, &res);
-            dispatch_record(d, ops, &rep, res.message, res.message_bytes, since);
+            dispatch_record(d, ops, &rep, res.message, res.message_bytes, res.scalars, since);
             sotu_task_result_free(&res);
             nap = 100000;
             continue;
@@ -461,12 +477,13 @@ bool sotu_dispatch_work(const sotu_dispatch_ops *ops, int *rank, int *nranks, ZS
         sotu_task_result res;
         ops->run(ops->ctx, job, me, cctx, &rep, &res);
         size_t total;
-        void *msg = pack_result(&rep, res.message, res.message_bytes, &total);
+        void *msg = pack_result(&rep, res.message, res.message_bytes, res.scalars, &total);
         if (!msg) {
             rep.status = SOTU_ERR_NOMEM;
+            rep.scalars_bytes = 0;
             snprintf(rep.error, sizeof rep.error, "rank %d: no memory for a %zu-byte result",
                      me, res.message_bytes);
-            msg = pack_result(&rep, NULL, 0, &total);
+            msg = pack_result(&rep, NULL, 0, NULL, &total);
         }
         sotu_task_result_free(&res);
         if (!msg)
@@ -554,6 +571,7 @@ bool sotu_dispatch_report(sotu_task_report *rep, sotu_status st, const sotu_task
     rep->train_loss = res->train_loss;
     rep->seconds = res->seconds;
     rep->steps = res->steps;
+    rep->scalars_bytes = res->scalars ? (int64_t)res->scalars_bytes : 0;
     return true;
 }
 

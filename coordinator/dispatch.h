@@ -7,7 +7,9 @@
  *   TAG_ASSIGN   0 -> worker   int32 job index, or -1: no more work
  *   TAG_RESULT   worker -> 0   sotu_task_report (its task field holds the job
  *                              index), then the method's message bytes (none
- *                              when report.status != OK); also a request
+ *                              when report.status != OK), then
+ *                              report.scalars_bytes of per-step scalars
+ *                              (JSONL); also a request
  *   TAG_END      0 -> worker   after -1: int32 {kind, exit status, n, ranks[n]}:
  *                              kind 0: the run goes on with world ranks[n]
  *                              (sotu_mpi_use_ranks); kind 1: this rank was
@@ -75,6 +77,10 @@ typedef struct {
     /* Rank 0: records job's result (msg[0, n); empty when rep->status is
      * not OK). True when the job is done, false when it failed. */
     bool (*record)(void *ctx, int job, const sotu_task_report *rep, const void *msg, size_t n);
+    /* Rank 0, may be NULL: a done job's per-step scalars (JSONL text
+     * text[0, n), sent after the message; report.scalars_bytes), called
+     * after record accepted the job. */
+    void (*scalars)(void *ctx, int job, const char *text, size_t n);
     /* Rank 0: the job's name for the log ("t03", "lr=0.001/t03"). */
     void (*name)(void *ctx, int job, char *dst, size_t cap);
     /* Rank 0, may be NULL: a stop signal arrived with `running` jobs out. */

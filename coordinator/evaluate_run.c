@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/threads.h"
 #include "eval/report.h"
 #include "mpi/mpi_util.h"
 #include "worker/finetune.h"
@@ -264,6 +265,8 @@ static void log_method(sotu_run *run, const sotu_eval_method *m)
     json_object_set_new(o, "method", json_string(m->name));
     json_object_set_new(o, "keep", sotu_metrics_number(m->keep));
     json_object_set_new(o, "seconds", json_real(m->seconds));
+    if (m->reused)
+        json_object_set_new(o, "reused", json_true());
     json_object_set_new(o, "ridge_lambda", sotu_metrics_number(m->lambda));
     json_object_set_new(o, "val_acc", sotu_metrics_number(m->val_acc));
     json_t *cls = json_object();
@@ -296,15 +299,171 @@ static double mean_active(const double *x, const bool *active, int T)
     return n ? sum / n : NAN;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The sweep's cache of evaluated methods                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    char key[192];
+    bool last_row_only;
+    sotu_eval_method m;   /* rank 0: a copy owning its matrices; elsewhere no matrices */
+} cache_entry;
+
+struct sotu_eval_cache {
+    cache_entry *e;
+    int n, cap;
+    int hits;
+};
+
+/* The part of a cache key every method of a run shares: its training group
+ * and the tasks it merges (active_i, the same on every rank). */
+typedef struct {
+    sotu_eval_cache *cache;
+    char prefix[96];
+} cache_ctx;
+
+sotu_eval_cache *sotu_eval_cache_new(void)
+{
+    return calloc(1, sizeof(sotu_eval_cache));
+}
+
+void sotu_eval_cache_free(sotu_eval_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        for (int k = 0; k < SOTU_EV_N; k++)
+            free(c->e[i].m.acc[k]);
+    free(c->e);
+    free(c);
+}
+
+int sotu_eval_cache_hits(const sotu_eval_cache *c)
+{
+    return c ? c->hits : 0;
+}
+
+static void cache_prefix(cache_ctx *cc, sotu_eval_cache *cache, int group, const int *active,
+                         int T)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the active flags */
+    for (int t = 0; t < T; t++) {
+        h ^= (uint64_t)(active[t] != 0);
+        h *= 1099511628211ull;
+    }
+    cc->cache = cache;
+    snprintf(cc->prefix, sizeof cc->prefix, "g%d|T%d|%016llx", group, T, (unsigned long long)h);
+}
+
+/* A merge at keep (frozen: θ0) under the run's mode and scale. */
+static void cache_key(const cache_ctx *cc, const sotu_run *run, const char *kind, double keep,
+                      char *key, size_t cap)
+{
+    if (!strcmp(kind, "merge"))
+        snprintf(key, cap, "%s|merge|%s|%.17g|%.17g", cc->prefix, sotu_merge_mode_name(run->mode),
+                 run->cfg.merge.scale, keep);
+    else
+        snprintf(key, cap, "%s|%s", cc->prefix, kind);
+}
+
+static const cache_entry *cache_find(const cache_ctx *cc, const char *key, bool last_row_only)
+{
+    for (int i = 0; cc && cc->cache && i < cc->cache->n; i++) {
+        const cache_entry *e = &cc->cache->e[i];
+        if (!strcmp(e->key, key) && (last_row_only || !e->last_row_only))
+            return e;
+    }
+    return NULL;
+}
+
+/* Remembers m under key (every rank; rank 0 copies the matrices). */
+static sotu_status cache_put(const cache_ctx *cc, const char *key, const sotu_eval_method *m,
+                             bool last_row_only, int T, int rank)
+{
+    if (!cc || !cc->cache)
+        return SOTU_OK;
+    sotu_eval_cache *c = cc->cache;
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        cache_entry *e = realloc(c->e, sizeof *e * (size_t)cap);
+        if (!e)
+            return sotu_error(SOTU_ERR_NOMEM, "evaluation cache of %d methods", cap);
+        c->e = e;
+        c->cap = cap;
+    }
+    cache_entry *e = &c->e[c->n];
+    memset(e, 0, sizeof *e);
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->last_row_only = last_row_only;
+    if (rank == 0 && m) {
+        e->m = *m;
+        size_t TT = (size_t)T * T;
+        for (int k = 0; k < SOTU_EV_N; k++) {
+            e->m.acc[k] = NULL;
+            if (!m->acc[k])
+                continue;
+            if (!(e->m.acc[k] = malloc(sizeof(double) * (TT ? TT : 1)))) {
+                for (int j = 0; j < k; j++)
+                    free(e->m.acc[j]);
+                return sotu_error(SOTU_ERR_NOMEM, "evaluation cache: accuracy matrices");
+            }
+            memcpy(e->m.acc[k], m->acc[k], sizeof(double) * TT);
+        }
+    }
+    c->n++;
+    return SOTU_OK;
+}
+
+/* Rank 0: adds method name to rep from the cached e; only the last row when
+ * last_row_only. */
+static sotu_status cache_copy(const cache_entry *e, sotu_run *run, sotu_eval_report *rep,
+                              const char *name, double keep, bool last_row_only)
+{
+    int T = run->T;
+    bool want[SOTU_EV_N];
+    for (int k = 0; k < SOTU_EV_N; k++)
+        want[k] = e->m.acc[k] != NULL;
+    sotu_eval_method *m = sotu_eval_report_add(rep, name, keep, want);
+    if (!m)
+        return SOTU_ERR_NOMEM;
+    for (int k = 0; k < SOTU_EV_N; k++) {
+        if (!want[k])
+            continue;
+        size_t from = last_row_only ? (size_t)(T - 1) * T : 0;
+        memcpy(m->acc[k] + from, e->m.acc[k] + from, sizeof(double) * ((size_t)T * T - from));
+    }
+    m->lambda = e->m.lambda;
+    m->val_acc = e->m.val_acc;
+    m->last_row_only = last_row_only;
+    m->reused = true;
+    m->seconds = 0;
+    sotu_eval_method_finish(m, T);
+    log_method(run, m);
+    SOTU_INFO("evaluation %s: the same model as an earlier point's (%s), not evaluated again",
+              name, e->m.name);
+    return SOTU_OK;
+}
+
 /* Evaluates one merged/frozen method with sotu_evaluate_matrices. */
 static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_report *rep,
                                const char *name, double keep, bool frozen, bool last_row_only,
                                const bool *active, float *const *hw, float *const *hb,
-                               const bool want[SOTU_EV_N])
+                               const bool want[SOTU_EV_N], const cache_ctx *cc)
 {
     sotu_status st = SOTU_OK;
     sotu_eval_method *m = NULL;
     double *acc[SOTU_EV_N] = {0};
+    char key[192] = "";
+    if (cc)
+        cache_key(cc, run, frozen ? "frozen" : "merge", keep, key, sizeof key);
+    const cache_entry *hit = cc ? cache_find(cc, key, last_row_only) : NULL;
+    if (hit) {
+        cc->cache->hits++;
+        if (rank == 0)
+            st = cache_copy(hit, run, rep, name, frozen ? NAN : keep, last_row_only);
+        sotu_mpi_all_ok(&st, nranks, "evaluation");
+        return st;
+    }
     if (rank == 0) {
         m = sotu_eval_report_add(rep, name, frozen ? NAN : keep, want);
         if (!m)
@@ -345,16 +504,27 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
         m->seconds = sotu_now() - t0;
         sotu_eval_method_finish(m, run->T);
         log_method(run, m);
+        if (cc)
+            st = cache_put(cc, key, m, last_row_only, run->T, rank);
         SOTU_INFO("evaluation %s: task-incremental %.4f, class-incremental NCM %.4f, ridge %.4f "
                   "(final average accuracy, %.1fs)", name,
                   m->metrics[SOTU_EV_TASK_HEADS].final_avg_acc, m->metrics[SOTU_EV_NCM].final_avg_acc,
                   m->metrics[SOTU_EV_RIDGE].final_avg_acc, m->seconds);
+    } else if (st == SOTU_OK && cc) {
+        st = cache_put(cc, key, NULL, last_row_only, run->T, rank);
     }
     free(val);
+    sotu_mpi_all_ok(&st, nranks, "evaluation");
     return st;
 }
 
 sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_report *rep)
+{
+    return sotu_evaluate_run_cached(run, rank, nranks, rep, NULL, 0);
+}
+
+sotu_status sotu_evaluate_run_cached(sotu_run *run, int rank, int nranks, sotu_eval_report *rep,
+                                     sotu_eval_cache *cache, int group)
 {
     const sotu_config *cfg = &run->cfg;
     int T = run->T;
@@ -399,16 +569,30 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
     }
     if (nranks > 1)
         sotu_mpi_bcast_bytes(active_i, sizeof(int) * (size_t)T, 0);
+    cache_ctx cc_store, *cc = NULL;
+    if (cache) {
+        cache_prefix(&cc_store, cache, group, active_i, T);
+        cc = &cc_store;
+    }
+    char seq_key[192] = "", frozen_key[192] = "";
+    if (cc) {
+        cache_key(cc, run, "sequential", 0, seq_key, sizeof seq_key);
+        cache_key(cc, run, "frozen", 0, frozen_key, sizeof frozen_key);
+    }
+    const cache_entry *seq_hit = b_seq && cc ? cache_find(cc, seq_key, false) : NULL;
+    /* A baseline an earlier point of the group evaluated is not trained again. */
+    bool train_frozen = b_frozen && !(cc && cache_find(cc, frozen_key, false));
+    bool train_seq = b_seq && !seq_hit;
 
     /* Baselines that train: frozen heads over ranks [0, workers), the
      * sequential chain on the last rank (after the frozen share when alone). */
-    if (b_frozen || b_seq) {
-        int workers = b_seq && nranks > 1 ? nranks - 1 : nranks;
-        if (b_frozen)
+    if (train_frozen || train_seq) {
+        int workers = train_seq && nranks > 1 ? nranks - 1 : nranks;
+        if (train_frozen)
             st = head_set_init(&frozen, &run->man, run->vc.dim);
-        if (st == SOTU_OK && b_seq)
+        if (st == SOTU_OK && train_seq)
             st = head_set_init(&seq, &run->man, run->vc.dim);
-        if (st == SOTU_OK && b_seq && (rank == nranks - 1 || rank == 0)) {
+        if (st == SOTU_OK && train_seq && (rank == nranks - 1 || rank == 0)) {
             seq_acc = malloc(sizeof(double) * (size_t)T * T);
             if (!seq_acc)
                 st = sotu_error(SOTU_ERR_NOMEM, "sequential accuracy matrix");
@@ -418,17 +602,17 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
         if (!sotu_mpi_all_ok(&st, nranks, "baselines"))
             goto cleanup;
         if (rank == 0)
-            SOTU_INFO("baselines: %s%s(%d ranks)", b_frozen ? "frozen heads " : "",
-                      b_seq ? "sequential chain " : "", nranks);
-        if (b_frozen)
+            SOTU_INFO("baselines: %s%s(%d ranks)", train_frozen ? "frozen heads " : "",
+                      train_seq ? "sequential chain " : "", nranks);
+        if (train_frozen)
             st = frozen_heads(run, active_i, rank, workers, &frozen);
-        if (st == SOTU_OK && b_seq && rank == nranks - 1)
+        if (st == SOTU_OK && train_seq && rank == nranks - 1)
             st = sequential_chain(run, active_i, &seq, seq_acc);
         if (!sotu_mpi_all_ok(&st, nranks, "baselines"))
             goto cleanup;
-        if (b_frozen && nranks > 1)
+        if (train_frozen && nranks > 1)
             st = gather_heads(run, active_i, rank, workers, &frozen);
-        if (st == SOTU_OK && b_seq && nranks > 1) {
+        if (st == SOTU_OK && train_seq && nranks > 1) {
             if (rank == nranks - 1)
                 sotu_mpi_send_bytes(seq_acc, sizeof(double) * (size_t)T * T, 0, TAG_EV_SEQ);
             else if (rank == 0)
@@ -440,25 +624,31 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
     }
 
     st = eval_method(run, rank, nranks, rep, "sotu", run->keeps[0], false, false, active, hw, hb,
-                     want);
+                     want, cc);
     if (st == SOTU_OK && b_dense)
-        st = eval_method(run, rank, nranks, rep, "dense", 1.0, false, false, active, hw, hb, want);
+        st = eval_method(run, rank, nranks, rep, "dense", 1.0, false, false, active, hw, hb, want, cc);
     if (st == SOTU_OK && b_frozen)
         st = eval_method(run, rank, nranks, rep, "frozen", 0, true, false, active, frozen.w,
-                         frozen.b, want);
+                         frozen.b, want, cc);
     for (int k = 1; st == SOTU_OK && k < run->n_keeps; k++) {
         if (run->keeps[k] > run->keep_ship)
             continue;
         char name[32];
         snprintf(name, sizeof name, "sotu@%.6g", run->keeps[k]);
         st = eval_method(run, rank, nranks, rep, name, run->keeps[k], false, true, active, hw, hb,
-                         want);
+                         want, cc);
     }
+    if (st == SOTU_OK && cc && train_seq && rank != 0)
+        st = cache_put(cc, seq_key, NULL, false, T, rank);
     if (st != SOTU_OK || rank != 0)
         goto cleanup;
 
     bool heads_only[SOTU_EV_N] = {[SOTU_EV_TASK_HEADS] = true};
-    if (b_seq) {
+    if (seq_hit) {
+        cache->hits++;
+        if ((st = cache_copy(seq_hit, run, rep, "sequential", NAN, false)) != SOTU_OK)
+            goto cleanup;
+    } else if (b_seq) {
         sotu_eval_method *m = sotu_eval_report_add(rep, "sequential", NAN, heads_only);
         if (!m) {
             st = SOTU_ERR_NOMEM;
@@ -467,6 +657,8 @@ sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_rep
         memcpy(m->acc[SOTU_EV_TASK_HEADS], seq_acc, sizeof(double) * (size_t)T * T);
         sotu_eval_method_finish(m, T);
         log_method(run, m);
+        if (cc && (st = cache_put(cc, seq_key, m, false, T, rank)) != SOTU_OK)
+            goto cleanup;
     }
     if (b_ft) {
         sotu_eval_method *m = sotu_eval_report_add(rep, "finetuned", NAN, heads_only);
@@ -587,8 +779,10 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
     const char **status = calloc((size_t)T, sizeof *status);
     int *classes = calloc((size_t)T, sizeof *classes);
     double *ft = calloc((size_t)T, sizeof *ft);
+    sotu_scalar_curve *curves = NULL;
+    int64_t *kept = calloc((size_t)T, sizeof *kept), *bytes = calloc((size_t)T, sizeof *bytes);
     sotu_status st = SOTU_OK;
-    if (!fig || !names || !task_names || !status || !classes || !ft) {
+    if (!fig || !names || !task_names || !status || !classes || !ft || !kept || !bytes) {
         st = sotu_error(SOTU_ERR_NOMEM, "evaluation outputs");
         goto cleanup;
     }
@@ -626,7 +820,20 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         status[t] = sotu_run_task_status(run, t);
         classes[t] = run->man.tasks[t].classes;
         ft[t] = run->tasks[t].done ? run->tasks[t].report.finetuned_acc : NAN;
+        kept[t] = run->tasks[t].done ? run->tasks[t].kept_values : 0;
+        bytes[t] = run->tasks[t].done ? run->tasks[t].bytes : 0;
     }
+    int missing = 0;
+    curves = calloc((size_t)T, sizeof *curves);
+    if (!curves) {
+        st = sotu_error(SOTU_ERR_NOMEM, "training curves of %d tasks", T);
+        goto cleanup;
+    }
+    if ((st = sotu_run_write_scalars(run, &missing, curves)) != SOTU_OK)
+        goto cleanup;
+    if (missing && run->cfg.train.log_every > 0)
+        SOTU_WARN("%s: %d done task(s) without stored step scalars (deltas/<task>.steps.jsonl): "
+                  "left out of steps.jsonl and steps.csv", run->dir, missing);
     char note[SOTU_PATH_MAX + 64] = "";
     if (run->merging)
         snprintf(note, sizeof note, "Merged by sotu merge from the deltas in %s.",
@@ -644,9 +851,19 @@ sotu_status sotu_evaluate_write(sotu_run *run, const float *merged, const sotu_m
         .collision_rate = stats ? stats->collision_rate : NAN,
         .seconds = seconds,
         .ranks = nranks,
+        .curves = curves,
+        .kept = kept,
+        .bytes = bytes,
+        .max_cosine = stats ? sotu_merge_stats_max_cosine(stats) : NAN,
+        .config_yaml = run->config_yaml,
+        .threads = sotu_threads_get(),
     };
     st = sotu_report_write(run->dir, &info, rep);
 cleanup:
+    sotu_scalar_curves_free(curves, T);
+    free(curves);
+    free(kept);
+    free(bytes);
     free(fig);
     free(names);
     free(task_names);

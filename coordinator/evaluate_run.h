@@ -16,6 +16,28 @@
  * logs an "evaluation" event per method to metrics.jsonl. */
 sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_report *rep);
 
+/* The methods a sweep already evaluated, so that each distinct model is
+ * evaluated once (coordinator/finish.c): the points of one training group
+ * share their deltas, so their frozen and sequential baselines, their dense
+ * merge and a merge at a keep another point already evaluated are the same.
+ * An entry's key is the training group, the tasks merged and, for merges,
+ * keep, merge.mode and merge.scale; a full matrix also serves a request for
+ * the last row only (sotu@k), never the other way. Every rank keeps the keys
+ * (they decide identically what to skip); rank 0 also keeps the matrices. */
+typedef struct sotu_eval_cache sotu_eval_cache;
+
+sotu_eval_cache *sotu_eval_cache_new(void); /* NULL: out of memory */
+void sotu_eval_cache_free(sotu_eval_cache *c); /* accepts NULL */
+/* Methods served from the cache so far (evaluations saved). */
+int sotu_eval_cache_hits(const sotu_eval_cache *c);
+
+/* sotu_evaluate_run with a cache (NULL: none) for a run of training group
+ * `group`: methods found in it are copied (method.reused set, seconds 0,
+ * logged with "reused": true) instead of trained and evaluated again; the
+ * others are evaluated and added. */
+sotu_status sotu_evaluate_run_cached(sotu_run *run, int rank, int nranks, sotu_eval_report *rep,
+                                     sotu_eval_cache *cache, int group);
+
 /* Task-head accuracy of the merged backbone (rank 0: merged [table.total],
  * acc [T]; NaN for tasks not done): the last row only. */
 sotu_status sotu_evaluate_heads(const sotu_run *run, const float *merged, int rank, int nranks,

@@ -42,20 +42,43 @@ void sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_repor
     printf("report: %s/report.html (also report.md, summary.csv)\n", dir);
 }
 
-/* The largest |cosine| between two different deltas of the merge. */
-static double max_cosine(const sotu_merge_stats *stats)
+/* Rank 0: res's figures from the evaluation of a point (sotu_sweep_result). */
+static void fill_result(const sotu_run *run, const sotu_eval_report *rep,
+                        sotu_sweep_result *res)
 {
-    double max_cos = 0;
-    for (int i = 0; i < stats->n; i++)
-        for (int j = 0; j < stats->n; j++)
-            if (i != j && fabs(stats->cosine[(size_t)i * stats->n + j]) > max_cos)
-                max_cos = fabs(stats->cosine[(size_t)i * stats->n + j]);
-    return max_cos;
+    const sotu_eval_method *s = sotu_eval_report_find(rep, "sotu");
+    const sotu_eval_method *fz = sotu_eval_report_find(rep, "frozen");
+    for (int c = 0; c < SOTU_EV_N; c++) {
+        const sotu_cl_metrics *x = s && s->acc[c] ? &s->metrics[c] : NULL;
+        res->final_acc[c] = x ? x->final_avg_acc : NAN;
+        res->inc_acc[c] = x ? x->avg_inc_acc : NAN;
+        res->forgetting[c] = x ? x->forgetting : NAN;
+        res->bwt[c] = x ? x->bwt : NAN;
+        res->frozen_final[c] = fz && fz->acc[c] ? fz->metrics[c].final_avg_acc : NAN;
+    }
+    double bytes = 0, kept = 0, secs = 0;
+    int n = 0;
+    for (int t = 0; t < run->T; t++)
+        if (run->tasks[t].done) {
+            bytes += (double)run->tasks[t].bytes;
+            kept += (double)run->tasks[t].kept_values;
+            secs += run->tasks[t].report.seconds;
+            n++;
+        }
+    res->bytes_per_task = n ? bytes / n : NAN;
+    res->kept_per_task = n ? kept / n : NAN;
+    res->train_seconds = n ? secs : NAN;
+    res->eval_seconds = rep->seconds;
+    res->val_acc = s ? s->val_acc : NAN; /* the ranking key */
 }
 
-sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start, int jobs_done,
-                            int failed_jobs, double *mean_merged_acc, double *mean_val_acc,
-                            int *n_done)
+/* sotu_finish_run with the sweep's evaluation cache (NULL: none) for a point
+ * of training group `group`; res (rank 0, may be NULL) gets the point's
+ * figures. */
+static sotu_status finish_run(sotu_run *run, int rank, int nranks, double t_start, int jobs_done,
+                              int failed_jobs, double *mean_merged_acc, double *mean_val_acc,
+                              int *n_done, sotu_eval_cache *cache, int group,
+                              sotu_sweep_result *res)
 {
     int T = run->T;
     float *merged = NULL;
@@ -75,12 +98,14 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
     }
     if (!sotu_mpi_all_ok(&st, nranks, "merge"))
         goto cleanup;
-    if ((st = sotu_evaluate_run(run, rank, nranks, &rep)) != SOTU_OK)
+    if ((st = sotu_evaluate_run_cached(run, rank, nranks, &rep, cache, group)) != SOTU_OK)
         goto cleanup;
+    if (rank == 0 && res)
+        fill_result(run, &rep, res);
     if (rank == 0) {
         SOTU_INFO("merged %d deltas (%s, scale %g): collision rate %.4f, max |cosine| %.4f",
                   stats.n, run->cfg.merge.mode, run->cfg.merge.scale, stats.collision_rate,
-                  max_cosine(&stats));
+                  sotu_merge_stats_max_cosine(&stats));
         st = sotu_evaluate_write(run, merged, &stats, &rep, nranks, sotu_now() - t_start, acc);
         if (st == SOTU_OK) {
             double sum = 0;
@@ -114,6 +139,14 @@ cleanup:
     free(merged);
     free(acc);
     return st;
+}
+
+sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start, int jobs_done,
+                            int failed_jobs, double *mean_merged_acc, double *mean_val_acc,
+                            int *n_done)
+{
+    return finish_run(run, rank, nranks, t_start, jobs_done, failed_jobs, mean_merged_acc,
+                      mean_val_acc, n_done, NULL, 0, NULL);
 }
 
 /* Appends text to buf (cap bytes) unless it is full; then once "...". */
@@ -181,7 +214,10 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                               sotu_finish_merge *merge)
 {
     sotu_sweep_result *res = calloc((size_t)sw->n_points, sizeof *res);
-    sotu_status st = res ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
+    sotu_eval_cache *cache = sotu_eval_cache_new();
+    double t_sweep = sotu_now(), t_eval = 0;
+    sotu_status st = res && cache ? SOTU_OK
+                                  : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
     for (int p = 0; res && p < sw->n_points; p++)
         res[p].val_acc = res[p].finetuned_val_acc = NAN;
     for (int p = 0; sotu_mpi_all_ok(&st, nranks, "sweep") && p < sw->n_points; p++) {
@@ -213,9 +249,9 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
             else
                 snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s",
                          run.checkpoint_path);
-            st = sotu_finish_run(&run, rank, nranks, t0, -1, -1, &res[p].merged_acc,
-                                 &res[p].val_acc,
-                                 &res[p].tasks_done);
+            st = finish_run(&run, rank, nranks, t0, -1, -1, &res[p].merged_acc, &res[p].val_acc,
+                            &res[p].tasks_done, cache, pt->group, &res[p]);
+            t_eval += res[p].eval_seconds;
         }
         if (st == SOTU_OK && rank == 0) {
             double sum = 0;
@@ -245,6 +281,10 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
     sotu_sweep into = *sw; /* shallow: only dir differs */
     if (merge)
         snprintf(into.dir, sizeof into.dir, "%s", merge->dir);
+    if (st == SOTU_OK && rank == 0)
+        SOTU_INFO("sweep: %d points finished in %.1fs, %.1fs of it evaluating; %d evaluations "
+                  "reused (a model or baseline an earlier point already evaluated)",
+                  sw->n_points, sotu_now() - t_sweep, t_eval, sotu_eval_cache_hits(cache));
     if (st == SOTU_OK && rank == 0 && (st = sotu_sweep_write_summary(&into, res)) == SOTU_OK) {
         printf("\n");
         sotu_sweep_print_ranking(sw, res, stdout);
@@ -252,6 +292,7 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
             printf("sweep summary: %s/sweep.csv and %s/sweep.md\n", sw->dir, sw->dir);
     }
     sotu_mpi_all_ok(&st, nranks, "sweep summary");
+    sotu_eval_cache_free(cache);
     free(res);
     return st;
 }

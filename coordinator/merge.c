@@ -55,6 +55,16 @@ void sotu_merge_stats_free(sotu_merge_stats *st)
     memset(st, 0, sizeof *st);
 }
 
+double sotu_merge_stats_max_cosine(const sotu_merge_stats *st)
+{
+    double max_cos = 0;
+    for (int i = 0; st->cosine && i < st->n; i++)
+        for (int j = 0; j < st->n; j++)
+            if (i != j && fabs(st->cosine[(size_t)i * st->n + j]) > max_cos)
+                max_cos = fabs(st->cosine[(size_t)i * st->n + j]);
+    return max_cos;
+}
+
 void sotu_merge_task_head(const sotu_tensor_table *model, const float *theta0, const sotu_delta *d,
                           float *params)
 {

@@ -104,6 +104,10 @@ void sotu_merge_task_head(const sotu_tensor_table *model, const float *theta0, c
 
 void sotu_merge_stats_free(sotu_merge_stats *st); /* accepts NULL and zeroed structs */
 
+/* The largest |cosine| between two different deltas of the merge; 0 with
+ * fewer than two. */
+double sotu_merge_stats_max_cosine(const sotu_merge_stats *st);
+
 /* The disjoint owner of element i of tensor j (count elements) among T tasks. */
 uint32_t sotu_merge_owner(uint64_t seed, uint32_t tensor, uint64_t count, uint64_t i,
                           uint32_t n_tasks);

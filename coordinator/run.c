@@ -741,3 +741,141 @@ bool sotu_provenance_json_get(const void *json_object, const char *key, sotu_pro
         memset(p, 0, sizeof *p);
     return ok;
 }
+
+sotu_status sotu_run_store_scalars(const sotu_run *run, int t, const char *text, size_t n)
+{
+    char path[SOTU_PATH_MAX + 96];
+    path_in(path, sizeof path, run->deltas_dir, run->man.tasks[t].name, ".steps.jsonl");
+    return sotu_write_file_atomic(path, text, n);
+}
+
+/* One JSONL line as a CSV row (the columns of SOTU_SCALAR_COLUMNS). */
+static void scalar_csv_row(FILE *f, json_t *o)
+{
+    static const char *const cols[] = {"task", "task_index", "phase", "epoch", "step", "loss",
+                                       "lr", "grad_norm", "images", "images_per_s", "seconds"};
+    for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+        json_t *v = json_object_get(o, cols[k]);
+        if (k)
+            fputc(',', f);
+        if (json_is_string(v))
+            fputs(json_string_value(v), f);
+        else if (json_is_integer(v))
+            fprintf(f, "%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v))
+            fprintf(f, "%.9g", json_real_value(v));
+    }
+    fputc('\n', f);
+}
+
+void sotu_scalar_curves_free(sotu_scalar_curve *curves, int T)
+{
+    for (int t = 0; curves && t < T; t++) {
+        free(curves[t].x);
+        free(curves[t].loss);
+        free(curves[t].lr);
+        free(curves[t].grad_norm);
+        memset(&curves[t], 0, sizeof curves[t]);
+    }
+}
+
+static double json_num(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* Appends the line o to curve c; the head phase's steps come first. */
+static sotu_status curve_add(sotu_scalar_curve *c, json_t *o, int64_t *head_steps)
+{
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 64;
+        double **arr[] = {&c->x, &c->loss, &c->lr, &c->grad_norm};
+        for (int k = 0; k < 4; k++) {
+            double *p = realloc(*arr[k], sizeof(double) * (size_t)cap);
+            if (!p)
+                return sotu_error(SOTU_ERR_NOMEM, "training curve of %d steps", cap);
+            *arr[k] = p;
+        }
+        c->cap = cap;
+    }
+    double step = json_num(o, "step");
+    const char *phase = json_string_value(json_object_get(o, "phase"));
+    bool head = phase && !strcmp(phase, "head");
+    if (head && step > *head_steps)
+        *head_steps = (int64_t)step;
+    c->x[c->n] = head ? step : step + (double)*head_steps;
+    c->loss[c->n] = json_num(o, "loss");
+    c->lr[c->n] = json_num(o, "lr");
+    c->grad_norm[c->n] = json_num(o, "grad_norm");
+    c->n++;
+    return SOTU_OK;
+}
+
+sotu_status sotu_run_write_scalars(const sotu_run *run, int *missing, sotu_scalar_curve *curves)
+{
+    char *jl = NULL, *csv = NULL;
+    size_t njl = 0, ncsv = 0;
+    FILE *fj = open_memstream(&jl, &njl), *fc = open_memstream(&csv, &ncsv);
+    sotu_status st = fj && fc ? SOTU_OK : sotu_error(SOTU_ERR_NOMEM, "step scalars");
+    int n_missing = 0, n_files = 0;
+    if (fc)
+        fputs(SOTU_SCALAR_COLUMNS "\n", fc);
+    for (int t = 0; st == SOTU_OK && t < run->T; t++) {
+        if (!run->tasks[t].done)
+            continue;
+        char path[SOTU_PATH_MAX + 96];
+        path_in(path, sizeof path, run->deltas_dir, run->man.tasks[t].name, ".steps.jsonl");
+        FILE *in = fopen(path, "r");
+        if (!in) {
+            n_missing++;
+            continue;
+        }
+        n_files++;
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        int lineno = 0;
+        int64_t head_steps = 0;
+        while ((len = getline(&line, &cap, in)) > 0) {
+            lineno++;
+            json_error_t err;
+            json_t *o = json_loadb(line, (size_t)len, 0, &err);
+            if (!json_is_object(o)) {
+                json_decref(o);
+                st = sotu_error(SOTU_ERR_DATA, "%s:%d: not a JSON object: %s", path, lineno,
+                                err.text);
+                break;
+            }
+            fwrite(line, 1, (size_t)len, fj);
+            if (line[len - 1] != '\n')
+                fputc('\n', fj);
+            scalar_csv_row(fc, o);
+            if (curves)
+                st = curve_add(&curves[t], o, &head_steps);
+            json_decref(o);
+            if (st != SOTU_OK)
+                break;
+        }
+        free(line);
+        fclose(in);
+    }
+    if (fj && fclose(fj) != 0 && st == SOTU_OK)
+        st = sotu_error(SOTU_ERR_NOMEM, "step scalars");
+    if (fc && fclose(fc) != 0 && st == SOTU_OK)
+        st = sotu_error(SOTU_ERR_NOMEM, "step scalars");
+    if (st == SOTU_OK && n_files > 0) {
+        char path[SOTU_PATH_MAX + 32];
+        sotu_path_join(path, sizeof path, run->dir, "steps.jsonl");
+        st = sotu_write_file_atomic(path, jl, njl);
+        if (st == SOTU_OK) {
+            sotu_path_join(path, sizeof path, run->dir, "steps.csv");
+            st = sotu_write_file_atomic(path, csv, ncsv);
+        }
+    }
+    free(jl);
+    free(csv);
+    if (missing)
+        *missing = n_missing;
+    return st;
+}

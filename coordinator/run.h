@@ -6,6 +6,8 @@
  *                                     never what they were not trained with)
  *   <output.dir>/deltas/<task>.sotud  each finished task's delta (atomic)
  *   <output.dir>/deltas/<task>.json   its worker report (atomic, after .sotud)
+ *   <output.dir>/deltas/<task>.steps.jsonl  its per-step scalars (atomic)
+ *   <output.dir>/steps.jsonl, steps.csv     every task's, joined in task order
  *   <output.dir>/checkpoint.h5        merged weights and statistics (atomic)
  *   <output.dir>/metrics.jsonl        one JSON object per event, appended
  *
@@ -23,6 +25,7 @@
 
 #include "common/config.h"
 #include "coordinator/merge.h"
+#include "eval/report.h"
 #include "io/checkpoint.h"
 #include "io/delta.h"
 #include "io/taskset.h"
@@ -38,6 +41,7 @@ typedef struct {
     double seconds;
     int64_t steps;
     int32_t rank;
+    int64_t scalars_bytes;   /* per-step scalars (JSONL text) sent after the message */
     char error[480];         /* the worker's message when status != OK */
 } sotu_task_report;
 
@@ -159,6 +163,23 @@ int sotu_count_files_with_suffix(const char *path, const char *suffix);
 /* Writes a worker report (a jansson json_t*, stolen) to path as indented
  * JSON, atomically. */
 sotu_status sotu_task_report_store(const char *path, void *json_object);
+
+/* Per-step scalars (train.log_every): task t's JSONL lines text[0, n) are
+ * stored atomically as deltas/<task>.steps.jsonl (rank 0, once its delta is
+ * accepted). sotu_run_write_scalars joins the stored files of the done tasks
+ * in task order into run->dir/steps.jsonl and steps.csv (columns
+ * SOTU_SCALAR_COLUMNS; the same rows), so any number of ranks writes the
+ * same files but for the timing columns images_per_s and seconds. A done
+ * task without a stored file (trained with log_every 0, or by a sotu
+ * without it) is named in *missing (may be NULL) and left out. */
+#define SOTU_SCALAR_COLUMNS \
+    "task,task_index,phase,epoch,step,loss,lr,grad_norm,images,images_per_s,seconds"
+sotu_status sotu_run_store_scalars(const sotu_run *run, int t, const char *text, size_t n);
+
+/* curves (may be NULL): [run->T] training curves (eval/report.h) filled
+ * from the files (free with sotu_scalar_curves_free). */
+sotu_status sotu_run_write_scalars(const sotu_run *run, int *missing, sotu_scalar_curve *curves);
+void sotu_scalar_curves_free(sotu_scalar_curve *curves, int T);
 
 /* Reads the figures of a stored worker report (finetuned_acc, train_loss,
  * seconds, steps, rank) into rep, defaults (NaN accuracy, rank -1, task t)

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "coordinator/sweep_internal.h"
+#include "coordinator/sweep_report.h"
 #include "io/fsutil.h"
 
 static const char *const merge_time_keys[] = {"sotu.keep", "merge.mode", "merge.scale"};
@@ -235,6 +237,16 @@ static int by_accuracy(const void *a, const void *b)
     return (pa > pb) - (pa < pb);
 }
 
+/* True when some point has a validation accuracy: without, nothing is
+ * ranked (the points keep their order). */
+static bool has_val(const sotu_sweep *sw, const sotu_sweep_result *res)
+{
+    for (int p = 0; p < sw->n_points; p++)
+        if (!isnan(res[p].val_acc))
+            return true;
+    return false;
+}
+
 /* Point indices, best first. */
 static int *ranking(const sotu_sweep *sw, const sotu_sweep_result *res)
 {
@@ -247,6 +259,133 @@ static int *ranking(const sotu_sweep *sw, const sotu_sweep_result *res)
     qsort(order, (size_t)sw->n_points, sizeof(int), by_accuracy);
     rank_res = NULL;
     return order;
+}
+
+/* The classifiers of the summary, in its column order, and their headings:
+ * task_heads (the trained heads), ridge_til (heads refit on the merged
+ * features), ncm_til, then the class-incremental ncm and ridge. */
+static const int sum_cls[] = {SOTU_EV_TASK_HEADS, SOTU_EV_RIDGE_TIL, SOTU_EV_NCM_TIL, SOTU_EV_NCM,
+                              SOTU_EV_RIDGE};
+enum { N_SUM_CLS = sizeof sum_cls / sizeof sum_cls[0] };
+_Static_assert((int)N_SUM_CLS == (int)SOTU_SWEEP_N_CLS, "sweep_internal.h");
+static const char *const sum_title[] = {"task heads", "refit heads (ridge_til)", "ncm_til",
+                                        "NCM (CIL)", "ridge (CIL)"};
+
+/* The numeric columns of a point, one name each (CSV) and its value. */
+enum { N_FIG = 5 * N_SUM_CLS + 7 };
+
+static void figures(const sotu_sweep_result *r, double v[N_FIG], char names[N_FIG][40])
+{
+    int n = 0;
+    for (int k = 0; k < N_SUM_CLS; k++) {
+        int c = sum_cls[k];
+        const char *cn = sotu_eval_classifier_name(c);
+        snprintf(names[n], 40, "%s_final", cn);
+        v[n++] = r->final_acc[c];
+        snprintf(names[n], 40, "%s_avg_inc", cn);
+        v[n++] = r->inc_acc[c];
+        snprintf(names[n], 40, "%s_forgetting", cn);
+        v[n++] = r->forgetting[c];
+        snprintf(names[n], 40, "%s_bwt", cn);
+        v[n++] = r->bwt[c];
+    }
+    for (int k = 0; k < N_SUM_CLS; k++) {
+        snprintf(names[n], 40, "frozen_%s_final", sotu_eval_classifier_name(sum_cls[k]));
+        v[n++] = r->frozen_final[sum_cls[k]];
+    }
+    const char *rest[] = {"merged_acc", "finetuned_acc", "val_acc", "bytes_per_task",
+                          "kept_per_task", "train_seconds", "eval_seconds"};
+    double rv[] = {r->merged_acc, r->finetuned_acc, r->val_acc, r->bytes_per_task,
+                   r->kept_per_task, r->train_seconds, r->eval_seconds};
+    for (int k = 0; k < 7; k++) {
+        snprintf(names[n], 40, "%s", rest[k]);
+        v[n++] = rv[k];
+    }
+}
+
+/* The figures sweep.csv puts first, after the axes. */
+static bool first_column(const char *name)
+{
+    return !strcmp(name, "merged_acc") || !strcmp(name, "finetuned_acc") ||
+           !strcmp(name, "val_acc");
+}
+
+static void put_fig(FILE *f, double v, const char *fmt, const char *nan)
+{
+    if (isnan(v))
+        fputs(nan, f);
+    else
+        fprintf(f, fmt, v);
+}
+
+/* Seed axes: keys whose last part ends in "seed". */
+static bool is_seed_axis(const sotu_sweep_axis *ax)
+{
+    size_t n = strlen(ax->key);
+    return n >= 4 && !strcmp(ax->key + n - 4, "seed");
+}
+
+/* agg[p]: the index of the first point with p's values on every non-seed
+ * axis (p's seed group); returns the number of seed axes. */
+static int seed_groups(const sotu_sweep *sw, int *agg)
+{
+    int n_seed = 0;
+    for (int a = 0; a < sw->n_axes; a++)
+        n_seed += is_seed_axis(&sw->axes[a]);
+    for (int p = 0; p < sw->n_points; p++) {
+        agg[p] = p;
+        for (int q = 0; q < p; q++) {
+            bool same = true;
+            for (int a = 0; a < sw->n_axes && same; a++)
+                same = is_seed_axis(&sw->axes[a]) ||
+                       !strcmp(sw->points[p].values[a], sw->points[q].values[a]);
+            if (same) {
+                agg[p] = q;
+                break;
+            }
+        }
+    }
+    return n_seed;
+}
+
+/* Mean and sample standard deviation of figure k over the seed group of
+ * point g; *n the points with a value. */
+static void seed_stats(const sotu_sweep *sw, const sotu_sweep_result *res, const int *agg, int g,
+                       int k, double *mean, double *sd, int *n)
+{
+    double s = 0, s2 = 0;
+    *n = 0;
+    for (int p = 0; p < sw->n_points; p++) {
+        if (agg[p] != g)
+            continue;
+        double v[N_FIG];
+        char names[N_FIG][40];
+        figures(&res[p], v, names);
+        if (isnan(v[k]))
+            continue;
+        s += v[k];
+        (*n)++;
+    }
+    *mean = *n ? s / *n : NAN;
+    for (int p = 0; *n && p < sw->n_points; p++) {
+        if (agg[p] != g)
+            continue;
+        double v[N_FIG];
+        char names[N_FIG][40];
+        figures(&res[p], v, names);
+        if (!isnan(v[k]))
+            s2 += (v[k] - *mean) * (v[k] - *mean);
+    }
+    *sd = *n > 1 ? sqrt(s2 / (*n - 1)) : NAN;
+}
+
+static const char *rank_basis(const sotu_sweep *sw, const sotu_sweep_result *res)
+{
+    return has_val(sw, res) ? "mean merged task-head accuracy on the validation hold-outs "
+                              "(data.val_fraction); test accuracy is reported, never used to rank"
+                            : "nothing: this run has no validation hold-out (data.val_fraction = "
+                              "0), and test accuracy is never used to rank; the points are in "
+                              "their order";
 }
 
 void sotu_sweep_print_ranking(const sotu_sweep *sw, const sotu_sweep_result *res, FILE *f)
@@ -273,14 +412,118 @@ void sotu_sweep_print_ranking(const sotu_sweep *sw, const sotu_sweep_result *res
     free(order);
 }
 
+/* sweep.md's comparison: per point (ranked) final / average incremental
+ * accuracy of every classifier, the frozen backbone's final accuracy,
+ * forgetting and BWT of task heads and ridge, bytes, kept values and
+ * seconds. */
+static void print_comparison(const sotu_sweep *sw, const sotu_sweep_result *res, const int *order,
+                             FILE *f)
+{
+    fprintf(f, "\n### Every classifier (SoTU final / average incremental accuracy; frozen "
+               "backbone's final in brackets)\n\n| point |");
+    for (int k = 0; k < N_SUM_CLS; k++)
+        fprintf(f, " %s |", sum_title[k]);
+    fprintf(f, " forgetting / BWT (task heads) | forgetting / BWT (ridge CIL) | bytes per task | "
+               "kept per task | training s | evaluation s |\n|---|");
+    for (int k = 0; k < N_SUM_CLS + 6; k++)
+        fprintf(f, "---:|");
+    fputc('\n', f);
+    for (int r = 0; r < sw->n_points; r++) {
+        const sotu_sweep_result *x = &res[order[r]];
+        fprintf(f, "| %s |", sw->points[order[r]].label);
+        for (int k = 0; k < N_SUM_CLS; k++) {
+            int c = sum_cls[k];
+            fputc(' ', f);
+            put_fig(f, x->final_acc[c], "%.4f", "-");
+            fputs(" / ", f);
+            put_fig(f, x->inc_acc[c], "%.4f", "-");
+            put_fig(f, x->frozen_final[c], " (%.4f)", "");
+            fputs(" |", f);
+        }
+        const int fb[] = {SOTU_EV_TASK_HEADS, SOTU_EV_RIDGE};
+        for (int k = 0; k < 2; k++) {
+            fputc(' ', f);
+            put_fig(f, x->forgetting[fb[k]], "%.4f", "-");
+            fputs(" / ", f);
+            put_fig(f, x->bwt[fb[k]], "%.4f", "-");
+            fputs(" |", f);
+        }
+        fputc(' ', f);
+        put_fig(f, x->bytes_per_task, "%.0f", "-");
+        fputs(" | ", f);
+        put_fig(f, x->kept_per_task, "%.0f", "-");
+        fputs(" | ", f);
+        put_fig(f, x->train_seconds, "%.1f", "-");
+        fputs(" | ", f);
+        put_fig(f, x->eval_seconds, "%.1f", "-");
+        fputs(" |\n", f);
+    }
+}
+
+/* The seed aggregate table (Markdown). */
+static void print_seeds(const sotu_sweep *sw, const sotu_sweep_result *res, const int *agg,
+                        FILE *f)
+{
+    double v[N_FIG];
+    char names[N_FIG][40];
+    figures(&res[0], v, names);
+    fprintf(f, "\n### Over seeds (mean ± std over the points that differ only in a seed axis)"
+               "\n\n| first point | seeds |");
+    for (int a = 0; a < sw->n_axes; a++)
+        if (!is_seed_axis(&sw->axes[a]))
+            fprintf(f, " %s |", sw->axes[a].key);
+    for (int k = 0; k < N_SUM_CLS; k++)
+        fprintf(f, " %s final |", sum_title[k]);
+    fprintf(f, "\n|---|---:|");
+    for (int a = 0; a < sw->n_axes; a++)
+        if (!is_seed_axis(&sw->axes[a]))
+            fprintf(f, "---:|");
+    for (int k = 0; k < N_SUM_CLS; k++)
+        fprintf(f, "---:|");
+    fputc('\n', f);
+    for (int g = 0; g < sw->n_points; g++) {
+        if (agg[g] != g)
+            continue;
+        fprintf(f, "| %s | %d |", sw->points[g].label, sotu_sweep_seed_group_size(sw, agg, g));
+        for (int a = 0; a < sw->n_axes; a++)
+            if (!is_seed_axis(&sw->axes[a]))
+                fprintf(f, " %s |", sw->points[g].values[a]);
+        for (int k = 0; k < N_SUM_CLS; k++) {
+            double mean, sd;
+            int n;
+            seed_stats(sw, res, agg, g, 4 * k, &mean, &sd, &n);
+            fputc(' ', f);
+            put_fig(f, mean, "%.4f", "-");
+            put_fig(f, sd, " ± %.4f", "");
+            fputs(" |", f);
+        }
+        fputc('\n', f);
+    }
+}
+
+static void csv_values(FILE *f, const double *v, int n)
+{
+    for (int k = 0; k < n; k++) {
+        fputc(',', f);
+        put_fig(f, v[k], "%.6g", "");
+    }
+}
+
 sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_result *res)
 {
     int *order = ranking(sw, res);
-    if (!order)
+    int *agg = malloc(sizeof(int) * (size_t)sw->n_points);
+    if (!order || !agg) {
+        free(order);
+        free(agg);
         return sotu_error(SOTU_ERR_NOMEM, "sweep summary of %d points", sw->n_points);
+    }
+    int n_seed = seed_groups(sw, agg);
     char path[SOTU_PATH_MAX + 16];
     char *text = NULL;
     size_t n = 0;
+    double v[N_FIG];
+    char names[N_FIG][40];
     FILE *f = open_memstream(&text, &n);
     sotu_status st = SOTU_OK;
     if (f) {
@@ -288,20 +531,65 @@ sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_resu
         for (int a = 0; a < sw->n_axes; a++)
             fprintf(f, ",%s", sw->axes[a].key);
         fprintf(f, ",merged_val_acc,merged_acc,finetuned_val_acc,finetuned_acc,tasks_done,tasks,"
-                   "checkpoint\n");
+                   "checkpoint");
+        figures(&res[0], v, names);
+        for (int k = 0; k < N_FIG; k++) /* the first four came first */
+            if (!first_column(names[k]))
+                fprintf(f, ",%s", names[k]);
+        fputc('\n', f);
         for (int r = 0; r < sw->n_points; r++) {
             int p = order[r];
             fprintf(f, "%d,%s", r + 1, sw->points[p].label);
             for (int a = 0; a < sw->n_axes; a++)
                 fprintf(f, ",%s", sw->points[p].values[a]);
-            fprintf(f, ",%.6f,%.6f,%.6f,%.6f,%d,%d,%s\n", res[p].val_acc, res[p].merged_acc,
+            fprintf(f, ",%.6f,%.6f,%.6f,%.6f,%d,%d,%s", res[p].val_acc, res[p].merged_acc,
                     res[p].finetuned_val_acc, res[p].finetuned_acc, res[p].tasks_done,
                     res[p].tasks, res[p].checkpoint);
+            figures(&res[p], v, names);
+            for (int k = 0; k < N_FIG; k++)
+                if (!first_column(names[k]))
+                    csv_values(f, &v[k], 1);
+            fputc('\n', f);
         }
         fclose(f);
     }
     sotu_path_join(path, sizeof path, sw->dir, "sweep.csv");
     st = write_stream(path, f ? text : NULL, n);
+
+    if (st == SOTU_OK && n_seed) {
+        text = NULL;
+        n = 0;
+        f = open_memstream(&text, &n);
+        if (f) {
+            fprintf(f, "point,seeds");
+            for (int a = 0; a < sw->n_axes; a++)
+                if (!is_seed_axis(&sw->axes[a]))
+                    fprintf(f, ",%s", sw->axes[a].key);
+            figures(&res[0], v, names);
+            for (int k = 0; k < N_FIG; k++)
+                fprintf(f, ",%s_mean,%s_std", names[k], names[k]);
+            fputc('\n', f);
+            for (int g = 0; g < sw->n_points; g++) {
+                if (agg[g] != g)
+                    continue;
+                fprintf(f, "%s,%d", sw->points[g].label, sotu_sweep_seed_group_size(sw, agg, g));
+                for (int a = 0; a < sw->n_axes; a++)
+                    if (!is_seed_axis(&sw->axes[a]))
+                        fprintf(f, ",%s", sw->points[g].values[a]);
+                for (int k = 0; k < N_FIG; k++) {
+                    double mean, sd;
+                    int cnt;
+                    seed_stats(sw, res, agg, g, k, &mean, &sd, &cnt);
+                    csv_values(f, &mean, 1);
+                    csv_values(f, &sd, 1);
+                }
+                fputc('\n', f);
+            }
+            fclose(f);
+        }
+        sotu_path_join(path, sizeof path, sw->dir, "sweep_seeds.csv");
+        st = write_stream(path, f ? text : NULL, n);
+    }
 
     text = NULL;
     n = 0;
@@ -311,22 +599,51 @@ sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_resu
         if (sw->n_groups < sw->n_points)
             fprintf(f, " in %d training groups (points differing only in merge-time keys "
                     "share their training)", sw->n_groups);
-        bool any_val = false;
-        for (int p = 0; p < sw->n_points; p++)
-            any_val |= !isnan(res[p].val_acc);
-        if (any_val)
-            fprintf(f, ", ranked by mean merged task-head accuracy on the validation hold-outs "
-                       "(data.val_fraction); test accuracy is reported, never used to rank.\n\n");
-        else
-            fprintf(f, ", NOT ranked: no validation hold-out (data.val_fraction = 0), and test "
-                       "accuracy is never used to rank.\n\n");
+        fprintf(f, ", ranked by %s.\n\n", rank_basis(sw, res));
         sotu_sweep_print_ranking(sw, res, f);
+        print_comparison(sw, res, order, f);
+        if (n_seed)
+            print_seeds(sw, res, agg, f);
         fclose(f);
     }
     if (st == SOTU_OK) {
         sotu_path_join(path, sizeof path, sw->dir, "sweep.md");
         st = write_stream(path, f ? text : NULL, n);
     }
+
+    text = NULL;
+    n = 0;
+    f = st == SOTU_OK ? open_memstream(&text, &n) : NULL;
+    if (f) {
+        sotu_sweep_report_write(f, sw, res, order, n_seed ? agg : NULL, rank_basis(sw, res));
+        fclose(f);
+    }
+    if (st == SOTU_OK) {
+        sotu_path_join(path, sizeof path, sw->dir, "report.html");
+        st = write_stream(path, f ? text : NULL, n);
+    }
     free(order);
+    free(agg);
     return st;
+}
+
+int sotu_sweep_summary_classifier(int k, const char **title)
+{
+    *title = sum_title[k];
+    return sum_cls[k];
+}
+
+int sotu_sweep_seed_group_size(const sotu_sweep *sw, const int *agg, int g)
+{
+    int n = 0;
+    for (int p = 0; p < sw->n_points; p++)
+        n += agg[p] == g;
+    return n;
+}
+
+void sotu_sweep_seed_final(const sotu_sweep *sw, const sotu_sweep_result *res, const int *agg,
+                           int g, int k, double *mean, double *sd)
+{
+    int n;
+    seed_stats(sw, res, agg, g, 4 * k, mean, sd, &n); /* figures(): 4 per classifier, final first */
 }

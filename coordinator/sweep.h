@@ -24,7 +24,11 @@
  *       checkpoint.h5, metrics.jsonl
  *   D/sweep.yaml               the configuration with its sweep block
  *   D/sweep.csv, D/sweep.md    the points ranked by mean merged validation
- *                              accuracy (task heads; test accuracy beside it)
+ *                              accuracy (task heads; test accuracy beside it;
+ *                              sotu_sweep_write_summary)
+ *   D/report.html              the sweep section: the tables with charts of
+ *                              accuracy against each axis (keep, lr, ...)
+ *   D/sweep_seeds.csv          with a seed axis: mean ± std over the seeds
  *
  * Each point directory is what `sotu merge` takes. A configuration without
  * a sweep is one group of one point whose directory is D itself.
@@ -38,6 +42,7 @@
 #include <stdio.h>
 
 #include "common/config.h"
+#include "eval/evaluate.h"
 
 #define SOTU_SWEEP_POINTS_MAX 4096
 
@@ -88,7 +93,7 @@ sotu_status sotu_sweep_write_config(const sotu_sweep *sw, const sotu_config *cfg
  * deltas/ and in every other point a `deltas` link to it. Idempotent. */
 sotu_status sotu_sweep_prepare_group(const sotu_sweep *sw, int g);
 
-/* One row of the summary. */
+/* One row of the summary: the point's SoTU merge (its primary keep). */
 typedef struct {
     double merged_acc;     /* mean merged task-head test accuracy; NaN if unknown */
     double val_acc;        /* the same on the validation hold-outs: the ranking key */
@@ -96,13 +101,23 @@ typedef struct {
     double finetuned_val_acc; /* its validation figure */
     int tasks_done, tasks;
     char checkpoint[SOTU_PATH_MAX];
+    /* per classifier (eval/evaluate.h order), NaN: not computed */
+    double final_acc[SOTU_EV_N], inc_acc[SOTU_EV_N], forgetting[SOTU_EV_N], bwt[SOTU_EV_N];
+    double frozen_final[SOTU_EV_N]; /* the frozen baseline's final accuracy */
+    double bytes_per_task; /* mean .sotud bytes shipped per merged task */
+    double kept_per_task;  /* mean backbone values kept per task at the point's keep */
+    double train_seconds;  /* the workers' seconds, summed over the merged tasks */
+    double eval_seconds;   /* this point's evaluation (reused methods cost none) */
 } sotu_sweep_result;
 
-/* Writes D/sweep.csv and D/sweep.md (atomically) ranking the points by
- * val_acc, best first (NaN last, ties by point index); test accuracy is
- * reported beside it, never used to rank (without a validation hold-out,
- * data.val_fraction 0, the points stay in their order and sweep.md says
- * so); res [n_points]. */
+/* Writes D/sweep.csv, D/sweep.md and D/report.html (atomically) ranking the
+ * points by val_acc, best first (NaN last, ties by point index); test
+ * accuracy is reported beside it, never used to rank (without a validation
+ * hold-out, data.val_fraction 0, the points stay in their order and the
+ * summary says so); res [n_points]. With an axis whose key ends in "seed",
+ * also D/sweep_seeds.csv: the points that differ only in seeds aggregated as
+ * mean and standard deviation (n-1), and the same table in sweep.md and
+ * report.html. */
 sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_result *res);
 
 /* The Markdown ranking table into f (what sweep.md holds under its title). */

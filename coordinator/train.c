@@ -102,6 +102,16 @@ static void coord_run(void *ctx, int job, int rank, ZSTD_CCtx *cctx, sotu_task_r
               res->seconds, res->message_bytes);
 }
 
+/* Rank 0: a done job's per-step scalars beside its delta. */
+static void coord_scalars(void *ctx, int job, const char *text, size_t n)
+{
+    coordinator *c = ctx;
+    int T = c->js.T;
+    if (sotu_run_store_scalars(c->runs[job / T], job % T, text, n) != SOTU_OK)
+        SOTU_WARN("%s; the task's training curve is left out of steps.jsonl",
+                  sotu_last_error());
+}
+
 static bool coord_record(void *ctx, int job, const sotu_task_report *rep, const void *msg,
                          size_t n)
 {
@@ -288,6 +298,7 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     double t_start = sotu_now();
     sotu_dispatch_ops ops = {.ctx = &c, .run = coord_run, .record = coord_record,
+                             .scalars = coord_scalars,
                              .name = coord_name, .stopping = coord_stopping,
                              .event = coord_event};
 

@@ -97,6 +97,7 @@ typedef struct {
     double val_acc;                /* mean task-head accuracy on the validation hold-outs
                                     * (last row); NaN without them */
     double seconds;
+    bool reused;                   /* taken from a sotu_eval_cache, not evaluated again */
 } sotu_eval_method;
 
 typedef struct {

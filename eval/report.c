@@ -1,16 +1,61 @@
 #include "eval/report.h"
+#include "eval/report_svg.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/build_info.h"
 #include "common/config.h"
 #include "io/fsutil.h"
 
-static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                                      "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-enum { N_PALETTE = sizeof palette / sizeof palette[0] };
+/* Tasks' training curves: hues no method uses (sotu_report_method_color). */
+static const char *const task_palette[] = {"#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939",
+                                           "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#6b6ecf"};
+enum { N_TASK_PALETTE = sizeof task_palette / sizeof task_palette[0] };
+
+static char command_line[4096];
+
+void sotu_report_set_command(int argc, char **argv)
+{
+    size_t len = 0;
+    command_line[0] = '\0';
+    for (int i = 0; i < argc && argv[i] && len + 1 < sizeof command_line; i++) {
+        snprintf(command_line + len, sizeof command_line - len, "%s%s", i ? " " : "", argv[i]);
+        len = strlen(command_line);
+    }
+}
+
+const char *sotu_report_method_color(const char *method)
+{
+    if (!strcmp(method, "sotu") || !strcmp(method, "clr"))
+        return "#1f77b4";
+    if (!strcmp(method, "dense"))
+        return "#d62728";
+    if (!strcmp(method, "frozen"))
+        return "#2ca02c";
+    if (!strcmp(method, "sequential"))
+        return "#ff7f0e";
+    if (!strcmp(method, "finetuned"))
+        return "#9467bd";
+    if (!strncmp(method, "sotu@", 5))
+        return "#17becf";
+    return "#7f7f7f";
+}
+
+/* The line pattern of a classifier in every chart ("" solid). */
+static const char *classifier_dash(int c)
+{
+    switch (c) {
+    case SOTU_EV_NCM: return "6 3";
+    case SOTU_EV_RIDGE: return "2 3";
+    case SOTU_EV_RIDGE_TIL: return "8 3 2 3";
+    case SOTU_EV_NCM_TIL: return "1 3";
+    default: return "";
+    }
+}
 
 /* Writes the memory stream's text to path atomically and closes it. */
 static sotu_status finish_file(FILE *f, char **buf, size_t *len, const char *path)
@@ -171,6 +216,99 @@ static void write_cost_md(FILE *f, const sotu_report_cost *c)
             c->frozen_flops_ratio);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Glossary and provenance                                                   */
+/* ------------------------------------------------------------------------ */
+
+static const char *const glossary[][2] = {
+    {"task_heads", "task-incremental: each task's own trained head on the (merged) backbone."},
+    {"ridge_til", "task-incremental: a ridge-regression head refit on the backbone's features of "
+                  "the task's training images, restricted to the task's classes (\"refit heads\")."},
+    {"ncm_til", "task-incremental: cosine nearest-class-mean on the backbone's features, "
+                "restricted to the task's classes."},
+    {"ncm", "class-incremental: cosine nearest-class-mean over the classes of every task merged "
+            "so far (no task id)."},
+    {"ridge", "class-incremental: ridge regression over the classes of every task merged so far "
+              "(λ chosen on held-out training images)."},
+    {"TIL / CIL", "task-incremental (the task id is given) / class-incremental (it is not)."},
+    {"final avg acc", "the mean over tasks of the last evaluated row of the accuracy matrix."},
+    {"avg inc acc", "the mean over evaluated rows of each row's mean accuracy (average "
+                    "incremental accuracy)."},
+    {"forgetting", "mean over tasks of the best earlier accuracy minus the final one."},
+    {"BWT", "backward transfer: mean of final minus just-merged accuracy; negative = forgetting."},
+    {"keep", "the share of each tensor's entries a task's sparse delta keeps (its seeded mask)."},
+    {"collision rate", "the share of kept entries that more than one task's mask keeps (where "
+                       "the merged deltas overlap and add)."},
+    {"cosine", "the cosine similarity of two tasks' kept deltas (checkpoint /merge/cosine): "
+               "near 0 = the task updates barely interfere."},
+};
+
+static void write_glossary_html(FILE *f)
+{
+    fputs("<h2>Glossary</h2>\n<dl id=\"glossary\">\n", f);
+    for (size_t k = 0; k < sizeof glossary / sizeof glossary[0]; k++) {
+        fputs("<dt>", f);
+        put_html(f, glossary[k][0]);
+        fputs("</dt><dd>", f);
+        put_html(f, glossary[k][1]);
+        fputs("</dd>\n", f);
+    }
+    fputs("</dl>\n", f);
+}
+
+static void provenance_rows(FILE *f, const sotu_report_info *info, bool html)
+{
+    char host[256] = "unknown";
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    char threads[32] = "unknown", wall[32] = "unknown", ranks[32];
+    if (info->threads > 0)
+        snprintf(threads, sizeof threads, "%d", info->threads);
+    if (!isnan(info->seconds))
+        snprintf(wall, sizeof wall, "%.1f s", info->seconds);
+    snprintf(ranks, sizeof ranks, "%d", info->ranks);
+    const char *rows[][2] = {
+        {"sotu version", sotu_build_version()}, {"commit", sotu_build_commit()},
+        {"command line", command_line[0] ? command_line : "unknown"}, {"host", host},
+        {"ranks", ranks}, {"threads per rank", threads}, {"wall time", wall},
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+        if (html) {
+            fprintf(f, "<tr><th>%s</th><td><code>", rows[k][0]);
+            put_html(f, rows[k][1]);
+            fputs("</code></td></tr>\n", f);
+        } else {
+            fprintf(f, "| %s | `%s` |\n", rows[k][0], rows[k][1]);
+        }
+    }
+}
+
+static void write_provenance_html(FILE *f, const sotu_report_info *info)
+{
+    fputs("<h2>Provenance</h2>\n<table id=\"provenance\">\n", f);
+    provenance_rows(f, info, true);
+    fputs("</table>\n", f);
+    if (info->config_yaml) {
+        fputs("<details id=\"config\"><summary>the resolved configuration</summary><pre>", f);
+        put_html(f, info->config_yaml);
+        fputs("</pre></details>\n", f);
+    }
+}
+
+static void write_provenance_md(FILE *f, const sotu_report_info *info)
+{
+    fputs("\n## Glossary\n\n", f);
+    for (size_t k = 0; k < sizeof glossary / sizeof glossary[0]; k++)
+        fprintf(f, "- **%s**: %s\n", glossary[k][0], glossary[k][1]);
+    fputs("\n## Provenance\n\n| | |\n|---|---|\n", f);
+    provenance_rows(f, info, false);
+    if (info->config_yaml)
+        fprintf(f, "\n```yaml\n%s%s```\n", info->config_yaml,
+                info->config_yaml[0] && info->config_yaml[strlen(info->config_yaml) - 1] == '\n'
+                    ? "" : "\n");
+}
+
 static void md_num(FILE *f, double v)
 {
     if (isnan(v))
@@ -228,11 +366,16 @@ static void write_md(FILE *f, const sotu_report_info *info, const sotu_eval_repo
     if (info->cost)
         write_cost_md(f, info->cost);
     const char *cols[] = {primary(info), "dense", "frozen", "sequential"};
-    fprintf(f, "\n## Per task (final row, task heads)\n\n| task | classes | status | fine-tuned |");
+    fprintf(f, "\n## Per task (final row, task heads)\n\n| task | classes | status |");
+    if (info->kept)
+        fprintf(f, " kept values | bytes shipped |");
+    fprintf(f, " fine-tuned |");
     for (int k = 0; k < 4; k++)
         if (sotu_eval_report_find(rep, cols[k]))
             fprintf(f, " %s |", cols[k]);
     fprintf(f, "\n|---|---|---|---|");
+    if (info->kept)
+        fprintf(f, "---|---|");
     for (int k = 0; k < 4; k++)
         if (sotu_eval_report_find(rep, cols[k]))
             fprintf(f, "---|");
@@ -240,6 +383,9 @@ static void write_md(FILE *f, const sotu_report_info *info, const sotu_eval_repo
     for (int j = 0; j < T; j++) {
         fprintf(f, "| %s | %d | %s |", info->task_names[j], info->classes[j],
                 status_text(info, j));
+        if (info->kept)
+            fprintf(f, " %lld | %lld |", (long long)info->kept[j],
+                    info->bytes ? (long long)info->bytes[j] : 0LL);
         md_num(f, info->finetuned[j]);
         for (int k = 0; k < 4; k++) {
             const sotu_eval_method *m = sotu_eval_report_find(rep, cols[k]);
@@ -270,6 +416,7 @@ static void write_md(FILE *f, const sotu_report_info *info, const sotu_eval_repo
             fputc('\n', f);
         }
     }
+    write_provenance_md(f, info);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -278,10 +425,7 @@ static void write_md(FILE *f, const sotu_report_info *info, const sotu_eval_repo
 
 enum { CW = 760, CH = 320, ML = 56, MR = 190, MT = 20, MB = 44 };
 
-typedef struct {
-    double x0, x1;  /* data range on x */
-    bool log_x;
-} axis;
+typedef sotu_svg_axis axis;
 
 static double px(const axis *a, double x)
 {
@@ -297,8 +441,10 @@ static double py(double y)
     return MT + (1 - y) * (CH - MT - MB);
 }
 
-/* Frame with the accuracy axis (0..1) and a caption for x. */
-static void svg_frame(FILE *f, const char *id, const char *xlabel)
+/* Frame with a y axis from 0 to ymax (ticks in format yfmt, caption
+ * ylabel) and a caption for x. */
+static void svg_frame_y(FILE *f, const char *id, const char *xlabel, double ymax,
+                        const char *yfmt, const char *ylabel)
 {
     fprintf(f, "<svg id=\"%s\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
                "height=\"%d\" viewBox=\"0 0 %d %d\">\n", id, CW, CH, CW, CH);
@@ -306,8 +452,10 @@ static void svg_frame(FILE *f, const char *id, const char *xlabel)
     for (int k = 0; k <= 5; k++) {
         double y = py(k / 5.0);
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>"
-                   "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.1f</text>\n",
-                ML, y, CW - MR, y, ML - 6, y + 4, k / 5.0);
+                   "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">",
+                ML, y, CW - MR, y, ML - 6, y + 4);
+        fprintf(f, yfmt, ymax * k / 5.0);
+        fputs("</text>\n", f);
     }
     fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333333\"/>\n", ML, MT, ML,
             CH - MB);
@@ -316,18 +464,32 @@ static void svg_frame(FILE *f, const char *id, const char *xlabel)
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">%s</text>\n",
             (ML + CW - MR) / 2, CH - 8, xlabel);
     fprintf(f, "<text x=\"14\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\" "
-               "transform=\"rotate(-90 14 %d)\">accuracy</text>\n", (MT + CH - MB) / 2,
-            (MT + CH - MB) / 2);
+               "transform=\"rotate(-90 14 %d)\">%s</text>\n", (MT + CH - MB) / 2,
+            (MT + CH - MB) / 2, ylabel);
+}
+
+/* Frame with the accuracy axis (0..1) and a caption for x. */
+static void svg_frame(FILE *f, const char *id, const char *xlabel)
+{
+    svg_frame_y(f, id, xlabel, 1.0, "%.1f", "accuracy");
+}
+
+static void svg_legend_dash(FILE *f, int k, const char *color, const char *dash,
+                            const char *label)
+{
+    double y = MT + 10 + 18 * k;
+    fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"",
+            CW - MR + 12, y, CW - MR + 36, y, color);
+    if (dash && dash[0])
+        fprintf(f, " stroke-dasharray=\"%s\"", dash);
+    fprintf(f, "/><text x=\"%d\" y=\"%.1f\" font-size=\"12\">", CW - MR + 42, y + 4);
+    put_html(f, label);
+    fputs("</text>\n", f);
 }
 
 static void svg_legend(FILE *f, int k, const char *color, bool dashed, const char *label)
 {
-    double y = MT + 10 + 18 * k;
-    fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"%s/>"
-               "<text x=\"%d\" y=\"%.1f\" font-size=\"12\">", CW - MR + 12, y, CW - MR + 36, y,
-            color, dashed ? " stroke-dasharray=\"6 3\"" : "", CW - MR + 42, y + 4);
-    put_html(f, label);
-    fputs("</text>\n", f);
+    svg_legend_dash(f, k, color, dashed ? "6 3" : "", label);
 }
 
 /* Accuracy (row mean over the tasks seen) against tasks merged, one line
@@ -350,10 +512,13 @@ static void svg_lines(FILE *f, const char *id, const sotu_eval_report *rep, cons
             int c = cls[k];
             if (!me->acc[c])
                 continue;
-            const char *color = palette[m % N_PALETTE];
-            bool dashed = k > 0;
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", color,
-                    dashed ? " stroke-dasharray=\"6 3\"" : "");
+            const char *color = sotu_report_method_color(me->name);
+            const char *dash = classifier_dash(c);
+            fprintf(f, "<polyline class=\"series\" data-method=\"%s\" fill=\"none\" stroke=\"%s\" "
+                       "stroke-width=\"2\"", me->name, color);
+            if (dash[0])
+                fprintf(f, " stroke-dasharray=\"%s\"", dash);
+            fputs(" points=\"", f);
             for (int i = 0; i < T; i++) {
                 double v = row_mean(me->acc[c], T, i);
                 if (!isnan(v))
@@ -368,51 +533,84 @@ static void svg_lines(FILE *f, const char *id, const sotu_eval_report *rep, cons
             }
             char label[96];
             snprintf(label, sizeof label, "%s %s", me->name, sotu_eval_classifier_name(c));
-            svg_legend(f, series++, color, dashed, label);
+            svg_legend_dash(f, series++, color, dash, label);
         }
     }
     fputs("</svg>\n", f);
 }
 
-/* The accuracy matrix as a heat map (white 0 .. dark blue 1, grey: not evaluated). */
-static void svg_heatmap(FILE *f, const char *id, const double *A, int T)
+/* The accuracy matrix as a heat map (white 0 .. dark blue 1, grey: not
+ * evaluated) with its colour scale; rows and columns named by task. */
+static void heat_color(double v, char *color, size_t cap)
 {
-    int cell = T <= 10 ? 44 : T <= 25 ? 22 : 11, off = 40;
-    int size = off + cell * T + 80;
+    double u = v < 0 ? 0 : v > 1 ? 1 : v;
+    snprintf(color, cap, "#%02x%02x%02x", (int)(255 - u * (255 - 8)), (int)(255 - u * (255 - 48)),
+             (int)(255 - u * (255 - 107)));
+}
+
+static void svg_heatmap(FILE *f, const char *id, const double *A, int T,
+                        const char *const *names)
+{
+    int cell = T <= 10 ? 44 : T <= 25 ? 22 : 11;
+    int left = 130, top = 10, bottom = 110, right = 110;
+    int w = left + cell * T + right, h = top + cell * T + bottom;
     fprintf(f, "<svg id=\"%s\" class=\"chart heatmap\" xmlns=\"http://www.w3.org/2000/svg\" "
-               "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">\n", id, size, size - 40, size,
-            size - 40);
-    fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", size,
-            size - 40);
+               "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">\n", id, w, h, w, h);
+    fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", w, h);
     for (int i = 0; i < T; i++)
         for (int j = 0; j < T; j++) {
             double v = A[(size_t)i * T + j];
             char color[16];
-            if (isnan(v)) {
+            if (isnan(v))
                 snprintf(color, sizeof color, "#eeeeee");
-            } else {
-                double u = v < 0 ? 0 : v > 1 ? 1 : v;
-                snprintf(color, sizeof color, "#%02x%02x%02x", (int)(255 - u * (255 - 8)),
-                         (int)(255 - u * (255 - 48)), (int)(255 - u * (255 - 107)));
-            }
+            else
+                heat_color(v, color, sizeof color);
             fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" "
-                       "stroke=\"#ffffff\"><title>A[%d][%d] = %.4f</title></rect>\n",
-                    off + j * cell, off / 2 + i * cell, cell, cell, color, i + 1, j + 1, v);
+                       "stroke=\"#ffffff\"><title>after ", left + j * cell, top + i * cell, cell,
+                    cell, color);
+            put_html(f, names[i]);
+            fputs(", on ", f);
+            put_html(f, names[j]);
+            fprintf(f, ": %.4f</title></rect>\n", v);
             if (!isnan(v) && cell >= 40)
                 fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\" "
-                           "fill=\"%s\">%.2f</text>\n", off + j * cell + cell / 2,
-                        off / 2 + i * cell + cell / 2 + 4, v > 0.6 ? "#ffffff" : "#000000", v);
+                           "fill=\"%s\">%.2f</text>\n", left + j * cell + cell / 2,
+                        top + i * cell + cell / 2 + 4, v > 0.6 ? "#ffffff" : "#000000", v);
         }
     int step = T > 25 ? 5 : 1;
     for (int k = 0; k < T; k += step) {
-        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"end\">%d</text>\n",
-                off - 4, off / 2 + k * cell + cell / 2 + 4, k + 1);
-        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">%d</text>\n",
-                off + k * cell + cell / 2, off / 2 + T * cell + 14, k + 1);
+        char shortname[24];
+        snprintf(shortname, sizeof shortname, "%.20s", names[k]);
+        fprintf(f, "<text class=\"task-label\" x=\"%d\" y=\"%d\" font-size=\"10\" "
+                   "text-anchor=\"end\">", left - 4, top + k * cell + cell / 2 + 4);
+        put_html(f, shortname);
+        fputs("</text>\n", f);
+        int x = left + k * cell + cell / 2, y = top + T * cell + 6;
+        fprintf(f, "<text class=\"task-label\" x=\"%d\" y=\"%d\" font-size=\"10\" "
+                   "text-anchor=\"end\" transform=\"rotate(-50 %d %d)\">", x, y, x, y);
+        put_html(f, shortname);
+        fputs("</text>\n", f);
     }
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">task j evaluated "
-               "(rows i: after merging tasks 1..i)</text>\n", off + cell * T / 2,
-            off / 2 + T * cell + 32);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">task evaluated "
+               "(rows: after merging the tasks down to that row)</text>\n",
+            left + cell * T / 2, h - 6);
+    /* the colour scale */
+    int sx = left + cell * T + 24, sh = cell * T < 120 ? 120 : cell * T;
+    fprintf(f, "<defs><linearGradient id=\"%s-scale\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">", id);
+    for (int k = 0; k <= 4; k++) {
+        char color[16];
+        heat_color(k / 4.0, color, sizeof color);
+        fprintf(f, "<stop offset=\"%d%%\" stop-color=\"%s\"/>", 25 * k, color);
+    }
+    fprintf(f, "</linearGradient></defs>\n<g class=\"color-scale\"><rect x=\"%d\" y=\"%d\" "
+               "width=\"14\" height=\"%d\" fill=\"url(#%s-scale)\" stroke=\"#999999\"/>\n",
+            sx, top, sh, id);
+    for (int k = 0; k <= 4; k++)
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"10\">%.2f</text>\n", sx + 18,
+                top + sh - sh * k / 4.0 + 4, k / 4.0);
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"10\" fill=\"#eeeeee\"/>"
+               "<text x=\"%d\" y=\"%d\" font-size=\"10\">not run</text></g>\n",
+            sx, top + sh + 10, sx + 18, top + sh + 19);
     fputs("</svg>\n", f);
 }
 
@@ -441,7 +639,7 @@ static void svg_bars(FILE *f, const sotu_report_info *info, const sotu_eval_repo
         which[n++] = k;
     }
     axis a = {0, T, false};
-    svg_frame(f, "per-task", "task (final row, task heads)");
+    svg_frame(f, "per-task", "");
     double gw = (double)(CW - ML - MR) / T, bw = gw * 0.8 / n;
     for (int j = 0; j < T; j++) {
         for (int k = 0; k < n; k++) {
@@ -450,16 +648,22 @@ static void svg_bars(FILE *f, const sotu_report_info *info, const sotu_eval_repo
                 continue;
             double x = px(&a, j) + gw * 0.1 + k * bw;
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
-                       "<title>", x, py(v), bw, py(0) - py(v), palette[which[k] % N_PALETTE]);
+                       "<title>", x, py(v), bw, py(0) - py(v),
+                    sotu_report_method_color(names[which[k]]));
             put_html(f, info->task_names[j]);
             fprintf(f, " %s %.4f</title></rect>\n", names[which[k]], v);
         }
-        if (T <= 20 || j % ((T + 9) / 10) == 0)
-            fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%d</text>\n",
-                    px(&a, j + 0.5), CH - MB + 15, j + 1);
+        if (T <= 20 || j % ((T + 9) / 10) == 0) {
+            char shortname[16];
+            snprintf(shortname, sizeof shortname, "%.*s", T <= 6 ? 14 : 9, info->task_names[j]);
+            fprintf(f, "<text class=\"task-label\" x=\"%.1f\" y=\"%d\" font-size=\"9\" "
+                       "text-anchor=\"middle\">", px(&a, j + 0.5), CH - MB + 14);
+            put_html(f, shortname);
+            fputs("</text>\n", f);
+        }
     }
     for (int k = 0; k < n; k++)
-        svg_legend(f, k, palette[which[k] % N_PALETTE], false, names[which[k]]);
+        svg_legend(f, k, sotu_report_method_color(names[which[k]]), false, names[which[k]]);
     fputs("</svg>\n", f);
     for (int k = 0; k < 4; k++)
         free(tmp[k]);
@@ -491,8 +695,11 @@ static bool svg_keep_curve(FILE *f, const sotu_eval_report *rep)
     const int cls[] = {SOTU_EV_TASK_HEADS, SOTU_EV_NCM, SOTU_EV_RIDGE};
     for (int s = 0; s < 3; s++) {
         int c = cls[s];
-        const char *color = palette[s % N_PALETTE];
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
+        const char *color = sotu_report_method_color("sotu");
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"", color);
+        if (classifier_dash(c)[0])
+            fprintf(f, " stroke-dasharray=\"%s\"", classifier_dash(c));
+        fputs(" points=\"", f);
         for (int k = 0; k < n; k++) {
             const sotu_eval_method *m = &rep->methods[idx[k]];
             if (m->acc[c] && !isnan(m->metrics[c].final_avg_acc))
@@ -507,7 +714,59 @@ static bool svg_keep_curve(FILE *f, const sotu_eval_report *rep)
                         py(m->metrics[c].final_avg_acc), color, m->name, m->keep,
                         m->metrics[c].final_avg_acc);
         }
-        svg_legend(f, s, color, false, sotu_eval_classifier_name(c));
+        svg_legend_dash(f, s, color, classifier_dash(c), sotu_eval_classifier_name(c));
+    }
+    fputs("</svg>\n", f);
+    return true;
+}
+
+/* One training figure (loss, lr or grad norm: which = 0, 1, 2) against the
+ * task's step, one line per task (colour by task; its name in the tooltip
+ * and, for the first ten, the legend); y from 0 to the largest value. */
+static bool svg_curves(FILE *f, const sotu_report_info *info, int which, const char *id,
+                       const char *ylabel)
+{
+    const sotu_scalar_curve *cv = info->curves;
+    double xmax = 0, ymax = 0;
+    for (int t = 0; cv && t < info->T; t++)
+        for (int k = 0; k < cv[t].n; k++) {
+            const double *y = which == 0 ? cv[t].loss : which == 1 ? cv[t].lr : cv[t].grad_norm;
+            if (isfinite(y[k]) && y[k] > ymax)
+                ymax = y[k];
+            if (cv[t].x[k] > xmax)
+                xmax = cv[t].x[k];
+        }
+    if (xmax <= 0 || ymax <= 0)
+        return false;
+    axis a = {1, xmax > 1 ? xmax : 2, false};
+    svg_frame_y(f, id, "step of the task (LP-FT: head steps first)", ymax, "%.3g", ylabel);
+    for (int k = 0, last = 0; k <= 4; k++) {
+        int x = (int)lround(1 + (a.x1 - 1) * k / 4.0);
+        if (x == last)
+            continue;
+        last = x;
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%d</text>\n",
+                px(&a, x), CH - MB + 15, x);
+    }
+    int legend = 0;
+    for (int t = 0; t < info->T; t++) {
+        if (!cv[t].n)
+            continue;
+        const double *y = which == 0 ? cv[t].loss : which == 1 ? cv[t].lr : cv[t].grad_norm;
+        const char *color = task_palette[t % N_TASK_PALETTE];
+        fprintf(f, "<polyline class=\"curve\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" "
+                   "points=\"", color);
+        for (int k = 0; k < cv[t].n; k++)
+            if (isfinite(y[k]))
+                fprintf(f, "%.1f,%.1f ", px(&a, cv[t].x[k]), py(y[k] / ymax));
+        fputs("\"><title>", f);
+        put_html(f, info->task_names[t]);
+        fputs("</title></polyline>\n", f);
+        if (legend < 10)
+            svg_legend(f, legend++, color, false, info->task_names[t]);
+        else if (legend == 10) {
+            svg_legend(f, legend++, "#ffffff", false, "... (hover a line)");
+        }
     }
     fputs("</svg>\n", f);
     return true;
@@ -541,6 +800,8 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
                 info->keep, info->merge_mode ? info->merge_mode : "sum");
     if (!isnan(info->collision_rate))
         fprintf(f, ", collision rate %.4f", info->collision_rate);
+    if (!isnan(info->max_cosine) && info->max_cosine > 0)
+        fprintf(f, ", max |cosine| between task deltas %.4f", info->max_cosine);
     if (!isnan(info->seconds))
         fprintf(f, ", wall time %.1f s", info->seconds);
     fputs(". TIL: task-incremental (task id given); CIL: class-incremental over the classes "
@@ -599,21 +860,22 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
     const sotu_eval_method *s = sotu_eval_report_find(rep, primary(info));
     if (s && s->acc[SOTU_EV_TASK_HEADS]) {
         fprintf(f, "<h2>Accuracy matrix, %s, task heads</h2>\n", primary_title(info));
-        svg_heatmap(f, "heatmap-task-heads", s->acc[SOTU_EV_TASK_HEADS], info->T);
+        svg_heatmap(f, "heatmap-task-heads", s->acc[SOTU_EV_TASK_HEADS], info->T,
+                    info->task_names);
     }
     if (s && s->acc[SOTU_EV_RIDGE]) {
         fprintf(f, "<h2>Accuracy matrix, %s, ridge (class-incremental)</h2>\n",
                 primary_title(info));
-        svg_heatmap(f, "heatmap-ridge", s->acc[SOTU_EV_RIDGE], info->T);
+        svg_heatmap(f, "heatmap-ridge", s->acc[SOTU_EV_RIDGE], info->T, info->task_names);
     }
     fputs("<h2>Accuracy against tasks merged, task-incremental</h2>\n", f);
     const int til[] = {SOTU_EV_TASK_HEADS};
     svg_lines(f, "lines-til", rep, til, 1);
-    fputs("<h2>Accuracy against tasks merged, class-incremental (solid NCM, dashed ridge)</h2>\n",
-          f);
+    fputs("<h2>Accuracy against tasks merged, class-incremental (dashed NCM, dotted ridge)"
+          "</h2>\n", f);
     const int cil[] = {SOTU_EV_NCM, SOTU_EV_RIDGE};
     svg_lines(f, "lines-cil", rep, cil, 2);
-    fputs("<h2>Per task: fine-tuned against merged</h2>\n", f);
+    fputs("<h2>Per task: fine-tuned against merged (final row, task heads)</h2>\n", f);
     svg_bars(f, info, rep);
     char *kbuf = NULL;
     size_t klen = 0;
@@ -627,8 +889,35 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
         }
         free(kbuf);
     }
+    if (info->curves) {
+        static const char *const what[] = {"loss", "learning rate", "gradient norm (before clipping)"};
+        static const char *const ids[] = {"curve-loss", "curve-lr", "curve-grad-norm"};
+        bool any = false;
+        for (int k = 0; k < 3; k++) {
+            char *buf = NULL;
+            size_t len = 0;
+            FILE *cf = open_memstream(&buf, &len);
+            if (!cf)
+                continue;
+            bool drawn = svg_curves(cf, info, k, ids[k], what[k]);
+            fclose(cf);
+            if (drawn && buf) {
+                if (!any)
+                    fputs("<h2 id=\"training\">Training curves (steps.jsonl)</h2>\n", f);
+                any = true;
+                fprintf(f, "<h3>%s per step, one line per task</h3>\n", what[k]);
+                fwrite(buf, 1, len, f);
+            }
+            free(buf);
+        }
+    }
     fputs("<h2>Per task</h2>\n<table id=\"tasks\"><tr><th>task</th><th>classes</th>"
-          "<th>status</th><th>fine-tuned</th>", f);
+          "<th>status</th>", f);
+    if (info->kept)
+        fprintf(f, "<th>kept values (keep %.6g)</th>", info->keep);
+    if (info->bytes)
+        fputs("<th>bytes shipped</th>", f);
+    fputs("<th>fine-tuned</th>", f);
     const char *cols[] = {primary(info), "dense", "frozen", "sequential"};
     for (int k = 0; k < 4; k++)
         if (sotu_eval_report_find(rep, cols[k]))
@@ -638,6 +927,10 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
         fputs("<tr><td>", f);
         put_html(f, info->task_names[j]);
         fprintf(f, "</td><td>%d</td><td>%s</td>", info->classes[j], status_text(info, j));
+        if (info->kept)
+            fprintf(f, "<td>%lld</td>", (long long)info->kept[j]);
+        if (info->bytes)
+            fprintf(f, "<td>%lld</td>", (long long)info->bytes[j]);
         html_num(f, info->finetuned[j]);
         for (int k = 0; k < 4; k++) {
             const sotu_eval_method *m = sotu_eval_report_find(rep, cols[k]);
@@ -646,7 +939,10 @@ static void write_html(FILE *f, const sotu_report_info *info, const sotu_eval_re
         }
         fputs("</tr>\n", f);
     }
-    fputs("</table>\n</body></html>\n", f);
+    fputs("</table>\n", f);
+    write_glossary_html(f);
+    write_provenance_html(f, info);
+    fputs("</body></html>\n", f);
 }
 
 sotu_status sotu_report_write(const char *dir, const sotu_report_info *info,
@@ -672,4 +968,51 @@ sotu_status sotu_report_write(const char *dir, const sotu_report_info *info,
         free(buf);
     }
     return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The helpers other reports share (eval/report_svg.h)                       */
+/* ------------------------------------------------------------------------ */
+
+void sotu_report_put_html(FILE *f, const char *s)
+{
+    put_html(f, s);
+}
+
+void sotu_report_put_num(FILE *f, double v, const char *fmt)
+{
+    put_num(f, v, fmt);
+}
+
+const char *sotu_report_classifier_dash(int c)
+{
+    return classifier_dash(c);
+}
+
+double sotu_svg_x(const sotu_svg_axis *a, double x)
+{
+    return px(a, x);
+}
+
+double sotu_svg_y(double y)
+{
+    return py(y);
+}
+
+void sotu_svg_frame(FILE *f, const char *id, const char *xlabel)
+{
+    svg_frame(f, id, xlabel);
+}
+
+void sotu_svg_xtick(FILE *f, const sotu_svg_axis *a, double x, const char *label)
+{
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">", px(a, x),
+            CH - MB + 15);
+    put_html(f, label);
+    fputs("</text>\n", f);
+}
+
+void sotu_svg_legend(FILE *f, int k, const char *color, const char *dash, const char *label)
+{
+    svg_legend_dash(f, k, color, dash, label);
 }

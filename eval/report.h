@@ -25,6 +25,13 @@
 #include "common/status.h"
 #include "eval/evaluate.h"
 
+/* One task's training curve (steps.jsonl, coordinator/run.h reads it): n
+ * logged steps, x = the step counted over both LP-FT phases (1-based). */
+typedef struct {
+    int n, cap;
+    double *x, *loss, *lr, *grad_norm;
+} sotu_scalar_curve;
+
 /* CLR's table (method clr): what a task adds and what its training costs
  * (coordinator/clr/clr_eval.h computes it). */
 typedef struct {
@@ -54,7 +61,22 @@ typedef struct {
                                         (coordinator/run.h); NULL: every task ok */
     const char *note;                /* a line under the heading, or NULL */
     const sotu_report_cost *cost;    /* method clr: its cost table, else NULL */
+    const sotu_scalar_curve *curves; /* [T] training curves (steps.jsonl), or NULL */
+    const int64_t *kept;             /* [T] backbone values kept at the primary keep, or NULL */
+    const int64_t *bytes;            /* [T] bytes shipped (.sotud), or NULL */
+    double max_cosine;               /* max |cosine| between two task deltas, NaN unknown */
+    /* provenance (report.html's and report.md's last block) */
+    const char *config_yaml;         /* the resolved configuration, or NULL */
+    int threads;                     /* threads per rank, 0 unknown */
 } sotu_report_info;
+
+/* The command line the reports record (main() calls it once with its
+ * arguments as given). */
+void sotu_report_set_command(int argc, char **argv);
+
+/* The colour of a method in every chart (sotu and clr: blue; dense, frozen,
+ * sequential, finetuned and sotu@<keep> each their own). */
+const char *sotu_report_method_color(const char *method);
 
 /* Writes dir/summary.csv, dir/report.md and dir/report.html. SOTU_ERR_IO
  * naming the file on failure. */

@@ -11,3 +11,11 @@ sotu_add_test(test_cli_parse SOURCES unit/test_cli_parse.c LABELS unit)
 # rescale refused (tests/mpi/masked_tuning.sh).
 sotu_add_script_test(mpi_masked_tuning COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/masked_tuning.sh
                      LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
+# A sweep's summary (every classifier, forgetting, BWT, bytes, seconds, mean
+# ± std over seeds, report.html) with each distinct model evaluated once
+# (tests/mpi/sweep_summary.sh); per-step scalars, the same rows serially and
+# on 3 ranks but for the timing columns (tests/mpi/step_scalars.sh).
+sotu_add_script_test(mpi_sweep_summary COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/sweep_summary.sh
+                     LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
+sotu_add_script_test(mpi_step_scalars COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/step_scalars.sh
+                     LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)

@@ -12,10 +12,86 @@ for id in heatmap-task-heads heatmap-ridge lines-til lines-cil per-task keep-cur
   grep -q "<svg id=\"$id\"" "$html" || { echo "FAIL: chart $id missing from $html"; exit 1; }
 done
 if grep -qi "<script" "$html"; then echo "FAIL: the report must not need scripts"; exit 1; fi
+# A report to trust (issue 17 item 4): one colour per method in every chart,
+# a colour scale on each heat map, task names on the axes, kept values and
+# bytes per task, the provenance block and the glossary.
+"${SOTU_PYTHON:-/usr/bin/python3}" - "$html" <<'PY'
+import re, sys
+from html.parser import HTMLParser
+html = open(sys.argv[1]).read()
+class P(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.svg = None
+        self.stack = []
+        self.strokes = {}      # method -> colours of its lines
+        self.fills = {}        # method (per-task bars) -> colours
+        self.legend = {}       # legend label -> colour, per chart
+        self.scales = set()
+        self.labels = []
+        self.text = None
+        self.ids = set()
+        self.pending = None
+    def handle_starttag(self, tag, a):
+        a = dict(a)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "svg":
+            self.svg = a.get("id")
+        if tag == "polyline" and a.get("data-method"):
+            self.strokes.setdefault(a["data-method"], set()).add(a["stroke"])
+        if tag == "g" and a.get("class") == "color-scale":
+            self.scales.add(self.svg)
+        if tag == "line" and self.svg and a.get("stroke-width") == "3":
+            self.pending = a["stroke"]
+        if tag == "text":
+            self.text = (a.get("class"), self.pending)
+            self.pending = None if a.get("class") else self.pending
+    def handle_data(self, d):
+        if self.text is not None:
+            cls, colour = self.text
+            if cls == "task-label":
+                self.labels.append((self.svg, d))
+            elif colour:
+                self.legend.setdefault(d.strip(), set()).add(colour)
+    def handle_endtag(self, tag):
+        if tag == "text":
+            self.text = None
+            self.pending = None
+        if tag == "svg":
+            self.svg = None
+p = P()
+p.feed(html)
+colours = {"sotu": "#1f77b4", "dense": "#d62728", "frozen": "#2ca02c", "finetuned": "#9467bd"}
+for m, c in colours.items():
+    got = {col for label, cs in p.legend.items() if label.split()[0] == m for col in cs}
+    assert got == {c}, f"method {m}: legend colours {got}, expected only {c}"
+for m, cs in p.strokes.items():
+    assert cs == {colours[m]}, f"method {m} drawn in {cs}"
+bars = re.findall(r'<rect [^>]*fill="(#[0-9a-f]{6})"><title>[^<]* (sotu|dense|frozen|finetuned) ', html)
+assert bars and all(colours[m] == c for c, m in bars), "per-task bars: a method in another colour"
+assert p.scales == {"heatmap-task-heads", "heatmap-ridge"}, f"colour scales: {p.scales}"
+for chart in ("heatmap-task-heads", "heatmap-ridge", "per-task"):
+    names = {d for svg, d in p.labels if svg == chart}
+    assert {"t00-a", "t02-c"} <= names, f"{chart}: task labels {names}"
+assert "<th>kept values (keep 0.2)</th><th>bytes shipped</th>" in html
+assert "<td>1234</td><td>5001</td>" in html
+prov = html[html.index('id="provenance"'):]
+for row in ("sotu version", "commit", "command line", "host", "ranks", "threads per rank", "wall time"):
+    assert f"<th>{row}</th>" in prov, f"provenance: no {row}"
+assert "sotu train cfg&lt;1&gt;.yaml" in prov and "12.5 s" in prov
+assert '<details id="config">' in html and "lr: 0.001" in html
+gl = html[html.index('id="glossary"'):]
+for term in ("ncm_til", "ridge_til", "collision rate", "cosine"):
+    assert f"<dt>{term}</dt>" in gl, f"glossary: no {term}"
+for cid in ("curve-loss", "curve-lr", "curve-grad-norm"):
+    assert cid in p.ids, f"no training curve {cid}"
+print("report to trust: colours per method, scales, task names, bytes, provenance, glossary")
+PY
 command -v chromium >/dev/null || { echo "FAIL: chromium not installed (scripts/install-deps.sh)"; exit 1; }
 timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
-  --user-data-dir="$work/profile" --screenshot="$work/out.png" --window-size=1200,1600 \
+  --user-data-dir="$work/profile" --screenshot="$work/out.png" --window-size=1200,3600 \
   "file://$html" >"$work/chromium.log" 2>&1 || { cat "$work/chromium.log"; exit 1; }
 "${SOTU_PYTHON:-/usr/bin/python3}" - "$work/out.png" <<'PY'
 import struct, sys, zlib

@@ -476,6 +476,7 @@ static sotu_status run_net(const ft_net *net, const sotu_taskset *t, const sotu_
             double loss_sum = 0;
             int64_t seen = 0, right = 0;
             for (int32_t s = 0; s < n_used && step < total; s += Bmax) {
+                double t_step = sotu_now();
                 int B = n_used - s < Bmax ? (int)(n_used - s) : Bmax;
                 batch_build(x, labels, t, order + s, B, cfg, &aug, draws, &pt);
                 net->zero_grad(net->model);
@@ -499,13 +500,24 @@ static sotu_status run_net(const ft_net *net, const sotu_taskset *t, const sotu_
                     goto cleanup;
                 }
                 optim_mask_grads(&opt, net->grads); /* sotu.tuning masked: none outside */
-                if (cfg->train.grad_clip > 0)
-                    optim_clip_grad_norm(net->table, *net->trainable, net->grads,
-                                         (float)cfg->train.grad_clip);
+                bool log_step = opts.on_step && opts.step_every > 0 &&
+                                ((step + 1) % opts.step_every == 0 || step + 1 == total);
+                float grad_norm = NAN;
+                if (cfg->train.grad_clip > 0 || log_step) /* max_norm 0: the norm alone */
+                    grad_norm = optim_clip_grad_norm(net->table, *net->trainable, net->grads,
+                                                     (float)cfg->train.grad_clip);
                 float lr = optim_lr_at((float)cfg->train.lr, (long)step, (long)total,
                                        (long)cfg->train.warmup_steps);
                 optim_step(&opt, net->params, net->grads, lr);
                 step++;
+                if (log_step) {
+                    double now = sotu_now();
+                    sotu_finetune_step ss = {.probe = probe, .epoch = epoch, .step = step,
+                                             .total = total, .loss = loss, .lr = lr,
+                                             .grad_norm = grad_norm, .images = B,
+                                             .step_seconds = now - t_step, .seconds = now - t0};
+                    opts.on_step(opts.step_ctx, &ss);
+                }
                 loss_sum += (double)loss * B;
                 seen += B;
                 char extra[96];

@@ -64,6 +64,23 @@ typedef sotu_status (*sotu_finetune_epoch_fn)(void *ctx, const vit_model *m,
 typedef sotu_status (*sotu_finetune_resnet_epoch_fn)(void *ctx, const resnet_model *m,
                                                     const sotu_finetune_epoch *e);
 
+/* One optimizer step, as on_step sees it (every opts.step_every steps and
+ * the last step of each phase). */
+typedef struct {
+    bool probe;         /* LP-FT's head-only phase (train.head_epochs) */
+    int epoch;          /* 1-based, within the phase */
+    int64_t step;       /* 1-based, within the phase */
+    int64_t total;      /* steps of the phase */
+    double loss;        /* the batch's mean loss */
+    double lr;          /* the learning rate the step used */
+    double grad_norm;   /* L2 norm of the trainable gradients before clipping */
+    int images;         /* the batch's images */
+    double step_seconds; /* wall time of the step (batch building included) */
+    double seconds;     /* since the loop started */
+} sotu_finetune_step;
+
+typedef void (*sotu_finetune_step_fn)(void *ctx, const sotu_finetune_step *s);
+
 typedef struct {
     uint32_t task;            /* selects the shuffle/augment streams */
     const char *label;        /* progress label, e.g. "fine-tune t00"; NULL = "fine-tune" */
@@ -78,6 +95,9 @@ typedef struct {
      * optim_init_sparse; their gradients alone enter the clipping norm. */
     const uint32_t *const *mask_idx;
     const size_t *mask_n;
+    sotu_finetune_step_fn on_step; /* may be NULL */
+    int step_every;           /* on_step every N steps (and each phase's last); 0 = never */
+    void *step_ctx;
 } sotu_finetune_opts;
 
 typedef struct {

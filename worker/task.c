@@ -42,11 +42,32 @@ void sotu_task_table_free(sotu_tensor_table *tab)
     *tab = (sotu_tensor_table){0};
 }
 
+/* The per-step scalars of one task as JSONL lines (train.log_every). */
+typedef struct {
+    const char *task;
+    uint32_t index;
+    FILE *f;
+    char *text;
+    size_t len;
+} step_log;
+
+static void log_step(void *ctx, const sotu_finetune_step *s)
+{
+    step_log *l = ctx;
+    fprintf(l->f, "{\"task\": \"%s\", \"task_index\": %u, \"phase\": \"%s\", \"epoch\": %d, "
+                  "\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                  "\"images\": %d, \"images_per_s\": %.6g, \"seconds\": %.6g}\n",
+            l->task, l->index, s->probe ? "head" : "tune", s->epoch, (long long)s->step, s->loss,
+            s->lr, s->grad_norm, s->images,
+            s->step_seconds > 0 ? s->images / s->step_seconds : 0.0, s->seconds);
+}
+
 void sotu_task_result_free(sotu_task_result *res)
 {
     if (!res)
         return;
     free(res->message);
+    free(res->scalars);
     *res = (sotu_task_result){0};
 }
 
@@ -148,12 +169,26 @@ sotu_status sotu_task_run(const vit_config *vc, const float *theta0, const sotu_
     fo.label = label;
     fo.mask_idx = (const uint32_t *const *)mask_idx;
     fo.mask_n = mask_n;
+    step_log sl = {.task = task->name, .index = index};
+    if (cfg->train.log_every > 0 && (sl.f = open_memstream(&sl.text, &sl.len))) {
+        fo.on_step = log_step;
+        fo.step_every = cfg->train.log_every;
+        fo.step_ctx = &sl;
+    }
     sotu_config diverge;
     cfg = sotu_task_fault_config(cfg, task->name, &diverge);
     sotu_finetune_result fr;
     sotu_provenance stamped = *prov;
     stamped.task_file = task_file;
     st = sotu_finetune_run(&m, &ts, cfg, &fo, &fr);
+    if (sl.f) {
+        if (fclose(sl.f) == 0 && st == SOTU_OK) {
+            res->scalars = sl.text;
+            res->scalars_bytes = sl.len;
+            sl.text = NULL;
+        }
+        free(sl.text);
+    }
     res->val_acc = NAN;
     if (st == SOTU_OK && ts.n_val > 0)
         st = sotu_finetune_eval_cfg(&m, ts.val_images, ts.val_labels, ts.n_val, ts.height,

@@ -31,6 +31,8 @@ typedef struct {
     int64_t steps;
     void *message;          /* malloc'ed encoded delta (io/delta.h) */
     size_t message_bytes;
+    char *scalars;          /* malloc'ed per-step scalars, JSONL (train.log_every), or NULL */
+    size_t scalars_bytes;
 } sotu_task_result;
 
 /* Runs task `index` (its entry in the manifest) from θ0 (laid out by the

@@ -177,9 +177,24 @@ static void test_report(const char *dir)
     const char *names[T] = {"t00-a", "t01-b<&>", "t02-c", "t03-d", "t04-e"};
     int classes[T] = {2, 2, 2, 2, 2};
     double ft[T] = {0.97, 0.96, 0.99, 0.98, NAN};
+    int64_t kept[T] = {1234, 1235, 1236, 1237, 1238}, bytes[T] = {5001, 5002, 5003, 5004, 5005};
+    /* training curves: 4 logged steps per task, the loss falling */
+    double x[4] = {1, 2, 3, 4}, loss[T][4], lr[4] = {1e-3, 1e-3, 5e-4, 1e-4},
+           gn[4] = {2.0, 1.5, 1.2, 1.0};
+    sotu_scalar_curve curves[T];
+    for (int t = 0; t < T; t++) {
+        for (int k = 0; k < 4; k++)
+            loss[t][k] = 0.7 - 0.1 * k + 0.01 * t;
+        curves[t] = (sotu_scalar_curve){4, 4, x, loss[t], lr, gn};
+    }
+    char *args[] = {"sotu", "train", "cfg<1>.yaml", NULL};
+    sotu_report_set_command(3, args);
     sotu_report_info info = {.title = dir, .T = T, .task_names = names, .classes = classes,
                              .finetuned = ft, .keep = 0.2, .merge_mode = "sum",
-                             .collision_rate = 0.1, .seconds = 12.5, .ranks = 3};
+                             .collision_rate = 0.1, .seconds = 12.5, .ranks = 3,
+                             .kept = kept, .bytes = bytes, .max_cosine = 0.0123,
+                             .config_yaml = "train:\n  lr: 0.001\n", .threads = 2,
+                             .curves = curves};
     CHECK(sotu_report_write(dir, &info, &rep) == SOTU_OK);
     char path[1200];
     snprintf(path, sizeof path, "%s/summary.csv", dir);
@@ -203,6 +218,9 @@ static void test_report(const char *dir)
           strstr(html, "id=\"lines-cil\"") && strstr(html, "id=\"per-task\"") &&
           strstr(html, "id=\"keep-curve\""));
     CHECK(strstr(html, "t01-b&lt;&amp;&gt;") && !strstr(html, "<script"));
+    CHECK(strstr(html, "id=\"provenance\"") && strstr(html, "cfg&lt;1&gt;.yaml") &&
+          strstr(html, "id=\"glossary\"") && strstr(html, "id=\"curve-loss\"") &&
+          strstr(html, "<td>1234</td><td>5001</td>") && strstr(html, "max |cosine|"));
     free(html);
     sotu_eval_report_free(&rep);
 }
