@@ -17,8 +17,8 @@ static json_t *count_or_null(int n)
     return n < 0 ? json_null() : json_integer(n);
 }
 
-void sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_report *rep,
-                     const char *checkpoint, const char *dir)
+sotu_status sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_report *rep,
+                            const char *checkpoint, const char *dir)
 {
     json_t *o = json_object();
     json_object_set_new(o, "method", json_string(e->method));
@@ -35,11 +35,16 @@ void sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_repor
     json_object_set_new(o, "seconds", json_real(e->seconds));
     sotu_metrics_append(metrics, "run_end", o);
     sotu_eval_report_print(rep, stdout);
-    if (!checkpoint) /* a merge's directory gets its name at the end */
-        return;
-    printf("checkpoint: %s   metrics: %s/metrics.jsonl   wall time %.1fs\n", checkpoint, dir,
-           e->seconds);
-    printf("report: %s/report.html (also report.md, summary.csv)\n", dir);
+    if (checkpoint) { /* a merge's directory gets its name at the end */
+        printf("checkpoint: %s   metrics: %s/metrics.jsonl   wall time %.1fs\n", checkpoint,
+               dir, e->seconds);
+        printf("report: %s/report.html (also report.md, summary.csv)\n", dir);
+    }
+    if (metrics && ferror(metrics))
+        return sotu_error(SOTU_ERR_IO, "%s/metrics.jsonl: records of this run could not be "
+                          "appended (see the warning above); the checkpoint and reports are "
+                          "complete", dir);
+    return SOTU_OK;
 }
 
 /* Rank 0: res's figures from the evaluation of a point (sotu_sweep_result). */
@@ -128,8 +133,8 @@ static sotu_status finish_run(sotu_run *run, int rank, int nranks, double t_star
                 .collision_rate = stats.collision_rate, .added_params_pct = NAN,
                 .flops_ratio = NAN, .seconds = sotu_now() - t_start};
             sotu_run_print_table(run, acc, stdout);
-            sotu_finish_end(run->metrics, &e, &rep, run->merging ? NULL : run->checkpoint_path,
-                            run->dir);
+            st = sotu_finish_end(run->metrics, &e, &rep,
+                                 run->merging ? NULL : run->checkpoint_path, run->dir);
         }
     }
     sotu_mpi_all_ok(&st, nranks, "writing the results");

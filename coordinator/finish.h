@@ -35,9 +35,11 @@ typedef struct {
  * caller printed its task table: appends e's "run_end" record to metrics
  * (NULL: none), prints rep's summary table and, unless the results go to a
  * merge directory that is renamed at the end (checkpoint NULL), the closing
- * lines naming checkpoint, dir/metrics.jsonl, the wall time and the reports. */
-void sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_report *rep,
-                     const char *checkpoint, const char *dir);
+ * lines naming checkpoint, dir/metrics.jsonl, the wall time and the reports.
+ * Fails with SOTU_ERR_IO when any record of the run could not be appended
+ * to metrics (its stream's error flag). */
+sotu_status sotu_finish_end(FILE *metrics, const sotu_run_end *e, const sotu_eval_report *rep,
+                            const char *checkpoint, const char *dir);
 
 /* Every rank calls this together; rank 0's run holds the deltas (loaded or
  * received), the other ranks' runs were initialised without create. Rank 0

@@ -151,11 +151,14 @@ void sotu_metrics_append(FILE *metrics, const char *event, void *json_object)
     clock_gettime(CLOCK_REALTIME, &ts);
     json_object_set_new(o, "time", json_real((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec));
     char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
-    if (line) {
-        fprintf(metrics, "%s\n", line);
-        fflush(metrics);
-        free(line);
-    }
+    /* A record lost (full disk, quota) leaves the stream's error flag set,
+     * which the end of the run reports (sotu_finish_end); warned once. */
+    bool was_bad = ferror(metrics);
+    if (!line)
+        SOTU_WARN("metrics.jsonl: the %s record could not be formatted", event);
+    else if ((fprintf(metrics, "%s\n", line) < 0 || fflush(metrics) != 0) && !was_bad)
+        SOTU_WARN("metrics.jsonl: cannot append the %s record: %s", event, strerror(errno));
+    free(line);
     json_decref(o);
 }
 

@@ -211,7 +211,9 @@ sotu_status sotu_run_write_checkpoint_eval(sotu_run *run, const char *path, cons
  * "event" and "time" fields added. */
 void sotu_run_metric(sotu_run *run, const char *event, void *json_object);
 
-/* The same on any open metrics file (NULL: the object is only released). */
+/* The same on any open metrics file (NULL: the object is only released). A
+ * record that cannot be written is warned about and leaves ferror(metrics)
+ * set; sotu_finish_end turns that into the run's error. */
 void sotu_metrics_append(FILE *metrics, const char *event, void *json_object);
 
 /* A figure for a metrics object (a new jansson json_t*): the number, or

@@ -242,7 +242,7 @@ static sotu_status finish(clr_coordinator *c, const double *acc, int nranks, dou
             .merged_acc = NAN, .merged_val_acc = NAN, .collision_rate = NAN, .added_params_pct = cost.added_pct,
             .flops_ratio = cost.flops_ratio, .seconds = sotu_now() - t_start};
         clr_print_table(run, acc, &cost, stdout);
-        sotu_finish_end(run->metrics, &e, &rep, run->checkpoint_path, run->dir);
+        st = sotu_finish_end(run->metrics, &e, &rep, run->checkpoint_path, run->dir);
     }
     sotu_eval_report_free(&rep);
     if (st == SOTU_OK && c->d.queue.n_failed)

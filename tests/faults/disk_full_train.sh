@@ -14,7 +14,9 @@
 #    --resume (after the disk is grown) keeps exactly them and finishes;
 #  - deltas under a file-size limit with mpiexec -n 3: same, "File too large";
 #  - method clr (CLR_TASK_BIN makes its backbone): modules on a full tmpfs
-#    stop the hand-out the same way.
+#    stop the hand-out the same way;
+#  - metrics.jsonl takes no records (a link to /dev/full): one warning,
+#    exit 4 at the end naming it, the checkpoint still written.
 # Skips (exit 77) when neither a tmpfs mount nor a file-size limit works.
 set -euo pipefail
 : "${SOTU_BIN:?}" "${SOTU_SOURCE_DIR:?}" "${SOTU_PYTHON:=/usr/bin/python3}"
@@ -128,5 +130,22 @@ if [[ $limits == yes ]]; then
   grep -q "no more tasks are handed out" "$work/l2.err" || fail "the hand-out did not stop (ulimit)"
   no_tmp_files "$work/l2"
   echo "ok: deltas over ulimit -f under mpiexec -n 3: hand-out stopped, exit 4, 'File too large'"
+fi
+
+# metrics.jsonl cannot take records (a link to /dev/full: every append fails
+# with ENOSPC, the checkpoint and reports still fit): warned once, and the
+# run says so at its end with exit 4 instead of a silent gap in the log.
+if [[ -w /dev/full ]]; then
+  mkdir -p "$work/mf"
+  ln -s /dev/full "$work/mf/metrics.jsonl"
+  rc=0
+  "$SOTU_BIN" train "$cfg" "${sets[@]}" --set "output.dir=$work/mf" \
+    > "$work/mf.out" 2> "$work/mf.err" || rc=$?
+  expect_io_error "metrics.jsonl on /dev/full" $rc "$work/mf.err" "$work/mf/metrics.jsonl" \
+    "could not be appended"
+  [[ $(grep -c "cannot append" "$work/mf.err") -eq 1 ]] || { cat "$work/mf.err"; fail "not warned once"; }
+  grep -q "No space left on device" "$work/mf.err" || fail "the warning names no strerror"
+  [[ -s "$work/mf/checkpoint.h5" ]] || fail "no checkpoint beside the lost metrics"
+  echo "ok: metrics.jsonl that takes no records: one warning, exit 4 at the end, checkpoint written"
 fi
 echo "disk_full_train: ok"
