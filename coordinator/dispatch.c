@@ -517,6 +517,21 @@ bool sotu_dispatch_work(const sotu_dispatch_ops *ops, int *rank, int *nranks, ZS
     return in_run;
 }
 
+bool sotu_dispatch_run(sotu_dispatch *d, const sotu_dispatch_ops *ops, int *rank, int *nranks,
+                       bool rank0_trains, ZSTD_CCtx *cctx, sotu_status *st, int *exit_status)
+{
+    if (*rank != 0)
+        return sotu_dispatch_work(ops, rank, nranks, cctx, exit_status);
+    *st = sotu_dispatch_serve(d, ops, nranks, rank0_trains, cctx);
+    if (d->abandoned) {
+        if (ops->abandon)
+            ops->abandon(ops->ctx);
+        fflush(stdout);
+        MPI_Abort(MPI_COMM_WORLD, SOTU_EXIT_REQUEUE);
+    }
+    return true;
+}
+
 bool sotu_dispatch_release(sotu_dispatch *d, const sotu_dispatch_ops *ops, int rc)
 {
     if (!d->workers || d->n_lost == 0)

@@ -89,6 +89,10 @@ typedef struct {
      * ("task_late", "task_duplicate", "rank_lost"), fields in a jansson
      * json_t * that the callee takes. */
     void (*event)(void *ctx, int job, const char *event, void *json_object);
+    /* Rank 0, may be NULL: the hand-out was abandoned (a stop while workers
+     * are busy: no collective can run); save what can be saved before
+     * sotu_dispatch_run ends the job with SOTU_EXIT_REQUEUE. */
+    void (*abandon)(void *ctx);
 } sotu_dispatch_ops;
 
 typedef enum {
@@ -153,6 +157,14 @@ sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, 
  * was left out: *exit_status is the run's, and it only ends MPI. */
 bool sotu_dispatch_work(const sotu_dispatch_ops *ops, int *rank, int *nranks, ZSTD_CCtx *cctx,
                         int *exit_status);
+
+/* Every rank, the hand-out of a run: rank 0 serves (sotu_dispatch_serve,
+ * its status in *st; an abandoned hand-out calls ops->abandon and aborts
+ * the job with SOTU_EXIT_REQUEUE), the others work (sotu_dispatch_work).
+ * True when this rank goes on with the run; false when it was left out:
+ * *exit_status is the run's, and it only ends MPI. */
+bool sotu_dispatch_run(sotu_dispatch *d, const sotu_dispatch_ops *ops, int *rank, int *nranks,
+                       bool rank0_trains, ZSTD_CCtx *cctx, sotu_status *st, int *exit_status);
 
 /* Rank 0, at the very end of a run whose exit status is rc: each left-out
  * rank that has answered since (its late result is compared and dropped)

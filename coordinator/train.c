@@ -73,6 +73,7 @@ typedef struct {
     sotu_dispatch d;     /* the queue over this process's jobs */
     int since_checkpoint;
     float *scratch;      /* [table.total] merged weights for periodic checkpoints */
+    double t_start;      /* when the run started */
 } coordinator;
 
 /* Runs job j here (any rank), filling rep (rep->task = j) and the delta. */
@@ -271,6 +272,13 @@ static void write_stop_checkpoints(coordinator *c, double t_start)
                 "to stop with exit status 75 (README, Signals)\n");
 }
 
+/* ops->abandon: workers are still busy, no collective can run. */
+static void coord_abandon(void *ctx)
+{
+    coordinator *c = ctx;
+    write_stop_checkpoints(c, c->t_start);
+}
+
 /* Rank 0: locks every run directory this process writes (io/dirlock.h):
  * the sweep's and its points' (only group only_group's in array mode), as
  * array element `element` (-1: a whole run). */
@@ -300,7 +308,7 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
     sotu_dispatch_ops ops = {.ctx = &c, .run = coord_run, .record = coord_record,
                              .scalars = coord_scalars,
                              .name = coord_name, .stopping = coord_stopping,
-                             .event = coord_event};
+                             .event = coord_event, .abandon = coord_abandon};
 
     st = cctx ? sotu_manifest_read(cfg->data.manifest, &man)
               : sotu_error(SOTU_ERR_NOMEM, "zstd compression context");
@@ -438,21 +446,12 @@ int sotu_train(const sotu_config *cfg, const sotu_train_options *opt, int rank, 
     if (!all_ok(&st, nranks))
         goto done;
 
-    if (rank == 0) {
-        st = sotu_dispatch_serve(&c.d, &ops, &nranks, nranks == 1 || cfg->mpi.coordinator_trains,
-                                 cctx);
-        if (c.d.abandoned) {
-            /* Workers are still busy: no collective can run. */
-            write_stop_checkpoints(&c, t_start);
-            fflush(stdout);
-            MPI_Abort(MPI_COMM_WORLD, SOTU_EXIT_REQUEUE);
-        }
-    } else {
-        int left_out_status;
-        if (!sotu_dispatch_work(&ops, &rank, &nranks, cctx, &left_out_status)) {
-            rc = left_out_status;
-            goto cleanup;
-        }
+    c.t_start = t_start;
+    int left_out_status;
+    if (!sotu_dispatch_run(&c.d, &ops, &rank, &nranks, nranks == 1 || cfg->mpi.coordinator_trains,
+                           cctx, &st, &left_out_status)) {
+        rc = left_out_status;
+        goto cleanup;
     }
     /* From here on the collectives run over the live ranks (rank numbers
      * may have changed: rank 0 stays 0). */

@@ -28,6 +28,7 @@ typedef struct {
     const sotu_manifest *man;
     int T;
     sotu_dispatch d;
+    double t_start;          /* when the run started */
 } clr_coordinator;
 
 static void job_split(const clr_coordinator *c, int job, clr_job_kind *kind, int *t)
@@ -222,6 +223,13 @@ static void write_stop_checkpoint(clr_coordinator *c, int sig, double t_start)
                 "to stop with exit status 75 (README, Signals)\n");
 }
 
+/* ops->abandon: workers are still busy, no collective can run. */
+static void clr_job_abandon(void *ctx)
+{
+    clr_coordinator *c = ctx;
+    write_stop_checkpoint(c, c->d.stop_signal, c->t_start);
+}
+
 /* Rank 0: evaluation figures, outputs and the final table. */
 static sotu_status finish(clr_coordinator *c, const double *acc, int nranks, double t_start)
 {
@@ -263,7 +271,7 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bo
     clr_coordinator c = {.run = &run, .base = &base, .cfg = cfg, .man = &man};
     sotu_dispatch_ops ops = {.ctx = &c, .run = clr_job_run, .record = clr_job_record,
                              .name = clr_job_name, .stopping = clr_job_stopping,
-                             .event = clr_job_event};
+                             .event = clr_job_event, .abandon = clr_job_abandon};
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     double *acc = NULL;
     int rc = SOTU_EXIT_OK;
@@ -321,21 +329,12 @@ int sotu_clr_train(const sotu_config *cfg, bool resume, bool retrain_changed, bo
     }
 
     c.d.task_timeout = cfg->mpi.task_timeout;
-    if (rank == 0) {
-        st = sotu_dispatch_serve(&c.d, &ops, &nranks, nranks == 1 || cfg->mpi.coordinator_trains,
-                                 cctx);
-        if (c.d.abandoned) {
-            /* Workers are still busy: no collective can run. */
-            write_stop_checkpoint(&c, c.d.stop_signal, t_start);
-            fflush(stdout);
-            MPI_Abort(MPI_COMM_WORLD, SOTU_EXIT_REQUEUE);
-        }
-    } else {
-        int left_out_status;
-        if (!sotu_dispatch_work(&ops, &rank, &nranks, cctx, &left_out_status)) {
-            rc = left_out_status;
-            goto cleanup;
-        }
+    c.t_start = t_start;
+    int left_out_status;
+    if (!sotu_dispatch_run(&c.d, &ops, &rank, &nranks, nranks == 1 || cfg->mpi.coordinator_trains,
+                           cctx, &st, &left_out_status)) {
+        rc = left_out_status;
+        goto cleanup;
     }
     /* From here on the collectives run over the live ranks. */
     if (!sotu_mpi_all_ok(&st, nranks, "train"))
