@@ -517,6 +517,14 @@ bool sotu_dispatch_work(const sotu_dispatch_ops *ops, int *rank, int *nranks, ZS
     return in_run;
 }
 
+void sotu_dispatch_stop_note(const sotu_dispatch *d)
+{
+    if (d->killing)
+        fprintf(stderr, "sotu train: Open MPI's mpiexec ends the job itself on SIGTERM/SIGINT "
+                "and exits 1 whatever the ranks return; start it through scripts/sotu-mpiexec "
+                "to stop with exit status 75 (README, Signals)\n");
+}
+
 bool sotu_dispatch_run(sotu_dispatch *d, const sotu_dispatch_ops *ops, int *rank, int *nranks,
                        bool rank0_trains, ZSTD_CCtx *cctx, sotu_status *st, int *exit_status)
 {

@@ -158,6 +158,11 @@ sotu_status sotu_dispatch_serve(sotu_dispatch *d, const sotu_dispatch_ops *ops, 
 bool sotu_dispatch_work(const sotu_dispatch_ops *ops, int *rank, int *nranks, ZSTD_CCtx *cctx,
                         int *exit_status);
 
+/* Rank 0, after the message saying what a stop saved: when mpiexec itself
+ * is ending the job (d->killing), tells that it will exit 1 whatever the
+ * ranks return, and what to start instead. */
+void sotu_dispatch_stop_note(const sotu_dispatch *d);
+
 /* Every rank, the hand-out of a run: rank 0 serves (sotu_dispatch_serve,
  * its status in *st; an abandoned hand-out calls ops->abandon and aborts
  * the job with SOTU_EXIT_REQUEUE), the others work (sotu_dispatch_work).

@@ -217,10 +217,7 @@ static void write_stop_checkpoint(clr_coordinator *c, int sig, double t_start)
             c->d.killing ? " from mpiexec" : "", c->d.queue.n_done, c->d.queue.n_tasks,
             run->dir, st == SOTU_OK ? "checkpoint.h5 written" : "the checkpoint could NOT be "
             "written (see above)", c->d.killing ? "" : " (exit status 75)");
-    if (c->d.killing)
-        fprintf(stderr, "sotu train: Open MPI's mpiexec ends the job itself on SIGTERM/SIGINT "
-                "and exits 1 whatever the ranks return; start it through scripts/sotu-mpiexec "
-                "to stop with exit status 75 (README, Signals)\n");
+    sotu_dispatch_stop_note(&c->d);
 }
 
 /* ops->abandon: workers are still busy, no collective can run. */
