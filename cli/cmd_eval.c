@@ -283,17 +283,7 @@ int sotu_cmd_eval(int argc, char **argv)
                   "%d more", ckpt, T, with_head, nranks, info.keep, info.n_keeps);
 
     bool want[SOTU_EV_N];
-    for (int c = 0; c < SOTU_EV_N; c++)
-        want[c] = false;
-    for (int i = 0; i < cfg.eval.n_classifiers; i++) {
-        const char *c = cfg.eval.classifiers[i];
-        if (!strcmp(c, "task_heads"))
-            want[SOTU_EV_TASK_HEADS] = true;
-        else if (!strcmp(c, "ncm"))
-            want[SOTU_EV_NCM] = want[SOTU_EV_NCM_TIL] = true;
-        else if (!strcmp(c, "ridge"))
-            want[SOTU_EV_RIDGE] = want[SOTU_EV_RIDGE_TIL] = true;
-    }
+    sotu_eval_wanted(&cfg, want);
     for (int k = -1; k < info.n_keeps; k++) {
         double keep = k < 0 ? info.keep : info.keeps[k];
         char name[32];

@@ -531,16 +531,8 @@ sotu_status sotu_evaluate_run_cached(sotu_run *run, int rank, int nranks, sotu_e
     double t_start = sotu_now();
     memset(rep, 0, sizeof *rep);
     rep->T = T;
-    bool want[SOTU_EV_N] = {0};
-    for (int i = 0; i < cfg->eval.n_classifiers; i++) {
-        const char *c = cfg->eval.classifiers[i];
-        if (!strcmp(c, "task_heads"))
-            want[SOTU_EV_TASK_HEADS] = true;
-        else if (!strcmp(c, "ncm"))
-            want[SOTU_EV_NCM] = want[SOTU_EV_NCM_TIL] = true;
-        else if (!strcmp(c, "ridge"))
-            want[SOTU_EV_RIDGE] = want[SOTU_EV_RIDGE_TIL] = true;
-    }
+    bool want[SOTU_EV_N];
+    sotu_eval_wanted(cfg, want);
     const char (*bl)[32] = cfg->eval.baselines;
     int nb = cfg->eval.n_baselines;
     bool b_ft = has_name(bl, nb, "finetuned"), b_frozen = has_name(bl, nb, "frozen"),

@@ -15,6 +15,21 @@ enum { TAG_EV_STATS = 41 };
 static const char *const classifier_names[SOTU_EV_N] = {"task_heads", "ncm", "ridge", "ncm_til",
                                                         "ridge_til"};
 
+void sotu_eval_wanted(const sotu_config *cfg, bool want[SOTU_EV_N])
+{
+    for (int c = 0; c < SOTU_EV_N; c++)
+        want[c] = false;
+    for (int i = 0; i < cfg->eval.n_classifiers; i++) {
+        const char *c = cfg->eval.classifiers[i];
+        if (!strcmp(c, "task_heads"))
+            want[SOTU_EV_TASK_HEADS] = true;
+        else if (!strcmp(c, "ncm"))
+            want[SOTU_EV_NCM] = want[SOTU_EV_NCM_TIL] = true;
+        else if (!strcmp(c, "ridge"))
+            want[SOTU_EV_RIDGE] = want[SOTU_EV_RIDGE_TIL] = true;
+    }
+}
+
 const char *sotu_eval_classifier_name(int c)
 {
     return c >= 0 && c < SOTU_EV_N ? classifier_names[c] : "?";

@@ -53,6 +53,10 @@ enum {
     SOTU_EV_N
 };
 
+/* want[c]: classifier c is computed under cfg's eval.classifiers
+ * ("ncm" and "ridge" bring their task-restricted variants along). */
+void sotu_eval_wanted(const sotu_config *cfg, bool want[SOTU_EV_N]);
+
 /* "task_heads", "ncm", "ridge", "ncm_til", "ridge_til". */
 const char *sotu_eval_classifier_name(int c);
 /* True for the task-incremental ones (task id given). */
