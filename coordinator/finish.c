@@ -254,8 +254,8 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
             else
                 snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s",
                          run.checkpoint_path);
-            st = finish_run(&run, rank, nranks, t0, -1, -1, &res[p].merged_acc, &res[p].val_acc,
-                            &res[p].tasks_done, cache, pt->group, &res[p]);
+            st = finish_run(&run, rank, nranks, t0, -1, -1, &res[p].merged_acc, NULL,
+                            &res[p].tasks_done, cache, pt->group, &res[p]); /* val: fill_result */
             t_eval += res[p].eval_seconds;
         }
         if (st == SOTU_OK && rank == 0) {
