@@ -316,10 +316,12 @@ struct sotu_eval_cache {
 };
 
 /* The part of a cache key every method of a run shares: its training group
- * and the tasks it merges (active_i, the same on every rank). */
+ * and the tasks it merges (active_i, the same on every rank); the frozen
+ * baseline's has its frozen group instead of the training group. */
 typedef struct {
     sotu_eval_cache *cache;
     char prefix[96];
+    char frozen_prefix[96];
 } cache_ctx;
 
 sotu_eval_cache *sotu_eval_cache_new(void)
@@ -343,8 +345,8 @@ int sotu_eval_cache_hits(const sotu_eval_cache *c)
     return c ? c->hits : 0;
 }
 
-static void cache_prefix(cache_ctx *cc, sotu_eval_cache *cache, int group, const int *active,
-                         int T)
+static void cache_prefix(cache_ctx *cc, sotu_eval_cache *cache, int group, int frozen_group,
+                         const int *active, int T)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a over the active flags */
     for (int t = 0; t < T; t++) {
@@ -353,6 +355,8 @@ static void cache_prefix(cache_ctx *cc, sotu_eval_cache *cache, int group, const
     }
     cc->cache = cache;
     snprintf(cc->prefix, sizeof cc->prefix, "g%d|T%d|%016llx", group, T, (unsigned long long)h);
+    snprintf(cc->frozen_prefix, sizeof cc->frozen_prefix, "f%d|T%d|%016llx", frozen_group, T,
+             (unsigned long long)h);
 }
 
 /* A merge at keep (frozen: θ0) under the run's mode and scale. */
@@ -363,7 +367,8 @@ static void cache_key(const cache_ctx *cc, const sotu_run *run, const char *kind
         snprintf(key, cap, "%s|merge|%s|%.17g|%.17g", cc->prefix, sotu_merge_mode_name(run->mode),
                  run->cfg.merge.scale, keep);
     else
-        snprintf(key, cap, "%s|%s", cc->prefix, kind);
+        snprintf(key, cap, "%s|%s", strcmp(kind, "frozen") ? cc->prefix : cc->frozen_prefix,
+                 kind);
 }
 
 static const cache_entry *cache_find(const cache_ctx *cc, const char *key, bool last_row_only)
@@ -520,11 +525,11 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
 
 sotu_status sotu_evaluate_run(sotu_run *run, int rank, int nranks, sotu_eval_report *rep)
 {
-    return sotu_evaluate_run_cached(run, rank, nranks, rep, NULL, 0);
+    return sotu_evaluate_run_cached(run, rank, nranks, rep, NULL, 0, 0);
 }
 
 sotu_status sotu_evaluate_run_cached(sotu_run *run, int rank, int nranks, sotu_eval_report *rep,
-                                     sotu_eval_cache *cache, int group)
+                                     sotu_eval_cache *cache, int group, int frozen_group)
 {
     const sotu_config *cfg = &run->cfg;
     int T = run->T;
@@ -563,7 +568,7 @@ sotu_status sotu_evaluate_run_cached(sotu_run *run, int rank, int nranks, sotu_e
         sotu_mpi_bcast_bytes(active_i, sizeof(int) * (size_t)T, 0);
     cache_ctx cc_store, *cc = NULL;
     if (cache) {
-        cache_prefix(&cc_store, cache, group, active_i, T);
+        cache_prefix(&cc_store, cache, group, frozen_group, active_i, T);
         cc = &cc_store;
     }
     char seq_key[192] = "", frozen_key[192] = "";
@@ -572,7 +577,8 @@ sotu_status sotu_evaluate_run_cached(sotu_run *run, int rank, int nranks, sotu_e
         cache_key(cc, run, "frozen", 0, frozen_key, sizeof frozen_key);
     }
     const cache_entry *seq_hit = b_seq && cc ? cache_find(cc, seq_key, false) : NULL;
-    /* A baseline an earlier point of the group evaluated is not trained again. */
+    /* A baseline an earlier point of the group (the frozen group for the
+     * frozen heads) evaluated is not trained again. */
     bool train_frozen = b_frozen && !(cc && cache_find(cc, frozen_key, false));
     bool train_seq = b_seq && !seq_hit;
 

@@ -34,9 +34,11 @@ int sotu_eval_cache_hits(const sotu_eval_cache *c);
 /* sotu_evaluate_run with a cache (NULL: none) for a run of training group
  * `group`: methods found in it are copied (method.reused set, seconds 0,
  * logged with "reused": true) instead of trained and evaluated again; the
- * others are evaluated and added. */
+ * others are evaluated and added. The frozen baseline is keyed by
+ * `frozen_group` instead (sotu_sweep_point.frozen_group: groups that differ
+ * only in sotu.* keys train the same frozen heads). */
 sotu_status sotu_evaluate_run_cached(sotu_run *run, int rank, int nranks, sotu_eval_report *rep,
-                                     sotu_eval_cache *cache, int group);
+                                     sotu_eval_cache *cache, int group, int frozen_group);
 
 /* Task-head accuracy of the merged backbone (rank 0: merged [table.total],
  * acc [T]; NaN for tasks not done): the last row only. */

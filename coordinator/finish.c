@@ -83,7 +83,7 @@ static void fill_result(const sotu_run *run, const sotu_eval_report *rep,
 static sotu_status finish_run(sotu_run *run, int rank, int nranks, double t_start, int jobs_done,
                               int failed_jobs, double *mean_merged_acc, double *mean_val_acc,
                               int *n_done, sotu_eval_cache *cache, int group,
-                              sotu_sweep_result *res)
+                              int frozen_group, sotu_sweep_result *res)
 {
     int T = run->T;
     float *merged = NULL;
@@ -103,7 +103,7 @@ static sotu_status finish_run(sotu_run *run, int rank, int nranks, double t_star
     }
     if (!sotu_mpi_all_ok(&st, nranks, "merge"))
         goto cleanup;
-    if ((st = sotu_evaluate_run_cached(run, rank, nranks, &rep, cache, group)) != SOTU_OK)
+    if ((st = sotu_evaluate_run_cached(run, rank, nranks, &rep, cache, group, frozen_group)) != SOTU_OK)
         goto cleanup;
     if (rank == 0 && res)
         fill_result(run, &rep, res);
@@ -151,7 +151,7 @@ sotu_status sotu_finish_run(sotu_run *run, int rank, int nranks, double t_start,
                             int *n_done)
 {
     return finish_run(run, rank, nranks, t_start, jobs_done, failed_jobs, mean_merged_acc,
-                      mean_val_acc, n_done, NULL, 0, NULL);
+                      mean_val_acc, n_done, NULL, 0, 0, NULL);
 }
 
 /* Appends text to buf (cap bytes) unless it is full; then once "...". */
@@ -255,7 +255,8 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
                 snprintf(res[p].checkpoint, sizeof res[p].checkpoint, "%s",
                          run.checkpoint_path);
             st = finish_run(&run, rank, nranks, t0, -1, -1, &res[p].merged_acc, NULL,
-                            &res[p].tasks_done, cache, pt->group, &res[p]); /* val: fill_result */
+                            &res[p].tasks_done, cache, pt->group, pt->frozen_group,
+                            &res[p]); /* val: fill_result */
             t_eval += res[p].eval_seconds;
         }
         if (st == SOTU_OK && rank == 0) {

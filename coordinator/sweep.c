@@ -148,6 +148,18 @@ sotu_status sotu_sweep_expand(const sotu_config *cfg, int n_tasks, sotu_sweep *s
             sotu_path_join(pt->cfg.output.dir, sizeof pt->cfg.output.dir, dir, pt->label);
         }
 
+        /* The frozen baseline trains heads by train.* alone: sotu.* keys
+         * (tuning, keep, merge) leave it as it is. */
+        pt->frozen_group = p;
+        for (int q = 0; q < p && pt->frozen_group == p; q++) {
+            bool same = true;
+            for (int a = 0; a < sw->n_axes && same; a++)
+                same = !strncmp(sw->axes[a].key, "sotu.", 5) ||
+                       !strcmp(sw->points[q].values[a], pt->values[a]);
+            if (same)
+                pt->frozen_group = sw->points[q].frozen_group;
+        }
+
         int g = 0;
         while (g < sw->n_groups && strcmp(train_key[sw->groups[g].first_point], train_key[p]))
             g++;

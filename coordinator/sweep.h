@@ -49,6 +49,10 @@
 typedef struct {
     char label[160];     /* "p03_lr3e-4_keep0.05"; "" without a sweep */
     int group;           /* index into sotu_sweep.groups */
+    int frozen_group;    /* the first point whose values agree with this one's
+                          * on every axis outside sotu.*: points that share it
+                          * share the frozen baseline (θ0 with heads trained by
+                          * train.*), whatever their tuning or keep */
     sotu_config cfg;     /* axes applied, sweep cleared, output.dir = the point's */
     char values[SOTU_SWEEP_MAX][64]; /* this point's value of each axis */
 } sotu_sweep_point;

@@ -17,5 +17,9 @@ sotu_add_script_test(mpi_masked_tuning COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/
 # on 3 ranks but for the timing columns (tests/mpi/step_scalars.sh).
 sotu_add_script_test(mpi_sweep_summary COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/sweep_summary.sh
                      LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
+# The frozen baseline trained once for training groups that differ only in
+# sotu.* keys (tests/mpi/sweep_frozen_shared.sh).
+sotu_add_script_test(mpi_sweep_frozen_shared COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/sweep_frozen_shared.sh
+                     LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
 sotu_add_script_test(mpi_step_scalars COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/step_scalars.sh
                      LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
