@@ -281,6 +281,7 @@ static void log_method(sotu_run *run, const sotu_eval_method *m)
         json_object_set_new(v, "avg_inc_acc", sotu_metrics_number(x->avg_inc_acc));
         json_object_set_new(v, "forgetting", sotu_metrics_number(x->forgetting));
         json_object_set_new(v, "bwt", sotu_metrics_number(x->bwt));
+        json_object_set_new(v, "val_acc", sotu_metrics_number(m->cls_val_acc[c]));
         json_object_set_new(v, "acc_matrix", matrix_json(m->acc[c], run->T));
         json_object_set_new(cls, sotu_eval_classifier_name(c), v);
     }
@@ -439,6 +440,7 @@ static sotu_status cache_copy(const cache_entry *e, sotu_run *run, sotu_eval_rep
     }
     m->lambda = e->m.lambda;
     m->val_acc = e->m.val_acc;
+    memcpy(m->cls_val_acc, e->m.cls_val_acc, sizeof m->cls_val_acc);
     m->last_row_only = last_row_only;
     m->reused = true;
     m->seconds = 0;
@@ -480,7 +482,8 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
         return st;
     double t0 = sotu_now();
     backbone_ctx bc = {run, frozen ? 0 : keep};
-    double *val = rank == 0 ? malloc(sizeof(double) * (size_t)run->T) : NULL;
+    /* val[0]: the task heads', val[c]: classifier c's (sotu_eval_input) */
+    double *val = rank == 0 ? malloc(sizeof(double) * (size_t)run->T * SOTU_EV_N) : NULL;
     if (rank == 0 && !val)
         st = sotu_error(SOTU_ERR_NOMEM, "validation accuracies of %d tasks", run->T);
     if (!sotu_mpi_all_ok(&st, nranks, "evaluation"))
@@ -500,11 +503,15 @@ static sotu_status eval_method(sotu_run *run, int rank, int nranks, sotu_eval_re
         .val_acc = val,
     };
     memcpy(in.want, want, sizeof in.want);
+    for (int c = 1; rank == 0 && c < SOTU_EV_N; c++)
+        in.cls_val_acc[c] = val + (size_t)c * run->T;
     double lambda;
     st = sotu_evaluate_matrices(&in, rank, nranks, acc, &lambda);
     if (st == SOTU_OK && rank == 0) {
         m->lambda = lambda;
         m->val_acc = want[SOTU_EV_TASK_HEADS] ? mean_active(val, active, run->T) : NAN;
+        for (int c = 1; c < SOTU_EV_N; c++)
+            m->cls_val_acc[c] = want[c] ? mean_active(in.cls_val_acc[c], active, run->T) : NAN;
         m->last_row_only = last_row_only;
         m->seconds = sotu_now() - t0;
         sotu_eval_method_finish(m, run->T);

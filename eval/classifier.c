@@ -14,7 +14,7 @@ extern void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, c
 
 size_t sotu_cls_stats_size(int C, int D, int M)
 {
-    return (size_t)C * D + (size_t)C + 2 * (size_t)M * M + 2 * (size_t)C * M + 1;
+    return 2 * ((size_t)C * D + (size_t)C) + 2 * (size_t)M * M + 2 * (size_t)C * M + 1;
 }
 
 static void stats_layout(sotu_cls_stats *s)
@@ -27,6 +27,14 @@ static void stats_layout(sotu_cls_stats *s)
     s->S_fit = s->G_val + M * M;
     s->S_val = s->S_fit + C * M;
     s->n_val = s->S_val + C * M;
+    s->sum_fit = s->n_val + 1;
+    s->count_fit = s->sum_fit + C * D;
+}
+
+void sotu_cls_stats_wrap(sotu_cls_stats *s, int C, int D, int M, double *data)
+{
+    *s = (sotu_cls_stats){.C = C, .D = D, .M = M, .data = data};
+    stats_layout(s);
 }
 
 sotu_status sotu_cls_stats_init(sotu_cls_stats *s, int C, int D, int M)
@@ -61,6 +69,10 @@ void sotu_cls_stats_add(sotu_cls_stats *dst, const sotu_cls_stats *src, int offs
         dst->sum[(size_t)offset * D + i] += src->sum[i];
     for (int c = 0; c < src->C; c++)
         dst->count[offset + c] += src->count[c];
+    for (size_t i = 0; i < (size_t)src->C * D; i++)
+        dst->sum_fit[(size_t)offset * D + i] += src->sum_fit[i];
+    for (int c = 0; c < src->C; c++)
+        dst->count_fit[offset + c] += src->count_fit[c];
     for (size_t i = 0; i < M * M; i++) {
         dst->G_fit[i] += src->G_fit[i];
         dst->G_val[i] += src->G_val[i];
@@ -127,6 +139,11 @@ sotu_status sotu_cls_stats_accumulate(sotu_cls_stats *s, const float *phi, const
                 s->sum[(size_t)c * D + i] += phi[(size_t)k * D + i];
             s->count[c] += 1;
             s->n_val[0] += v;
+            if (!v) {
+                for (size_t i = 0; i < D; i++)
+                    s->sum_fit[(size_t)c * D + i] += phi[(size_t)k * D + i];
+                s->count_fit[c] += 1;
+            }
         }
         gram_add(s->G_fit, fit, nf, (int)M);
         gram_add(s->G_val, val, nv, (int)M);
@@ -185,33 +202,47 @@ static double ridge_val_error(const sotu_cls_stats *s, const double *X, int C, d
     return e;
 }
 
-sotu_status sotu_cls_fit(const sotu_cls_stats *s, int C_use, bool ridge, sotu_cls_model *m)
+/* m emptied, then NCM prototypes from the class sums sum [C, D] of the
+ * classes [0, C_use) with count > 0. */
+static void fit_ncm(const double *sum, const double *count, int C_use, sotu_cls_model *m)
 {
-    assert(m->C == s->C && m->D == s->D && m->M == s->M && C_use <= s->C);
-    int D = s->D, M = s->M;
+    int D = m->D;
     memset(m->valid, 0, sizeof *m->valid * (size_t)m->C);
     memset(m->protos, 0, sizeof *m->protos * (size_t)m->C * D);
-    memset(m->W, 0, sizeof *m->W * (size_t)m->C * M);
+    memset(m->W, 0, sizeof *m->W * (size_t)m->C * m->M);
     m->lambda = NAN;
     for (int c = 0; c < C_use; c++) {
-        if (s->count[c] <= 0)
+        if (count[c] <= 0)
             continue;
         double norm = 0;
         for (int i = 0; i < D; i++)
-            norm += s->sum[(size_t)c * D + i] * s->sum[(size_t)c * D + i];
+            norm += sum[(size_t)c * D + i] * sum[(size_t)c * D + i];
         norm = sqrt(norm);
         m->valid[c] = true;
         for (int i = 0; i < D; i++)
-            m->protos[(size_t)c * D + i] = norm > 0 ? (float)(s->sum[(size_t)c * D + i] / norm) : 0;
+            m->protos[(size_t)c * D + i] = norm > 0 ? (float)(sum[(size_t)c * D + i] / norm) : 0;
     }
+}
+
+sotu_status sotu_cls_fit(const sotu_cls_stats *s, int C_use, bool ridge, sotu_cls_model *m,
+                         sotu_cls_model *fit_only)
+{
+    assert(m->C == s->C && m->D == s->D && m->M == s->M && C_use <= s->C);
+    assert(!fit_only || (fit_only->C == s->C && fit_only->D == s->D && fit_only->M == s->M));
+    int M = s->M;
+    fit_ncm(s->sum, s->count, C_use, m);
+    if (fit_only)
+        fit_ncm(s->sum_fit, s->count_fit, C_use, fit_only);
     if (!ridge || C_use == 0)
         return SOTU_OK;
 
     sotu_status st = SOTU_OK;
+    bool have_fit = false; /* Xfit holds (G_fit + λI)^-1 S_fit at best_lambda */
     double *a = malloc(sizeof(double) * (size_t)M * M), *X = malloc(sizeof(double) * C_use * M),
            *Y = malloc(sizeof(double) * C_use * M), *G = malloc(sizeof(double) * (size_t)M * M),
-           *S = malloc(sizeof(double) * C_use * M);
-    if (!a || !X || !Y || !G || !S) {
+           *S = malloc(sizeof(double) * C_use * M),
+           *Xfit = fit_only ? malloc(sizeof(double) * C_use * M) : NULL;
+    if (!a || !X || !Y || !G || !S || (fit_only && !Xfit)) {
         st = sotu_error(SOTU_ERR_NOMEM, "ridge classifier with %d features, %d classes", M, C_use);
         goto cleanup;
     }
@@ -231,6 +262,10 @@ sotu_status sotu_cls_fit(const sotu_cls_stats *s, int C_use, bool ridge, sotu_cl
         if (isfinite(e) && e < best) {
             best = e;
             best_lambda = lambda;
+            if (Xfit) {
+                memcpy(Xfit, X, sizeof(double) * C_use * M);
+                have_fit = true;
+            }
         }
     }
     if (isnan(best_lambda)) {
@@ -250,12 +285,22 @@ sotu_status sotu_cls_fit(const sotu_cls_stats *s, int C_use, bool ridge, sotu_cl
     for (size_t i = 0; i < (size_t)C_use * M; i++)
         m->W[i] = (float)X[i];
     m->lambda = best_lambda;
+    /* Without held-out images no λ was tried; a fit-only W that cannot be
+     * solved stays zero with λ NaN (nothing is evaluated on it then). */
+    if (fit_only && !have_fit)
+        have_fit = ridge_solve(s->G_fit, best_lambda, s->S_fit, C_use, M, a, Xfit) == 0;
+    if (fit_only && have_fit) {
+        for (size_t i = 0; i < (size_t)C_use * M; i++)
+            fit_only->W[i] = (float)Xfit[i];
+        fit_only->lambda = best_lambda;
+    }
 cleanup:
     free(a);
     free(X);
     free(Y);
     free(G);
     free(S);
+    free(Xfit);
     return st;
 }
 

@@ -15,6 +15,11 @@
  *          trace(G_fit) / M by the squared error on the held-out images
  *          (G_val, S_val; RanPAC's rule), then W is refitted on all images.
  *
+ * Validation figures (what a sweep may rank by, eval.rank_by) need
+ * classifiers that never saw the held-out images: sotu_cls_fit can also give
+ * the fit-only model, NCM prototypes from the fitting images' class means
+ * (sum_fit) and W = (G_fit + λ I)^-1 S_fit at the λ picked.
+ *
  * Statistics are one block of doubles (sotu_cls_stats.data) so a rank can
  * send them as they are; sotu_cls_stats_add adds a task's block (classes
  * [0, K)) into the global block at a class offset. Addition order decides
@@ -40,12 +45,17 @@ typedef struct {
     double *S_fit;   /* [C, M] Σ h per class, fitting images */
     double *S_val;   /* [C, M] held-out images */
     double *n_val;   /* [1] */
+    double *sum_fit; /* [C, D] Σ φ per class, fitting images only */
+    double *count_fit; /* [C] */
 } sotu_cls_stats;
 
 size_t sotu_cls_stats_size(int C, int D, int M);
 sotu_status sotu_cls_stats_init(sotu_cls_stats *s, int C, int D, int M);
 void sotu_cls_stats_zero(sotu_cls_stats *s);
 void sotu_cls_stats_free(sotu_cls_stats *s); /* accepts NULL and zeroed */
+/* Points s's fields into data (sotu_cls_stats_size(C, D, M) doubles, not
+ * owned), e.g. a block received from a rank. */
+void sotu_cls_stats_wrap(sotu_cls_stats *s, int C, int D, int M, double *data);
 
 /* dst (C classes) += src (K classes) with src's class k at dst's class
  * offset + k. Same D and M. */
@@ -72,9 +82,14 @@ typedef struct {
 } sotu_cls_model;
 
 /* Fits NCM prototypes and, with ridge, the ridge weights on the classes
- * [0, C_use) of s (the others stay invalid). SOTU_ERR_NUMERIC if G + λI is
- * not positive definite for any λ of the grid; SOTU_ERR_NOMEM. */
-sotu_status sotu_cls_fit(const sotu_cls_stats *s, int C_use, bool ridge, sotu_cls_model *m);
+ * [0, C_use) of s (the others stay invalid). fit_only (may be NULL) gets the
+ * same classifiers from the fitting images alone (prototypes from sum_fit,
+ * valid where count_fit > 0; W = (G_fit + λ I)^-1 S_fit at m's λ), for
+ * figures on the held-out images; m is the same with or without it.
+ * SOTU_ERR_NUMERIC if G + λI is not positive definite for any λ of the grid;
+ * SOTU_ERR_NOMEM. */
+sotu_status sotu_cls_fit(const sotu_cls_stats *s, int C_use, bool ridge, sotu_cls_model *m,
+                         sotu_cls_model *fit_only);
 sotu_status sotu_cls_model_init(sotu_cls_model *m, int C, int D, int M);
 void sotu_cls_model_free(sotu_cls_model *m); /* accepts NULL and zeroed */
 

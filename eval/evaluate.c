@@ -77,6 +77,8 @@ typedef struct {
     double head_acc;     /* NaN without a head */
     double val_head_acc; /* on the validation hold-out; NaN without a head or hold-out */
     int n_val;
+    int32_t *val_labels; /* [n_val] local, when a classifier is wanted (else NULL) */
+    float *val_feats;    /* [n_val, D] the hold-out images' features, likewise */
     sotu_cls_stats stats;/* K classes; data NULL when no classifier needs it */
 } task_eval;
 
@@ -84,6 +86,8 @@ static void task_eval_free(task_eval *e)
 {
     free(e->labels);
     free(e->feats);
+    free(e->val_labels);
+    free(e->val_feats);
     sotu_cls_stats_free(&e->stats);
     memset(e, 0, sizeof *e);
 }
@@ -207,6 +211,17 @@ static sotu_status task_evaluate(const sotu_eval_input *in, const float *params,
         e->val_head_acc = val_acc;
     if (!want_cls)
         goto cleanup;
+    if (nv > 0) { /* kept for the fit-only classifiers' validation figures */
+        e->val_labels = malloc(sizeof(int32_t) * (size_t)nv);
+        e->val_feats = malloc(sizeof(float) * (size_t)nv * D);
+        if (!e->val_labels || !e->val_feats) {
+            st = sotu_error(SOTU_ERR_NOMEM, "task %s: features of %d validation images", ts.name,
+                            nv);
+            goto cleanup;
+        }
+        memcpy(e->val_labels, lab + nf, sizeof(int32_t) * (size_t)nv);
+        memcpy(e->val_feats, phi + (size_t)nf * D, sizeof(float) * (size_t)nv * D);
+    }
     if ((st = sotu_cls_stats_init(&e->stats, ts.classes, D, M)) != SOTU_OK)
         goto cleanup;
     sotu_cls_project(R, M, D, phi, n, h);
@@ -239,6 +254,46 @@ static double count_right(const int32_t *pred, const int32_t *labels, int n, int
     for (int k = 0; k < n; k++)
         c += pred[k] == offset + labels[k];
     return c;
+}
+
+/* The classifiers' right answers on n images (features feats [n, D], local
+ * labels) of the task at class offset ot with K classes: right[c * T + t]
+ * and total[c * T + t] for ncm, ncm_til and, with ridge, ridge, ridge_til
+ * (class-incremental over [0, C_use), task-incremental over the task's own
+ * classes). */
+static sotu_status classify_count(const sotu_cls_model *cm, const float *R, int M, int D,
+                                  const float *feats, const int32_t *labels, int n, int C_use,
+                                  int ot, int K, bool ridge, int T, int t, double *right,
+                                  double *total)
+{
+    int32_t *pred = malloc(sizeof(int32_t) * (size_t)n);
+    float *hbuf = ridge ? malloc(sizeof(float) * (size_t)n * M) : NULL;
+    sotu_status st = SOTU_OK;
+    if (!pred || (ridge && !hbuf)) {
+        st = sotu_error(SOTU_ERR_NOMEM, "evaluation: predictions of %d images", n);
+        goto cleanup;
+    }
+    if ((st = sotu_cls_predict_ncm(cm, feats, n, 0, C_use, pred)) != SOTU_OK)
+        goto cleanup;
+    right[SOTU_EV_NCM * T + t] = count_right(pred, labels, n, ot);
+    if ((st = sotu_cls_predict_ncm(cm, feats, n, ot, ot + K, pred)) != SOTU_OK)
+        goto cleanup;
+    right[SOTU_EV_NCM_TIL * T + t] = count_right(pred, labels, n, ot);
+    total[SOTU_EV_NCM * T + t] = total[SOTU_EV_NCM_TIL * T + t] = n;
+    if (ridge) {
+        sotu_cls_project(R, M, D, feats, n, hbuf);
+        if ((st = sotu_cls_predict_ridge(cm, hbuf, n, 0, C_use, pred)) != SOTU_OK)
+            goto cleanup;
+        right[SOTU_EV_RIDGE * T + t] = count_right(pred, labels, n, ot);
+        if ((st = sotu_cls_predict_ridge(cm, hbuf, n, ot, ot + K, pred)) != SOTU_OK)
+            goto cleanup;
+        right[SOTU_EV_RIDGE_TIL * T + t] = count_right(pred, labels, n, ot);
+        total[SOTU_EV_RIDGE * T + t] = total[SOTU_EV_RIDGE_TIL * T + t] = n;
+    }
+cleanup:
+    free(pred);
+    free(hbuf);
+    return st;
 }
 
 /* Rank 0 adds every task's sums in task order: its own, or received from
@@ -274,15 +329,8 @@ static sotu_status gather_stats(task_eval *mine, int64_t b, int64_t e, const int
                             "bytes, expected %zu", t, owner, buf.len, want);
             break;
         }
-        sotu_cls_stats ts = {.C = K, .D = global->D, .M = global->M, .data = buf.data};
-        size_t Cs = (size_t)K, Ds = (size_t)global->D, Ms = (size_t)global->M;
-        ts.sum = ts.data;
-        ts.count = ts.sum + Cs * Ds;
-        ts.G_fit = ts.count + Cs;
-        ts.G_val = ts.G_fit + Ms * Ms;
-        ts.S_fit = ts.G_val + Ms * Ms;
-        ts.S_val = ts.S_fit + Cs * Ms;
-        ts.n_val = ts.S_val + Cs * Ms;
+        sotu_cls_stats ts;
+        sotu_cls_stats_wrap(&ts, K, global->D, global->M, buf.data);
         sotu_cls_stats_add(global, &ts, off[t]);
     }
     sotu_mpi_buffer_free(&buf);
@@ -304,15 +352,16 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
     float **hw = calloc((size_t)T, sizeof *hw), **hb = calloc((size_t)T, sizeof *hb);
     float *params = malloc(sizeof(float) * in->n_params), *R = NULL;
     /* Right answers and images per classifier and task, then the same two
-     * for the task heads on the validation hold-out. */
-    const int n_part = 2 * SOTU_EV_N * T + 2 * T;
+     * for the task heads on the validation hold-out, then the two per
+     * classifier on the validation hold-out (the fit-only classifiers). */
+    const int n_part = 4 * SOTU_EV_N * T + 2 * T;
     double *part = calloc((size_t)n_part, sizeof(double));
     double *sum = calloc((size_t)n_part, sizeof(double));
     task_eval *mine = calloc((size_t)T, sizeof *mine);
     sotu_cls_stats global = {0};
-    sotu_cls_model cm = {0};
-    int32_t *pred = NULL;
-    float *hbuf = NULL;
+    sotu_cls_model cm = {0}, cm_fit = {0};
+    /* The fit-only classifiers are fitted and sent only with a hold-out. */
+    bool want_val = want_cls && in->cfg->data.val_fraction > 0;
     if (lambda)
         *lambda = NAN;
     if (!active || !has_head || !off || !list || !hw || !hb || !params || !part || !sum || !mine)
@@ -358,6 +407,8 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             st = sotu_cls_stats_init(&global, C, D, M);
         if (st == SOTU_OK)
             st = sotu_cls_model_init(&cm, C, D, M);
+        if (st == SOTU_OK && want_val)
+            st = sotu_cls_model_init(&cm_fit, C, D, M);
         if (R)
             sotu_cls_projection(R, M, D, in->cfg->train.seed);
     }
@@ -370,6 +421,9 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
                     acc[c][i] = NAN;
     for (int t = 0; rank == 0 && in->val_acc && t < T; t++)
         in->val_acc[t] = NAN;
+    for (int c = 0; rank == 0 && c < SOTU_EV_N; c++)
+        for (int t = 0; in->cls_val_acc[c] && t < T; t++)
+            in->cls_val_acc[c][t] = NAN;
 
     for (int row = 0; row < T; row++) {
         if (in->last_row_only ? row != T - 1
@@ -398,24 +452,37 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
         if (want_cls) {
             st = gather_stats(mine, b, e, list, nL, off, rank, nranks, &global);
             if (st == SOTU_OK && rank == 0)
-                st = sotu_cls_fit(&global, C_use, want_ridge, &cm);
+                st = sotu_cls_fit(&global, C_use, want_ridge, &cm, want_val ? &cm_fit : NULL);
             if (!sotu_mpi_all_ok(&st, nranks, "evaluation classifiers"))
                 goto cleanup;
             ev_bcast_bytes(cm.valid, sizeof(bool) * (size_t)C, nranks);
             ev_bcast_floats(cm.protos, (size_t)C * D, nranks);
             ev_bcast_floats(cm.W, (size_t)C * M, nranks);
             ev_bcast_bytes(&cm.lambda, sizeof cm.lambda, nranks);
+            if (want_val) {
+                ev_bcast_bytes(cm_fit.valid, sizeof(bool) * (size_t)C, nranks);
+                ev_bcast_floats(cm_fit.protos, (size_t)C * D, nranks);
+                ev_bcast_floats(cm_fit.W, (size_t)C * M, nranks);
+            }
             if (rank == 0 && lambda && want_ridge)
                 *lambda = cm.lambda;
         }
 
         /* part[c*T + t] right answers, part[(N + c)*T + t] images evaluated,
-         * part[2N*T + t] and part[(2N + 1)*T + t] the same for validation. */
+         * part[2N*T + t] and part[(2N + 1)*T + t] the same for validation,
+         * vpart = part + (2N + 2)*T: vpart[c*T + t] and vpart[(N + c)*T + t]
+         * the fit-only classifiers' on validation. */
         memset(part, 0, sizeof(double) * (size_t)n_part);
+        double *vpart = part + (size_t)(2 * SOTU_EV_N + 2) * T;
         for (int64_t k = b; k < e && st == SOTU_OK; k++) {
             task_eval *te = &mine[k - b];
             int t = te->t, n = te->n_test, ot = off[t], K = te->K;
             double *right = part, *total = part + (size_t)SOTU_EV_N * T;
+            if (want_val && te->n_val > 0 && te->val_feats &&
+                (st = classify_count(&cm_fit, R, M, D, te->val_feats, te->val_labels, te->n_val,
+                                     C_use, ot, K, want_ridge, T, t, vpart,
+                                     vpart + (size_t)SOTU_EV_N * T)) != SOTU_OK)
+                break;
             if (!isnan(te->head_acc)) {
                 right[SOTU_EV_TASK_HEADS * T + t] = round(te->head_acc * n);
                 total[SOTU_EV_TASK_HEADS * T + t] = n;
@@ -426,31 +493,9 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
             }
             if (!want_cls || n == 0)
                 continue;
-            free(pred);
-            free(hbuf);
-            pred = malloc(sizeof(int32_t) * (size_t)n);
-            hbuf = malloc(sizeof(float) * (size_t)n * M);
-            if (!pred || !hbuf) {
-                st = sotu_error(SOTU_ERR_NOMEM, "evaluation: predictions of %d images", n);
+            if ((st = classify_count(&cm, R, M, D, te->feats, te->labels, n, C_use, ot, K,
+                                     want_ridge, T, t, right, total)) != SOTU_OK)
                 break;
-            }
-            if ((st = sotu_cls_predict_ncm(&cm, te->feats, n, 0, C_use, pred)) != SOTU_OK)
-                break;
-            right[SOTU_EV_NCM * T + t] = count_right(pred, te->labels, n, ot);
-            if ((st = sotu_cls_predict_ncm(&cm, te->feats, n, ot, ot + K, pred)) != SOTU_OK)
-                break;
-            right[SOTU_EV_NCM_TIL * T + t] = count_right(pred, te->labels, n, ot);
-            total[SOTU_EV_NCM * T + t] = total[SOTU_EV_NCM_TIL * T + t] = n;
-            if (want_ridge) {
-                sotu_cls_project(R, M, D, te->feats, n, hbuf);
-                if ((st = sotu_cls_predict_ridge(&cm, hbuf, n, 0, C_use, pred)) != SOTU_OK)
-                    break;
-                right[SOTU_EV_RIDGE * T + t] = count_right(pred, te->labels, n, ot);
-                if ((st = sotu_cls_predict_ridge(&cm, hbuf, n, ot, ot + K, pred)) != SOTU_OK)
-                    break;
-                right[SOTU_EV_RIDGE_TIL * T + t] = count_right(pred, te->labels, n, ot);
-                total[SOTU_EV_RIDGE * T + t] = total[SOTU_EV_RIDGE_TIL * T + t] = n;
-            }
         }
         for (int64_t k = b; k < e; k++)
             task_eval_free(&mine[k - b]);
@@ -462,6 +507,15 @@ sotu_status sotu_evaluate_matrices(const sotu_eval_input *in, int rank, int nran
                 double n = sum[(size_t)(2 * SOTU_EV_N + 1) * T + t];
                 in->val_acc[t] = n > 0 ? sum[(size_t)2 * SOTU_EV_N * T + t] / n : NAN;
             }
+        const double *vsum = sum + (size_t)(2 * SOTU_EV_N + 2) * T;
+        for (int c = 0; rank == 0 && c < SOTU_EV_N; c++) {
+            if (!in->cls_val_acc[c] || c == SOTU_EV_TASK_HEADS || !in->want[c])
+                continue;
+            for (int t = 0; t <= row; t++) {
+                double n = vsum[(size_t)(SOTU_EV_N + c) * T + t];
+                in->cls_val_acc[c][t] = n > 0 ? vsum[(size_t)c * T + t] / n : NAN;
+            }
+        }
         if (rank == 0) {
             for (int c = 0; c < SOTU_EV_N; c++) {
                 if (!acc[c] || !in->want[c])
@@ -494,10 +548,9 @@ cleanup:
     free(R);
     free(part);
     free(sum);
-    free(pred);
-    free(hbuf);
     sotu_cls_stats_free(&global);
     sotu_cls_model_free(&cm);
+    sotu_cls_model_free(&cm_fit);
     return st;
 }
 
@@ -507,6 +560,7 @@ cleanup:
 
 void sotu_eval_method_finish(sotu_eval_method *m, int T)
 {
+    m->cls_val_acc[SOTU_EV_TASK_HEADS] = m->val_acc;
     for (int c = 0; c < SOTU_EV_N; c++) {
         if (m->acc[c])
             sotu_metrics_compute(m->acc[c], T, &m->metrics[c]);
@@ -537,6 +591,8 @@ sotu_eval_method *sotu_eval_report_add(sotu_eval_report *rep, const char *name, 
     m->keep = keep;
     m->lambda = NAN;
     m->val_acc = NAN;
+    for (int c = 0; c < SOTU_EV_N; c++)
+        m->cls_val_acc[c] = NAN;
     size_t TT = (size_t)rep->T * rep->T;
     for (int c = 0; c < SOTU_EV_N; c++) {
         if (!want[c])
@@ -583,11 +639,26 @@ void sotu_eval_report_print(const sotu_eval_report *rep, FILE *f)
     bool any = false;
     for (int i = 0; i < rep->n_methods; i++)
         any |= !isnan(rep->methods[i].val_acc);
-    if (!any)
-        return;
-    fprintf(f, "validation (task heads, last row; what sweeps rank by):");
-    for (int i = 0; i < rep->n_methods; i++)
-        if (!isnan(rep->methods[i].val_acc))
-            fprintf(f, " %s %.4f", rep->methods[i].name, rep->methods[i].val_acc);
-    fprintf(f, "\n");
+    if (any) {
+        fprintf(f, "validation (task heads, last row; sweeps rank by it unless eval.rank_by names another):");
+        for (int i = 0; i < rep->n_methods; i++)
+            if (!isnan(rep->methods[i].val_acc))
+                fprintf(f, " %s %.4f", rep->methods[i].name, rep->methods[i].val_acc);
+        fprintf(f, "\n");
+    }
+    for (int c = 0; c < SOTU_EV_N; c++) {
+        if (c == SOTU_EV_TASK_HEADS)
+            continue;
+        any = false;
+        for (int i = 0; i < rep->n_methods; i++)
+            any |= !isnan(rep->methods[i].cls_val_acc[c]);
+        if (!any)
+            continue;
+        fprintf(f, "validation (%s fitted on the fitting images only):",
+                sotu_eval_classifier_name(c));
+        for (int i = 0; i < rep->n_methods; i++)
+            if (!isnan(rep->methods[i].cls_val_acc[c]))
+                fprintf(f, " %s %.4f", rep->methods[i].name, rep->methods[i].cls_val_acc[c]);
+        fprintf(f, "\n");
+    }
 }

@@ -14,7 +14,12 @@
  * Validation: every task's training split loses its data.val_fraction
  * hold-out (io/taskset.h) before anything trains on it; each method's
  * task-head accuracy on those images (val_acc) is what choices use (sweep
- * ranking); test accuracy is reported, never used to choose.
+ * ranking, eval.rank_by); test accuracy is reported, never used to choose.
+ * The fitted classifiers' validation figures (cls_val_acc) come from the
+ * same hold-out images classified by classifiers fitted on the fitting
+ * images only (their prototypes and ridge W never saw the hold-out, which
+ * the reported classifiers use for λ and the refit; eval/classifier.h), at
+ * the same λ, class-incremental over the classes merged at that row.
  *   ncm_til, ridge_til  the same classifiers restricted to task j's classes
  *               (task-incremental without the task's own head)
  * Row i of a matrix uses the backbone after merging tasks 0..i; rows are
@@ -81,6 +86,10 @@ typedef struct {
     double *val_acc;               /* [T], rank 0, may be NULL: task-head accuracy on each
                                     * task's validation hold-out (data.val_fraction) on the
                                     * last row evaluated; NaN without a head or hold-out */
+    double *cls_val_acc[SOTU_EV_N]; /* [T] each, rank 0, may be NULL (always for task_heads:
+                                    * val_acc): the wanted fitted classifier's accuracy on
+                                    * each task's hold-out on the last row evaluated, fitted
+                                    * on the fitting images only; NaN without a hold-out */
 } sotu_eval_input;
 
 /* Fills acc[c] [T*T] on rank 0 for each wanted classifier c (caller-owned;
@@ -100,6 +109,9 @@ typedef struct {
     double lambda;                 /* ridge λ of the last row, NaN if none */
     double val_acc;                /* mean task-head accuracy on the validation hold-outs
                                     * (last row); NaN without them */
+    double cls_val_acc[SOTU_EV_N]; /* the same per classifier (cls_val_acc of the input,
+                                    * mean over the tasks of the last row, as final_avg_acc);
+                                    * [SOTU_EV_TASK_HEADS] is val_acc; NaN when not computed */
     double seconds;
     bool reused;                   /* taken from a sotu_eval_cache, not evaluated again */
 } sotu_eval_method;

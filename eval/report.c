@@ -162,7 +162,7 @@ static void put_plain(FILE *f, const char *s)
 static void write_csv(FILE *f, const sotu_report_info *info, const sotu_eval_report *rep)
 {
     fprintf(f, "method,keep,classifier,setting,final_avg_acc,avg_inc_acc,forgetting,bwt,rows,"
-               "seconds,tasks_merged,tasks\n");
+               "seconds,tasks_merged,tasks,val_acc\n");
     for (int i = 0; i < rep->n_methods; i++) {
         const sotu_eval_method *m = &rep->methods[i];
         for (int c = 0; c < SOTU_EV_N; c++) {
@@ -180,7 +180,9 @@ static void write_csv(FILE *f, const sotu_report_info *info, const sotu_eval_rep
             put_num(f, x->forgetting, "%.6f");
             fputc(',', f);
             put_num(f, x->bwt, "%.6f");
-            fprintf(f, ",%d,%.2f,%d,%d\n", x->rows, m->seconds, tasks_merged(info), info->T);
+            fprintf(f, ",%d,%.2f,%d,%d,", x->rows, m->seconds, tasks_merged(info), info->T);
+            put_num(f, m->cls_val_acc[c], "%.6f");
+            fputc('\n', f);
         }
     }
 }

@@ -5,7 +5,9 @@
  *                 classifier, setting (TIL | CIL), final_avg_acc,
  *                 avg_inc_acc, forgetting, bwt, rows, seconds (empty = NaN),
  *                 tasks_merged, tasks (fewer merged than tasks: a partial
- *                 result, which report.md and report.html say in bold)
+ *                 result, which report.md and report.html say in bold),
+ *                 val_acc (the classifier's accuracy on the validation
+ *                 hold-outs, eval/evaluate.h: what eval.rank_by ranks by)
  *   report.md     the same tables, per-task accuracies and the accuracy
  *                 matrix of the run's method (SoTU or CLR), as Markdown; for
  *                 CLR also its cost table (parameters added per task as a

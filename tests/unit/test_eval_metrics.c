@@ -112,7 +112,7 @@ static void test_classifiers(uint64_t seed)
 
         sotu_cls_model m;
         CHECK(sotu_cls_model_init(&m, C, D, M) == SOTU_OK);
-        CHECK(sotu_cls_fit(&all, C, true, &m) == SOTU_OK);
+        CHECK(sotu_cls_fit(&all, C, true, &m, NULL) == SOTU_OK);
         CHECK(m.lambda > 0);
         int right_ncm = 0, right_ridge = 0;
         CHECK(sotu_cls_predict_ncm(&m, xt, NT, 0, C, pred) == SOTU_OK);
@@ -128,7 +128,7 @@ static void test_classifiers(uint64_t seed)
         for (int k = 0; k < NT; k++)
             CHECK(pred[k] >= 3 && pred[k] < 6);
         /* Only classes [0, 3) fitted: others invalid, never predicted. */
-        CHECK(sotu_cls_fit(&all, 3, true, &m) == SOTU_OK);
+        CHECK(sotu_cls_fit(&all, 3, true, &m, NULL) == SOTU_OK);
         CHECK(m.valid[2] && !m.valid[3]);
         CHECK(sotu_cls_predict_ncm(&m, xt, NT, 0, C, pred) == SOTU_OK);
         for (int k = 0; k < NT; k++)
