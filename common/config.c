@@ -53,6 +53,8 @@ static const char *const dtypes[] = {"f32", "bf16", NULL};
 static const char *const tunings[] = {"posthoc", "masked", NULL};
 static const char *const merge_modes[] = {"sum", "mean", "disjoint", NULL};
 static const char *const classifiers[] = {"task_heads", "ncm", "ridge", NULL};
+static const char *const rank_bys[] = {"task_heads", "ncm", "ridge", "ncm_til", "ridge_til",
+                                       NULL};
 static const char *const baselines[] = {"finetuned", "frozen", "dense", "sequential", NULL};
 static const char *const normalizations[] = {"scalar", "inception", "imagenet", NULL};
 static const char *const archs[] = {"vit", "resnet18", "resnet34", NULL};
@@ -146,6 +148,7 @@ static const key_spec keys[] = {
           "[finetuned, frozen, dense, sequential]", baselines, 0, RUN),
     INT("eval.rp_dim", eval.rp_dim, "512", 0, 1 << 16, RUN),
     INT("eval.fit_per_task", eval.fit_per_task, "500", 0, INT_MAX, RUN),
+    CHOICE("eval.rank_by", eval.rank_by, "task_heads", rank_bys, RUN),
 
     INT("checkpoint.every", checkpoint.every, "0", 0, INT_MAX, RUN),
 
@@ -811,6 +814,32 @@ cleanup:
     return s;
 }
 
+/* eval.rank_by names a classifier eval.classifiers computes (ncm_til and
+ * ridge_til come with ncm and ridge). The default, task_heads, is checked
+ * only with a sweep (the only place it ranks), so that a run without one
+ * may leave the task heads out. One ranking per sweep: not an axis. */
+static sotu_status validate_rank_by(const sotu_config *cfg, const char *src)
+{
+    const char *r = cfg->eval.rank_by;
+    for (int i = 0; i < cfg->n_sweep; i++)
+        if (!strcmp(cfg->sweep[i].key, "eval.rank_by"))
+            return sotu_error(SOTU_ERR_CONFIG, "%s: sweep.eval.rank_by: the figure ranking the "
+                              "points is one for the whole sweep; set eval.rank_by instead", src);
+    if (!strcmp(r, "task_heads") && cfg->n_sweep == 0)
+        return SOTU_OK;
+    size_t n = !strcmp(r, "task_heads") ? strlen(r) : strcspn(r, "_"); /* ncm_til -> ncm */
+    for (int i = 0; i < cfg->eval.n_classifiers; i++)
+        if (strlen(cfg->eval.classifiers[i]) == n && !strncmp(cfg->eval.classifiers[i], r, n))
+            return SOTU_OK;
+    char listed[SOTU_LIST_MAX * 34] = "";
+    for (int i = 0; i < cfg->eval.n_classifiers; i++)
+        snprintf(listed + strlen(listed), sizeof listed - strlen(listed), "%s%s", i ? ", " : "",
+                 cfg->eval.classifiers[i]);
+    return sotu_error(SOTU_ERR_CONFIG, "%s: eval.rank_by: %s needs %.*s in eval.classifiers "
+                      "(it lists [%s]); eval.rank_by is one of task_heads, ncm, ridge, ncm_til, "
+                      "ridge_til", src, r, (int)n, r, listed);
+}
+
 sotu_status sotu_config_validate(const sotu_config *cfg)
 {
     const char *src = cfg->source_path[0] ? cfg->source_path : "configuration";
@@ -833,7 +862,7 @@ sotu_status sotu_config_validate(const sotu_config *cfg)
             if (!strcmp(cfg->sweep[i].key, cfg->sweep[j].key))
                 return sotu_error(SOTU_ERR_CONFIG, "%s: sweep.%s: listed twice", src,
                                   cfg->sweep[i].key);
-    return SOTU_OK;
+    return validate_rank_by(cfg, src);
 }
 
 /* ------------------------------------------------------------------------ */

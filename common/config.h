@@ -98,6 +98,8 @@ typedef struct {
         char baselines[SOTU_LIST_MAX][32];
         int rp_dim;                   /* ridge: random projection width M; 0 = raw features */
         int fit_per_task;             /* training images per task fitting NCM/ridge; 0 = all */
+        char rank_by[16];             /* the validation figure ranking a sweep's points:
+                                       * task_heads | ncm | ridge | ncm_til | ridge_til */
     } eval;
 
     struct {

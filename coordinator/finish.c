@@ -60,6 +60,7 @@ static void fill_result(const sotu_run *run, const sotu_eval_report *rep,
         res->forgetting[c] = x ? x->forgetting : NAN;
         res->bwt[c] = x ? x->bwt : NAN;
         res->frozen_final[c] = fz && fz->acc[c] ? fz->metrics[c].final_avg_acc : NAN;
+        res->cls_val[c] = s ? s->cls_val_acc[c] : NAN; /* eval.rank_by's is the ranking key */
     }
     double bytes = 0, kept = 0, secs = 0;
     int n = 0;
@@ -74,7 +75,7 @@ static void fill_result(const sotu_run *run, const sotu_eval_report *rep,
     res->kept_per_task = n ? kept / n : NAN;
     res->train_seconds = n ? secs : NAN;
     res->eval_seconds = rep->seconds;
-    res->val_acc = s ? s->val_acc : NAN; /* the ranking key */
+    res->val_acc = s ? s->val_acc : NAN; /* the default ranking key */
 }
 
 /* sotu_finish_run with the sweep's evaluation cache (NULL: none) for a point
@@ -223,8 +224,11 @@ sotu_status sotu_finish_sweep(const sotu_sweep *sw, const sotu_manifest *man,
     double t_sweep = sotu_now(), t_eval = 0;
     sotu_status st = res && cache ? SOTU_OK
                                   : sotu_error(SOTU_ERR_NOMEM, "sweep of %d points", sw->n_points);
-    for (int p = 0; res && p < sw->n_points; p++)
+    for (int p = 0; res && p < sw->n_points; p++) {
         res[p].val_acc = res[p].finetuned_val_acc = NAN;
+        for (int c = 0; c < SOTU_EV_N; c++)
+            res[p].cls_val[c] = NAN;
+    }
     for (int p = 0; sotu_mpi_all_ok(&st, nranks, "sweep") && p < sw->n_points; p++) {
         const sotu_sweep_point *pt = &sw->points[p];
         sotu_run run = {0};

@@ -87,6 +87,10 @@ sotu_status sotu_sweep_expand(const sotu_config *cfg, int n_tasks, sotu_sweep *s
 {
     memset(sw, 0, sizeof *sw);
     snprintf(sw->dir, sizeof sw->dir, "%s", cfg->output.dir);
+    sw->rank_by = sotu_eval_classifier_index(cfg->eval.rank_by);
+    if (sw->rank_by < 0)
+        return sotu_error(SOTU_ERR_CONFIG, "eval.rank_by: \"%s\" is not a classifier",
+                          cfg->eval.rank_by);
     sw->active = cfg->n_sweep > 0;
     sw->n_axes = cfg->n_sweep;
     memcpy(sw->axes, cfg->sweep, sizeof cfg->sweep[0] * (size_t)cfg->n_sweep);
@@ -236,12 +240,19 @@ sotu_status sotu_sweep_prepare_group(const sotu_sweep *sw, int g)
     return st;
 }
 
+double sotu_sweep_rank_value(const sotu_sweep *sw, const sotu_sweep_result *r)
+{
+    return sw->rank_by == SOTU_EV_TASK_HEADS ? r->val_acc : r->cls_val[sw->rank_by];
+}
+
+static const sotu_sweep *rank_sw;
 static const sotu_sweep_result *rank_res;
 
 static int by_accuracy(const void *a, const void *b)
 {
     int pa = *(const int *)a, pb = *(const int *)b;
-    double xa = rank_res[pa].val_acc, xb = rank_res[pb].val_acc; /* never the test figure */
+    double xa = sotu_sweep_rank_value(rank_sw, &rank_res[pa]), /* never the test figure */
+           xb = sotu_sweep_rank_value(rank_sw, &rank_res[pb]);
     if (isnan(xa) != isnan(xb))
         return isnan(xa) ? 1 : -1;
     if (!isnan(xa) && xa != xb)
@@ -249,12 +260,12 @@ static int by_accuracy(const void *a, const void *b)
     return (pa > pb) - (pa < pb);
 }
 
-/* True when some point has a validation accuracy: without, nothing is
- * ranked (the points keep their order). */
+/* True when some point has the ranking figure: without, nothing is ranked
+ * (the points keep their order). */
 static bool has_val(const sotu_sweep *sw, const sotu_sweep_result *res)
 {
     for (int p = 0; p < sw->n_points; p++)
-        if (!isnan(res[p].val_acc))
+        if (!isnan(sotu_sweep_rank_value(sw, &res[p])))
             return true;
     return false;
 }
@@ -267,8 +278,10 @@ static int *ranking(const sotu_sweep *sw, const sotu_sweep_result *res)
         return NULL;
     for (int p = 0; p < sw->n_points; p++)
         order[p] = p;
-    rank_res = res; /* qsort has no context argument in C11 */
+    rank_sw = sw; /* qsort has no context argument in C11 */
+    rank_res = res;
     qsort(order, (size_t)sw->n_points, sizeof(int), by_accuracy);
+    rank_sw = NULL;
     rank_res = NULL;
     return order;
 }
@@ -283,8 +296,10 @@ _Static_assert((int)N_SUM_CLS == (int)SOTU_SWEEP_N_CLS, "sweep_internal.h");
 static const char *const sum_title[] = {"task heads", "refit heads (ridge_til)", "ncm_til",
                                         "NCM (CIL)", "ridge (CIL)"};
 
-/* The numeric columns of a point, one name each (CSV) and its value. */
-enum { N_FIG = 5 * N_SUM_CLS + 7 };
+/* The numeric columns of a point, one name each (CSV) and its value: 4 per
+ * classifier (final first), the frozen finals, the validation figures
+ * (<classifier>_val), the rest. */
+enum { N_FIG = 6 * N_SUM_CLS + 7 };
 
 static void figures(const sotu_sweep_result *r, double v[N_FIG], char names[N_FIG][40])
 {
@@ -304,6 +319,10 @@ static void figures(const sotu_sweep_result *r, double v[N_FIG], char names[N_FI
     for (int k = 0; k < N_SUM_CLS; k++) {
         snprintf(names[n], 40, "frozen_%s_final", sotu_eval_classifier_name(sum_cls[k]));
         v[n++] = r->frozen_final[sum_cls[k]];
+    }
+    for (int k = 0; k < N_SUM_CLS; k++) {
+        snprintf(names[n], 40, "%s_val", sotu_eval_classifier_name(sum_cls[k]));
+        v[n++] = r->cls_val[sum_cls[k]];
     }
     const char *rest[] = {"merged_acc", "finetuned_acc", "val_acc", "bytes_per_task",
                           "kept_per_task", "train_seconds", "eval_seconds"};
@@ -391,13 +410,28 @@ static void seed_stats(const sotu_sweep *sw, const sotu_sweep_result *res, const
     *sd = *n > 1 ? sqrt(s2 / (*n - 1)) : NAN;
 }
 
-static const char *rank_basis(const sotu_sweep *sw, const sotu_sweep_result *res)
+/* What ranks the points, in words (sweep.md, report.html). */
+static void rank_basis(const sotu_sweep *sw, const sotu_sweep_result *res, char *buf, size_t cap)
 {
-    return has_val(sw, res) ? "mean merged task-head accuracy on the validation hold-outs "
-                              "(data.val_fraction); test accuracy is reported, never used to rank"
-                            : "nothing: this run has no validation hold-out (data.val_fraction = "
-                              "0), and test accuracy is never used to rank; the points are in "
-                              "their order";
+    static const char *const how[SOTU_EV_N] = {
+        [SOTU_EV_NCM] = "NCM, class-incremental over every class merged",
+        [SOTU_EV_RIDGE] = "ridge (RanPAC), class-incremental over every class merged",
+        [SOTU_EV_NCM_TIL] = "NCM within each task's classes",
+        [SOTU_EV_RIDGE_TIL] = "ridge within each task's classes: the refit heads"};
+    const char *name = sotu_eval_classifier_name(sw->rank_by);
+    if (!has_val(sw, res))
+        snprintf(buf, cap, "nothing: this run has no %s validation figure (eval.rank_by: %s; no "
+                 "validation hold-out with data.val_fraction = 0), and test accuracy is never "
+                 "used to rank; the points are in their order", name, name);
+    else if (sw->rank_by == SOTU_EV_TASK_HEADS)
+        snprintf(buf, cap, "mean merged task-head accuracy on the validation hold-outs "
+                 "(data.val_fraction; eval.rank_by: task_heads, column merged_val_acc); test "
+                 "accuracy is reported, never used to rank");
+    else
+        snprintf(buf, cap, "the merge's %s accuracy on the validation hold-outs (data.val_fraction;"
+                 " eval.rank_by: %s, column %s_val; %s, fitted on the fitting images only), mean "
+                 "over the tasks; test accuracy is reported, never used to rank", name, name,
+                 name, how[sw->rank_by]);
 }
 
 void sotu_sweep_print_ranking(const sotu_sweep *sw, const sotu_sweep_result *res, FILE *f)
@@ -405,12 +439,15 @@ void sotu_sweep_print_ranking(const sotu_sweep *sw, const sotu_sweep_result *res
     int *order = ranking(sw, res);
     if (!order)
         return;
+    bool own = sw->rank_by != SOTU_EV_TASK_HEADS; /* a column of its own */
     fprintf(f, "| rank | point |");
     for (int a = 0; a < sw->n_axes; a++)
         fprintf(f, " %s |", sw->axes[a].key);
+    if (own)
+        fprintf(f, " %s val acc (ranks) |", sotu_eval_classifier_name(sw->rank_by));
     fprintf(f, " merged val acc | merged test acc | fine-tuned val acc | fine-tuned test acc "
                "| tasks |\n|---:|---|");
-    for (int a = 0; a < sw->n_axes; a++)
+    for (int a = 0; a < sw->n_axes + own; a++)
         fprintf(f, "---:|");
     fprintf(f, "---:|---:|---:|---:|---:|\n");
     for (int r = 0; r < sw->n_points; r++) {
@@ -418,6 +455,8 @@ void sotu_sweep_print_ranking(const sotu_sweep *sw, const sotu_sweep_result *res
         fprintf(f, "| %d | %s |", r + 1, sw->points[p].label);
         for (int a = 0; a < sw->n_axes; a++)
             fprintf(f, " %s |", sw->points[p].values[a]);
+        if (own)
+            fprintf(f, " %.4f |", res[p].cls_val[sw->rank_by]);
         fprintf(f, " %.4f | %.4f | %.4f | %.4f | %d/%d |\n", res[p].val_acc, res[p].merged_acc,
                 res[p].finetuned_val_acc, res[p].finetuned_acc, res[p].tasks_done, res[p].tasks);
     }
@@ -611,7 +650,9 @@ sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_resu
         if (sw->n_groups < sw->n_points)
             fprintf(f, " in %d training groups (points differing only in merge-time keys "
                     "share their training)", sw->n_groups);
-        fprintf(f, ", ranked by %s.\n\n", rank_basis(sw, res));
+        char basis[512];
+        rank_basis(sw, res, basis, sizeof basis);
+        fprintf(f, ", ranked by %s.\n\n", basis);
         sotu_sweep_print_ranking(sw, res, f);
         print_comparison(sw, res, order, f);
         if (n_seed)
@@ -627,7 +668,9 @@ sotu_status sotu_sweep_write_summary(const sotu_sweep *sw, const sotu_sweep_resu
     n = 0;
     f = st == SOTU_OK ? open_memstream(&text, &n) : NULL;
     if (f) {
-        sotu_sweep_report_write(f, sw, res, order, n_seed ? agg : NULL, rank_basis(sw, res));
+        char basis[512];
+        rank_basis(sw, res, basis, sizeof basis);
+        sotu_sweep_report_write(f, sw, res, order, n_seed ? agg : NULL, basis);
         fclose(f);
     }
     if (st == SOTU_OK) {

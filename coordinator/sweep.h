@@ -23,9 +23,11 @@
  *                              points a symbolic link to the first point's
  *       checkpoint.h5, metrics.jsonl
  *   D/sweep.yaml               the configuration with its sweep block
- *   D/sweep.csv, D/sweep.md    the points ranked by mean merged validation
- *                              accuracy (task heads; test accuracy beside it;
- *                              sotu_sweep_write_summary)
+ *   D/sweep.csv, D/sweep.md    the points ranked by a validation figure of
+ *                              the SoTU merge, eval.rank_by: the task heads'
+ *                              (default) or a fitted classifier's (ncm, ridge,
+ *                              ncm_til, ridge_til; eval/evaluate.h); test
+ *                              accuracy beside it (sotu_sweep_write_summary)
  *   D/report.html              the sweep section: the tables with charts of
  *                              accuracy against each axis (keep, lr, ...)
  *   D/sweep_seeds.csv          with a seed axis: mean ± std over the seeds
@@ -71,6 +73,8 @@ typedef struct {
     sotu_sweep_point *points;  /* [n_points] */
     sotu_sweep_group *groups;  /* [n_groups] */
     char dir[SOTU_PATH_MAX];   /* the configuration's output.dir */
+    int rank_by;               /* SOTU_EV_* of eval.rank_by: the validation figure that
+                                * ranks the points */
 } sotu_sweep;
 
 /* True for keys applied when merging (no retraining): sotu.keep,
@@ -100,7 +104,7 @@ sotu_status sotu_sweep_prepare_group(const sotu_sweep *sw, int g);
 /* One row of the summary: the point's SoTU merge (its primary keep). */
 typedef struct {
     double merged_acc;     /* mean merged task-head test accuracy; NaN if unknown */
-    double val_acc;        /* the same on the validation hold-outs: the ranking key */
+    double val_acc;        /* the same on the validation hold-outs: the default ranking key */
     double finetuned_acc;  /* mean fine-tuned test accuracy (upper bound) */
     double finetuned_val_acc; /* its validation figure */
     int tasks_done, tasks;
@@ -108,6 +112,9 @@ typedef struct {
     /* per classifier (eval/evaluate.h order), NaN: not computed */
     double final_acc[SOTU_EV_N], inc_acc[SOTU_EV_N], forgetting[SOTU_EV_N], bwt[SOTU_EV_N];
     double frozen_final[SOTU_EV_N]; /* the frozen baseline's final accuracy */
+    double cls_val[SOTU_EV_N]; /* validation figure per classifier (sotu_eval_method
+                                * cls_val_acc; [SOTU_EV_TASK_HEADS] = val_acc): cls_val[
+                                * sw->rank_by] ranks the points */
     double bytes_per_task; /* mean .sotud bytes shipped per merged task */
     double kept_per_task;  /* mean backbone values kept per task at the point's keep */
     double train_seconds;  /* the workers' seconds, summed over the merged tasks */
@@ -115,7 +122,7 @@ typedef struct {
 } sotu_sweep_result;
 
 /* Writes D/sweep.csv, D/sweep.md and D/report.html (atomically) ranking the
- * points by val_acc, best first (NaN last, ties by point index); test
+ * points by cls_val[sw->rank_by], best first (NaN last, ties by point index); test
  * accuracy is reported beside it, never used to rank (without a validation
  * hold-out, data.val_fraction 0, the points stay in their order and the
  * summary says so); res [n_points]. With an axis whose key ends in "seed",

@@ -15,6 +15,9 @@ enum { SOTU_SWEEP_N_CLS = 5 };
  * *title. */
 int sotu_sweep_summary_classifier(int k, const char **title);
 
+/* The figure point r is ranked by: cls_val[sw->rank_by] (eval.rank_by). */
+double sotu_sweep_rank_value(const sotu_sweep *sw, const sotu_sweep_result *r);
+
 /* The points of point g's seed group (agg: each point's group, the index of
  * its first point; sotu_sweep_write_summary makes it). */
 int sotu_sweep_seed_group_size(const sotu_sweep *sw, const int *agg, int g);

@@ -125,6 +125,7 @@ void sotu_sweep_report_write(FILE *f, const sotu_sweep *sw, const sotu_sweep_res
         sotu_report_put_html(f, sw->axes[a].key);
         fputs("</th>", f);
     }
+    fprintf(f, "<th>%s val acc (ranks)</th>", sotu_eval_classifier_name(sw->rank_by));
     for (int k = 0; k < SOTU_SWEEP_N_CLS; k++) {
         const char *title;
         sotu_sweep_summary_classifier(k, &title);
@@ -146,6 +147,7 @@ void sotu_sweep_report_write(FILE *f, const sotu_sweep *sw, const sotu_sweep_res
             sotu_report_put_html(f, sw->points[p].values[a]);
             fputs("</td>", f);
         }
+        html_fig(f, sotu_sweep_rank_value(sw, x), "%.4f");
         for (int k = 0; k < SOTU_SWEEP_N_CLS; k++) {
             const char *title;
             int c = sotu_sweep_summary_classifier(k, &title);

@@ -35,6 +35,14 @@ const char *sotu_eval_classifier_name(int c)
     return c >= 0 && c < SOTU_EV_N ? classifier_names[c] : "?";
 }
 
+int sotu_eval_classifier_index(const char *name)
+{
+    for (int c = 0; c < SOTU_EV_N; c++)
+        if (!strcmp(classifier_names[c], name))
+            return c;
+    return -1;
+}
+
 bool sotu_eval_classifier_til(int c)
 {
     return c == SOTU_EV_TASK_HEADS || c == SOTU_EV_NCM_TIL || c == SOTU_EV_RIDGE_TIL;

@@ -64,6 +64,8 @@ void sotu_eval_wanted(const sotu_config *cfg, bool want[SOTU_EV_N]);
 
 /* "task_heads", "ncm", "ridge", "ncm_til", "ridge_til". */
 const char *sotu_eval_classifier_name(int c);
+/* The SOTU_EV_* called name, -1 if none. */
+int sotu_eval_classifier_index(const char *name);
 /* True for the task-incremental ones (task id given). */
 bool sotu_eval_classifier_til(int c);
 

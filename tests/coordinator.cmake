@@ -23,3 +23,9 @@ sotu_add_script_test(mpi_sweep_frozen_shared COMMAND bash ${CMAKE_CURRENT_SOURCE
                      LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
 sotu_add_script_test(mpi_step_scalars COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/step_scalars.sh
                      LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)
+# eval.rank_by: a sweep ranked by the ridge classifier's validation figure
+# (<classifier>_val columns, sorted, named in sweep.md and report.html), the
+# default still by merged_val_acc, 1 rank = 3 ranks, config errors exit 2
+# (tests/mpi/sweep_rank_by.sh).
+sotu_add_script_test(mpi_sweep_rank_by COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/sweep_rank_by.sh
+                     LABELS mpi TIMEOUT 600 NEEDS numpy h5py torch fmnist)

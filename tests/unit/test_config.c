@@ -454,6 +454,63 @@ static void test_validate(void)
     CHECK_MSG(contains(sotu_last_error(), "model.patch"), "%s", sotu_last_error());
 }
 
+/* eval.rank_by: one of the five classifiers (the parser), one that
+ * eval.classifiers computes and not a sweep axis (validate). */
+static void test_rank_by(void)
+{
+    sotu_config c;
+    sotu_config_defaults(&c);
+    CHECK(!strcmp(c.eval.rank_by, "task_heads") && sotu_config_validate(&c) == SOTU_OK);
+    const char *ok[] = {"ncm", "ridge", "ncm_til", "ridge_til", "task_heads"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char set[64];
+        snprintf(set, sizeof set, "eval.rank_by=%s", ok[i]);
+        CHECK_MSG(sotu_config_set(&c, set) == SOTU_OK, "%s", sotu_last_error());
+        CHECK(!strcmp(c.eval.rank_by, ok[i]) && sotu_config_validate(&c) == SOTU_OK);
+    }
+    expect_set_error(&c, "eval.rank_by=test_acc",
+                     "eval.rank_by: expected one of task_heads, ncm, ridge, ncm_til, ridge_til, "
+                     "got \"test_acc\"");
+    expect_set_error(&c, "eval.rank_by=[ridge]", "eval.rank_by");
+    const char *p = write_yaml("rank_by.yaml", "eval:\n  rank_by: merged\n");
+    CHECK(sotu_config_load(&c, p) == SOTU_ERR_CONFIG);
+    CHECK_MSG(contains(sotu_last_error(), "eval.rank_by") && contains(sotu_last_error(), "ridge_til"),
+              "%s", sotu_last_error());
+
+    /* The classifier must be computed: ridge and ridge_til need ridge. */
+    sotu_config_defaults(&c);
+    CHECK(sotu_config_set(&c, "eval.classifiers=[task_heads, ncm]") == SOTU_OK);
+    CHECK(sotu_config_set(&c, "eval.rank_by=ridge") == SOTU_OK);
+    CHECK(sotu_config_validate(&c) == SOTU_ERR_CONFIG);
+    printf("validate -> %s\n", sotu_last_error());
+    CHECK_MSG(contains(sotu_last_error(), "eval.rank_by: ridge needs ridge in eval.classifiers "
+                                          "(it lists [task_heads, ncm])"), "%s", sotu_last_error());
+    CHECK(sotu_config_set(&c, "eval.rank_by=ridge_til") == SOTU_OK);
+    CHECK(sotu_config_validate(&c) == SOTU_ERR_CONFIG);
+    CHECK(contains(sotu_last_error(), "ridge_til needs ridge in eval.classifiers"));
+    CHECK(sotu_config_set(&c, "eval.rank_by=ncm_til") == SOTU_OK);
+    CHECK(sotu_config_validate(&c) == SOTU_OK);
+    /* task_heads (the default) must be computed only where it ranks: with a sweep. */
+    CHECK(sotu_config_set(&c, "eval.classifiers=[ncm]") == SOTU_OK);
+    CHECK(sotu_config_set(&c, "eval.rank_by=task_heads") == SOTU_OK);
+    CHECK(sotu_config_validate(&c) == SOTU_OK);
+    CHECK(sotu_config_set(&c, "sweep.train.lr=[1e-3, 1e-4]") == SOTU_OK);
+    CHECK(sotu_config_validate(&c) == SOTU_ERR_CONFIG);
+    CHECK(contains(sotu_last_error(), "eval.rank_by: task_heads needs task_heads"));
+    CHECK(sotu_config_set(&c, "eval.rank_by=ncm") == SOTU_OK);
+    CHECK(sotu_config_validate(&c) == SOTU_OK);
+    /* Not a sweep axis: one ranking per sweep. */
+    CHECK(sotu_config_set(&c, "sweep.eval.rank_by=[ncm, ncm_til]") == SOTU_OK);
+    CHECK(sotu_config_validate(&c) == SOTU_ERR_CONFIG);
+    CHECK(contains(sotu_last_error(), "sweep.eval.rank_by"));
+    /* It round-trips through the printed YAML. */
+    sotu_config_defaults(&c);
+    CHECK(sotu_config_set(&c, "eval.rank_by=ridge_til") == SOTU_OK);
+    char *text = sotu_config_to_yaml(&c);
+    CHECK(text && contains(text, "rank_by: ridge_til"));
+    free(text);
+}
+
 /* Every key of the table has a role (what resume and merge compare), and
  * the training text holds exactly the keys that train the method. */
 static void test_key_roles(void)
@@ -479,7 +536,7 @@ static void test_key_roles(void)
                 {"data.manifest", SOTU_KEY_TASKS},      {"model.dim", SOTU_KEY_PRETRAIN},
                 {"eval.baselines", SOTU_KEY_RUN},       {"merge.scale", SOTU_KEY_RUN},
                 {"output.dir", SOTU_KEY_RUN},           {"data.val_fraction", SOTU_KEY_TRAINS},
-                {"sotu.tuning", SOTU_KEY_TRAINS_SOTU}};
+                {"sotu.tuning", SOTU_KEY_TRAINS_SOTU},  {"eval.rank_by", SOTU_KEY_RUN}};
     for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
         int i = 0;
         while (i < n && strcmp(sotu_config_key_name(i), want[w].key))
@@ -514,6 +571,7 @@ static void test_key_roles(void)
     }
     /* A key that cannot change a delta leaves the text as it was; one that can changes it. */
     CHECK(sotu_config_set(&cfg, "eval.fit_per_task=7") == SOTU_OK);
+    CHECK(sotu_config_set(&cfg, "eval.rank_by=ridge") == SOTU_OK);
     CHECK(sotu_config_set(&cfg, "train.threads=3") == SOTU_OK);
     CHECK(sotu_config_set(&cfg, "sotu.keep=[0.1, 0.05]") == SOTU_OK);
     char *same = sotu_config_training_text(&cfg);
@@ -545,6 +603,7 @@ int main(void)
     test_load();
     test_load_errors();
     test_validate();
+    test_rank_by();
     test_key_roles();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
