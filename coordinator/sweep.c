@@ -242,7 +242,7 @@ sotu_status sotu_sweep_prepare_group(const sotu_sweep *sw, int g)
 
 double sotu_sweep_rank_value(const sotu_sweep *sw, const sotu_sweep_result *r)
 {
-    return sw->rank_by == SOTU_EV_TASK_HEADS ? r->val_acc : r->cls_val[sw->rank_by];
+    return r->cls_val[sw->rank_by]; /* [SOTU_EV_TASK_HEADS] is val_acc */
 }
 
 static const sotu_sweep *rank_sw;
